@@ -1,0 +1,15 @@
+"""The call log: every request and every attempt, in DuckDB (PostgreSQL later)."""
+from __future__ import annotations
+
+from taelio_core.calllog.base import CallLog
+from taelio_core.calllog.duckdb import DuckDBCallLog
+from taelio_core.settings import Settings
+
+__all__ = ["CallLog", "DuckDBCallLog", "open_call_log"]
+
+
+def open_call_log(settings: Settings, path: str | None = None) -> CallLog:
+    """The log named by ``path``, else ``DATABASE_URL``, else ``data/taelio.duckdb``."""
+    from taelio_core.settings import database_path
+    target = database_path(path) if path else settings.database_path
+    return DuckDBCallLog(target, store_text=settings.store_text)

@@ -1,0 +1,56 @@
+"""The call log's interface, so a second backend (PostgreSQL) can slot in later.
+
+Callers only ``record`` finished requests (never blocking), ``query`` for
+DataFrames, and ``flush``/``close``. Everything else is the backend's business.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from taelio_core.trace import GenerationResult
+
+__all__ = ["CallLog"]
+
+T = TypeVar("T")
+
+
+class CallLog(ABC):
+    #: Where the log lives, safe to show (a path, never a password).
+    location: str = ""
+
+    @abstractmethod
+    def record(self, result: GenerationResult) -> None:
+        """Queue a finished request and its attempts. Returns at once."""
+
+    @abstractmethod
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything recorded so far is in the database."""
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
+        """Run a read query (parameterised: never format values into ``sql``)."""
+
+    @abstractmethod
+    def write(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` in one short write transaction (other modules' own tables)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release the file."""
+
+    def count_requests(self, source: str | None = None) -> int:
+        if source is None:
+            df = self.query("SELECT count(*) AS n FROM requests")
+        else:
+            df = self.query("SELECT count(*) AS n FROM requests WHERE source = ?", [source])
+        return int(df["n"].iloc[0])
+
+    def __enter__(self) -> CallLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,90 @@
+"""The call log's tables, as named, append-only migrations.
+
+Each migration runs once, in order, inside a transaction, and is recorded in
+``_migrations``. Opening an older file applies the ones it lacks. Never edit
+a migration that has shipped: append a new one.
+
+Columns map onto the OpenTelemetry GenAI semantic conventions:
+
+================  ==================================
+column            OpenTelemetry attribute
+================  ==================================
+provider          gen_ai.provider.name
+model             gen_ai.request.model
+response_model    gen_ai.response.model
+task              gen_ai.operation.name (Taelio task)
+input_tokens      gen_ai.usage.input_tokens
+output_tokens     gen_ai.usage.output_tokens
+cached_tokens     gen_ai.usage.cache_read.input_tokens
+finish_reason     gen_ai.response.finish_reasons
+error_type        error.type
+http_status       http.response.status_code
+request_id        gen_ai.response.id is the provider's; ours is the trace's
+================  ==================================
+"""
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("001_requests_and_attempts", """
+CREATE TABLE requests (
+    request_id      VARCHAR PRIMARY KEY,
+    parent_id       VARCHAR,
+    ts              TIMESTAMPTZ NOT NULL,
+    source          VARCHAR NOT NULL,       -- live | demo | sandbox | test | experiment
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    policy          VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,       -- ok | failed | truncated | rejected
+    provider        VARCHAR,                -- who served it (NULL when nobody did)
+    model           VARCHAR,
+    simulated       BOOLEAN NOT NULL DEFAULT false,
+    latency_ms      DOUBLE,
+    ttft_ms         DOUBLE,
+    input_tokens    BIGINT NOT NULL DEFAULT 0,
+    output_tokens   BIGINT NOT NULL DEFAULT 0,
+    cached_tokens   BIGINT NOT NULL DEFAULT 0,
+    cost_usd        DECIMAL(18, 10),        -- NULL: not priced (never 0 for unknown)
+    n_attempts      INTEGER NOT NULL DEFAULT 0,
+    fallback_depth  INTEGER NOT NULL DEFAULT 0,
+    n_skipped       INTEGER NOT NULL DEFAULT 0,
+    experiment_id   VARCHAR,
+    user_id         VARCHAR,
+    prompt_sha256   VARCHAR,
+    prompt          VARCHAR,                -- NULL when the log stores hashes only
+    output          VARCHAR,
+    output_sha256   VARCHAR,
+    error           VARCHAR,
+    routing_reason  VARCHAR,
+    trace           JSON                    -- chain and skipped entries, as the UI shows them
+);
+CREATE TABLE attempts (
+    request_id      VARCHAR NOT NULL,
+    n               INTEGER NOT NULL,
+    ts              TIMESTAMPTZ NOT NULL,
+    source          VARCHAR NOT NULL,
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    provider        VARCHAR NOT NULL,
+    model           VARCHAR NOT NULL,
+    response_model  VARCHAR,
+    simulated       BOOLEAN NOT NULL DEFAULT false,
+    status          VARCHAR NOT NULL,       -- ok | error | truncated | cancelled
+    error_type      VARCHAR,
+    error           VARCHAR,
+    http_status     INTEGER,
+    latency_ms      DOUBLE,
+    ttft_ms         DOUBLE,
+    input_tokens    BIGINT NOT NULL DEFAULT 0,
+    output_tokens   BIGINT NOT NULL DEFAULT 0,
+    cached_tokens   BIGINT NOT NULL DEFAULT 0,
+    cost_usd        DECIMAL(18, 10),
+    price_source    VARCHAR,
+    finish_reason   VARCHAR,
+    retry           INTEGER NOT NULL DEFAULT 0,
+    hedge           BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (request_id, n)
+);
+"""),
+]

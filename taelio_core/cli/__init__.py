@@ -1,0 +1,89 @@
+"""The ``taelio`` command line: a thin shell over ``taelio_core``.
+
+Each command lives in its own module with a ``register(subparsers)`` that
+adds its parser and sets ``func``. Exit codes (documented in the README):
+
+    0  ok
+    2  usage or config error (bad flag, bad policy, bad input)
+    3  every provider failed
+    4  a hard budget stopped the request
+
+Every command takes ``--json``; with it, stdout carries exactly one JSON
+document and anything else (streamed text, progress) goes to stderr.
+Errors are one sentence on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from taelio_core.errors import AllProvidersFailed, BudgetExceeded, ConfigError, InputError, TaelioError
+
+__all__ = ["EXIT_ALL_FAILED", "EXIT_BUDGET", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_BUDGET = 0, 2, 3, 4
+
+# Modules under taelio_core.cli that each add one or more commands.
+COMMAND_MODULES = ["routes", "generate"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear sentence, exit 2
+        self.exit(EXIT_USAGE, f"taelio: error: {message} (see 'taelio {self.prog.split()[-1]} --help')\n"
+                  if " " in self.prog else f"taelio: error: {message} (see 'taelio --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="taelio", description="Route LLM generation across providers; inspect the call log.")
+    parser.add_argument("--policy", help="policy name (seed, current) or TOML path; default $TAELIO_POLICY or seed")
+    parser.add_argument("--db", help="call log path or duckdb:/// URL; default $DATABASE_URL or data/taelio.duckdb")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        import_module(f"taelio_core.cli.{name}").register(subparsers)
+    return parser
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def emit_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AllProvidersFailed as e:
+        _error(args, e, EXIT_ALL_FAILED, extra={"attempts": [a.as_dict() for a in e.attempts]})
+        return EXIT_ALL_FAILED
+    except BudgetExceeded as e:
+        _error(args, e, EXIT_BUDGET)
+        return EXIT_BUDGET
+    except InputError as e:
+        if e.field and not str(e).startswith("--"):
+            e = InputError(f"--{e.field}: {e}", field=e.field)
+        _error(args, e, EXIT_USAGE)
+        return EXIT_USAGE
+    except ConfigError as e:
+        _error(args, e, EXIT_USAGE)
+        return EXIT_USAGE
+    except TaelioError as e:
+        _error(args, e, 1)
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("taelio: interrupted\n")
+        return 130
+
+
+def _error(args: argparse.Namespace, err: TaelioError, code: int, extra: dict | None = None) -> None:
+    if getattr(args, "json", False) and not getattr(args, "_json_written", False):
+        emit_json({"error": str(err), "error_class": type(err).__name__, "exit_code": code, **(extra or {})})
+    sys.stderr.write(f"taelio: {err}\n")

@@ -1,0 +1,70 @@
+"""Where routing code gets the time.
+
+The router, breakers and budgets never call ``time`` directly: they ask a
+``Clock``. Live traffic uses ``SystemClock``; the sandbox runs the same router
+on an event loop whose time is virtual, through ``LoopClock``, so 100,000
+requests take seconds and every timer, timeout and back-off still applies.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Protocol
+
+__all__ = ["Clock", "LoopClock", "SystemClock"]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Wall-clock time (UTC, tz-aware): stamps log rows, picks prices and budget periods."""
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale: measures latency and deadlines."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait, in this clock's time."""
+
+
+class SystemClock:
+    """Real time."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def monotonic(self) -> float:
+        return time.perf_counter()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class LoopClock:
+    """Time as the running event loop sees it, anchored at ``start``.
+
+    On an ordinary loop this is real time; on the sandbox's virtual-time loop
+    it is virtual time, which is the point: ``asyncio.sleep`` and
+    ``asyncio.timeout`` follow the same loop clock.
+    """
+
+    def __init__(self, start: datetime, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._start = start
+        self._loop = loop
+        self._t0: float | None = None
+
+    def _loop_time(self) -> float:
+        loop = self._loop or asyncio.get_running_loop()
+        t = loop.time()
+        if self._t0 is None:
+            self._t0 = t
+        return t
+
+    def now(self) -> datetime:
+        from datetime import timedelta
+        return self._start + timedelta(seconds=self._loop_time() - (self._t0 or 0.0))
+
+    def monotonic(self) -> float:
+        return self._loop_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))

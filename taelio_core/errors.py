@@ -1,0 +1,216 @@
+"""Every error Taelio raises, in one tree.
+
+Callers (the dashboard, the CLI) catch ``TaelioError`` and show ``str(err)``:
+each message is one plain sentence that says what went wrong and where.
+Provider adapters map their SDK's exceptions onto ``ProviderError``
+subclasses in exactly one place per provider, so the router can decide
+what to do (retry, fall back, stop) from the class alone::
+
+    TaelioError
+    ├── ConfigError            a mistake in policy/config/env: what and where (file, key, line)
+    ├── InputError             a bad request from a user: empty prompt, unknown tier...
+    ├── ProviderError          (provider, model, message, retryable, http_status)
+    │   ├── RateLimited        429 (retry_after)
+    │   ├── ProviderTimeout    no answer within the attempt's timeout
+    │   ├── ProviderUnavailable   5xx, connection refused/reset
+    │   ├── AuthFailed         401/403: key wrong or revoked
+    │   ├── ModelNotFound      404: model retired or misspelt
+    │   ├── BadRequest         400: e.g. context too long
+    │   ├── ContentBlocked     safety/refusal stop
+    │   ├── BadResponse        malformed, empty, or a stream that ended without a finish reason
+    │   └── StreamTruncated    a stream that broke after text was shown
+    ├── BudgetExceeded         a hard budget stopped the request
+    ├── AllProvidersFailed     carries every attempt
+    └── CallLogError           the log file cannot be opened or written
+
+Messages never contain API keys: adapters build them from status codes and
+the provider's error text, which ``redact`` scrubs of anything key-shaped.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taelio_core.trace import Attempt
+
+__all__ = [
+    "AllProvidersFailed",
+    "AuthFailed",
+    "BadRequest",
+    "BadResponse",
+    "BudgetExceeded",
+    "CallLogError",
+    "ConfigError",
+    "ContentBlocked",
+    "InputError",
+    "ModelNotFound",
+    "ProviderError",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "RateLimited",
+    "StreamTruncated",
+    "TaelioError",
+    "redact",
+]
+
+# Shapes of provider API keys (OpenAI sk-..., Anthropic sk-ant-..., Google AIza...)
+# plus anything that follows "key=" or a bearer token in an error string.
+_KEY_PATTERNS = [
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
+    re.compile(r"(?i)(api[_-]?key|x-goog-api-key|x-api-key|authorization|bearer)([\"']?\s*[:=]\s*[\"']?|\s+)([A-Za-z0-9_\-\.]{8,})"),
+]
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a configured key so that ``redact`` removes it wherever it appears."""
+    if value and len(value) >= 6:
+        _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove anything that looks like an API key from ``text``."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    text = _KEY_PATTERNS[0].sub("[redacted]", text)
+    text = _KEY_PATTERNS[1].sub("[redacted]", text)
+    return _KEY_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
+
+
+class TaelioError(Exception):
+    """Root of every error Taelio raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(TaelioError):
+    """A mistake in a policy file, config or environment variable.
+
+    ``source`` is the file (or variable) and ``key``/``line`` locate it.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None,
+                 line: int | None = None) -> None:
+        self.source, self.key, self.line = source, key, line
+        where = []
+        if source:
+            where.append(str(source) + (f":{line}" if line else ""))
+        if key:
+            where.append(f"key '{key}'")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class InputError(TaelioError):
+    """A request that cannot be served as asked: names the field that is wrong."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class ProviderError(TaelioError):
+    """One provider attempt failed. Subclasses say how; ``retryable`` says whether trying again may help."""
+
+    retryable: bool = False
+    error_type: str = "error"
+
+    def __init__(self, message: str, *, provider: str = "", model: str = "",
+                 http_status: int | None = None) -> None:
+        self.provider, self.model, self.http_status = provider, model, http_status
+        super().__init__(message)
+
+
+class RateLimited(ProviderError):
+    retryable = True
+    error_type = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class ProviderTimeout(ProviderError):
+    retryable = True
+    error_type = "timeout"
+
+
+class ProviderUnavailable(ProviderError):
+    retryable = True
+    error_type = "unavailable"
+
+
+class AuthFailed(ProviderError):
+    error_type = "auth_failed"
+
+
+class ModelNotFound(ProviderError):
+    error_type = "model_not_found"
+
+
+class BadRequest(ProviderError):
+    error_type = "bad_request"
+
+
+class ContentBlocked(ProviderError):
+    error_type = "content_blocked"
+
+
+class BadResponse(ProviderError):
+    retryable = True
+    error_type = "bad_response"
+
+
+class StreamTruncated(ProviderError):
+    """The stream broke after text reached the caller: never a success."""
+
+    error_type = "truncated"
+
+    def __init__(self, message: str, *, partial_text: str = "", **kw: Any) -> None:
+        self.partial_text = partial_text
+        super().__init__(message, **kw)
+
+
+class BudgetExceeded(TaelioError):
+    def __init__(self, message: str, *, scope: str = "") -> None:
+        self.scope = scope
+        super().__init__(message)
+
+
+class CallLogError(TaelioError):
+    pass
+
+
+class AllProvidersFailed(TaelioError):
+    """Every entry of the chain failed or was skipped. ``attempts`` has each one."""
+
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = (), skipped: Sequence[Any] = (),
+                 result: Any = None) -> None:
+        self.attempts = list(attempts)
+        self.skipped = list(skipped)
+        self.result = result
+        super().__init__(message)
+
+
+# Plain words for the UI and CLI, keyed by ProviderError.error_type.
+PLAIN_WORDS: dict[str, str] = {
+    "rate_limited": "rate limited",
+    "timeout": "timed out",
+    "unavailable": "unavailable (server error or connection failed)",
+    "auth_failed": "key rejected",
+    "model_not_found": "model not found (retired or misspelt?)",
+    "bad_request": "request rejected",
+    "content_blocked": "blocked by the provider's safety filter",
+    "bad_response": "malformed or empty response",
+    "truncated": "stream cut off mid-answer",
+    "error": "failed",
+}

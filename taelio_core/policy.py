@@ -1,0 +1,370 @@
+"""The routing policy: tiers, tasks, their provider chains, prices and budgets.
+
+A policy is a TOML file. Two ship with Taelio: ``seed`` (the seed notes'
+table, exactly) and ``current`` (the same structure with present-day models).
+Choose one by name or path with ``TAELIO_POLICY`` or ``--policy``.
+
+Everything is validated on load, and every mistake is one ``ConfigError``
+naming the file, the key and the line, e.g.::
+
+    policies/mine.toml:61, key 'routes.pro.idea': unknown provider 'opnai' (known: anthropic, gemini, openai)
+"""
+from __future__ import annotations
+
+import os
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from taelio_core.errors import ConfigError
+from taelio_core.generation import GenerationSettings
+
+__all__ = [
+    "BUILTIN_POLICIES",
+    "ChainEntry",
+    "RoutingPolicy",
+    "load_policy",
+    "parse_policy",
+    "policy_path",
+]
+
+BUILTIN_DIR = Path(__file__).parent / "policies"
+BUILTIN_POLICIES = {"seed": BUILTIN_DIR / "seed.toml", "current": BUILTIN_DIR / "current.toml"}
+PROVIDER_KINDS = ("gemini", "openai", "anthropic", "openai_compatible", "simulated")
+BASE_PLACEHOLDERS = frozenset({"prompt", "genre", "tone"})
+_NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SettingsOverride(_Strict):
+    max_tokens: int | None = Field(default=None, gt=0, le=200_000)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    timeout_s: float | None = Field(default=None, gt=0.0, le=600.0)
+
+
+class Defaults(_Strict):
+    max_tokens: int = Field(default=1024, gt=0, le=200_000)
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+
+
+class ProviderConfig(_Strict):
+    kind: Literal["gemini", "openai", "anthropic", "openai_compatible", "simulated"]
+    base_url: str | None = None
+    # Environment variable holding the key. Empty string: the server needs no key.
+    api_key_env: str | None = None
+    label: str | None = None
+
+
+class TaskConfig(SettingsOverride):
+    label: str = ""
+    system: str = ""
+    user: str
+    needs: str | None = None
+
+
+class TierConfig(SettingsOverride):
+    label: str = ""
+    allow_provider_override: bool = False
+    tasks: dict[str, SettingsOverride] = Field(default_factory=dict)
+
+
+class PriceOverride(_Strict):
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+class BudgetLimit(_Strict):
+    monthly: Decimal | None = Field(default=None, ge=0)
+    daily: Decimal | None = Field(default=None, ge=0)
+    alert_pct: float = Field(default=80.0, gt=0, le=100)
+    hard: bool = False
+
+
+class Budgets(_Strict):
+    tier: dict[str, BudgetLimit] = Field(default_factory=dict)
+    provider: dict[str, BudgetLimit] = Field(default_factory=dict)
+
+    @field_validator("tier", "provider", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `free = 50.0` is short for `free = { monthly = 50.0 }`.
+        if isinstance(value, dict):
+            return {k: ({"monthly": v} if isinstance(v, int | float | str) and not isinstance(v, bool) else v)
+                    for k, v in value.items()}
+        return value
+
+
+class SimulatorConfig(_Strict):
+    latency_ms: float = Field(default=600.0, ge=0)
+    latency_sigma: float = Field(default=0.35, ge=0)
+    ttft_ms: float = Field(default=150.0, ge=0)
+    output_tokens: int = Field(default=180, gt=0)
+    retry_after_s: float = Field(default=1.0, ge=0)
+    error_rates: dict[str, float] = Field(default_factory=dict)
+
+
+class _PolicyModel(_Strict):
+    name: str = ""
+    description: str = ""
+    defaults: Defaults = Field(default_factory=Defaults)
+    providers: dict[str, ProviderConfig]
+    tasks: dict[str, TaskConfig]
+    tiers: dict[str, TierConfig]
+    routes: dict[str, dict[str, list[str]]]
+    pricing: dict[str, PriceOverride] = Field(default_factory=dict)
+    budgets: Budgets = Field(default_factory=Budgets)
+    simulator: dict[str, SimulatorConfig] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChainEntry:
+    provider: str
+    model: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    @classmethod
+    def parse(cls, ref: str) -> ChainEntry:
+        provider, sep, model = ref.partition(":")
+        if not sep or not provider.strip() or not model.strip():
+            raise ValueError(f"'{ref}' is not of the form provider:model")
+        return cls(provider=provider.strip(), model=model.strip())
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingPolicy:
+    """A validated policy. Build it with ``load_policy`` or ``parse_policy``."""
+
+    name: str
+    description: str
+    source: str
+    text: str
+    model: _PolicyModel
+    chains: dict[tuple[str, str], tuple[ChainEntry, ...]]
+
+    @property
+    def tiers(self) -> list[str]:
+        return list(self.model.tiers)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.model.tasks)
+
+    @property
+    def providers(self) -> dict[str, ProviderConfig]:
+        return self.model.providers
+
+    def chain(self, tier: str, task: str) -> tuple[ChainEntry, ...]:
+        return self.chains[(tier, task)]
+
+    def task(self, task: str) -> TaskConfig:
+        return self.model.tasks[task]
+
+    def tier(self, tier: str) -> TierConfig:
+        return self.model.tiers[tier]
+
+    def settings(self, tier: str, task: str) -> GenerationSettings:
+        """Defaults, overridden by the task, then the tier, then the tier's task table."""
+        merged: dict[str, Any] = self.model.defaults.model_dump()
+        tier_cfg = self.model.tiers[tier]
+        layers = [self.model.tasks[task], tier_cfg, tier_cfg.tasks.get(task)]
+        for layer in layers:
+            if layer is None:
+                continue
+            for key in ("max_tokens", "temperature", "timeout_s"):
+                value = getattr(layer, key)
+                if value is not None:
+                    merged[key] = value
+        return GenerationSettings(**merged)
+
+    def models_of(self, provider: str) -> list[str]:
+        seen: dict[str, None] = {}
+        for chain in self.chains.values():
+            for entry in chain:
+                if entry.provider == provider:
+                    seen[entry.model] = None
+        return list(seen)
+
+
+def policy_path(name_or_path: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve a built-in policy name or a file path (default: ``TAELIO_POLICY`` or ``seed``)."""
+    value = str(name_or_path or os.environ.get("TAELIO_POLICY") or "seed")
+    if value in BUILTIN_POLICIES:
+        return BUILTIN_POLICIES[value]
+    path = Path(value).expanduser()
+    if not path.exists():
+        names = ", ".join(BUILTIN_POLICIES)
+        raise ConfigError(f"policy file not found (built-in names: {names})", source=value)
+    return path
+
+
+def load_policy(name_or_path: str | os.PathLike[str] | None = None) -> RoutingPolicy:
+    path = policy_path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the policy file: {e.__class__.__name__}", source=str(path)) from e
+    return parse_policy(text, source=_display(path))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
+    """Validate policy TOML text. Raises ``ConfigError`` with file, key and line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        line = int(found.group(1)) if found else None
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e)) or str(e)
+        raise ConfigError(f"malformed TOML: {msg}", source=source, line=line) from None
+    try:
+        model = _PolicyModel.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc) or None
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        raise ConfigError(msg, source=source, key=key, line=locate(text, loc)) from None
+
+    def fail(message: str, *loc: str) -> ConfigError:
+        return ConfigError(message, source=source, key=".".join(loc), line=locate(text, loc))
+
+    for section in ("providers", "tasks", "tiers"):
+        if not getattr(model, section):
+            raise fail(f"at least one entry is needed under [{section}]", section)
+        for name in getattr(model, section):
+            if not _NAME.match(name):
+                raise fail("names are lower-case letters, digits, '-' and '_'", section, name)
+
+    for task_name, task in model.tasks.items():
+        allowed = set(BASE_PLACEHOLDERS)
+        if task.needs is not None:
+            if task.needs not in model.tasks or task.needs == task_name:
+                raise fail(f"'needs' names an unknown task '{task.needs}'", "tasks", task_name, "needs")
+            allowed.add(task.needs)
+        for field_name in ("system", "user"):
+            for placeholder in _placeholders(getattr(task, field_name), source, text, ("tasks", task_name, field_name)):
+                if placeholder not in allowed:
+                    raise fail(f"unknown placeholder '{{{placeholder}}}' (allowed: "
+                               + ", ".join("{" + p + "}" for p in sorted(allowed)) + ")",
+                               "tasks", task_name, field_name)
+
+    for tier_name, tier in model.tiers.items():
+        for task_name in tier.tasks:
+            if task_name not in model.tasks:
+                raise fail(f"unknown task '{task_name}'", "tiers", tier_name, "tasks", task_name)
+
+    chains: dict[tuple[str, str], tuple[ChainEntry, ...]] = {}
+    known_providers = ", ".join(sorted(model.providers))
+    for tier_name, by_task in model.routes.items():
+        if tier_name not in model.tiers:
+            raise fail(f"unknown tier '{tier_name}' (tiers: {', '.join(model.tiers)})", "routes", tier_name)
+        for task_name, refs in by_task.items():
+            loc = ("routes", tier_name, task_name)
+            if task_name not in model.tasks:
+                raise fail(f"unknown task '{task_name}' (tasks: {', '.join(model.tasks)})", *loc)
+            if not refs:
+                raise fail("the chain is empty: list at least one provider:model", *loc)
+            entries: list[ChainEntry] = []
+            for ref in refs:
+                try:
+                    entry = ChainEntry.parse(ref)
+                except ValueError as e:
+                    raise fail(str(e), *loc) from None
+                if entry.provider not in model.providers:
+                    raise fail(f"unknown provider '{entry.provider}' (known: {known_providers})", *loc)
+                if entry in entries:
+                    raise fail(f"duplicate entry '{entry.ref}'", *loc)
+                entries.append(entry)
+            chains[(tier_name, task_name)] = tuple(entries)
+    for tier_name in model.tiers:
+        for task_name in model.tasks:
+            if (tier_name, task_name) not in chains:
+                raise fail(f"no route for tier '{tier_name}' and task '{task_name}'", "routes", tier_name)
+
+    for ref in model.pricing:
+        try:
+            entry = ChainEntry.parse(ref)
+        except ValueError as e:
+            raise fail(str(e), "pricing", ref) from None
+        if entry.provider not in model.providers:
+            raise fail(f"unknown provider '{entry.provider}' (known: {known_providers})", "pricing", ref)
+    for tier_name in model.budgets.tier:
+        if tier_name not in model.tiers:
+            raise fail(f"unknown tier '{tier_name}'", "budgets", "tier", tier_name)
+    for provider_name in model.budgets.provider:
+        if provider_name not in model.providers:
+            raise fail(f"unknown provider '{provider_name}'", "budgets", "provider", provider_name)
+    for provider_name in model.simulator:
+        if provider_name not in model.providers:
+            raise fail(f"unknown provider '{provider_name}'", "simulator", provider_name)
+
+    return RoutingPolicy(name=model.name or Path(source).stem, description=model.description,
+                         source=source, text=text, model=model, chains=chains)
+
+
+def _placeholders(template: str, source: str, text: str, loc: tuple[str, ...]) -> list[str]:
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        raise ConfigError(f"bad template ({e}); write a literal brace as {{{{ or }}}}", source=source,
+                          key=".".join(loc), line=locate(text, loc)) from None
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*=""")
+
+
+def _split_dotted(key: str) -> tuple[str, ...]:
+    parts = re.findall(r'"([^"]*)"|\'([^\']*)\'|([A-Za-z0-9_\-]+)', key)
+    return tuple(a or b or c for a, b, c in parts)
+
+
+def locate(text: str, loc: tuple[str, ...]) -> int | None:
+    """The 1-based line where the dotted key ``loc`` is defined, or its nearest parent."""
+    want = tuple(p for p in loc if not p.isdigit())
+    best_line, best_len = None, 0
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _split_dotted(header.group(1))
+            path = table
+        else:
+            key = _KEY.match(line)
+            if not key:
+                continue
+            path = table + _split_dotted(key.group(1))
+        common = 0
+        for a, b in zip(path, want):
+            if a != b:
+                break
+            common += 1
+        if common == len(path) and common > best_len:
+            best_line, best_len = number, common
+            if common == len(want):
+                return number
+    return best_line

@@ -1,0 +1,144 @@
+"""Where keys, base URLs, the log's location and the mode come from.
+
+Keys are read from the environment first, then ``.streamlit/secrets.toml``
+(the seed's variable names: ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``,
+``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``). They are held in ``Secret``
+objects whose ``repr`` and ``str`` never show the value, and registered with
+``errors.redact`` so no message can leak them.
+
+``DATABASE_URL=duckdb:///path`` moves the call log (default
+``data/taelio.duckdb``). ``TAELIO_MODE=live|demo`` forces a mode; otherwise
+demo mode is on exactly when no provider key is set at all.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taelio_core.errors import ConfigError, register_secret
+
+__all__ = ["KEY_ENV", "BASE_URL_ENV", "Secret", "Settings", "database_path", "load_settings"]
+
+# provider kind -> the environment variables that may hold its key, in order
+KEY_ENV: dict[str, tuple[str, ...]] = {
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+}
+# each SDK's own base-URL variable, honoured when the policy sets no base_url
+BASE_URL_ENV: dict[str, str] = {
+    "gemini": "GOOGLE_GEMINI_BASE_URL",
+    "openai": "OPENAI_BASE_URL",
+    "anthropic": "ANTHROPIC_BASE_URL",
+}
+DEFAULT_DB = Path("data") / "taelio.duckdb"
+
+
+class Secret:
+    """A key that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        register_secret(value)
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    env: Mapping[str, str]
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    secrets_source: str | None = None
+
+    def lookup(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value == "":
+            value = self.secrets.get(name)
+        return value if value else None
+
+    def key(self, env_names: tuple[str, ...]) -> Secret | None:
+        for name in env_names:
+            value = self.lookup(name)
+            if value:
+                return Secret(value.strip())
+        return None
+
+    def key_for(self, kind: str, api_key_env: str | None = None) -> Secret | None:
+        names = (api_key_env,) if api_key_env else KEY_ENV.get(kind, ())
+        return self.key(tuple(n for n in names if n))
+
+    def base_url_for(self, kind: str) -> str | None:
+        name = BASE_URL_ENV.get(kind)
+        return self.lookup(name) if name else None
+
+    @property
+    def any_real_key(self) -> bool:
+        return any(self.key(names) for names in KEY_ENV.values())
+
+    @property
+    def mode(self) -> str:
+        """``live`` or ``demo``."""
+        forced = (self.lookup("TAELIO_MODE") or "").strip().lower()
+        if forced in ("live", "demo"):
+            return forced
+        if forced:
+            raise ConfigError(f"must be 'live' or 'demo', not '{forced}'", source="TAELIO_MODE")
+        return "live" if self.any_real_key else "demo"
+
+    @property
+    def database_path(self) -> Path:
+        return database_path(self.lookup("DATABASE_URL"))
+
+    @property
+    def store_text(self) -> bool:
+        """False when ``TAELIO_STORE_TEXT=hash``: prompts and outputs are logged as hashes only."""
+        return (self.lookup("TAELIO_STORE_TEXT") or "full").strip().lower() != "hash"
+
+
+def database_path(url: str | None) -> Path:
+    """``duckdb:///relative/or/absolute/path`` (or a bare path) -> Path."""
+    if not url:
+        return DEFAULT_DB
+    url = url.strip()
+    if "://" not in url:
+        return Path(url)
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() != "duckdb":
+        raise ConfigError(
+            f"unsupported scheme '{scheme}': Taelio logs to DuckDB; use duckdb:///path/to/file.duckdb",
+            source="DATABASE_URL")
+    if not rest.startswith("/") or rest in ("/", ""):
+        raise ConfigError("expected duckdb:///path/to/file.duckdb", source="DATABASE_URL")
+    # As in SQLAlchemy URLs: duckdb:///data/x.duckdb is relative, duckdb:////abs/x.duckdb absolute.
+    return Path(rest[1:])
+
+
+def load_settings(env: Mapping[str, str] | None = None, secrets_file: str | os.PathLike[str] | None = None
+                  ) -> Settings:
+    env = dict(os.environ if env is None else env)
+    path = Path(secrets_file) if secrets_file else Path(".streamlit") / "secrets.toml"
+    secrets: dict[str, str] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
+            raise ConfigError(f"cannot read secrets: {str(e).splitlines()[0]}", source=str(path)) from None
+        secrets = {k: str(v) for k, v in raw.items() if isinstance(v, str | int | float)}
+    settings = Settings(env=env, secrets=secrets, secrets_source=str(path) if secrets else None)
+    for names in KEY_ENV.values():  # register every configured key with redact()
+        settings.key(names)
+    return settings

@@ -1,0 +1,187 @@
+"""What the router did for one request: the chain, the skips, every attempt, the answer.
+
+These values are what the CLI prints, the dashboard draws as a timeline, and
+the call log stores. They are plain data: no provider objects, no keys.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from taelio_core.errors import PLAIN_WORDS
+from taelio_core.generation import Usage
+
+__all__ = ["Attempt", "GenerationResult", "Inputs", "RouteEntry", "Skip", "StoryResult"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inputs:
+    """What the user typed. ``idea`` feeds tasks that build on another (story)."""
+
+    prompt: str
+    genre: str = ""
+    tone: str = ""
+    idea: str | None = None
+
+    def variables(self, task_needs: str | None = None) -> dict[str, str]:
+        out = {"prompt": self.prompt, "genre": self.genre or "any", "tone": self.tone or "any"}
+        if task_needs:
+            out[task_needs] = self.idea or self.prompt
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteEntry:
+    """One entry of a tier x task chain, as the seed's selection info shows it."""
+
+    provider: str
+    model: str
+    available: bool
+    reason: str = ""
+    simulated: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"provider": self.provider, "model": self.model, "available": self.available,
+                "reason": self.reason, "simulated": self.simulated}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Skip:
+    provider: str
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    n: int
+    provider: str
+    model: str
+    status: str                      # ok | error | truncated | cancelled
+    started_at: datetime
+    latency_ms: float
+    ttft_ms: float | None = None
+    error_type: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal | None = None
+    price_source: str | None = None
+    finish_reason: str | None = None
+    response_model: str | None = None
+    simulated: bool = False
+    retry: int = 0                   # 0 for the first try of an entry, 1.. for retries
+    hedge: bool = False              # started because the entry before it was slow
+    text: str = field(default="", repr=False)  # the answer, or the part shown before a stream broke
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def plain_error(self) -> str:
+        if self.error_type is None:
+            return ""
+        return PLAIN_WORDS.get(self.error_type, self.error_type)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"n": self.n, "provider": self.provider, "model": self.model, "status": self.status,
+                "error_type": self.error_type, "error": self.error, "http_status": self.http_status,
+                "latency_ms": round(self.latency_ms, 2),
+                "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 2),
+                "input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+                "cached_tokens": self.usage.cached_tokens,
+                "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
+                "price_source": self.price_source, "simulated": self.simulated, "retry": self.retry,
+                "hedge": self.hedge}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationResult:
+    request_id: str
+    parent_id: str | None
+    tier: str
+    task: str
+    policy: str
+    source: str
+    status: str                      # ok | failed | truncated | rejected
+    started_at: datetime
+    text: str
+    provider: str | None
+    model: str | None
+    latency_ms: float
+    ttft_ms: float | None
+    chain: tuple[RouteEntry, ...]
+    attempts: tuple[Attempt, ...]
+    skipped: tuple[Skip, ...]
+    error: str | None = None
+    routing_reason: str | None = None    # e.g. a budget rule that switched chains
+    prompt: str = ""                      # the rendered user prompt
+    experiment_id: str | None = None
+    simulated: bool = False
+    user_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for attempt in self.attempts:
+            total = total + attempt.usage
+        return total
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        """Sum over attempts; None when any attempt with tokens could not be priced."""
+        total = Decimal(0)
+        for attempt in self.attempts:
+            if attempt.cost_usd is None:
+                if attempt.usage.input_tokens or attempt.usage.output_tokens:
+                    return None
+                continue
+            total += attempt.cost_usd
+        return total
+
+    @property
+    def fallback_depth(self) -> int:
+        """Failed attempts before the answer (or all of them when none came)."""
+        return sum(1 for a in self.attempts if not a.ok)
+
+    def as_dict(self) -> dict[str, object]:
+        cost = self.cost_usd
+        return {"request_id": self.request_id, "parent_id": self.parent_id, "status": self.status,
+                "tier": self.tier, "task": self.task, "policy": self.policy, "source": self.source,
+                "text": self.text, "provider": self.provider, "model": self.model,
+                "simulated": self.simulated,
+                "cost_usd": None if cost is None else float(cost),
+                "latency_ms": round(self.latency_ms, 2),
+                "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 2),
+                "input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
+                "error": self.error, "routing_reason": self.routing_reason,
+                "chain": [e.as_dict() for e in self.chain],
+                "skipped": [{"provider": s.provider, "model": s.model, "reason": s.reason} for s in self.skipped],
+                "attempts": [a.as_dict() for a in self.attempts]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoryResult:
+    """The seed's full-story-orchestrated: an idea, then a story built on it, under one parent id."""
+
+    parent_id: str
+    idea: GenerationResult
+    story: GenerationResult | None
+
+    @property
+    def ok(self) -> bool:
+        return self.idea.ok and self.story is not None and self.story.ok
+
+    def as_dict(self) -> dict[str, object]:
+        return {"parent_id": self.parent_id, "idea": self.idea.as_dict(),
+                "story": None if self.story is None else self.story.as_dict()}
