@@ -125,6 +125,10 @@ class LoopLocal(Generic[C]):
             self._clients[loop] = client
         return client
 
+    def discard(self) -> C | None:
+        """Forget (and return, for closing) the running loop's client, if it has one."""
+        return self._clients.pop(asyncio.get_running_loop(), None)
+
     def all(self) -> list[Any]:
         return list(self._clients.values())
 
