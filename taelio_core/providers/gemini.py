@@ -50,18 +50,18 @@ def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool 
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, genai_errors.APIError):  # ClientError (4xx), ServerError (5xx), and the rest
         status = _status_code(exc)
-        details = exc.details if isinstance(exc.details, dict) else {}
+        details = getattr(exc, "details", None)
+        details = details if isinstance(details, dict) else {}
+        message = detail_of(getattr(exc, "message", None) or "")
         if status == 400 and _reason(details) == "API_KEY_INVALID":
-            return AuthFailed(f"{at} rejected the API key (HTTP 400): {detail_of(exc.message)}.", http_status=400,
-                              **kw)
+            return AuthFailed(f"{at} rejected the API key (HTTP 400): {message}.", http_status=400, **kw)
         response = getattr(exc, "response", None)
         retry_after = retry_after_seconds(getattr(response, "headers", None)) if response is not None else None
         if retry_after is None:
             retry_after = _retry_delay(details)
         if status:
-            return error_for_status(status, provider=provider, model=model, detail=detail_of(exc.message),
-                                    retry_after=retry_after)
-        return BadResponse(f"{at} reported an error: {detail_of(exc.message)}.", **kw)
+            return error_for_status(status, provider=provider, model=model, detail=message, retry_after=retry_after)
+        return BadResponse(f"{at} reported an error: {message or 'no details'}.", **kw)
     transport = map_transport_error(exc, provider=provider, model=model, streaming=streaming)
     if transport is not None:
         return transport
@@ -74,10 +74,10 @@ def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool 
 
 
 def _status_code(exc: genai_errors.APIError) -> int:
-    code = exc.code
+    code = getattr(exc, "code", None)
     if isinstance(code, int) and 100 <= code < 600:
         return code
-    return _RPC_STATUS.get(str(exc.status or ""), 0)
+    return _RPC_STATUS.get(str(getattr(exc, "status", None) or ""), 0)
 
 
 def _error_details(details: dict) -> list[dict]:

@@ -40,7 +40,10 @@ def where(provider: str, model: str) -> str:
 
 def detail_of(message: object) -> str:
     """The first sentence of a provider's error text, on one line and short (redaction happens later)."""
-    text = " ".join(str(message or "").split())
+    try:
+        text = " ".join(str(message or "").split())
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails must not break the mapping
+        text = type(message).__name__
     match = re.search(r"(?<=[.!?])\s", text)
     if match:
         text = text[: match.start()]
@@ -114,9 +117,10 @@ def map_transport_error(exc: BaseException, *, provider: str, model: str,
         return ProviderUnavailable(f"{at} dropped the connection (reset or closed).", **kw)
     if isinstance(exc, httpx2.UnsupportedProtocol | httpx2.LocalProtocolError | httpx2.InvalidURL):
         return BadRequest(f"{at} could not be called: the base URL or request is invalid.", **kw)
-    if isinstance(exc, httpx2.HTTPStatusError):
-        return error_for_status(exc.response.status_code, provider=provider, model=model,
-                                retry_after=retry_after_seconds(exc.response.headers))
+    response = getattr(exc, "response", None) if isinstance(exc, httpx2.HTTPStatusError) else None
+    if response is not None:
+        return error_for_status(response.status_code, provider=provider, model=model,
+                                retry_after=retry_after_seconds(response.headers))
     if isinstance(exc, httpx2.DecodingError | httpx2.TooManyRedirects | httpx2.StreamError
                   | httpx2.CookieConflict | httpx2.HTTPError):
         return BadResponse(f"{at} sent a response that could not be read ({type(exc).__name__}).", **kw)

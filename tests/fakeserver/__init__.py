@@ -10,7 +10,8 @@ real server on 127.0.0.1. It answers:
 ``POST /<name>/v1/chat/completions``           the same, as an OpenAI-compatible server called ``<name>``
 ``POST /v1/messages``                          Anthropic: JSON, or SSE (message_start, content_block_*,
                                                message_delta, message_stop)
-``POST /v1beta/models/{model}:generateContent``  Gemini JSON; ``:streamGenerateContent?alt=sse`` for SSE
+``POST /v1/models/{model}:generateContent``      Gemini JSON (also ``/v1beta/...``, or any version);
+                                               ``:streamGenerateContent?alt=sse`` for SSE
 =============================================  ==========================================================
 
 In tests (fixtures in ``tests/fakeserver/fixtures.py``, registered by ``tests/conftest.py``)::

@@ -54,10 +54,10 @@ class Protocol:
     def events(self, model: str, chunks: list[str], usage: Usage, body: dict) -> tuple[list[bytes], list[bytes]]:
         raise NotImplementedError
 
-    def blocked(self, model: str, usage: Usage) -> dict:
+    def blocked(self, model: str, usage: Usage, where: str = "response") -> dict:
         raise NotImplementedError
 
-    def blocked_events(self, model: str, usage: Usage, body: dict) -> list[bytes]:
+    def blocked_events(self, model: str, usage: Usage, body: dict, where: str = "response") -> list[bytes]:
         raise NotImplementedError
 
     def error(self, status: int, model: str, *, key: str = "", retry_after: float | None = None) -> Reply:
@@ -118,10 +118,10 @@ class OpenAIProtocol(Protocol):
         content += [self._chunk(model, {"content": c}) for c in chunks]
         return content, self._final(model, usage, body, "stop")
 
-    def blocked(self, model: str, usage: Usage) -> dict:
+    def blocked(self, model: str, usage: Usage, where: str = "response") -> dict:
         return self.answer(model, "", usage, finish="content_filter")
 
-    def blocked_events(self, model: str, usage: Usage, body: dict) -> list[bytes]:
+    def blocked_events(self, model: str, usage: Usage, body: dict, where: str = "response") -> list[bytes]:
         return [self._chunk(model, {"role": "assistant", "content": ""})] + self._final(model, usage, body,
                                                                                         "content_filter")
 
@@ -191,10 +191,10 @@ class AnthropicProtocol(Protocol):
                        "content_block_delta") for c in chunks]
         return self._start(model, usage) + deltas, self._final(usage, "end_turn")
 
-    def blocked(self, model: str, usage: Usage) -> dict:
+    def blocked(self, model: str, usage: Usage, where: str = "response") -> dict:
         return self.answer(model, "", usage, stop="refusal")
 
-    def blocked_events(self, model: str, usage: Usage, body: dict) -> list[bytes]:
+    def blocked_events(self, model: str, usage: Usage, body: dict, where: str = "response") -> list[bytes]:
         return self._start(model, usage) + self._final(usage, "refusal")
 
     def error(self, status: int, model: str, *, key: str = "", retry_after: float | None = None) -> Reply:
@@ -257,8 +257,8 @@ class GeminiProtocol(Protocol):
                                                   "probability": "HIGH", "blocked": True}]
         return out
 
-    def blocked_events(self, model: str, usage: Usage, body: dict) -> list[bytes]:
-        return [_sse(self.blocked(model, usage))]
+    def blocked_events(self, model: str, usage: Usage, body: dict, where: str = "response") -> list[bytes]:
+        return [_sse(self.blocked(model, usage, where))]
 
     def error(self, status: int, model: str, *, key: str = "", retry_after: float | None = None) -> Reply:
         details: list[dict] = []

@@ -379,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "slow_first_token" and fake.stopping.wait(fault.delay_s):
             return
         if kind == "blocked":
-            self._send_events(protocol.blocked_events(model, usage, body))
+            self._send_events(protocol.blocked_events(model, usage, body, fault.where))
         elif kind == "malformed":
             self._send_events([protocol.malformed_event])
         else:
@@ -398,9 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "malformed":
             self._send_json(200, protocol.malformed_json)
         elif kind == "blocked":
-            blocked = (protocol.blocked(model, usage, fault.where)  # type: ignore[call-arg]
-                       if protocol.name == "gemini" else protocol.blocked(model, usage))
-            self._send_json(200, blocked)
+            self._send_json(200, protocol.blocked(model, usage, fault.where))
         else:
             self._send_json(200, protocol.answer(model, text, usage), cut=kind == "stream_cut")
 
