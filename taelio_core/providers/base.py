@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlparse
 
-from taelio_core.errors import BadResponse
+from taelio_core.errors import BadResponse, register_secret
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 
 __all__ = ["Availability", "LoopLocal", "Provider"]
@@ -42,6 +42,7 @@ class Provider(ABC):
                  key_required: bool = True, key_env: str = "") -> None:
         self.name = name
         self._api_key = api_key
+        register_secret(api_key)  # whatever its shape, no error message may show it
         self.base_url = base_url
         self.key_required = key_required
         self.key_env = key_env

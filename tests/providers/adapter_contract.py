@@ -7,8 +7,9 @@ its mapper handles lands on a specific ``ProviderError`` subclass.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx2
 import pytest
@@ -28,6 +29,8 @@ from taelio_core.generation import ChatRequest, Completion, GenerationSettings, 
 from taelio_core.providers.base import Provider
 from tests.fakeserver import FakeServer, Fault
 
+T = TypeVar("T")
+
 SYSTEM = "You are a creative writing partner."
 USER = "Premise: a lighthouse\nGive me one story idea."
 
@@ -36,6 +39,14 @@ def chat_request(timeout_s: float = 5.0, max_tokens: int = 321, temperature: flo
     return ChatRequest(system=SYSTEM, user=USER, task="idea",
                        settings=GenerationSettings(max_tokens=max_tokens, temperature=temperature,
                                                    timeout_s=timeout_s))
+
+
+async def _closing(provider: Provider, coro: Awaitable[T]) -> T:
+    """Run ``coro``, then close the provider's client for this loop (before ``asyncio.run`` closes the loop)."""
+    try:
+        return await coro
+    finally:
+        await provider.aclose()
 
 
 async def _collect(provider: Provider, model: str, request: ChatRequest) -> tuple[Completion, list[str]]:
@@ -56,12 +67,12 @@ def call(provider: Provider, model: str, request: ChatRequest | None = None, *,
     """One call through the adapter on a fresh event loop (a stream is gathered into a Completion)."""
     request = request or chat_request()
     if streaming:
-        return asyncio.run(_collect(provider, model, request))[0]
-    return asyncio.run(provider.complete(model, request))
+        return asyncio.run(_closing(provider, _collect(provider, model, request)))[0]
+    return asyncio.run(_closing(provider, provider.complete(model, request)))
 
 
 def stream_deltas(provider: Provider, model: str, request: ChatRequest | None = None) -> tuple[Completion, list[str]]:
-    return asyncio.run(_collect(provider, model, request or chat_request()))
+    return asyncio.run(_closing(provider, _collect(provider, model, request or chat_request())))
 
 
 def failure(provider: Provider, model: str, request: ChatRequest | None = None, *,
@@ -260,8 +271,8 @@ class AdapterContract:
             clients = provider._clients  # type: ignore[attr-defined]
             return clients.get(), clients.get()
 
-        first, again = asyncio.run(two_gets())
-        other, _ = asyncio.run(two_gets())
+        first, again = asyncio.run(_closing(provider, two_gets()))
+        other, _ = asyncio.run(_closing(provider, two_gets()))
         assert first is again and first is not other
 
     def test_a_stream_cut_after_text_is_a_bad_response(self, provider: Provider, fake_server: FakeServer) -> None:
@@ -273,7 +284,7 @@ class AdapterContract:
                 seen.append(getattr(event, "text", ""))
 
         with pytest.raises(BadResponse, match="cut the stream off"):
-            asyncio.run(consume())
+            asyncio.run(_closing(provider, consume()))
         assert "".join(seen).startswith("A fake")  # text had arrived before the cut
 
     def test_every_transport_error_lands_on_a_specific_subclass(self) -> None:
