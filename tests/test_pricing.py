@@ -29,6 +29,22 @@ def test_matches_genai_prices_including_cached_tokens(provider: str, catalogue_i
     assert price.source == CATALOGUE
 
 
+@pytest.mark.parametrize("policy_name", ["seed", "current"])
+@pytest.mark.parametrize("tokens", [(1_000, 200, 0), (150_000, 5_000, 20_000), (250_000, 9_000, 0)])
+def test_every_builtin_model_matches_genai_prices_across_price_tiers(policy_name: str, tokens: tuple) -> None:
+    from taelio_core.policy import load_policy
+    catalogue = {"gemini": "google", "openai": "openai", "anthropic": "anthropic"}
+    inp, out, cached = tokens
+    for chain in load_policy(policy_name).chains.values():
+        for entry in chain:
+            price = Pricer(kinds=KINDS).price(entry.provider, entry.model, Usage(
+                input_tokens=inp, output_tokens=out, cached_tokens=cached), AT)
+            expected = calc_price(PriceUsage(input_tokens=inp, output_tokens=out, cache_read_tokens=cached or None),
+                                  model_ref=entry.model, provider_id=catalogue[entry.provider],
+                                  genai_request_timestamp=AT).total_price
+            assert price.cost_usd == expected, entry.ref
+
+
 def test_unknown_model_is_unpriced_not_zero() -> None:
     price = Pricer(kinds=KINDS).price("openai", "my-finetune-7", Usage(input_tokens=10, output_tokens=10), AT)
     assert price.cost_usd is None and price.source is None and not price.priced
