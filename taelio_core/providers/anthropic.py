@@ -15,21 +15,15 @@ from typing import Any
 
 import anthropic
 
-from taelio_core.errors import (
-    BadRequest,
-    BadResponse,
-    ContentBlocked,
-    ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-)
+from taelio_core.errors import BadResponse, ContentBlocked, ProviderError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider
 from taelio_core.providers.transport import (
+    connection_failure,
     detail_of,
-    error_for_status,
-    map_transport_error,
-    retry_after_seconds,
+    error_body,
+    other_failure,
+    status_failure,
     where,
 )
 
@@ -50,46 +44,24 @@ def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool 
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, anthropic.APIStatusError):
         status = int(getattr(exc, "status_code", 0) or 0)
-        kind = _error_type(exc)
         if status < 400:  # an error event inside a 200 stream: its type says what it means
-            status = ERROR_TYPE_STATUS.get(kind or "", 500)
-        response = getattr(exc, "response", None)
-        return error_for_status(status, provider=provider, model=model, detail=_detail(exc),
-                                retry_after=retry_after_seconds(response.headers if response is not None else None))
-    if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderTimeout(f"{at} timed out waiting for an answer.", **kw)
+            status = ERROR_TYPE_STATUS.get(getattr(exc, "type", None) or error_body(exc).get("type") or "", 500)
+        return status_failure(exc, status, provider=provider, model=model, detail=_detail(exc))
     if isinstance(exc, anthropic.APIConnectionError):
-        cause = exc.__cause__
-        mapped = map_transport_error(cause, provider=provider, model=model, streaming=streaming) if cause else None
-        return mapped or ProviderUnavailable(f"{at} could not be reached (connection failed).", **kw)
+        return connection_failure(exc, timed_out=isinstance(exc, anthropic.APITimeoutError), provider=provider,
+                                  model=model, streaming=streaming)
     if isinstance(exc, anthropic.APIResponseValidationError):
         return BadResponse(f"{at} sent a response that does not match the API's schema.",
                            http_status=getattr(exc, "status_code", None), **kw)
     if isinstance(exc, anthropic.APIError):
         return BadResponse(f"{at} reported an error: {detail_of(getattr(exc, 'message', exc))}.", **kw)
-    transport = map_transport_error(exc, provider=provider, model=model, streaming=streaming)
-    if transport is not None:
-        return transport
-    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
-        return BadResponse(f"{at} sent a malformed response ({type(exc).__name__}).", http_status=200, **kw)
-    if isinstance(exc, anthropic.AnthropicError):  # client-side: credentials, retry markers
-        return BadRequest(f"{at} could not be called ({type(exc).__name__}): {detail_of(exc)}.", **kw)
-    return BadResponse(f"{at} failed with an unexpected {type(exc).__name__}.", **kw)
-
-
-def _error_body(exc: BaseException) -> dict:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        return body.get("error") if isinstance(body.get("error"), dict) else body
-    return {}
-
-
-def _error_type(exc: BaseException) -> str | None:
-    return getattr(exc, "type", None) or _error_body(exc).get("type")
+    # Left: transport errors, unparseable bodies, client-side errors (credentials, retry markers).
+    return other_failure(exc, provider=provider, model=model, streaming=streaming,
+                         client_errors=anthropic.AnthropicError)
 
 
 def _detail(exc: BaseException) -> str:
-    message = getattr(exc, "api_message", None) or _error_body(exc).get("message")
+    message = getattr(exc, "api_message", None) or error_body(exc).get("message")
     return detail_of(message or getattr(exc, "message", ""))
 
 

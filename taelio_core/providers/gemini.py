@@ -15,18 +15,17 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pydantic
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from taelio_core.errors import AuthFailed, BadRequest, BadResponse, ContentBlocked, ProviderError
+from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider
 from taelio_core.providers.transport import (
     detail_of,
     error_for_status,
-    map_transport_error,
+    other_failure,
     retry_after_seconds,
     where,
 )
@@ -62,15 +61,9 @@ def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool 
         if status:
             return error_for_status(status, provider=provider, model=model, detail=message, retry_after=retry_after)
         return BadResponse(f"{at} reported an error: {message or 'no details'}.", **kw)
-    transport = map_transport_error(exc, provider=provider, model=model, streaming=streaming)
-    if transport is not None:
-        return transport
-    if isinstance(exc, pydantic.ValidationError | ValueError | KeyError | TypeError | AttributeError | IndexError):
-        # UnknownApiResponseError (unparseable JSON) is a ValueError.
-        return BadResponse(f"{at} sent a malformed response ({type(exc).__name__}).", http_status=200, **kw)
-    if isinstance(exc, RuntimeError) and "closed" in str(exc):
-        return BadRequest(f"{at} could not be called: the client was closed.", **kw)
-    return BadResponse(f"{at} failed with an unexpected {type(exc).__name__}.", **kw)
+    # Left: the raw httpx2 errors google-genai lets escape, unparseable bodies (UnknownApiResponseError and
+    # pydantic's ValidationError are ValueErrors), anything else.
+    return other_failure(exc, provider=provider, model=model, streaming=streaming)
 
 
 def _status_code(exc: genai_errors.APIError) -> int:

@@ -17,22 +17,15 @@ from typing import Any
 
 import openai
 
-from taelio_core.errors import (
-    BadRequest,
-    BadResponse,
-    ContentBlocked,
-    ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    RateLimited,
-)
+from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider
 from taelio_core.providers.transport import (
+    connection_failure,
     detail_of,
-    error_for_status,
-    map_transport_error,
-    retry_after_seconds,
+    error_body,
+    other_failure,
+    status_failure,
     where,
 )
 
@@ -53,15 +46,10 @@ def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool 
         if status == 400 and _code(exc) == "content_filter":  # Azure-style prompt filter
             return ContentBlocked(f"{at} blocked the prompt with its content filter (HTTP 400).", http_status=400,
                                   **kw)
-        response = getattr(exc, "response", None)
-        return error_for_status(status, provider=provider, model=model, detail=_detail(exc),
-                                retry_after=retry_after_seconds(response.headers if response is not None else None))
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderTimeout(f"{at} timed out waiting for an answer.", **kw)
+        return status_failure(exc, status, provider=provider, model=model, detail=_detail(exc))
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        mapped = map_transport_error(cause, provider=provider, model=model, streaming=streaming) if cause else None
-        return mapped or ProviderUnavailable(f"{at} could not be reached (connection failed).", **kw)
+        return connection_failure(exc, timed_out=isinstance(exc, openai.APITimeoutError), provider=provider,
+                                  model=model, streaming=streaming)
     if isinstance(exc, openai.APIResponseValidationError):
         return BadResponse(f"{at} sent a response that does not match the API's schema.",
                            http_status=getattr(exc, "status_code", None), **kw)
@@ -73,32 +61,18 @@ def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool 
         if "rate_limit" in (_code(exc) or ""):
             return RateLimited(f"{at} is rate limited (reported mid-stream): {_detail(exc)}.", **kw)
         return BadResponse(f"{at} reported an error mid-stream: {_detail(exc)}.", **kw)
-    transport = map_transport_error(exc, provider=provider, model=model, streaming=streaming)
-    if transport is not None:
-        return transport
-    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
-        return BadResponse(f"{at} sent a malformed response ({type(exc).__name__}).", http_status=200, **kw)
-    if isinstance(exc, openai.OpenAIError):  # client-side: credentials, webhooks, websockets
-        return BadRequest(f"{at} could not be called ({type(exc).__name__}): {detail_of(exc)}.", **kw)
-    return BadResponse(f"{at} failed with an unexpected {type(exc).__name__}.", **kw)
+    # Left: transport errors, unparseable bodies, client-side errors (credentials, webhooks, websockets).
+    return other_failure(exc, provider=provider, model=model, streaming=streaming, client_errors=openai.OpenAIError)
 
 
 def _detail(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if inner.get("message"):
-            return detail_of(inner["message"])
-    return detail_of(getattr(exc, "message", "") or "")
+    return detail_of(error_body(exc).get("message") or getattr(exc, "message", "") or "")
 
 
 def _code(exc: BaseException) -> str | None:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        code = inner.get("code") or inner.get("type")
-        return str(code) if code else None
-    return None
+    inner = error_body(exc)
+    code = inner.get("code") or inner.get("type")
+    return str(code) if code else None
 
 
 def _usage(usage: Any) -> Usage:

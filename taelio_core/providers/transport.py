@@ -29,7 +29,8 @@ from taelio_core.errors import (
     RateLimited,
 )
 
-__all__ = ["detail_of", "error_for_status", "map_transport_error", "retry_after_seconds", "where"]
+__all__ = ["connection_failure", "detail_of", "error_body", "error_for_status", "map_transport_error", "other_failure",
+           "retry_after_seconds", "status_failure", "where"]
 
 _MAX_DETAIL = 180
 
@@ -125,3 +126,47 @@ def map_transport_error(exc: BaseException, *, provider: str, model: str,
                   | httpx2.CookieConflict | httpx2.HTTPError):
         return BadResponse(f"{at} sent a response that could not be read ({type(exc).__name__}).", **kw)
     return None
+
+
+def error_body(exc: BaseException) -> dict:
+    """The ``error`` object of an SDK exception's JSON body (or the body itself), or {}."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        return inner if isinstance(inner, dict) else body
+    return {}
+
+
+def status_failure(exc: BaseException, status: int, *, provider: str, model: str, detail: str) -> ProviderError:
+    """An SDK's HTTP-status exception, with Retry-After read from its response."""
+    response = getattr(exc, "response", None)
+    return error_for_status(status, provider=provider, model=model, detail=detail,
+                            retry_after=retry_after_seconds(getattr(response, "headers", None)))
+
+
+def connection_failure(exc: BaseException, *, timed_out: bool, provider: str, model: str,
+                       streaming: bool = False) -> ProviderError:
+    """An SDK's connection or timeout exception, classified by the transport error that caused it."""
+    kw: dict[str, Any] = {"provider": provider, "model": model}
+    if timed_out:
+        return ProviderTimeout(f"{where(provider, model)} timed out waiting for an answer.", **kw)
+    cause = exc.__cause__
+    mapped = map_transport_error(cause, provider=provider, model=model, streaming=streaming) if cause else None
+    return mapped or ProviderUnavailable(f"{where(provider, model)} could not be reached (connection failed).", **kw)
+
+
+def other_failure(exc: BaseException, *, provider: str, model: str, streaming: bool = False,
+                  client_errors: type[BaseException] | tuple[type[BaseException], ...] = ()) -> ProviderError:
+    """What is left once an adapter has mapped its SDK's API errors: transport errors, unparseable
+    responses, the SDK's client-side errors (``client_errors``: missing credentials and the like), anything else."""
+    at = where(provider, model)
+    kw: dict[str, Any] = {"provider": provider, "model": model}
+    transport = map_transport_error(exc, provider=provider, model=model, streaming=streaming)
+    if transport is not None:
+        return transport
+    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
+        # json.JSONDecodeError, pydantic.ValidationError and the SDKs' parse errors are ValueErrors.
+        return BadResponse(f"{at} sent a malformed response ({type(exc).__name__}).", http_status=200, **kw)
+    if client_errors and isinstance(exc, client_errors):
+        return BadRequest(f"{at} could not be called ({type(exc).__name__}): {detail_of(exc)}.", **kw)
+    return BadResponse(f"{at} failed with an unexpected {type(exc).__name__}.", **kw)
