@@ -209,18 +209,17 @@ class AdapterContract:
     model = ""
     key = ""
     status_overrides: dict[str, int] = {}    # fault name -> http_status where a provider differs
+    refused_suffix = ""                      # appended to a refused http://127.0.0.1:PORT to make a base URL
+    map_error: Callable[..., ProviderError]  # the adapter module's map_error, as a staticmethod
+    sdk_cases: list[tuple[BaseException, type[ProviderError]]] = []  # SDK exception -> the class it must land on
+    sdk_roots: list[type[BaseException]] = []  # every subclass of these must land on a specific class
+    min_sdk_classes = 1
 
     def make(self, base_url: str | None, key: str | None) -> Provider:
         raise NotImplementedError
 
     def base_url(self, fake: FakeServer) -> str:
         return fake.base_url(self.name)
-
-    def refused_base_url(self, refused_url: str) -> str:
-        return refused_url
-
-    def map_error(self, exc: BaseException, **kw: object) -> ProviderError:
-        raise NotImplementedError
 
     @pytest.fixture
     def provider(self, fake_server: FakeServer) -> Provider:
@@ -236,7 +235,7 @@ class AdapterContract:
 
     @pytest.mark.parametrize("streaming", [False, True])
     def test_connection_refused_is_unavailable(self, refused_url: str, streaming: bool) -> None:
-        provider = self.make(self.refused_base_url(refused_url), self.key)
+        provider = self.make(refused_url + self.refused_suffix, self.key)
         err = failure(provider, self.model, streaming=streaming)
         assert type(err) is ProviderUnavailable and err.http_status is None
 
@@ -289,3 +288,18 @@ class AdapterContract:
 
     def test_every_transport_error_lands_on_a_specific_subclass(self) -> None:
         check_transport_mapping(self.map_error)
+
+    def test_each_listed_sdk_exception_lands_on_its_class(self) -> None:
+        assert self.sdk_cases
+        wrong = []
+        for exc, expected in self.sdk_cases:
+            got = self.map_error(exc, provider=self.name, model=self.model)
+            if type(got) is not expected:
+                wrong.append(f"{type(exc).__name__}({exc}) -> {type(got).__name__}, expected {expected.__name__}")
+        assert not wrong, "; ".join(wrong)
+
+    def test_every_sdk_exception_class_lands_on_a_specific_subclass(self) -> None:
+        classes = [cls for root in self.sdk_roots for cls in (root, *all_subclasses(root))]
+        assert len(classes) >= self.min_sdk_classes
+        for cls in classes:
+            assert_specific(self.map_error(bare_instance(cls), provider=self.name, model=self.model), cls)
