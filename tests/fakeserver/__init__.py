@@ -26,6 +26,11 @@ In tests (fixtures in ``tests/fakeserver/fixtures.py``, registered by ``tests/co
         fake_server.expected_keys["openai"] = "sk-..."  # answer any other key as the real API does (401)
         fake_server.env(OPENAI_API_KEY="sk-...")  # env vars pointing all three SDKs here, for a CLI subprocess
 
+    # Router-level tests through the real SDKs: build the providers from a policy, pointed here.
+    settings = load_settings(env=fake_server.env(OPENAI_API_KEY="sk-test-1", ANTHROPIC_API_KEY="sk-ant-test-1",
+                                                 GEMINI_API_KEY="AIza-test-key-000000000000"))
+    router = Router(policy, build_providers(policy, settings, mode="live"))
+
 Faults (``Fault.named(kind, **options)`` or the ``Fault.<kind>()`` shortcuts), queued per provider and,
 optionally, per model; a model's faults are used before the provider-wide ones:
 
