@@ -17,7 +17,7 @@ import anthropic
 
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
-from taelio_core.providers.base import LoopLocal, Provider
+from taelio_core.providers.base import LoopLocal, Provider, close_quietly
 from taelio_core.providers.transport import (
     connection_failure,
     detail_of,
@@ -151,10 +151,7 @@ class AnthropicProvider(Provider):
         except Exception as e:  # noqa: BLE001
             raise map_error(e, provider=self.name, model=model, streaming=received) from e
         finally:
-            try:
-                await events.close()
-            except Exception:  # noqa: BLE001 - closing a broken stream may fail again
-                pass
+            await close_quietly(events)
         self._check_stop(model, stop, "".join(parts))
         yield StreamEnd(usage=_stream_usage(start_usage, delta_usage, output_tokens), finish_reason=stop or "",
                         response_model=response_model or model)

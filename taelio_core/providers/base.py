@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from taelio_core.errors import BadResponse, register_secret
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 
-__all__ = ["Availability", "LoopLocal", "Provider"]
+__all__ = ["Availability", "LoopLocal", "Provider", "close_quietly"]
 
 C = TypeVar("C")
 
@@ -104,6 +104,18 @@ async def chunked(completion: Completion, *, size: int = 3) -> AsyncIterator[Str
         yield TextDelta(text=piece if i == 0 else " " + piece)
     yield StreamEnd(usage=completion.usage, finish_reason=completion.finish_reason,
                     response_model=completion.response_model)
+
+
+async def close_quietly(stream: Any) -> None:
+    """Close an SDK stream (``close()`` or ``aclose()``); a broken stream may fail again on close, and the error
+    that matters has already been raised."""
+    close = getattr(stream, "close", None) or getattr(stream, "aclose", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 class LoopLocal(Generic[C]):

@@ -21,7 +21,7 @@ from google.genai import types
 
 from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
-from taelio_core.providers.base import LoopLocal, Provider
+from taelio_core.providers.base import LoopLocal, Provider, close_quietly
 from taelio_core.providers.transport import (
     detail_of,
     error_for_status,
@@ -202,12 +202,7 @@ class GeminiProvider(Provider):
         except Exception as e:  # noqa: BLE001
             raise map_error(e, provider=self.name, model=model, streaming=received) from e
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:  # noqa: BLE001 - closing a broken stream may fail again
-                    pass
+            await close_quietly(chunks)
         self._finish(model, finish, "".join(parts))
         yield StreamEnd(usage=usage, finish_reason=finish, response_model=response_model or model)
 

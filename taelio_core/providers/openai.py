@@ -19,7 +19,7 @@ import openai
 
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
-from taelio_core.providers.base import LoopLocal, Provider
+from taelio_core.providers.base import LoopLocal, Provider, close_quietly
 from taelio_core.providers.transport import (
     connection_failure,
     detail_of,
@@ -168,7 +168,7 @@ class OpenAIProvider(Provider):
         except Exception as e:  # noqa: BLE001
             raise self._error(e, model, streaming=received) from e
         finally:
-            await _quiet_close(events)
+            await close_quietly(events)
         self._check_finish(model, finish, "".join(parts))
         yield StreamEnd(usage=usage or Usage(), finish_reason=finish or "", response_model=response_model or model)
 
@@ -177,9 +177,3 @@ class OpenAIProvider(Provider):
         if client is not None:
             await client.close()
 
-
-async def _quiet_close(events: Any) -> None:
-    try:
-        await events.close()
-    except Exception:  # noqa: BLE001 - closing a broken stream may fail again; the real error is already raised
-        pass
