@@ -28,8 +28,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, conform
 from taelio_core.calllog.base import CallLog
-from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS, attempt_rows, request_row
+from taelio_core.calllog.rows import attempt_rows, request_row
 from taelio_core.calllog.schema import MIGRATIONS
 from taelio_core.errors import CallLogError
 from taelio_core.trace import GenerationResult
@@ -38,29 +39,6 @@ __all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S"]
 
 T = TypeVar("T")
 LOCK_TIMEOUT_S = 60.0
-_COST = pa.decimal128(18, 10)
-_TS = pa.timestamp("us", tz="UTC")
-REQUEST_SCHEMA = pa.schema([
-    ("request_id", pa.string()), ("parent_id", pa.string()), ("ts", _TS), ("source", pa.string()),
-    ("tier", pa.string()), ("task", pa.string()), ("policy", pa.string()), ("status", pa.string()),
-    ("provider", pa.string()), ("model", pa.string()), ("simulated", pa.bool_()), ("latency_ms", pa.float64()),
-    ("ttft_ms", pa.float64()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
-    ("cached_tokens", pa.int64()), ("cost_usd", _COST), ("n_attempts", pa.int32()),
-    ("fallback_depth", pa.int32()), ("n_skipped", pa.int32()), ("experiment_id", pa.string()),
-    ("user_id", pa.string()), ("prompt_sha256", pa.string()), ("prompt", pa.string()), ("output", pa.string()),
-    ("output_sha256", pa.string()), ("error", pa.string()), ("routing_reason", pa.string()),
-    ("trace", pa.string()),
-])
-ATTEMPT_SCHEMA = pa.schema([
-    ("request_id", pa.string()), ("n", pa.int32()), ("ts", _TS), ("source", pa.string()), ("tier", pa.string()),
-    ("task", pa.string()), ("provider", pa.string()), ("model", pa.string()), ("response_model", pa.string()),
-    ("simulated", pa.bool_()), ("status", pa.string()), ("error_type", pa.string()), ("error", pa.string()),
-    ("http_status", pa.int32()), ("latency_ms", pa.float64()), ("ttft_ms", pa.float64()),
-    ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cached_tokens", pa.int64()),
-    ("cost_usd", _COST), ("price_source", pa.string()), ("finish_reason", pa.string()), ("retry", pa.int32()),
-    ("hedge", pa.bool_()),
-])
-assert REQUEST_SCHEMA.names == REQUEST_COLUMNS and ATTEMPT_SCHEMA.names == ATTEMPT_COLUMNS
 _QUANT = Decimal("1e-10")
 
 
@@ -169,9 +147,10 @@ class DuckDBCallLog(CallLog):
                     self._in_flight = 0
                     self._cond.notify_all()
 
-    def _write_batch(self, requests: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> None:
-        req_table = pa.Table.from_pylist(requests, schema=REQUEST_SCHEMA)
-        att_table = pa.Table.from_pylist(attempts, schema=ATTEMPT_SCHEMA)
+    def _write_batch(self, requests: list[dict[str, Any]] | pa.Table, attempts: list[dict[str, Any]] | pa.Table
+                     ) -> None:
+        req_table = requests if isinstance(requests, pa.Table) else pa.Table.from_pylist(requests, schema=REQUEST_SCHEMA)
+        att_table = attempts if isinstance(attempts, pa.Table) else pa.Table.from_pylist(attempts, schema=ATTEMPT_SCHEMA)
         with self.connect() as con:
             con.execute("BEGIN")
             try:
@@ -183,6 +162,20 @@ class DuckDBCallLog(CallLog):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
+        """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports)."""
+        try:
+            requests = conform(requests, REQUEST_SCHEMA, "requests")
+            attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
+        except (ValueError, pa.ArrowInvalid) as e:
+            raise CallLogError(f"cannot append to the log: {_first_line(e)}") from None
+        if not self.store_text:
+            for name in ("prompt", "output"):
+                i = requests.schema.get_field_index(name)
+                requests = requests.set_column(i, name, pa.nulls(requests.num_rows, pa.string()))
+        self._write_batch(requests, attempts)
+        return requests.num_rows
 
     def flush(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
