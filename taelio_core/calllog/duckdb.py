@@ -45,18 +45,22 @@ __all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S", "migrate", "rows_to_table"]
 T = TypeVar("T")
 LOCK_TIMEOUT_S = 60.0
 MAX_BATCH = 100_000
+# Never fetch extensions: a file that merely looks like SQLite would make DuckDB download one.
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 # Hashes of stored text are computed here, in DuckDB, not on the request path; in hash-only
-# mode the text columns arrive NULL with their hashes already filled in.
+# mode the text columns arrive NULL with their hashes already filled in. Columns are named, so
+# a later migration may add columns (with defaults) without breaking older writers.
 _INSERT_REQUESTS = f"""
-INSERT OR IGNORE INTO requests SELECT {", ".join(
+INSERT OR IGNORE INTO requests ({", ".join(REQUEST_SCHEMA.names)}) SELECT {", ".join(
     "coalesce(prompt_sha256, sha256(prompt))" if c == "prompt_sha256" else
     "coalesce(output_sha256, CASE WHEN output <> '' THEN sha256(output) END)" if c == "output_sha256" else
     "CASE WHEN $store_text THEN prompt END" if c == "prompt" else
     "CASE WHEN $store_text THEN output END" if c == "output" else c
     for c in REQUEST_SCHEMA.names)} FROM _new_requests
 """
-_INSERT_ATTEMPTS = "INSERT OR IGNORE INTO attempts SELECT * FROM _new_attempts"
+_INSERT_ATTEMPTS = (f"INSERT OR IGNORE INTO attempts ({', '.join(ATTEMPT_SCHEMA.names)}) "
+                    f"SELECT {', '.join(ATTEMPT_SCHEMA.names)} FROM _new_attempts")
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -78,7 +82,13 @@ def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
             units = np.fromiter((v or 0 for v in values), np.int64, len(values))
             arrays.append(decimal_from_units(units, valid))
         else:
-            arrays.append(pa.array(values, field.type))
+            try:
+                arrays.append(pa.array(values, field.type))
+            except UnicodeEncodeError:
+                # Text with lone surrogates (a provider's broken escape) cannot be UTF-8: store it with
+                # U+FFFD in their place rather than lose the row.
+                arrays.append(pa.array([v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v
+                                        for v in values], field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -154,9 +164,9 @@ class DuckDBCallLog(CallLog):
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), config=_CONFIG)
                 break
-            except duckdb.IOException as e:
+            except duckdb.Error as e:
                 if _is_lock_error(e):
                     self.lock_waits += 1
                     if time.monotonic() < deadline:
@@ -165,10 +175,11 @@ class DuckDBCallLog(CallLog):
                         continue
                     raise CallLogError(f"the log {self.path} stayed locked by another process for "
                                        f"{self.lock_timeout:g} s") from None
-                raise CallLogError(f"cannot open the log {self.path}: {_first_line(e)}") from None
-            except duckdb.Error as e:
-                raise CallLogError(f"cannot open the log {self.path}: {_first_line(e)} (if the file is damaged, "
-                                   "move it aside and Taelio will start a new one)") from None
+                text = _first_line(e)
+                hint = ""
+                if any(word in text.lower() for word in ("not a valid", "corrupt", "checksum", "sqlite")):
+                    hint = " (the file is damaged or not a DuckDB log: move it aside and Taelio will start a new one)"
+                raise CallLogError(f"cannot open the log {self.path}: {text}{hint}") from None
         try:
             con.execute("SET enable_progress_bar = false")
             yield con
