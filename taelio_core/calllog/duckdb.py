@@ -19,6 +19,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import atexit
+import os
 import random
 import threading
 import time
@@ -34,7 +35,7 @@ import pyarrow as pa
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, TS_TYPE, conform, decimal_from_units
 from taelio_core.calllog.base import CallLog
-from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, read_segment
+from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
 from taelio_core.calllog.rows import encode
 from taelio_core.calllog.schema import migrate
 from taelio_core.errors import CallLogError
@@ -66,6 +67,12 @@ _INSERT_ATTEMPTS = (f"INSERT OR IGNORE INTO attempts ({', '.join(ATTEMPT_SCHEMA.
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """True when the rows themselves are at fault (not the file, a lock or the schema)."""
+    return isinstance(exc, (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
+                            duckdb.OutOfRangeException, pa.ArrowException, TypeError, ValueError, OverflowError))
 
 
 def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
@@ -115,6 +122,7 @@ class DuckDBCallLog(CallLog):
         self.last_error: str | None = None
         self.replayed = 0            # requests recovered from dead processes' journals on open
         self.lock_waits = 0          # lock conflicts met (and retried)
+        self.rejected = 0            # malformed requests set aside in <db>.rejected/
         self._journal = None if journal == "off" else Journal(self.path, fsync=journal == "fsync")
         self._prepare()
 
@@ -147,7 +155,7 @@ class DuckDBCallLog(CallLog):
                     attempts.extend(tuple(a) for a in request_attempts)
             try:
                 if requests:
-                    self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA))
+                    self._commit_rows(requests, attempts)
             except BaseException:
                 dead.release(delete=False)      # still on disk: the next open tries again
                 raise
@@ -225,10 +233,12 @@ class DuckDBCallLog(CallLog):
                 self._in_flight = len(requests)
                 closing = self._closed
             try:
-                self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA))
+                set_aside = self._commit_rows(requests, attempts)
                 if self._journal is not None:
                     self._journal.discard(segments)
-                self.last_error, failures = None, 0
+                failures = 0
+                if not set_aside:
+                    self.last_error = None
             except Exception as e:  # noqa: BLE001 - keep the rows and try again
                 self.last_error = _first_line(e)
                 failures += 1
@@ -243,18 +253,74 @@ class DuckDBCallLog(CallLog):
                     self._in_flight = 0
                     self._idle.notify_all()
 
-    def _insert(self, requests: pa.Table, attempts: pa.Table) -> None:
-        with self.connect() as con:
-            con.execute("BEGIN")
-            try:
-                con.register("_new_requests", requests)
-                con.register("_new_attempts", attempts)
-                con.execute(_INSERT_REQUESTS, {"store_text": self.store_text})
-                con.execute(_INSERT_ATTEMPTS)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+    def _insert(self, requests: pa.Table, attempts: pa.Table,
+                con: duckdb.DuckDBPyConnection | None = None) -> None:
+        if con is None:
+            with self.connect() as own:
+                self._insert(requests, attempts, own)
+            return
+        con.execute("BEGIN")
+        try:
+            con.register("_new_requests", requests)
+            con.register("_new_attempts", attempts)
+            con.execute(_INSERT_REQUESTS, {"store_text": self.store_text})
+            con.execute(_INSERT_ATTEMPTS)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_new_requests")
+            con.unregister("_new_attempts")
+
+    def _commit_rows(self, requests: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]]) -> int:
+        """Insert queued rows. If some are malformed, set them aside (``rejected``) and insert the rest.
+
+        A malformed row (a NULL where the schema forbids one, a value Arrow cannot hold) must not
+        block the log forever; it is found by bisection and written to ``<db>.rejected/``, never
+        silently dropped. Errors that are not about the rows (a lock, a full disk) propagate, and
+        the rows wait for the next try.
+        """
+        try:
+            self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA))
+            return 0
+        except Exception as e:  # noqa: BLE001
+            if not _is_data_error(e):
                 raise
+        by_request: dict[str, list[tuple[Any, ...]]] = {}
+        for attempt in attempts:
+            by_request.setdefault(attempt[0], []).append(attempt)
+        bad: list[tuple[tuple[Any, ...], BaseException]] = []
+        with self.connect() as con:
+            self._bisect(con, requests, by_request, bad)
+        if bad:
+            self._set_aside(bad, by_request)
+        return len(bad)
+
+    def _bisect(self, con: duckdb.DuckDBPyConnection, requests: list[tuple[Any, ...]],
+                by_request: dict[str, list[tuple[Any, ...]]], bad: list) -> None:
+        try:
+            attempts = [a for r in requests for a in by_request.get(r[0], ())]
+            self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA), con)
+        except Exception as e:  # noqa: BLE001
+            if not _is_data_error(e):
+                raise
+            if len(requests) == 1:
+                bad.append((requests[0], e))
+                return
+            middle = len(requests) // 2
+            self._bisect(con, requests[:middle], by_request, bad)
+            self._bisect(con, requests[middle:], by_request, bad)
+
+    def _set_aside(self, bad: list, by_request: dict[str, list[tuple[Any, ...]]]) -> None:
+        folder = self.path.with_name(self.path.name + ".rejected")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{os.getpid()}-{int(time.time())}.seg"
+        with open(target, "ab") as f:
+            for request, _error in bad:
+                f.write(frame(encode_record((request, by_request.get(request[0], [])))))
+        self.rejected += len(bad)
+        self.last_error = (f"{len(bad)} malformed request(s) set aside in {target}: {_first_line(bad[0][1])}")
 
     def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
         """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports)."""

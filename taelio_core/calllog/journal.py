@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DeadJournal", "Journal", "JOURNAL_MODES", "dead_journals", "journal_dir", "read_segment"]
+__all__ = ["DeadJournal", "JOURNAL_MODES", "Journal", "dead_journals", "encode_record", "frame", "journal_dir",
+           "read_segment"]
 
 JOURNAL_MODES = ("write", "fsync", "off")
 _FRAME = struct.Struct("<II")          # payload length, crc32 of the payload
@@ -77,7 +78,7 @@ class Journal:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._open.append((self._fd, path))
         fd = self._fd
-        os.write(fd, _FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+        os.write(fd, frame(payload))
         return fd
 
     @staticmethod
@@ -124,6 +125,10 @@ class Journal:
             self.dir.rmdir()              # only if empty: other processes may still journal here
         except OSError:
             pass
+
+
+def frame(payload: bytes) -> bytes:
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def encode_record(record: Any) -> bytes:

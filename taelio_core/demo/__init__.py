@@ -122,7 +122,7 @@ def _batch(rng: np.random.Generator, plan: DemoPlan, text: DemoText, hour_start:
     b = simulate(rng, plan, route[second], ts_us[second], load[second], streamed[second], doomed[second])
     o = _merge(n, (lead, a), (second, b))
 
-    request_ids = hex_ids(rng, n)
+    request_ids = hex_ids(rng, n, ts_us // 1000)
     parent_of = np.full(n, -1, np.int64)
     parent_of[first] = np.arange(n_pairs)
     parent_of[second[idea_ok]] = np.arange(n_pairs)[idea_ok]

@@ -183,3 +183,36 @@ def test_fsync_mode_logs(tmp_path: Path) -> None:
     log.flush()
     assert log.count_requests() == 5
     log.close()
+
+
+def test_a_malformed_request_is_set_aside_not_blocking_the_log(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from taelio_core.calllog.journal import read_segment
+    db = tmp_path / "log.duckdb"
+    results = _results(11)
+    poison = replace(results[5], status=None)          # status is NOT NULL in the schema
+    log = DuckDBCallLog(db)
+    for result in [*results[:5], poison, *results[6:]]:
+        log.record(result)
+    log.flush(timeout=60)
+    assert log.count_requests() == 10 and log.rejected == 1
+    assert log.last_error is not None and "set aside" in log.last_error
+    aside = list((tmp_path / "log.duckdb.rejected").glob("*.seg"))
+    records = [r for path in aside for r in read_segment(path)[0]]
+    assert [r[0][0] for r in records] == [poison.request_id]       # kept, for a person to look at
+    log.close()
+
+
+def test_a_malformed_request_in_a_dead_journal_does_not_block_opening(tmp_path: Path) -> None:
+    from dataclasses import replace
+    db = tmp_path / "log.duckdb"
+    DuckDBCallLog(db).close()
+    results = _results(4)
+    dead = Journal(db)
+    for result in [results[0], replace(results[1], tier=None), results[2], results[3]]:
+        dead.append(encode_record(encode(result)))
+    _abandon(dead)
+    log = DuckDBCallLog(db)
+    assert log.count_requests() == 3 and log.rejected == 1
+    log.close()
