@@ -36,20 +36,11 @@ import duckdb  # noqa: E402
 from taelio_core.calllog import DuckDBCallLog  # noqa: E402
 from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS, attempt_rows, request_row  # noqa: E402
 from taelio_core.calllog.schema import migrate  # noqa: E402
-from taelio_core.errors import AllProvidersFailed  # noqa: E402
-from taelio_core.trace import Inputs  # noqa: E402
-from tests.calllog.traffic import faulty_router  # noqa: E402
+from tests.calllog.traffic import finished_results  # noqa: E402
 
 
 def sample_results(n: int, pool: int = 2000) -> list:
-    router = faulty_router(None, fault_rate=0.2, seed=1)
-    base = []
-    for i in range(min(n, pool)):
-        try:
-            base.append(router.generate(router.policy.tiers[i % 3], ("idea", "story")[i % 2],
-                                        Inputs(prompt=f"A premise number {i} about a lighthouse")))
-        except AllProvidersFailed as e:
-            base.append(e.result)
+    base = finished_results(min(n, pool), seed=1)
     return [replace(base[i % len(base)], request_id=uuid.uuid4().hex) for i in range(n)]
 
 

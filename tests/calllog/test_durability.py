@@ -13,9 +13,8 @@ import pytest
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.calllog.journal import Journal, encode_record, journal_dir
 from taelio_core.calllog.rows import encode
-from taelio_core.errors import AllProvidersFailed
-from taelio_core.trace import Inputs
-from tests.calllog.traffic import faulty_router
+from taelio_core.trace import GenerationResult
+from tests.calllog.traffic import finished_results
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = ROOT / "tests" / "calllog" / "traffic.py"
@@ -80,15 +79,8 @@ def test_kill_9_loses_no_acknowledged_request(tmp_path: Path, flush_interval: st
     again.close()
 
 
-def _results(n: int):
-    router = faulty_router(None, seed=5)
-    out = []
-    for i in range(n):
-        try:
-            out.append(router.generate("free", "idea", Inputs(prompt=f"p{i}")))
-        except AllProvidersFailed as e:
-            out.append(e.result)
-    return out
+def _results(n: int) -> list[GenerationResult]:
+    return finished_results(n, seed=5)
 
 
 def _abandon(journal: Journal) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from taelio_core.calllog import DuckDBCallLog
-from taelio_core.errors import AllProvidersFailed, CallLogError
-from taelio_core.trace import Inputs
-from tests.calllog.traffic import faulty_router
+from taelio_core.errors import CallLogError
+from taelio_core.trace import GenerationResult
+from tests.calllog.traffic import finished_results
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = ROOT / "tests" / "calllog" / "traffic.py"
@@ -88,15 +88,8 @@ def holder(tmp_path: Path):
         proc.wait(timeout=30)
 
 
-def _results(n: int):
-    router = faulty_router(None, seed=9)
-    out = []
-    for i in range(n):
-        try:
-            out.append(router.generate("free", "idea", Inputs(prompt=f"p{i}")))
-        except AllProvidersFailed as e:
-            out.append(e.result)
-    return out
+def _results(n: int) -> list[GenerationResult]:
+    return finished_results(n, seed=9)
 
 
 def test_lock_conflicts_are_retried_with_backoff(tmp_path: Path, holder) -> None:

@@ -55,6 +55,23 @@ def faulty_router(sink: CallSink | None, *, fault_rate: float = 0.2, seed: int =
     return Router(policy, providers, sink=sink, source=source)
 
 
+def finished_results(n: int, *, seed: int = 0, fault_rate: float = 0.2) -> list:
+    """``n`` finished requests (ok or failed, with their attempts) from ``faulty_router``, cycling tiers and tasks."""
+    from taelio_core.errors import AllProvidersFailed
+    from taelio_core.trace import Inputs
+
+    router = faulty_router(None, fault_rate=fault_rate, seed=seed)
+    tiers, tasks = router.policy.tiers, router.policy.tasks
+    out = []
+    for i in range(n):
+        try:
+            out.append(router.generate(tiers[i % len(tiers)], tasks[i % len(tasks)],
+                                       Inputs(prompt=f"A premise number {i} about a lighthouse")))
+        except AllProvidersFailed as e:
+            out.append(e.result)
+    return out
+
+
 def main() -> None:
     from taelio_core.calllog import DuckDBCallLog
     from taelio_core.errors import AllProvidersFailed
