@@ -17,7 +17,6 @@ after Taelio's breaker opened (the entry skipped).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.util
 import json
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from benchmarks.bench_router import KEY, MODEL, SYSTEM, bare_call, messages  # noqa: E402
-from benchmarks.harness import Figure, PartContext, fake_server, percentile  # noqa: E402
+from benchmarks.harness import Figure, PartContext, fake_server, percentile, run_standalone  # noqa: E402
 
 # Long enough that the healthy server answers in time even on a loaded machine (its p99 reached ~0.5 s).
 TIMEOUT_S = 1.0
@@ -188,13 +187,7 @@ def run(ctx: PartContext) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seconds", type=float, default=120.0)
-    args = parser.parse_args()
-    ctx = PartContext(quick=args.quick, deadline=time.monotonic() + args.seconds)
-    for f in run(ctx):
-        print(" | ".join(f.cells()), f.note)
+    run_standalone(run, __doc__.splitlines()[0], seconds=120.0)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ contender, and the added p50/p99 (contender minus bare), sequentially and with
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from benchmarks.harness import Figure, PartContext, fake_server, percentile  # noqa: E402
+from benchmarks.harness import Figure, PartContext, fake_server, percentile, run_standalone  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 SYSTEM = "You are a creative writing partner."
@@ -268,13 +267,7 @@ def run(ctx: PartContext) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--seconds", type=float, default=240.0, help="time budget")
-    args = parser.parse_args()
-    ctx = PartContext(quick=args.quick, deadline=time.monotonic() + args.seconds)
-    for f in run(ctx):
-        print(" | ".join(f.cells()), f.note)
+    run_standalone(run, __doc__.splitlines()[0], seconds=240.0)
 
 
 if __name__ == "__main__":

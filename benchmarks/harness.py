@@ -8,6 +8,7 @@ one table and write one ``BENCHMARKS.md`` for seven very different things.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -15,14 +16,14 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["Figure", "PartContext", "ROOT", "RESULTS", "fake_server", "machine", "percentile", "run_script",
-           "versions"]
+__all__ = ["Figure", "PartContext", "RESULTS", "ROOT", "fake_server", "machine", "percentile", "run_script",
+           "run_standalone", "versions"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -165,6 +166,17 @@ def last_json(path: Path, since: float) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def run_standalone(run: Callable[[PartContext], list[Figure]], description: str, seconds: float) -> None:
+    """``python benchmarks/bench_X.py [--quick] [--seconds N]``: one part on its own, its figures printed."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float, default=seconds, help="time budget")
+    args = parser.parse_args()
+    ctx = PartContext(quick=args.quick, deadline=time.monotonic() + args.seconds)
+    for f in run(ctx):
+        print(" | ".join(f.cells()), f.note)
 
 
 def figures_as_json(figures: list[Figure]) -> list[dict[str, object]]:
