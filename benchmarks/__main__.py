@@ -52,9 +52,13 @@ def run_part(name: str, quick: bool) -> tuple[list[Figure], dict[str, object], f
     return figures, ctx.raw, time.monotonic() - t0
 
 
-def write_markdown(results: dict[str, list[Figure]], info: dict[str, object], command: str) -> Path:
-    """Update BENCHMARKS.md: the header block is rewritten, each part's section only when it was run."""
-    path = ROOT / "BENCHMARKS.md"
+def write_markdown(results: dict[str, list[Figure]], info: dict[str, object], command: str,
+                   path: Path | None = None) -> Path:
+    """Update BENCHMARKS.md: the header block is rewritten, each part's section only when it was run.
+
+    The hand-written block between ``<!-- analysis -->`` markers, and the sections of parts not run, are kept.
+    """
+    path = path or ROOT / "BENCHMARKS.md"
     old = path.read_text() if path.exists() else ""
     sections = {}
     for name in PARTS:
