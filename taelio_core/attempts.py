@@ -55,7 +55,8 @@ class AttemptRunner:
         return _Start(started=self.clock.now(), t0=self.clock.monotonic())
 
     async def complete(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, *, timeout_s: float,
-                       retry: int = 0, hedge: bool = False, start: _Start | None = None) -> Outcome:
+                       retry: int = 0, hedge: bool = False, start: _Start | None = None,
+                       capped: bool = False) -> Outcome:
         """The whole answer in one call."""
         start = start or self.start()
         tags = {"retry": retry, "hedge": hedge}
@@ -66,7 +67,8 @@ class AttemptRunner:
                 raise BadResponse("the provider returned an empty completion", provider=entry.provider,
                                   model=entry.model, http_status=200)
         except TimeoutError:
-            error = ProviderTimeout(f"no answer within {timeout_s:g} s", provider=entry.provider, model=entry.model)
+            error = ProviderTimeout(_timeout_message(timeout_s, capped), provider=entry.provider,
+                                    model=entry.model)
             return self.failed(ctx, entry, provider, start, error, **tags)
         except ProviderError as error:
             return self.failed(ctx, entry, provider, start, error, **tags)
@@ -84,14 +86,15 @@ class AttemptRunner:
             text=completion.text, **tags))
 
     async def as_stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, *, timeout_s: float,
-                        retry: int = 0, hedge: bool = False,
-                        start: _Start | None = None) -> AsyncIterator[str | Outcome]:
+                        retry: int = 0, hedge: bool = False, start: _Start | None = None,
+                        capped: bool = False) -> AsyncIterator[str | Outcome]:
         """``complete`` shaped like ``stream`` (no text, then the outcome), so races treat both alike."""
-        yield await self.complete(ctx, entry, provider, timeout_s=timeout_s, retry=retry, hedge=hedge, start=start)
+        yield await self.complete(ctx, entry, provider, timeout_s=timeout_s, retry=retry, hedge=hedge, start=start,
+                                  capped=capped)
 
     async def stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, *, timeout_s: float,
-                     retry: int = 0, hedge: bool = False,
-                     start: _Start | None = None) -> AsyncIterator[str | Outcome]:
+                     retry: int = 0, hedge: bool = False, start: _Start | None = None,
+                     capped: bool = False) -> AsyncIterator[str | Outcome]:
         """Text chunks as they arrive, then the ``Outcome`` (always last)."""
         start = start or self.start()
         tags = {"retry": retry, "hedge": hedge}
@@ -126,7 +129,8 @@ class AttemptRunner:
                 error = BadResponse("the provider returned an empty completion", provider=entry.provider,
                                     model=entry.model, http_status=200)
         except TimeoutError:
-            error = ProviderTimeout(f"no answer within {timeout_s:g} s", provider=entry.provider, model=entry.model)
+            error = ProviderTimeout(_timeout_message(timeout_s, capped), provider=entry.provider,
+                                    model=entry.model)
         except ProviderError as exc:
             error = exc
         except Exception as exc:  # noqa: BLE001
@@ -187,3 +191,8 @@ class AttemptRunner:
             error="cancelled: another entry answered first", cost_usd=price.cost_usd,
             price_source=None if price.source is None else f"{price.source} (estimated input; cancelled)",
             simulated=provider.simulated, retry=retry, hedge=hedge)
+
+
+def _timeout_message(timeout_s: float, capped: bool) -> str:
+    """``capped``: the attempt's timeout was cut short to keep the request within its deadline."""
+    return "no answer before the request's deadline" if capped else f"no answer within {timeout_s:g} s"

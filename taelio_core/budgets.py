@@ -49,11 +49,12 @@ PERIODS = ("monthly", "daily")
 
 @dataclass(frozen=True, kw_only=True)
 class SpendRow:
-    """Spend already in the log this month: ``today`` splits off the part spent today."""
+    """Spend already in the log, in one month (``2026-11``) and, when ``day`` is set, on that day."""
 
     tier: str
     provider: str
-    today: bool
+    month: str
+    day: str | None
     cost_usd: Decimal
 
 
@@ -118,13 +119,10 @@ class BudgetGuard:
         self._reserved: dict[Key, Decimal] = {}
         self._holds: dict[tuple[str, str], tuple[Decimal, list[Key]]] = {}
         self._alerted: set[Key] = set()
-        labels = _labels(clock.now())
-        for row in spent:
-            for period in PERIODS:
-                if period == "daily" and not row.today:
-                    continue
-                for key in self._keys(row.tier, row.provider, {period: labels[period]}):
-                    self._spent[key] = self._spent.get(key, Decimal(0)) + row.cost_usd
+        for row in spent:  # no clock reading here: the sandbox builds routers before its loop runs
+            labels = {"monthly": row.month} | ({"daily": row.day} if row.day else {})
+            for key in self._keys(row.tier, row.provider, labels):
+                self._spent[key] = self._spent.get(key, Decimal(0)) + row.cost_usd
 
     # ---- what applies ------------------------------------------------------------------
     def _limits(self, tier: str, provider: str) -> list[tuple[str, str, BudgetLimit]]:
@@ -259,5 +257,7 @@ def spend_from_log(log_: CallLog, now: datetime, *, count_simulated: bool = Fals
         "SELECT tier, provider, ts >= ? AS today, sum(cost_usd) AS cost FROM attempts "
         "WHERE ts >= ? AND cost_usd IS NOT NULL AND (NOT simulated OR ?) GROUP BY ALL",
         [day_start, month_start, count_simulated])
-    return [SpendRow(tier=str(r.tier), provider=str(r.provider), today=bool(r.today),
-                     cost_usd=Decimal(str(r.cost))) for r in df.itertuples(index=False)]
+    labels = _labels(now)
+    return [SpendRow(tier=str(r.tier), provider=str(r.provider), month=labels["monthly"],
+                     day=labels["daily"] if bool(r.today) else None, cost_usd=Decimal(str(r.cost)))
+            for r in df.itertuples(index=False)]

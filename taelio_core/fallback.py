@@ -79,8 +79,8 @@ class ChainWalk:
             while True:
                 outcome: Outcome | None = None
                 if hedge_ms is not None:
-                    hedge_ms, handled = None, False
-                    async for item in self._race(entry, provider, hedge_ms / 1000.0):
+                    head_start_s, hedge_ms, handled = hedge_ms / 1000.0, None, False
+                    async for item in self._race(entry, provider, head_start_s):
                         if isinstance(item, Outcome):
                             outcome = item
                         elif isinstance(item, bool):
@@ -144,9 +144,10 @@ class ChainWalk:
     def _one(self, entry: ChainEntry, provider: Provider, *, retry: int, hedge: bool,
              start: _Start | None = None) -> AsyncIterator[str | Outcome]:
         runner = self.r.runner
-        timeout = max(0.001, min(self.ctx.request.settings.timeout_s, self._remaining()))
+        own, remaining = self.ctx.request.settings.timeout_s, self._remaining()
         make = runner.stream if self.streaming else runner.as_stream
-        return make(self.ctx, entry, provider, timeout_s=timeout, retry=retry, hedge=hedge, start=start)
+        return make(self.ctx, entry, provider, timeout_s=max(0.001, min(own, remaining)), retry=retry, hedge=hedge,
+                    start=start, capped=remaining < own)
 
     # ---- hedging -----------------------------------------------------------------------
     def _hedge_threshold(self, entry: ChainEntry) -> float | None:
@@ -168,6 +169,7 @@ class ChainWalk:
                 if second is not None:
                     racers.append(self._racer(second[0], second[1], hedge=True))
             elif isinstance(first.task.result(), Outcome):  # type: ignore[union-attr]
+                racers.clear()  # finished alone: the caller records it like any attempt
                 yield first.task.result()  # type: ignore[union-attr]
                 return
             while racers:

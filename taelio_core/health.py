@@ -142,12 +142,13 @@ def _logged_states(policy: RoutingPolicy, latest: pd.DataFrame, now: datetime) -
 def _history(call_log: CallLog | None, limit: int) -> pd.DataFrame:
     if call_log is None:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
-    return call_log.query(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM breaker_events ORDER BY ts DESC LIMIT ?",
-                          [limit])
+    return call_log.query(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM breaker_events "
+                          "ORDER BY ts DESC, rowid DESC LIMIT ?", [limit])
 
 
 def _last_transitions(call_log: CallLog | None) -> pd.DataFrame:
     if call_log is None:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     return call_log.query(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM breaker_events "
-                          "QUALIFY row_number() OVER (PARTITION BY provider, model ORDER BY ts DESC) = 1")
+                          "QUALIFY row_number() OVER (PARTITION BY provider, model "
+                          "ORDER BY ts DESC, rowid DESC) = 1")
