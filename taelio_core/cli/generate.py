@@ -7,7 +7,7 @@ from typing import TextIO
 
 from taelio_core.cli import EXIT_ALL_FAILED, add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
-from taelio_core.errors import AllProvidersFailed, InputError
+from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError
 from taelio_core.router import Truncated
 from taelio_core.trace import GenerationResult, Inputs, StoryResult
 
@@ -50,6 +50,7 @@ def run_generate(args: argparse.Namespace) -> int:
             raise InputError(f"--task: unknown task '{args.task}' (tasks: {', '.join(engine.policy.tasks)}, full)",
                              field="task")
         result = _one(engine, args, args.task, inputs, info, parent_id=None)
+        _raise_if_rejected(result)
         if args.json:
             emit_json(result.as_dict())
             args._json_written = True
@@ -88,11 +89,13 @@ def _run_full(engine, args: argparse.Namespace, inputs: Inputs, info: TextIO) ->
     if not args.json and args.stream:
         info.write("--- idea ---\n")
     idea = _one(engine, args, "idea", inputs, info, parent_id)
+    _raise_if_rejected(idea)
     story = None
     if idea.ok:
         if not args.json and args.stream:
             info.write("--- story ---\n")
         story = _one(engine, args, "story", replace(inputs, idea=idea.text), info, parent_id)
+        _raise_if_rejected(story)
     doc = StoryResult(parent_id=parent_id, idea=idea, story=story)
     if args.json:
         emit_json({"parent_id": parent_id, "idea": idea.as_dict(), "story": story.as_dict() if story else None})
@@ -107,6 +110,12 @@ def _run_full(engine, args: argparse.Namespace, inputs: Inputs, info: TextIO) ->
         failed = story if story is not None else idea
         raise AllProvidersFailed(failed.error or "every provider failed", attempts=failed.attempts)
     return 0
+
+
+def _raise_if_rejected(result: GenerationResult) -> None:
+    """A streamed request stopped by a hard budget ends like a whole one: ``BudgetExceeded``, exit 4."""
+    if result.status == "rejected":
+        raise BudgetExceeded(result.error or "a hard budget is spent", scope=result.tier)
 
 
 def print_trace(result: GenerationResult, out: TextIO, *, text_shown: bool = False) -> None:
