@@ -169,7 +169,7 @@ class AttemptRunner:
         attempt = Attempt(
             n=0, provider=entry.provider, model=entry.model, status="truncated" if truncated else "error",
             started_at=start.started, latency_ms=(self.clock.monotonic() - start.t0) * 1000.0, ttft_ms=ttft,
-            error_type="truncated" if truncated else error.error_type, error=message,
+            error_type=error.error_type, error=message,
             http_status=error.http_status, usage=usage, cost_usd=price.cost_usd if price else None,
             price_source=price.source if price else None, simulated=provider.simulated, text=partial,
             retry=retry, hedge=hedge)

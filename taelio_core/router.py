@@ -411,7 +411,16 @@ class GenerationStream:
 
 
 def _failure_sentence(ctx: RequestContext) -> str:
-    parts = [f"{a.provider}:{a.model} {a.plain_error}" for a in ctx.attempts]
+    parts: list[str] = []
+    tries: list[int] = []
+    for a in ctx.attempts:  # retries of one entry that failed the same way are said once
+        part = f"{a.provider}:{a.model} {a.plain_error}"
+        if parts and parts[-1] == part and a.retry:
+            tries[-1] += 1
+            continue
+        parts.append(part)
+        tries.append(1)
+    parts = [p + (f" ({n} tries)" if n > 1 else "") for p, n in zip(parts, tries)]
     parts += [f"{s.provider}:{s.model} skipped ({s.reason})" for s in ctx.skipped]
     if not ctx.attempts and ctx.skipped:
         head = f"No provider could be tried for {ctx.tier}/{ctx.task}"

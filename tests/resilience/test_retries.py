@@ -128,3 +128,13 @@ def test_decide_retry_rules():
                         rng=rng).wait_s is None
     assert decide_retry(cfg, error_type="rate_limited", retry_after=40, retries=0, remaining_s=100,
                         rng=rng).wait_s is None  # over max_retry_after_s (30)
+
+
+def test_the_failure_sentence_says_retries_once():
+    r = router({"a": scripted("a", [ProviderUnavailable]), "b": scripted("b", [AuthFailed]),
+                "c": scripted("c", [BadRequest])}, extra="[resilience]\nbackoff_base_s = 0\n")
+    with pytest.raises(AllProvidersFailed) as info:
+        run(r.agenerate("pro", "idea", INPUTS))
+    assert str(info.value) == ("Every provider failed for pro/idea: a:a1 unavailable (server error or connection "
+                               "failed) (3 tries); b:b1 key rejected; c:c1 request rejected.")
+    assert len(info.value.attempts) == 5
