@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="route one request and print the answer and its trace")
     p.add_argument("--task", default="idea", help="a task from the policy, or 'full' for idea then story")
     p.add_argument("--tier", default="free", help="user tier (default: free)")
-    p.add_argument("--prompt", required=True, help="the premise")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="the premise")
+    source.add_argument("--prompt-file", metavar="PATH",
+                        help="read the premise from a UTF-8 file ('-' for stdin), for long premises")
     p.add_argument("--genre", default="", help="genre, e.g. Mystery")
     p.add_argument("--tone", default="", help="tone, e.g. 'Dark and atmospheric'")
     p.add_argument("--idea", help="for a story task: the idea to build on (default: the prompt)")
@@ -43,7 +46,7 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         info = sys.stderr if args.json else sys.stdout
         _announce(engine, sys.stderr)
-        inputs = Inputs(prompt=args.prompt, genre=args.genre, tone=args.tone, idea=args.idea)
+        inputs = Inputs(prompt=_prompt(args), genre=args.genre, tone=args.tone, idea=args.idea)
         if args.task == "full":
             return _run_full(engine, args, inputs, info)
         if args.task not in engine.policy.tasks:
@@ -110,6 +113,20 @@ def _run_full(engine, args: argparse.Namespace, inputs: Inputs, info: TextIO) ->
         failed = story if story is not None else idea
         raise AllProvidersFailed(failed.error or "every provider failed", attempts=failed.attempts)
     return 0
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    if args.prompt_file is None:
+        return args.prompt
+    try:
+        if args.prompt_file == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        with open(args.prompt_file, "rb") as f:
+            return f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{args.prompt_file} is not valid UTF-8 (byte {e.start + 1})", field="prompt-file") from None
+    except OSError as e:
+        raise InputError(f"cannot read {args.prompt_file}: {e.strerror}", field="prompt-file") from None
 
 
 def _raise_if_rejected(result: GenerationResult) -> None:
