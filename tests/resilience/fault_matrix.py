@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
 from taelio_core.policy import parse_policy
@@ -27,8 +29,10 @@ MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-haiku-4-5", "gemini": "
 NEXT = {"openai": "anthropic", "anthropic": "gemini", "gemini": "openai"}
 KEYS = {"OPENAI_API_KEY": "sk-matrix-openai-0000000000", "ANTHROPIC_API_KEY": "sk-ant-matrix-0000000000",
         "GEMINI_API_KEY": "AIzaMatrixKey000000000000000000000"}
-ATTEMPT_TIMEOUT_S = 0.3
+ATTEMPT_TIMEOUT_S = 1.0   # each SDK client is warmed up first, so a healthy call takes milliseconds
 INPUTS = Inputs(prompt="A lighthouse keeper finds a message")
+# Long enough that a cut after 6 events (Anthropic sends 3 before any text) leaves text shown and text unsent.
+TEXT = " ".join(f"word{i}" for i in range(40))
 
 # An attempt as the matrix describes it: (who, status, error_type, http_status, retry, hedge); who is P or Q.
 Row = tuple[str, str, str | None, int | None, int, bool]
@@ -64,7 +68,7 @@ CASES = [
          status="ok", served_by="Q"),
     Case(name="503", fault=Fault.named("unavailable"), times=None, attempts=_fallback(_two("unavailable", 503)),
          status="ok", served_by="Q"),
-    Case(name="read timeout", fault=Fault.timeout(delay_s=1.2), times=None,
+    Case(name="read timeout", fault=Fault.timeout(delay_s=2.5), times=None,
          attempts=_fallback(_two("timeout", None)), status="ok", served_by="Q"),
     Case(name="connection refused", fault=None, times=None, attempts=_fallback(_two("unavailable", None)),
          status="ok", served_by="Q"),
@@ -78,13 +82,15 @@ CASES = [
          attempts=_fallback([("P", "error", "auth_failed", 401, 0, False)]), status="ok", served_by="Q"),
     Case(name="404 model not found", fault=Fault.named("not_found"), times=None,
          attempts=_fallback([("P", "error", "model_not_found", 404, 0, False)]), status="ok", served_by="Q"),
-    Case(name="stream cut mid-way", fault=Fault.stream_cut(after_chunks=2), times=None,
+    Case(name="stream cut mid-way", fault=Fault.stream_cut(after_chunks=6), times=None,
          attempts=(("P", "truncated", "bad_response", None, 0, False),), status="truncated", served_by="P",
          modes=("stream",)),
-    Case(name="stream ends quietly, no finish reason", fault=Fault.stream_cut(after_chunks=2, quiet=True),
+    Case(name="stream ends quietly, no finish reason", fault=Fault.stream_cut(after_chunks=6, quiet=True),
          times=None, attempts=(("P", "truncated", "bad_response", 200, 0, False),), status="truncated",
          served_by="P", modes=("stream",)),
-    Case(name="slow first token (hedged at 150 ms)", fault=Fault.slow_first_token(delay_s=1.0), times=None,
+    Case(name="slow first token (no hedging)", fault=Fault.slow_first_token(delay_s=0.3), times=None,
+         attempts=(("P", "ok", None, None, 0, False),), status="ok", served_by="P"),
+    Case(name="slow first token (hedged at 150 ms)", fault=Fault.slow_first_token(delay_s=0.8), times=None,
          attempts=(("P", "cancelled", "cancelled", None, 0, False), ("Q", "ok", None, None, 0, True)),
          status="ok", served_by="Q", hedge_after_ms=150),
 ]
@@ -126,8 +132,6 @@ class Outcome:
 
 def run_case(server: FakeServer, tmp: Path, provider: str, case: Case, mode: str) -> Outcome:
     server.reset()
-    if case.fault is not None:
-        server.fail(provider, case.fault, times=case.times)
     who = {provider: "P", NEXT[provider]: "Q"}
     db = tmp / f"{provider}-{abs(hash((case.name, mode)))}.duckdb"
     engine = Taelio.open(policy=parse_policy(policy_text(provider, case, server), source="matrix.toml"),
@@ -135,6 +139,14 @@ def run_case(server: FakeServer, tmp: Path, provider: str, case: Case, mode: str
     escaped = None
     result: GenerationResult | None = None
     try:
+        # Warm each SDK client on the router's loop: a cold first call (imports, TLS-less connect, client setup)
+        # can take longer than the attempt timeout on a busy machine, and the matrix is about the faults.
+        for name in (provider, NEXT[provider]):
+            server.set_text(name, TEXT)
+            if case.fault is not None or name != provider:
+                engine.router.probe(name, "idea")
+        if case.fault is not None:
+            server.fail(provider, case.fault, times=case.times)
         try:
             if mode == "stream":
                 stream = engine.router.stream("pro", "idea", INPUTS)
@@ -165,11 +177,11 @@ def run_case(server: FakeServer, tmp: Path, provider: str, case: Case, mode: str
 
 
 def _none(value: object) -> object:
-    return None if value is None or value != value else value  # NaN -> None
+    return None if pd.isna(value) else value
 
 
 def _int(value: object) -> int | None:
-    return None if value is None or value != value else int(value)  # type: ignore[call-overload]
+    return None if pd.isna(value) else int(value)  # type: ignore[call-overload]
 
 
 def describe(rows: list[Row], provider: str) -> str:
