@@ -152,12 +152,12 @@ class CircuitBreakers:
         """Why ``entry`` would be skipped now, without taking a trial slot (for selection info)."""
         if not self.config.enabled:
             return None
-        now, states = self.clock.now(), self.store.snapshot()
+        states = self.store.snapshot()
         for key in (_provider_key(entry.provider), entry.ref):
             s = states.get(key)
             if s is None or s.state == CLOSED:
                 continue
-            if s.state == OPEN and s.until is not None and now < s.until:
+            if s.state == OPEN and s.until is not None and self.clock.now() < s.until:
                 return f"circuit open until {s.until:%H:%M:%S}" + (f" ({s.reason})" if s.reason else "")
             if s.state == HALF_OPEN and s.probe_owner is not None:
                 return "circuit half-open: a trial request is in flight"

@@ -88,6 +88,7 @@ class RequestContext:
     skipped: list[Skip] = field(default_factory=list)
     routing_reason: str | None = None
     budget_blocked: bool = False
+    in_flight: list[ChainEntry] = field(default_factory=list)   # admitted by the guards, not yet observed
     result: GenerationResult | None = None
 
     @property
@@ -279,8 +280,14 @@ class Router:
             return
         walk = ChainWalk(self, ctx, streaming=streaming, exclude=exclude,
                          continue_on_truncation=continue_on_truncation)
-        async for item in walk.run():
-            yield item
+        try:
+            async for item in walk.run():
+                yield item
+        finally:
+            # A caller that stops reading a stream (or is cancelled) must not leave a budget reservation or a
+            # half-open trial held forever.
+            for entry in list(ctx.in_flight):
+                self._release(ctx, entry)
 
     # ---- guards (used by the chain walk) ---------------------------------------------------
     def _skip_reason(self, ctx: RequestContext, entry: ChainEntry, provider: Provider,
@@ -303,9 +310,12 @@ class Router:
                     ctx.budget_blocked = True
                 return reason
             admitted.append(guard)
+        ctx.in_flight.append(entry)
         return None
 
     def _release(self, ctx: RequestContext, entry: ChainEntry) -> None:
+        if entry in ctx.in_flight:
+            ctx.in_flight.remove(entry)
         for guard in self.guards:
             _release_guard(guard, ctx, entry)
 
@@ -315,6 +325,9 @@ class Router:
     def _record_attempt(self, ctx: RequestContext, attempt: Attempt) -> None:
         attempt = replace(attempt, n=len(ctx.attempts) + 1)
         ctx.attempts.append(attempt)
+        done = ChainEntry(provider=attempt.provider, model=attempt.model)
+        if done in ctx.in_flight:
+            ctx.in_flight.remove(done)
         if attempt.ok and attempt.ttft_ms is not None:
             self._ttft.setdefault(attempt_ref(attempt), deque(maxlen=TTFT_SAMPLES)).append(attempt.ttft_ms)
         for guard in self.guards:

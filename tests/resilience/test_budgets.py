@@ -190,3 +190,27 @@ def test_cli_hard_stop_exits_4_with_one_sentence(tmp_path):
     log = DuckDBCallLog(db)
     assert log.query("SELECT count(*) AS n FROM requests WHERE status = 'rejected'")["n"].iloc[0] == 2
     log.close()
+
+
+def test_a_stream_abandoned_mid_way_releases_its_reservation():
+    from taelio_core.generation import StreamEnd, TextDelta
+
+    def events(model, request):
+        yield TextDelta(text="first words")
+        yield TextDelta(text=" more")
+        yield StreamEnd(usage=Usage(input_tokens=5, output_tokens=5), finish_reason="stop")
+
+    extra = "[budgets.tier.pro]\nmonthly = 1000\nhard = true\n"
+    r = router({"a": FunctionProvider("a", lambda m, q: "x", stream_fn=events)}, extra=extra)
+
+    async def read_one_chunk():
+        stream = r.astream("pro", "idea", INPUTS)
+        agen = stream.__aiter__()
+        first = await anext(agen)
+        held = {(s.scope, s.name): s.reserved_usd for s in r.budgets.status()}[("tier", "pro")]
+        await agen.aclose()  # the reader goes away
+        return first, held
+
+    first, held = run(read_one_chunk())
+    assert first == "first words" and held > 0
+    assert {(s.scope, s.name): s.reserved_usd for s in r.budgets.status()}[("tier", "pro")] == 0
