@@ -98,17 +98,13 @@ class ChainWalk:
                         else:
                             yield item
                 assert outcome is not None
-                self._record(outcome)
-                attempt = outcome.attempt
-                if attempt.ok:
-                    self.r._conclude(ctx, "ok", attempt)
+                settled = self._settle(outcome)
+                if settled is True:
                     return
-                if attempt.status == "truncated":
-                    if not self.continue_on_truncation:
-                        self.r._conclude(ctx, "truncated", attempt)
-                        return
-                    yield Truncated(provider=entry.provider, model=entry.model, reason=attempt.plain_error)
+                if isinstance(settled, Truncated):
+                    yield settled
                     break
+                attempt = outcome.attempt
                 retry_after = outcome.error.retry_after if isinstance(outcome.error, RateLimited) else None
                 decision = decide_retry(self.cfg, error_type=attempt.error_type, retry_after=retry_after,
                                         retries=retries, remaining_s=self._remaining(), rng=self.r.rng)
@@ -140,6 +136,21 @@ class ChainWalk:
 
     def _record(self, outcome: Outcome) -> None:
         self.r._record_attempt(self.ctx, outcome.attempt)
+
+    def _settle(self, outcome: Outcome) -> bool | Truncated:
+        """Record an attempt. True: it ended the request. A ``Truncated`` marker: text broke off and the
+        caller asked to go on. False: it failed before any text (retry or fall back)."""
+        self._record(outcome)
+        attempt = outcome.attempt
+        if attempt.ok:
+            self.r._conclude(self.ctx, "ok", attempt)
+            return True
+        if attempt.status != "truncated":
+            return False
+        if not self.continue_on_truncation:
+            self.r._conclude(self.ctx, "truncated", attempt)
+            return True
+        return Truncated(provider=attempt.provider, model=attempt.model, reason=attempt.plain_error)
 
     def _one(self, entry: ChainEntry, provider: Provider, *, retry: int, hedge: bool,
              start: _Start | None = None) -> AsyncIterator[str | Outcome]:
@@ -239,12 +250,6 @@ class ChainWalk:
                 else:
                     yield item
         assert outcome is not None
-        self._record(outcome)
-        attempt = outcome.attempt
-        if attempt.ok:
-            self.r._conclude(self.ctx, "ok", attempt)
-        elif attempt.status == "truncated":
-            if not self.continue_on_truncation:
-                self.r._conclude(self.ctx, "truncated", attempt)
-            else:
-                yield Truncated(provider=attempt.provider, model=attempt.model, reason=attempt.plain_error)
+        settled = self._settle(outcome)
+        if isinstance(settled, Truncated):
+            yield settled
