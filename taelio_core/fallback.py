@@ -92,11 +92,10 @@ class ChainWalk:
                             return
                         break
                 else:
-                    async for item in self._one(entry, provider, retry=retries, hedge=False):
-                        if isinstance(item, Outcome):
-                            outcome = item
-                        else:
-                            yield item
+                    box: list[Outcome] = []
+                    async for text in _relay(self._one(entry, provider, retry=retries, hedge=False), box):
+                        yield text
+                    outcome = box[0]
                 assert outcome is not None
                 settled = self._settle(outcome)
                 if settled is True:
@@ -241,15 +240,21 @@ class ChainWalk:
                                                                  racer.start, hedge=racer.hedge))
 
     async def _finish_winner(self, racer: _Racer, first: str | Outcome) -> AsyncIterator[str | Truncated]:
-        outcome: Outcome | None = first if isinstance(first, Outcome) else None
+        box: list[Outcome] = [first] if isinstance(first, Outcome) else []
         if isinstance(first, str):
             yield first
-            async for item in racer.gen:
-                if isinstance(item, Outcome):
-                    outcome = item
-                else:
-                    yield item
-        assert outcome is not None
+            async for text in _relay(racer.gen, box):
+                yield text
+        outcome = box[0]
         settled = self._settle(outcome)
         if isinstance(settled, Truncated):
             yield settled
+
+
+async def _relay(gen: AsyncIterator[str | Outcome], box: list[Outcome]) -> AsyncIterator[str]:
+    """Pass an attempt's text on; put its ``Outcome`` (always last) in ``box``."""
+    async for item in gen:
+        if isinstance(item, Outcome):
+            box.append(item)
+        else:
+            yield item
