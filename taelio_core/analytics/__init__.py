@@ -12,7 +12,14 @@ bound parameters; pandas only receives the small result. No Streamlit here.
 from __future__ import annotations
 
 from taelio_core.analytics.budget_burn import LEVELS, budget_burndown, budget_status, month_bounds
-from taelio_core.analytics.calls import LIST_COLUMNS, RequestDetail, list_requests, request_detail
+from taelio_core.analytics.calls import (
+    EXPORT_COLUMNS,
+    LIST_COLUMNS,
+    RequestDetail,
+    export_requests,
+    list_requests,
+    request_detail,
+)
 from taelio_core.analytics.filters import BUCKETS, SOURCES, Filters, bucket_for
 from taelio_core.analytics.reliability import (
     availability_over_time,
@@ -35,9 +42,9 @@ from taelio_core.analytics.spend import (
 )
 
 __all__ = [
-    "BUCKETS", "LEVELS", "LIST_COLUMNS", "SOURCES", "Filters", "Headline", "RequestDetail",
+    "BUCKETS", "EXPORT_COLUMNS", "LEVELS", "LIST_COLUMNS", "SOURCES", "Filters", "Headline", "RequestDetail",
     "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
     "cost_distribution_by_model", "errors_by_type", "errors_over_time", "fallback_rate",
-    "fallback_rate_over_time", "headline", "latency_by_provider", "latency_over_time", "list_requests",
+    "export_requests", "fallback_rate_over_time", "headline", "latency_by_provider", "latency_over_time", "list_requests",
     "month_bounds", "provider_health", "request_detail", "spend_by", "success_by_provider", "usage_over_time",
 ]

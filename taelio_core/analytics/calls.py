@@ -15,7 +15,7 @@ import pandas as pd
 from taelio_core.analytics.filters import Filters
 from taelio_core.calllog import CallLog
 
-__all__ = ["LIST_COLUMNS", "RequestDetail", "list_requests", "request_detail"]
+__all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "RequestDetail", "export_requests", "list_requests", "request_detail"]
 
 LIST_COLUMNS = ("ts", "request_id", "source", "tier", "task", "provider", "model", "status", "n_attempts",
                 "fallback_depth", "cost_usd", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
@@ -92,3 +92,18 @@ def request_detail(log: CallLog, request_id: str) -> RequestDetail | None:
             WHERE parent_id = ? AND request_id <> ? ORDER BY ts""", [row["parent_id"], request_id])
     return RequestDetail(request=row, attempts=attempts, chain=list(trace.get("chain") or []),
                          skipped=list(trace.get("skipped") or []), related=related)
+
+
+EXPORT_COLUMNS = (*LIST_COLUMNS, "policy", "cached_tokens", "experiment_id", "error")
+
+
+def export_requests(log: CallLog, filters: Filters, fmt: str) -> bytes:
+    """The filtered requests (without prompt and output text) as ``csv`` or ``parquet`` bytes."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"export format must be csv or parquet, not {fmt!r}")
+    where, params = filters.where()
+    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in EXPORT_COLUMNS)
+    df = log.query(f"SELECT {cols} FROM requests {where} ORDER BY ts", params)
+    if fmt == "csv":
+        return df.to_csv(index=False).encode("utf-8")
+    return df.to_parquet(index=False)

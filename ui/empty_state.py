@@ -1,0 +1,65 @@
+"""What an analytics page shows before there is anything to analyse.
+
+An empty log never gets blank charts: the page says what will appear and
+offers **Load demo data**, which fills the log with 30 days of simulated
+traffic (source=demo) through the core's demo generator, with a progress bar.
+A filter that matches nothing says so, and how to widen it.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from taelio_core.engine import Taelio
+from taelio_core.errors import TaelioError
+from ui.engine import bump, data_version
+
+__all__ = ["DEMO_DAYS", "load_demo_data", "require_data"]
+
+DEMO_DAYS = 30
+
+
+def load_demo_data(engine: Taelio, *, days: int = DEMO_DAYS) -> int | None:
+    """Run the demo generator with a progress bar; the number of requests written, or None on failure."""
+    from taelio_core.demo import generate_demo_data
+
+    bar = st.progress(0.0, text="Generating demo traffic…")
+
+    def progress(done: float, total: float | None = None) -> None:
+        fraction = done / total if total else float(done)
+        label = f"{int(done):,} of {int(total):,} requests" if total else "Generating demo traffic…"
+        bar.progress(min(max(fraction, 0.0), 1.0), text=label)
+
+    try:
+        written = generate_demo_data(engine.log, engine.policy, days=days, progress=progress)
+    except TaelioError as e:
+        bar.empty()
+        st.error(f"Demo data could not be loaded: {e}")
+        return None
+    bump(engine)
+    bar.progress(1.0, text=f"Loaded {written:,} demo requests.")
+    return written
+
+
+def require_data(engine: Taelio, what: str) -> bool:
+    """True when the log has requests; otherwise explain ``what`` the page will show and offer demo data."""
+    if data_version(engine) > 0:
+        return True
+    with st.container(border=True):
+        st.markdown("#### Nothing logged yet")
+        st.markdown(f"This page will show {what} as soon as requests are logged: generate a story on the "
+                    "**Generate** page, run `taelio generate` from the command line, or load 30 days of "
+                    "simulated traffic to explore the dashboard right away.")
+        st.caption("Demo data is logged with source = demo and is generated offline: nothing costs money.")
+        if st.button("Load demo data", type="primary", icon=":material/dataset:", key="load_demo"):
+            if load_demo_data(engine) is not None:
+                st.rerun()
+    return False
+
+
+def no_match(filtered_requests: int) -> bool:
+    """True (after saying so) when the filter selects nothing."""
+    if filtered_requests:
+        return False
+    st.info("No requests match the filter in the sidebar. Widen the dates or clear a tier, task, "
+            "provider or source.", icon=":material/filter_alt_off:")
+    return True
