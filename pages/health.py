@@ -60,9 +60,14 @@ with c2:
     st.subheader("Availability")
     st.plotly_chart(charts.availability(cached(engine, A.availability_over_time, filters)), key="availability")
 
-st.subheader("Success and errors per provider")
+st.subheader("Success, latency and errors per provider")
 c1, c2 = st.columns(2)
-c1.dataframe(success, hide_index=True, width="stretch",
-             column_config={"success_rate": st.column_config.NumberColumn("success", format="percent")})
+latency = cached(engine, A.latency_by_provider, filters)
+c1.dataframe(success.merge(latency, on="provider", how="left"), hide_index=True, width="stretch",
+             column_order=["provider", "attempts", "success_rate", "p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms"],
+             column_config={"success_rate": st.column_config.NumberColumn("success", format="percent"),
+                            **{c: st.column_config.NumberColumn(c.replace("_ms", "").replace("_", " "),
+                                                                format="%.0f ms")
+                               for c in ("p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms")}})
 c2.dataframe(cached(engine, A.errors_by_type, filters), hide_index=True, width="stretch",
              column_config={"share_of_attempts": st.column_config.NumberColumn("share", format="percent")})

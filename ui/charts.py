@@ -97,7 +97,7 @@ def burndown(curve: pd.DataFrame, row: pd.Series, *, month_start: datetime, mont
 
 
 def latency_lines(df: pd.DataFrame) -> go.Figure:
-    long = df.melt(id_vars=["bucket", "provider"], value_vars=["p50_ms", "p95_ms", "p99_ms"],
+    long = df.melt(id_vars=["bucket", "provider"], value_vars=["p50_ms", "p95_ms"],
                    var_name="percentile", value_name="ms")
     long["percentile"] = long["percentile"].str.replace("_ms", "")
     fig = px.line(long, x="bucket", y="ms", color="provider", line_dash="percentile",

@@ -26,7 +26,7 @@ from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
 from taelio_core.settings import KEY_ENV
 
-__all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "get_engine", "minute_now"]
+__all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "get_engine", "minute_now", "open_engine"]
 
 ENGINE_KEY = "taelio_engine"
 VERSION_TTL_S = 2
@@ -51,27 +51,16 @@ def _open_engine(fingerprint: str) -> Taelio:
     return Taelio.open()
 
 
-def _ensure_app_shell() -> None:
-    """Make sure the page runs inside ``app.py`` (its navigation, sidebar and filters).
-
-    Streamlit remembers per process whether the app "uses a pages directory"
-    (a ``pages/`` folder next to the main script) until the first
-    ``st.navigation`` call. Until then, a session that opens a page's URL
-    directly (e.g. a bookmarked ``/costs`` right after a restart) runs that
-    file alone, without ``app.py``. When that happens, record what
-    ``st.navigation`` would have recorded and rerun: ``app.py`` then runs and
-    picks the same page from the URL (page ids come from the URL path).
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def get_engine() -> Taelio:
+    """For a page: the shared engine, inside the app shell (see ``ui.shell``)."""
+    from ui.shell import ensure_shell
+
+    ensure_shell()
+    return open_engine()
+
+
+def open_engine() -> Taelio:
     """The shared engine, or a clear error on the page (never a traceback) when the config is wrong."""
-    _ensure_app_shell()
     injected = st.session_state.get(ENGINE_KEY)
     if injected is not None:
         return injected

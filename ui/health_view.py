@@ -24,9 +24,10 @@ def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
     rows = []
     for r in health.to_dict("records"):
         at = r["last_error_at"]
+        simulated = getattr(engine.providers.get(r["provider"]), "simulated", False)
         rows.append({
             "provider": r["provider"],
-            "key": "configured" if r["configured"] else r["reason"],
+            "key": "simulated (demo)" if simulated else ("configured" if r["configured"] else r["reason"]),
             "status": STATUS_ICON.get(r["status"], r["status"]),
             "attempts (1 h)": r["attempts"],
             "success": fmt_pct(r["success_rate"]),

@@ -52,8 +52,7 @@ def _entry_marks(data: TraceData) -> list[str]:
     for i, entry in enumerate(data["chain"], start=1):
         key = (entry["provider"], entry["model"])
         state = tried.get(key) or ("skipped" if key in skipped else "unused")
-        sim = " (simulated)" if entry.get("simulated") else ""
-        marks.append(f"{_MARK.get(state, '•')} {i}. `{entry['provider']}:{entry['model']}`{sim}")
+        marks.append(f"{_MARK.get(state, '•')} {i}. `{entry['provider']}:{entry['model']}`")
     return marks
 
 
@@ -63,37 +62,40 @@ def _attempt_rows(data: TraceData) -> pd.DataFrame:
         error_type = a.get("error_type")
         plain = PLAIN_WORDS.get(error_type, error_type) if error_type else ""
         detail = a.get("error") or ""
+        http = a.get("http_status")
+        if plain and http is not None and http == http:
+            plain = f"{plain} (HTTP {int(http)})"
         rows.append({
-            "#": a["n"], "provider": a["provider"], "model": a["model"], "status": a["status"],
+            "#": a["n"], "provider:model": f"{a['provider']}:{a['model']}", "status": a["status"],
             "error": f"{plain}: {detail}" if plain and detail else plain,
-            "HTTP": a.get("http_status"), "latency": fmt_ms(a.get("latency_ms")), "TTFT": fmt_ms(a.get("ttft_ms")),
+            "latency": fmt_ms(a.get("latency_ms")), "TTFT": fmt_ms(a.get("ttft_ms")),
             "tokens in/out": f"{a.get('input_tokens') or 0:,} / {a.get('output_tokens') or 0:,}",
             "cost": money(a.get("cost_usd"), unpriced="unpriced" if (a.get("output_tokens") or 0) else "–"),
         })
-    return pd.DataFrame(rows, columns=["#", "provider", "model", "status", "error", "HTTP", "latency", "TTFT",
+    return pd.DataFrame(rows, columns=["#", "provider:model", "status", "error", "latency", "TTFT",
                                        "tokens in/out", "cost"])
 
 
 def render_trace(data: TraceData, *, title: str = "Routing trace") -> None:
     st.markdown(f"##### {title}")
+    simulated = any(e.get("simulated") for e in data["chain"])
     st.caption(f"Chain for tier **{escape_markdown(str(data['tier']))}**, "
-               f"task **{escape_markdown(str(data['task']))}** · request `{data['request_id']}`")
+               f"task **{escape_markdown(str(data['task']))}**" + (" (simulated providers)" if simulated else "")
+               + f" · request `{data['request_id']}`")
     st.markdown(" → ".join(_entry_marks(data)) or "No chain recorded.")
     for skip in data["skipped"]:
         st.markdown(f"⏭ `{skip['provider']}:{skip['model']}` skipped: {escape_markdown(str(skip['reason']))}")
     if data["attempts"]:
         st.dataframe(_attempt_rows(data), hide_index=True, width="stretch",
                      column_config={"#": st.column_config.NumberColumn(width="small"),
-                                    "HTTP": st.column_config.NumberColumn(format="%d", width="small"),
-                                    "error": st.column_config.TextColumn(width="large")})
+                                    "error": st.column_config.TextColumn(width="medium")})
     else:
         st.caption("No provider was tried.")
-    served = f"{data['provider']}:{data['model']}" if data.get("provider") else "nobody"
-    cols = st.columns(5)
-    cols[0].metric("Status", str(data["status"]))
-    cols[1].metric("Served by", served)
-    cols[2].metric("Total latency", fmt_ms(data.get("latency_ms")))
-    cols[3].metric("Tokens in / out", f"{data.get('input_tokens') or 0:,} / {data.get('output_tokens') or 0:,}")
-    cols[4].metric("Cost", money(data.get("cost_usd")))
+    served = f"`{data['provider']}:{data['model']}`" if data.get("provider") else "nobody"
+    icon = _MARK.get("ok" if data["status"] == "ok" else "error", "")
+    st.markdown(f"{icon} **{data['status']}** · served by {served} · {len(data['attempts'])} attempt(s), "
+                f"{len(data['skipped'])} skipped · total {fmt_ms(data.get('latency_ms'))} · first token "
+                f"{fmt_ms(data.get('ttft_ms'))} · {data.get('input_tokens') or 0:,} in / "
+                f"{data.get('output_tokens') or 0:,} out tokens · {money(data.get('cost_usd'))}")
     if data.get("error") and data["status"] != "ok":
         st.error(escape_markdown(str(data["error"])), icon=":material/error:")
