@@ -48,17 +48,11 @@ def list_requests(log: CallLog, filters: Filters, *, search: str = "", statuses:
     """The newest matching requests (one page of them) and how many match in all."""
     where, params = _where(filters, search, statuses)
     cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS)
-    page = log.query(f"""
-        SELECT {cols}, count(*) OVER () AS total
-        FROM requests {where} ORDER BY ts DESC, request_id LIMIT ? OFFSET ?""",
-        [*params, int(limit), int(offset)])
-    if len(page):
-        total = int(page["total"].iloc[0])
-    elif offset:
-        total = int(log.query(f"SELECT count(*) AS n FROM requests {where}", params)["n"].iloc[0])
-    else:
-        total = 0
-    return page.drop(columns=["total"]), total
+    # Two queries: a top-N scan for the page, and a bare count (a window count would sort every match).
+    page = log.query(f"SELECT {cols} FROM requests {where} ORDER BY ts DESC, request_id LIMIT ? OFFSET ?",
+                     [*params, int(limit), int(offset)])
+    total = int(log.query(f"SELECT count(*) AS n FROM requests {where}", params)["n"].iloc[0])
+    return page, total
 
 
 @dataclass(frozen=True, kw_only=True)

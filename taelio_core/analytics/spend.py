@@ -151,7 +151,7 @@ def spend_by(log: CallLog, filters: Filters, by: str | tuple[str, ...] = "task")
     where, params = filters.where()
     return log.query(f"""
         SELECT {cols}, {_COST} AS cost_usd, count(*) AS attempts,
-               count(DISTINCT request_id) AS requests,
+               count(*) FILTER (WHERE n = 1) AS requests,   -- each tried request has exactly one attempt 1
                count(*) FILTER (WHERE {_UNPRICED}) AS unpriced,
                (sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0))::DOUBLE AS share
         FROM attempts {where}

@@ -79,8 +79,13 @@ def streamlit_server(env: Mapping[str, str], *, cwd: Path | None = None, timeout
         log.close()
 
 
-def wait_drawn(page, *, timeout_ms: float = 60_000, charts: bool = True) -> None:  # noqa: ANN001 - playwright Page
-    """Wait until Streamlit has finished the run and every chart has drawn."""
+def wait_drawn(page, *, timeout_ms: float = 60_000, charts: bool = True, settle_ms: int = 150) -> None:  # noqa: ANN001 - playwright Page
+    """Wait until Streamlit has finished the run and every chart has drawn.
+
+    Every dashboard page starts with a title, so a drawn ``h1`` in the main block rules out the
+    moment before the first run starts (when the app is also "not running").
+    """
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
     page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
                            timeout=timeout_ms)
@@ -88,8 +93,9 @@ def wait_drawn(page, *, timeout_ms: float = 60_000, charts: bool = True) -> None
         page.wait_for_function(
             """() => { const c = document.querySelectorAll('[data-testid="stPlotlyChart"]');
                        return [...c].every(e => e.querySelector('.main-svg')); }""", timeout=timeout_ms)
-    page.wait_for_timeout(150)  # one more frame for the last paint
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+    if settle_ms:
+        page.wait_for_timeout(settle_ms)  # a rerun may have started after the last paint
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
 
 
 def screenshot(page, path: Path | str) -> None:  # noqa: ANN001 - playwright Page
