@@ -42,12 +42,13 @@ selection = st.dataframe(
                    "latency_ms": st.column_config.NumberColumn("latency", format="%.0f ms")})
 
 picked = selection.selection.rows if selection is not None else []
-if not picked:
+typed = st.text_input("Or open a request by id", key="calls_open", placeholder="e.g. from `taelio generate`")
+request_id = str(rows.iloc[picked[0]]["request_id"]) if picked else typed.strip()
+if not request_id:
     st.stop()
-request_id = str(rows.iloc[picked[0]]["request_id"])
 detail = cached(engine, A.request_detail, request_id)
 if detail is None:
-    st.warning("That request is no longer in the log.")
+    st.warning(f"No request with id `{escape_markdown(request_id)}` in the log.")
     st.stop()
 
 with st.container(border=True):

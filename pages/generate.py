@@ -27,7 +27,7 @@ task = right.selectbox("Task", list(tasks), format_func=tasks.get, key="gen_task
 
 with st.form("generate"):
     prompt = st.text_area("Prompt", placeholder="A lighthouse keeper finds a message in a bottle…",
-                          max_chars=8000, key="gen_prompt")
+                          max_chars=32000, key="gen_prompt")
     c1, c2, c3 = st.columns(3)
     genre = c1.text_input("Genre", placeholder="e.g. Mystery", key="gen_genre")
     tone = c2.text_input("Tone", placeholder="e.g. Dark and atmospheric", key="gen_tone")

@@ -143,3 +143,17 @@ def test_empty_log_offers_demo_data_instead_of_blank_charts(tmp_path: Path, monk
         assert [b.label for b in at.button if b.label == "Load demo data"] == ["Load demo data"]
         assert not at.get("plotly_chart")
         assert any("Nothing logged yet" in m.value for m in at.markdown)
+
+
+def test_calls_detail_shows_attempts_trace_prompt_and_output(seeded_app):
+    failed_over = next(r for r in seeded_app.results if r.ok and r.fallback_depth == 2)
+    at = open_page(make_app(), "calls")
+    at.text_input(key="calls_open").input(failed_over.request_id).run()
+    attempts = at.dataframe[1].value
+    assert list(attempts["provider:model"]) == [f"{a.provider}:{a.model}" for a in failed_over.attempts]
+    assert list(attempts["status"]) == ["error", "error", "ok"]
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert failed_over.prompt in text and failed_over.text in text
+    assert f"served by `{failed_over.provider}:{failed_over.model}`" in text
+    at.text_input(key="calls_open").input("no-such-id").run()
+    assert any("No request with id" in w.value for w in at.warning)
