@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from pathlib import Path
 from typing import Any, Callable
@@ -108,5 +108,6 @@ def cached(engine: Taelio, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
 
 
 def minute_now() -> datetime:
-    """Now, to the minute: a cache-friendly "now" for health windows and budget projections."""
-    return datetime.now(UTC).replace(second=0, microsecond=0)
+    """The end of the current minute: a cache-friendly "now" for health windows and budget projections
+    that still includes everything logged so far."""
+    return datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)

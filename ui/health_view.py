@@ -33,7 +33,7 @@ def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
             "success": fmt_pct(r["success_rate"]),
             "p50": fmt_ms(r["p50_ms"]), "p95": fmt_ms(r["p95_ms"]), "TTFT p50": fmt_ms(r["ttft_p50_ms"]),
             "last error": r["last_error"] or "–",
-            "last error at": "–" if at is None else pd.Timestamp(at).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "last error at": "–" if at is None or pd.isna(at) else pd.Timestamp(at).strftime("%Y-%m-%d %H:%M:%S UTC"),
         })
     return pd.DataFrame(rows)
 

@@ -157,3 +157,25 @@ def test_calls_detail_shows_attempts_trace_prompt_and_output(seeded_app):
     assert f"served by `{failed_over.provider}:{failed_over.model}`" in text
     at.text_input(key="calls_open").input("no-such-id").run()
     assert any("No request with id" in w.value for w in at.warning)
+
+
+def test_health_test_provider_probes_shows_the_result_and_logs_it_as_test(tmp_path: Path, monkeypatch):
+    policy = tmp_path / "apptest.toml"
+    policy.write_text(FAILING_FIRST_POLICY)
+    monkeypatch.setenv("TAELIO_POLICY", str(policy))
+    monkeypatch.setenv("DATABASE_URL", str(tmp_path / "probe.duckdb"))
+    at = open_page(make_app(), "health")
+    at.selectbox(key="probe_provider").select("alpha").run()
+    next(b for b in at.button if b.label == "Test provider").click().run()
+    assert not at.exception
+    attempts = at.dataframe[1].value          # [0] is the status table
+    assert list(attempts["provider:model"]) == ["alpha:a-1"] and list(attempts["status"]) == ["error"]
+    with DuckDBCallLog(tmp_path / "probe.duckdb") as log:
+        logged = log.query("SELECT source, provider, status, error FROM attempts")
+    assert logged[["source", "provider", "status"]].to_dict("records") == [
+        {"source": "test", "provider": "alpha", "status": "error"}]
+    # The probe is counted at once: the status table now has alpha's failed attempt in the last hour.
+    table = at.run().dataframe[0].value.set_index("provider")
+    assert table.loc["alpha", "attempts (1 h)"] == 1 and table.loc["alpha", "status"] == "🔴 down"
+    assert table.loc["alpha", "last error"] == logged["error"].iloc[0]
+    assert table.loc["beta", "status"] == "⚫ no recent calls" and table.loc["beta", "last error at"] == "–"
