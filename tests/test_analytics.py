@@ -255,3 +255,22 @@ def test_request_detail_has_attempts_and_trace(seeded):
     assert [c["provider"] for c in d.chain] == [e.provider for e in failed.chain]
     assert d.request["error"] == failed.error
     assert A.request_detail(log, "no-such-request") is None
+
+
+def test_export_writes_the_filtered_requests_as_csv_and_parquet(seeded):
+    import io
+
+    import pandas as pd
+
+    s, log = seeded
+    f = A.Filters(tiers=("pro",))
+    want = sorted(r.request_id for r in s.results if r.tier == "pro")
+    from_csv = pd.read_csv(io.BytesIO(A.export_requests(log, f, "csv")))
+    from_parquet = pd.read_parquet(io.BytesIO(A.export_requests(log, f, "parquet")))
+    for df in (from_csv, from_parquet):
+        assert sorted(df["request_id"]) == want and list(df.columns) == list(A.EXPORT_COLUMNS)
+        assert "prompt" not in df.columns
+    assert from_parquet["cost_usd"].sum() == pytest.approx(float(sum(r.cost_usd or 0 for r in s.results
+                                                                      if r.tier == "pro")))
+    with pytest.raises(ValueError, match="csv or parquet"):
+        A.export_requests(log, f, "xlsx")

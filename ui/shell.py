@@ -39,6 +39,7 @@ def _sidebar() -> None:
         st.markdown("### :material/alt_route: Taelio")
         for path, title, icon in PAGES:
             st.page_link(path, label=title, icon=icon)
+        st.divider()
     render_sidebar(engine)
 
 

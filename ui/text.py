@@ -10,10 +10,9 @@ stay safe when the pieces are joined.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
-__all__ = ["escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money", "safe_chunks"]
+__all__ = ["escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
 
 # Every ASCII punctuation character CommonMark lets one escape, plus Streamlit's own ($ : ~ |).
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^%@/])")
@@ -24,13 +23,6 @@ def escape_markdown(text: str) -> str:
     escaped = _SPECIAL.sub(r"\\\1", text)
     # Markdown joins single newlines into one paragraph; keep the writer's line breaks.
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
-
-
-def safe_chunks(chunks: Iterable[object]) -> Iterator[str]:
-    """Escape each streamed text chunk; anything that is not text is passed to ``on_other`` callers."""
-    for chunk in chunks:
-        if isinstance(chunk, str):
-            yield escape_markdown(chunk)
 
 
 def money(value: Decimal | float | None, *, unpriced: str = "unpriced") -> str:
