@@ -4,21 +4,16 @@ from __future__ import annotations
 import streamlit as st
 
 from taelio_core import analytics as A
-from ui.empty_state import require_data
-from ui.engine import cached, get_engine
-from ui.sidebar import current_filters
+from ui.empty_state import open_analytics_page
+from ui.engine import cached
 from ui.text import escape_markdown
 from ui.trace_view import render_trace, trace_from_detail
 
 PAGE_SIZE = 200
 
-engine = get_engine()
-st.title("Calls")
-if not require_data(engine, "every request with its tier, task, provider, status, attempts, cost and latency, "
-                            "and each one's full routing trace"):
-    st.stop()
-
-filters = current_filters()
+engine, filters = open_analytics_page(
+    "Calls", "every request with its tier, task, provider, status, attempts, cost and latency, and each one's "
+             "full routing trace")
 c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
 search = c1.text_input("Search", placeholder="Words in the prompt, output or error, or a request id",
                        key="calls_search")

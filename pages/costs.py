@@ -6,17 +6,12 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui import charts
 from ui.costs_view import render_budgets, render_export, render_headline
-from ui.empty_state import no_match, require_data
-from ui.engine import cached, get_engine, minute_now
-from ui.sidebar import current_filters
+from ui.empty_state import no_match, open_analytics_page
+from ui.engine import cached, minute_now
 
-engine = get_engine()
-st.title("Costs & budgets")
-if not require_data(engine, "spend per provider and tier over time, tokens, cost per request by model, "
-                            "the most expensive tasks and tiers, and this month's budgets"):
-    st.stop()
-
-filters = current_filters()
+engine, filters = open_analytics_page(
+    "Costs & budgets", "spend per provider and tier over time, tokens, cost per request by model, the most "
+                       "expensive tasks and tiers, and this month's budgets")
 headline: A.Headline = cached(engine, A.headline, filters)
 render_headline(headline, filters)
 if no_match(headline.requests):
@@ -26,20 +21,16 @@ cost = cached(engine, A.cost_by_provider_tier, filters)
 by_provider = cached(engine, A.spend_by, filters, "provider")
 c1, c2 = st.columns([2, 1])
 with c1:
-    st.subheader("Spend by provider × tier")
-    st.plotly_chart(charts.cost_stacked(cost), key="cost_stacked")
+    charts.show("Spend by provider × tier", charts.cost_stacked(cost), "cost_stacked")
 with c2:
-    st.subheader("Share of spend")
-    st.plotly_chart(charts.share_pie(by_provider, "provider"), key="share_pie")
+    charts.show("Share of spend", charts.share_pie(by_provider, "provider"), "share_pie")
 
 c1, c2 = st.columns(2)
 with c1:
-    st.subheader("Tokens over time")
-    st.plotly_chart(charts.tokens_area(cached(engine, A.usage_over_time, filters)), key="tokens")
+    charts.show("Tokens over time", charts.tokens_area(cached(engine, A.usage_over_time, filters)), "tokens")
 with c2:
-    st.subheader("Cost per request by model")
     dist = cached(engine, A.cost_distribution_by_model, filters)
-    st.plotly_chart(charts.cost_box(dist), key="cost_box")
+    charts.show("Cost per request by model", charts.cost_box(dist), "cost_box")
     unpriced = dist[dist["unpriced"] > 0]
     if len(unpriced):
         st.caption("Unpriced requests, left out of the spread: "

@@ -41,11 +41,9 @@ if no_match(int(success["attempts"].sum()) if len(success) else 0):
 
 c1, c2 = st.columns(2)
 with c1:
-    st.subheader("Latency percentiles")
-    st.plotly_chart(charts.latency_lines(cached(engine, A.latency_over_time, filters)), key="latency")
+    charts.show("Latency percentiles", charts.latency_lines(cached(engine, A.latency_over_time, filters)), "latency")
 with c2:
-    st.subheader("Errors by type")
-    st.plotly_chart(charts.errors_stacked(cached(engine, A.errors_over_time, filters)), key="errors")
+    charts.show("Errors by type", charts.errors_stacked(cached(engine, A.errors_over_time, filters)), "errors")
 
 c1, c2 = st.columns(2)
 with c1:

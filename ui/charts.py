@@ -10,12 +10,19 @@ from datetime import datetime
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+import streamlit as st
 
-__all__ = ["availability", "burndown", "cost_box", "cost_stacked", "errors_stacked", "fallback_lines",
+__all__ = ["show", "availability", "burndown", "cost_box", "cost_stacked", "errors_stacked", "fallback_lines",
            "latency_lines", "share_pie", "spend_bars", "tokens_area"]
 
 _HEIGHT = 330
 _COLORS = px.colors.qualitative.Safe
+
+
+def show(title: str, fig: go.Figure, key: str) -> None:
+    """A chart under its heading."""
+    st.subheader(title)
+    st.plotly_chart(fig, key=key)
 
 
 def _style(fig: go.Figure, *, y_title: str = "", money: bool = False, pct: bool = False) -> go.Figure:

@@ -11,9 +11,11 @@ import streamlit as st
 
 from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
-from ui.engine import bump, data_version
+from taelio_core.analytics import Filters
+from ui.engine import bump, data_version, get_engine
+from ui.sidebar import current_filters
 
-__all__ = ["DEMO_DAYS", "load_demo_data", "require_data"]
+__all__ = ["DEMO_DAYS", "load_demo_data", "no_match", "open_analytics_page", "require_data"]
 
 DEMO_DAYS = 30
 
@@ -63,3 +65,12 @@ def no_match(filtered_requests: int) -> bool:
     st.info("No requests match the filter in the sidebar. Widen the dates or clear a tier, task, "
             "provider or source.", icon=":material/filter_alt_off:")
     return True
+
+
+def open_analytics_page(title: str, what: str) -> tuple[Taelio, Filters]:
+    """Title, engine and filters for a page that needs logged data; stops the page on an empty log."""
+    engine = get_engine()
+    st.title(title)
+    if not require_data(engine, what):
+        st.stop()
+    return engine, current_filters()

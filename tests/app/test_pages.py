@@ -60,16 +60,22 @@ def test_health_shows_a_provider_without_key_as_not_configured(seeded_app, monke
     assert "Live" in sidebar and "sk-test" not in sidebar
 
 
-def test_generate_shows_the_fallback_attempt_when_the_first_entry_fails(tmp_path: Path, monkeypatch):
+def _generate_idea(tmp_path: Path, monkeypatch, policy_text: str, prompt: str = "A lighthouse", **session):
+    """Open Generate under the policy ``policy_text`` and submit one idea request."""
     policy = tmp_path / "apptest.toml"
-    policy.write_text(FAILING_FIRST_POLICY)
+    policy.write_text(policy_text)
     monkeypatch.setenv("TAELIO_POLICY", str(policy))
     monkeypatch.setenv("DATABASE_URL", str(tmp_path / "gen.duckdb"))
-    at = open_page(make_app(), "generate")
+    at = open_page(make_app(**session), "generate")
     at.session_state["gen_task"] = "idea"  # the selectbox shows labels; set the value itself
     at.run()
-    at.text_area(key="gen_prompt").input("A lighthouse keeper finds a message")  # inside the form: sent with the submit
+    at.text_area(key="gen_prompt").input(prompt)  # inside the form: sent with the submit
     next(b for b in at.button if b.label == "Generate").click().run()
+    return at
+
+
+def test_generate_shows_the_fallback_attempt_when_the_first_entry_fails(tmp_path: Path, monkeypatch):
+    at = _generate_idea(tmp_path, monkeypatch, FAILING_FIRST_POLICY)
     assert not at.exception and not at.error, [e.value for e in at.error]
     attempts = at.dataframe[0].value
     assert list(attempts["provider:model"]) == ["alpha:a-1", "beta:b-1"]
@@ -83,17 +89,10 @@ def test_generate_shows_the_fallback_attempt_when_the_first_entry_fails(tmp_path
 
 
 def test_generate_every_provider_failed_is_one_sentence_with_the_trace(tmp_path: Path, monkeypatch):
-    policy = tmp_path / "allfail.toml"
-    policy.write_text(FAILING_FIRST_POLICY.replace('[simulator.beta]\nlatency_ms = 1\nttft_ms = 1',
-                                                   '[simulator.beta]\nlatency_ms = 1\nttft_ms = 1\n'
-                                                   'error_rates = { rate_limited = 1.0 }'))
-    monkeypatch.setenv("TAELIO_POLICY", str(policy))
-    monkeypatch.setenv("DATABASE_URL", str(tmp_path / "gen.duckdb"))
-    at = open_page(make_app(), "generate")
-    at.session_state["gen_task"] = "idea"  # the selectbox shows labels; set the value itself
-    at.run()
-    at.text_area(key="gen_prompt").input("A lighthouse")  # inside the form: sent with the submit
-    next(b for b in at.button if b.label == "Generate").click().run()
+    both_fail = FAILING_FIRST_POLICY.replace("[simulator.beta]\nlatency_ms = 1\nttft_ms = 1",
+                                             "[simulator.beta]\nlatency_ms = 1\nttft_ms = 1\n"
+                                             "error_rates = { rate_limited = 1.0 }")
+    at = _generate_idea(tmp_path, monkeypatch, both_fail)
     assert not at.exception
     errors = [e.value.replace("\\", "") for e in at.error]   # shown escaped, as Markdown source
     assert len(errors) == 1 and errors[0].startswith("Every provider failed for free/idea"), errors
@@ -114,11 +113,7 @@ def test_generate_renders_model_output_without_html_or_remote_images(tmp_path: P
     from taelio_core.settings import load_settings
     engine = Taelio(policy=policy, settings=load_settings(env={}), providers=providers,
                     router=Router(policy, providers, sink=log), log=log, mode="live")
-    at = open_page(make_app(taelio_engine=engine), "generate")
-    at.session_state["gen_task"] = "idea"  # the selectbox shows labels; set the value itself
-    at.run()
-    at.text_area(key="gen_prompt").input("anything")  # inside the form: sent with the submit
-    next(b for b in at.button if b.label == "Generate").click().run()
+    at = _generate_idea(tmp_path, monkeypatch, FAILING_FIRST_POLICY, taelio_engine=engine)
     shown = [m.value for m in at.markdown if "evil" in m.value]
     assert shown, "the answer was not shown"
     for value in shown:
