@@ -48,10 +48,10 @@ def fill(path: Path, requests: int, days: int) -> int:
         t0 = time.perf_counter()
         last = [0.0]
 
-        def progress(done: float, total: float | None = None) -> None:
+        def progress(fraction: float) -> None:
             if time.perf_counter() - last[0] > 10:
                 last[0] = time.perf_counter()
-                print(f"  {int(done):,} / {int(total or 0):,}", flush=True)
+                print(f"  {fraction:.0%}", flush=True)
 
         generate_demo_data(log, load_policy(None), days=days, requests=requests - have, seed=1,
                            progress=progress)

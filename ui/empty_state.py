@@ -26,10 +26,9 @@ def load_demo_data(engine: Taelio, *, days: int = DEMO_DAYS) -> int | None:
 
     bar = st.progress(0.0, text="Generating demo traffic…")
 
-    def progress(done: float, total: float | None = None) -> None:
-        fraction = done / total if total else float(done)
-        label = f"{int(done):,} of {int(total):,} requests" if total else "Generating demo traffic…"
-        bar.progress(min(max(fraction, 0.0), 1.0), text=label)
+    def progress(fraction: float) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        bar.progress(fraction, text=f"Generating {days} days of demo traffic… {fraction:.0%}")
 
     try:
         written = generate_demo_data(engine.log, engine.policy, days=days, progress=progress)
