@@ -174,3 +174,17 @@ def test_health_test_provider_probes_shows_the_result_and_logs_it_as_test(tmp_pa
     assert table.loc["alpha", "attempts (1 h)"] == 1 and table.loc["alpha", "status"] == "🔴 down"
     assert table.loc["alpha", "last error"] == logged["error"].iloc[0]
     assert table.loc["beta", "status"] == "⚫ no recent calls" and table.loc["beta", "last error at"] == "–"
+
+
+def test_load_demo_data_fills_the_empty_log_and_the_charts_appear(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", str(tmp_path / "empty.duckdb"))
+    at = open_page(make_app(), "costs")
+    next(b for b in at.button if b.label == "Load demo data").click().run()
+    assert not at.exception
+    with DuckDBCallLog(tmp_path / "empty.duckdb") as log:
+        counts = log.query("SELECT count(*) AS n, count(*) FILTER (WHERE source = 'demo') AS demo, "
+                           "count(*) FILTER (WHERE ts >= ?) AS shown FROM requests",
+                           [at.session_state["filters"].start_ts]).iloc[0]
+    assert counts["n"] == counts["demo"] > 1000
+    assert metric(at, "Requests") == f"{int(counts['shown']):,}"
+    assert len(at.get("plotly_chart")) >= 6 and not [b for b in at.button if b.label == "Load demo data"]
