@@ -6,7 +6,7 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui import charts
 from ui.empty_state import no_match, require_data
-from ui.engine import cached, data_version, get_engine
+from ui.engine import cached, get_engine
 from ui.health_view import health_table, render_probe
 from ui.sidebar import current_filters
 
@@ -20,7 +20,6 @@ auto = st.toggle("Auto-refresh every 15 s", key="health_auto",
 
 @st.fragment(run_every=15 if auto else None)
 def status_panel() -> None:
-    data_version(engine)  # re-reads the log's size, so new calls show on each refresh
     st.dataframe(health_table(engine, filters), hide_index=True, width="stretch")
     st.caption("Status from the last hour of attempts: healthy ≥ 90 % success, degraded below, down below "
                "50 % or when the last 3 attempts failed; not configured = no API key, so the router skips it.")

@@ -25,15 +25,17 @@ def chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance(chromium: str):
+    # Module-scoped: Playwright's sync API keeps an asyncio loop running on the main thread while it is
+    # open, and tests elsewhere call asyncio.run(), which refuses to start inside a running loop.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance):
     from tests.browser.harness import launch
 
