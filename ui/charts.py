@@ -63,7 +63,7 @@ def tokens_area(df: pd.DataFrame) -> go.Figure:
 def cost_box(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for i, row in enumerate(df[df["priced"] > 0].itertuples()):
-        fig.add_trace(go.Box(name=f"{row.model}", q1=[row.q1], median=[row.median], q3=[row.q3],
+        fig.add_trace(go.Box(name=f"{row.model}", x=[row.model], q1=[row.q1], median=[row.median], q3=[row.q3],
                              lowerfence=[row.p05], upperfence=[row.p95], mean=[row.mean],
                              marker_color=_COLORS[i % len(_COLORS)], boxpoints=False))
     fig.update_layout(showlegend=False, hovermode="closest")
