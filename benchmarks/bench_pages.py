@@ -143,7 +143,7 @@ def main() -> int:
                 context.close()
             finally:
                 browser.close()
-    rss = peak_rss_mb(proc.pid)
+        rss = peak_rss_mb(proc.pid)  # while the server still runs
     for name, values in times.items():
         results[name].update(after_median_s=round(statistics.median(values), 3), after_max_s=round(max(values), 3))
         print(f"{name:9s} after the first load: median {statistics.median(values):5.2f} s, "

@@ -84,22 +84,30 @@ def spend_bars(df: pd.DataFrame, by: str) -> go.Figure:
     return fig
 
 
-def burndown(curve: pd.DataFrame, row: pd.Series, *, month_start: datetime, month_end: datetime,
+def burndown(curve: pd.DataFrame, status: pd.DataFrame, *, month_start: datetime, month_end: datetime,
              now: datetime) -> go.Figure:
-    mine = curve[(curve["scope"] == row["scope"]) & (curve["name"] == row["name"])]
+    """Every budget of one scope on one chart, as a share of its limit: spent so far (solid), the
+    projection to month end (dashed), the 100 % line and the lowest alert level."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=list(mine["day"]), y=list(mine["cumulative_usd"]), mode="lines+markers",
-                             name="spent", line=dict(color=_COLORS[0], width=3)))
-    fig.add_trace(go.Scatter(x=[now, month_end], y=[row["spent_usd"], row["projected_usd"]], mode="lines",
-                             name="projection", line=dict(color=_COLORS[1], dash="dash")))
-    fig.add_trace(go.Scatter(x=[month_start, month_end], y=[row["limit_usd"]] * 2, mode="lines",
-                             name="budget", line=dict(color="#c0392b", width=1)))
-    alert = row["limit_usd"] * row["alert_pct"] / 100
-    fig.add_trace(go.Scatter(x=[month_start, month_end], y=[alert] * 2, mode="lines",
-                             name=f"{row['alert_pct']:.0f} % alert", line=dict(color="#e67e22", dash="dot", width=1)))
-    fig = _style(fig, y_title="", money=True)
-    fig.update_layout(height=200, showlegend=False, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest")
-    fig.update_xaxes(tickformat="%d %b", nticks=5)
+    for i, row in enumerate(status.to_dict("records")):
+        color = _COLORS[i % len(_COLORS)]
+        mine = curve[(curve["scope"] == row["scope"]) & (curve["name"] == row["name"])]
+        limit = row["limit_usd"] or float("nan")
+        fig.add_trace(go.Scatter(x=list(mine["day"]), y=list(mine["cumulative_usd"] / limit), mode="lines",
+                                 name=row["name"], legendgroup=row["name"], line=dict(color=color, width=3),
+                                 hovertemplate=f"{row['name']}: %{{y:.1%}} of ${row['limit_usd']:,.0f}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[now, month_end], y=[row["spent_pct"] / 100, row["projected_pct"] / 100],
+                                 mode="lines", name=f"{row['name']} projected", legendgroup=row["name"],
+                                 showlegend=False, line=dict(color=color, dash="dash"),
+                                 hovertemplate=f"{row['name']} projected: %{{y:.1%}}<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color="#c0392b", width=1), annotation_text="budget",
+                  annotation_position="top left")
+    alert = status["alert_pct"].min() / 100
+    fig.add_hline(y=alert, line=dict(color="#e67e22", width=1, dash="dot"),
+                  annotation_text=f"{alert:.0%} alert", annotation_position="bottom left")
+    fig = _style(fig, y_title="share of budget", pct=True)
+    fig.update_layout(hovermode="closest", height=280)
+    fig.update_xaxes(range=[month_start, month_end], tickformat="%d %b")
     return fig
 
 

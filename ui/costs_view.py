@@ -52,8 +52,8 @@ def render_budgets(engine: Taelio, filters: A.Filters, now: datetime) -> None:
     start, end = A.month_bounds(now)
     st.caption(f"Month to date ({start:%B %Y}, UTC), against the monthly budgets in the policy "
                f"`{engine.policy.name}`. Spend is counted from the selected sources; the date filter does not "
-               "apply here. Chart: spent (solid), projection at the current rate (dashed), alert level "
-               "(dotted) and budget (red).")
+               "apply here. Charts: spent as a share of each budget (solid) and the projection to month end "
+               "at the current rate (dashed).")
     for scope in ("tier", "provider"):
         rows = status[status["scope"] == scope]
         if rows.empty:
@@ -62,10 +62,12 @@ def render_budgets(engine: Taelio, filters: A.Filters, now: datetime) -> None:
         cols = st.columns(min(3, len(rows)))
         for i, row in enumerate(rows.to_dict("records")):
             with cols[i % len(cols)].container(border=True):
-                _budget_card(pd.Series(row), curve, start, end, now)
+                _budget_card(pd.Series(row))
+        st.plotly_chart(charts.burndown(curve, rows, month_start=start, month_end=end, now=now),
+                        key=f"burn-{scope}", config={"displayModeBar": False})
 
 
-def _budget_card(row: pd.Series, curve: pd.DataFrame, start: datetime, end: datetime, now: datetime) -> None:
+def _budget_card(row: pd.Series) -> None:
     st.markdown(f"**{row['name']}** · {money(row['spent_usd'])} of {money(row['limit_usd'])}")
     st.progress(min(row["spent_pct"] / 100, 1.0), text=f"{row['spent_pct']:.0f} % spent")
     runs_out = row["runs_out_on"]
@@ -76,8 +78,6 @@ def _budget_card(row: pd.Series, curve: pd.DataFrame, start: datetime, end: date
     if box is not None:
         box(f"{row['scope'].capitalize()} {row['name']}: {_LEVEL_TEXT[row['level']]} "
             f"({row['alerts']}).", icon=":material/warning:")
-    st.plotly_chart(charts.burndown(curve, row, month_start=start, month_end=end, now=now),
-                    key=f"burn-{row['scope']}-{row['name']}", config={"displayModeBar": False})
 
 
 def render_export(engine: Taelio, filters: A.Filters, requests: int) -> None:

@@ -107,7 +107,13 @@ def cached(engine: Taelio, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
                 tuple(sorted(kwargs.items())))
 
 
+NOW_STEP = timedelta(minutes=5)
+
+
 def minute_now() -> datetime:
-    """The end of the current minute: a cache-friendly "now" for health windows and budget projections
-    that still includes everything logged so far."""
-    return datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    """Now, rounded up to the next 5 minutes: a "now" for health windows and budget projections that
+    includes everything logged so far and keeps their cached results for a few minutes (new requests
+    still refresh them at once, through the data version)."""
+    now = datetime.now(UTC)
+    floor = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    return floor + NOW_STEP
