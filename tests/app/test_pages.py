@@ -177,6 +177,7 @@ def test_health_test_provider_probes_shows_the_result_and_logs_it_as_test(tmp_pa
 
 
 def test_load_demo_data_fills_the_empty_log_and_the_charts_appear(tmp_path: Path, monkeypatch):
+    pytest.importorskip("taelio_core.demo", reason="the demo generator lands with the call-log branch")
     monkeypatch.setenv("DATABASE_URL", str(tmp_path / "empty.duckdb"))
     at = open_page(make_app(), "costs")
     next(b for b in at.button if b.label == "Load demo data").click().run()
