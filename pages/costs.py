@@ -7,7 +7,7 @@ from taelio_core import analytics as A
 from ui import charts
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
-from ui.engine import cached, minute_now
+from ui.engine import cached, rounded_now
 
 engine, filters = open_analytics_page(
     "Costs & budgets", "spend per provider and tier over time, tokens, cost per request by model, the most "
@@ -44,7 +44,7 @@ for col, by in ((c1, "task"), (c2, "tier")):
         st.plotly_chart(charts.spend_bars(cached(engine, A.spend_by, filters, by), by), key=f"top_{by}")
 
 st.subheader("Budgets this month")
-render_budgets(engine, filters, minute_now())
+render_budgets(engine, filters, rounded_now())
 
 st.subheader("Export")
 render_export(engine, filters, headline.requests)

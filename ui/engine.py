@@ -26,7 +26,7 @@ from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
 from taelio_core.settings import KEY_ENV
 
-__all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "get_engine", "minute_now", "open_engine"]
+__all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "get_engine", "rounded_now", "open_engine"]
 
 ENGINE_KEY = "taelio_engine"
 VERSION_TTL_S = 2
@@ -110,7 +110,7 @@ def cached(engine: Taelio, fn: Callable[..., Any], *args: Any, **kwargs: Any) ->
 NOW_STEP = timedelta(minutes=5)
 
 
-def minute_now() -> datetime:
+def rounded_now() -> datetime:
     """Now, rounded up to the next 5 minutes: a "now" for health windows and budget projections that
     includes everything logged so far and keeps their cached results for a few minutes (new requests
     still refresh them at once, through the data version)."""

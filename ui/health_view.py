@@ -7,7 +7,7 @@ import streamlit as st
 from taelio_core import analytics as A
 from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
-from ui.engine import bump, cached, minute_now
+from ui.engine import bump, cached, rounded_now
 from ui.sidebar import provider_keys
 from ui.text import escape_markdown, fmt_ms, fmt_pct
 from ui.trace_view import render_trace, trace_from_result
@@ -20,7 +20,7 @@ STATUS_ICON = {"healthy": "🟢 healthy", "degraded": "🟠 degraded", "down": "
 
 def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
     """Per provider in the policy: key, status and recent figures, ready to show."""
-    health = cached(engine, A.provider_health, provider_keys(engine), filters, now=minute_now())
+    health = cached(engine, A.provider_health, provider_keys(engine), filters, now=rounded_now())
     rows = []
     for r in health.to_dict("records"):
         at = r["last_error_at"]
