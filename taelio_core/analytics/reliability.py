@@ -58,24 +58,32 @@ def latency_over_time(log: CallLog, filters: Filters, *, bucket: str | None = No
         FROM attempts {where} GROUP BY ALL ORDER BY bucket, provider""", params)
 
 
+def _rate(log: CallLog, filters: Filters, *, table: str, key: str, hit: str, total_as: str, hits_as: str,
+          rate_as: str, bucket: str | None = None) -> pd.DataFrame:
+    """Per ``key`` (and time bucket): rows, rows matching ``hit``, and their share. Names are constants."""
+    where, params = filters.where()
+    time_col = f"date_trunc('{check_bucket(bucket)}', ts AT TIME ZONE 'UTC') AS bucket, " if bucket else ""
+    order = "bucket, " if bucket else ""
+    return log.query(f"""
+        SELECT {time_col}{key}, count(*) AS {total_as}, count(*) FILTER (WHERE {hit}) AS {hits_as},
+               (count(*) FILTER (WHERE {hit}) / count(*))::DOUBLE AS {rate_as}
+        FROM {table} {where} GROUP BY ALL ORDER BY {order}{key}""", params)
+
+
+_FALLBACKS = {"table": "requests", "key": "tier", "hit": "fallback_depth > 0", "total_as": "requests",
+              "hits_as": "fallbacks", "rate_as": "rate"}
+_SUCCESSES = {"table": "attempts", "key": "provider", "hit": "status = 'ok'", "total_as": "attempts",
+              "hits_as": "ok"}
+
+
 def fallback_rate(log: CallLog, filters: Filters) -> pd.DataFrame:
     """Per tier: requests, how many fell back, and the rate."""
-    where, params = filters.where()
-    return log.query(f"""
-        SELECT tier, count(*) AS requests, count(*) FILTER (WHERE fallback_depth > 0) AS fallbacks,
-               (count(*) FILTER (WHERE fallback_depth > 0) / count(*))::DOUBLE AS rate
-        FROM requests {where} GROUP BY tier ORDER BY tier""", params)
+    return _rate(log, filters, **_FALLBACKS)
 
 
 def fallback_rate_over_time(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """Per tier and time bucket: requests, fallbacks and the rate."""
-    b = _b(bucket, filters)
-    where, params = filters.where()
-    return log.query(f"""
-        SELECT date_trunc('{b}', ts AT TIME ZONE 'UTC') AS bucket, tier, count(*) AS requests,
-               count(*) FILTER (WHERE fallback_depth > 0) AS fallbacks,
-               (count(*) FILTER (WHERE fallback_depth > 0) / count(*))::DOUBLE AS rate
-        FROM requests {where} GROUP BY ALL ORDER BY bucket, tier""", params)
+    return _rate(log, filters, **_FALLBACKS, bucket=_b(bucket, filters))
 
 
 def errors_by_type(log: CallLog, filters: Filters) -> pd.DataFrame:
@@ -101,21 +109,12 @@ def errors_over_time(log: CallLog, filters: Filters, *, bucket: str | None = Non
 
 def success_by_provider(log: CallLog, filters: Filters) -> pd.DataFrame:
     """Per provider: attempts, successes and the success rate."""
-    where, params = filters.where()
-    return log.query(f"""
-        SELECT provider, count(*) AS attempts, count(*) FILTER (WHERE status = 'ok') AS ok,
-               (count(*) FILTER (WHERE status = 'ok') / count(*))::DOUBLE AS success_rate
-        FROM attempts {where} GROUP BY provider ORDER BY provider""", params)
+    return _rate(log, filters, **_SUCCESSES, rate_as="success_rate")
 
 
 def availability_over_time(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
-    """Per provider and time bucket: the share of attempts that succeeded."""
-    b = _b(bucket, filters)
-    where, params = filters.where()
-    return log.query(f"""
-        SELECT date_trunc('{b}', ts AT TIME ZONE 'UTC') AS bucket, provider, count(*) AS attempts,
-               (count(*) FILTER (WHERE status = 'ok') / count(*))::DOUBLE AS availability
-        FROM attempts {where} GROUP BY ALL ORDER BY bucket, provider""", params)
+    """Per provider and time bucket: attempts, successes and the share that succeeded."""
+    return _rate(log, filters, **_SUCCESSES, rate_as="availability", bucket=_b(bucket, filters))
 
 
 def provider_health(log: CallLog, configured: Mapping[str, str | None], filters: Filters, *, now: datetime,
