@@ -86,6 +86,12 @@ def test_generate_shows_the_fallback_attempt_when_the_first_entry_fails(tmp_path
     with DuckDBCallLog(tmp_path / "gen.duckdb") as log:
         logged = log.query("SELECT provider, status FROM attempts ORDER BY n")
     assert list(logged["provider"]) == ["alpha", "beta"]
+    # The generation is kept for the session and can be opened again after other reruns.
+    at.run()
+    assert len(at.dataframe) == 0          # the live trace is gone after a rerun...
+    at.selectbox(key="gen_reopen").set_value(0).run()   # ...and comes back from the session's list
+    reopened = at.dataframe[0].value
+    assert list(reopened["provider:model"]) == ["alpha:a-1", "beta:b-1"]
 
 
 def test_generate_every_provider_failed_is_one_sentence_with_the_trace(tmp_path: Path, monkeypatch):
