@@ -60,7 +60,7 @@ def pages(ctx: PartContext) -> list[Figure]:
     script = "bench_pages.py"
     if (gone := _missing("pages", script)) is not None:
         return gone
-    sizes = (100_000,) if ctx.quick else (1_000_000, 10_000_000)
+    sizes = (1_000_000,) if ctx.quick else (1_000_000, 10_000_000)
     figures: list[Figure] = []
     rss: dict[int, float] = {}
     for requests in sizes:
