@@ -66,7 +66,7 @@ def pages(ctx: PartContext) -> list[Figure]:
     for requests in sizes:
         started = time.time()
         db = RESULTS / f"bench-{requests // 1000}k.duckdb"
-        code, out = run_script(script, ["--requests", str(requests), "--loads", "1" if ctx.quick else "3",
+        code, out = run_script(script, ["--requests", str(requests), "--rounds", "1" if ctx.quick else "3",
                                         "--db", str(db)], timeout=ctx.left())
         data = last_json(RESULTS / "bench_pages.json", started)
         if code != 0 or data is None:
@@ -76,8 +76,9 @@ def pages(ctx: PartContext) -> list[Figure]:
         label = f"{requests / 1e6:g}M"
         limit = 2.0 if requests <= 1_000_000 else 4.0
         for name, t in data["pages"].items():
+            first = t.get("first_load_s", t.get("first_s", 0.0))
             figures.append(Figure(part="pages", name=f"{name} fully drawn, {label}", value=t["after_median_s"],
-                                  unit="s", baseline=f"first load {t['first_s']:.2f} s", target=f"<= {limit:g} s",
+                                  unit="s", baseline=f"first load {first:.2f} s", target=f"<= {limit:g} s",
                                   met=t["after_median_s"] <= limit))
         if data.get("peak_rss_mb"):
             rss[requests] = data["peak_rss_mb"]
