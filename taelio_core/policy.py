@@ -15,7 +15,7 @@ import os
 import re
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -170,6 +170,10 @@ class RoutingPolicy:
     text: str
     model: _PolicyModel
     chains: dict[tuple[str, str], tuple[ChainEntry, ...]]
+    # settings() per (tier, task): the policy never changes once built, and merging the layers through
+    # pydantic cost ~10 us on every request. init=False so dataclasses.replace() starts a fresh cache.
+    _settings: dict[tuple[str, str], GenerationSettings] = field(default_factory=dict, init=False, repr=False,
+                                                                 compare=False)
 
     @property
     def tiers(self) -> list[str]:
@@ -194,6 +198,9 @@ class RoutingPolicy:
 
     def settings(self, tier: str, task: str) -> GenerationSettings:
         """Defaults, overridden by the task, then the tier, then the tier's task table."""
+        cached = self._settings.get((tier, task))
+        if cached is not None:
+            return cached
         merged: dict[str, Any] = self.model.defaults.model_dump()
         tier_cfg = self.model.tiers[tier]
         layers = [self.model.tasks[task], tier_cfg, tier_cfg.tasks.get(task)]
@@ -204,7 +211,8 @@ class RoutingPolicy:
                 value = getattr(layer, key)
                 if value is not None:
                     merged[key] = value
-        return GenerationSettings(**merged)
+        settings = self._settings[(tier, task)] = GenerationSettings(**merged)
+        return settings
 
     def models_of(self, provider: str) -> list[str]:
         seen: dict[str, None] = {}

@@ -1,0 +1,169 @@
+"""Analytics at scale: every dashboard query over 1M and 10M demo requests (with attempts), cold and warm.
+
+The logs are generated once with the core's demo generator
+(``taelio_core.demo.generate_demo_data``) into
+``benchmarks/results/bench-<N>k.duckdb`` (the same files ``bench_pages.py``
+uses) and reused while they hold enough requests: 10M takes minutes and about
+a gigabyte. Every public query function in ``taelio_core.analytics`` that
+needs only ``(log, filters)`` is timed with the default filters (all time):
+
+* ``cold``: its first run in this process (DuckDB's buffers empty; the OS page cache may be warm);
+* ``warm``: the median of the next runs.
+
+The baseline, measured in the same run on the same file, is a full scan that
+any query must at least match: ``SELECT count(*), sum(cost_usd) FROM requests``.
+
+    PYTHONPATH=. python benchmarks/bench_analytics.py [--sizes 1000000,10000000] [--warm 5]
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import RESULTS, Figure, PartContext  # noqa: E402
+
+TARGET_WARM_MS = 250.0
+
+
+def log_path(requests: int) -> Path:
+    return RESULTS / f"bench-{requests // 1000}k.duckdb"
+
+
+def fill(requests: int, ctx: PartContext) -> Path:
+    """The cached demo log holding at least ``requests`` requests."""
+    from taelio_core.calllog import DuckDBCallLog
+    from taelio_core.demo import generate_demo_data
+    from taelio_core.policy import load_policy
+
+    path = log_path(requests)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = DuckDBCallLog(path)
+    try:
+        have = log.count_requests()
+        if have < requests:
+            t0 = time.perf_counter()
+            generate_demo_data(log, load_policy(None), days=30, requests=requests - have, seed=1)
+            log.flush()
+            ctx.raw[f"generate_{requests}_s"] = round(time.perf_counter() - t0, 1)
+    finally:
+        log.close()
+    return path
+
+
+def queries() -> dict[str, object]:
+    """Every analytics function callable as ``fn(log, filters)``."""
+    import taelio_core.analytics as analytics
+
+    out = {}
+    for name in analytics.__all__:
+        fn = getattr(analytics, name)
+        if not inspect.isfunction(fn):
+            continue
+        params = list(inspect.signature(fn).parameters.values())
+        required = [p for p in params if p.default is inspect.Parameter.empty
+                    and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if [p.name for p in required] == ["log", "filters"]:
+            out[name] = fn
+    return out
+
+
+def extra_queries(log) -> dict[str, object]:  # noqa: ANN001
+    """The dashboard's queries that need more than filters, with the arguments the pages give them."""
+    from datetime import UTC, datetime
+
+    import taelio_core.analytics as analytics
+    from taelio_core.policy import load_policy
+
+    policy, now = load_policy(None), datetime.now(UTC)
+    out: dict[str, object] = {}
+    if hasattr(analytics, "provider_health"):
+        configured = {name: None for name in policy.providers}
+        out["provider_health"] = lambda lg, f: analytics.provider_health(lg, configured, f, now=now)
+    budgets = getattr(policy.model, "budgets", None)
+    if budgets is not None and hasattr(analytics, "budget_status"):
+        out["budget_status"] = lambda lg, f: analytics.budget_status(lg, budgets, f, now=now)
+        out["budget_burndown"] = lambda lg, f: analytics.budget_burndown(lg, budgets, f, now=now)
+    newest = log.query("SELECT request_id FROM requests ORDER BY ts DESC LIMIT 1")
+    if hasattr(analytics, "request_detail") and len(newest):
+        request_id = newest.iloc[0, 0]
+        out["request_detail"] = lambda lg, f: analytics.request_detail(lg, request_id)
+    return out
+
+
+def timed_ms(fn, *args) -> float:  # noqa: ANN001
+    t0 = time.perf_counter()
+    fn(*args)
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def measure(requests: int, warm_runs: int, ctx: PartContext) -> list[Figure]:
+    from taelio_core.analytics import Filters
+    from taelio_core.calllog import DuckDBCallLog
+
+    path = fill(requests, ctx)
+    size_mb = path.stat().st_size / 1e6
+    log = DuckDBCallLog(path)
+    label = f"{requests / 1e6:g}M"
+    figures = [Figure(part="analytics", name=f"file size per million requests ({label} log)",
+                      value=size_mb / (requests / 1e6), unit="MB", note=f"{size_mb:,.0f} MB in all")]
+    try:
+        filters = Filters()
+        scan = "SELECT count(*), sum(cost_usd) FROM requests"
+        base_cold = timed_ms(log.query, scan)
+        base_warm = statistics.median(timed_ms(log.query, scan) for _ in range(warm_runs))
+        detail = {}
+        for name, fn in {**queries(), **extra_queries(log)}.items():
+            if ctx.left() < 5:
+                break
+            try:
+                cold = timed_ms(fn, log, filters)
+            except Exception as e:  # noqa: BLE001 - one query's failure must not hide the others' timings
+                figures.append(Figure(part="analytics", name=f"{name}, {label}", value=None, unit="ms",
+                                      note=f"failed: {type(e).__name__}: {str(e)[:120]}"))
+                continue
+            warm = statistics.median(timed_ms(fn, log, filters) for _ in range(warm_runs))
+            detail[name] = {"cold_ms": round(cold, 1), "warm_ms": round(warm, 1)}
+            target = f"<= {TARGET_WARM_MS:g} ms" if requests >= 10_000_000 else ""
+            figures.append(Figure(part="analytics", name=f"{name} warm, {label}", value=warm, unit="ms",
+                                  baseline=f"cold {cold:.0f} ms; full scan {base_warm:.0f} ms",
+                                  target=target, met=(warm <= TARGET_WARM_MS) if target else None))
+        ctx.raw[label] = {"scan_cold_ms": base_cold, "scan_warm_ms": base_warm, "queries": detail,
+                          "file_mb": size_mb}
+    finally:
+        log.close()
+    return figures
+
+
+def run(ctx: PartContext, sizes: tuple[int, ...] | None = None, warm_runs: int = 5) -> list[Figure]:
+    try:
+        import taelio_core.analytics  # noqa: F401
+        import taelio_core.demo  # noqa: F401
+    except ImportError as e:
+        return [Figure(part="analytics", name="every dashboard query", value=None, unit="ms",
+                       note=f"not in this checkout: {e}")]
+    sizes = sizes or ((1_000_000,) if ctx.quick else (1_000_000, 10_000_000))
+    figures: list[Figure] = []
+    for requests in sizes:
+        figures += measure(requests, 3 if ctx.quick else warm_runs, ctx)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--warm", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1800.0)
+    args = parser.parse_args()
+    ctx = PartContext(quick=False, deadline=time.monotonic() + args.seconds)
+    for f in run(ctx, tuple(int(s) for s in args.sizes.split(",")), args.warm):
+        print(" | ".join(f.cells()), f.note)
+
+
+if __name__ == "__main__":
+    main()

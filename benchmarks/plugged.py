@@ -1,0 +1,139 @@
+"""Parts measured by other scripts in ``benchmarks/``, run as their own processes and read back as figures.
+
+``bench_ingest.py``, ``bench_pages.py``, ``bench_fanout.py``,
+``bench_sandbox.py`` and ``bench_hedging.py`` are written to run on their
+own; here each runs in a child process with a timeout (so a hung browser or a
+slow machine cannot stall the whole run), and its JSON file or its printed
+table becomes ``Figure`` lines. A script that is not in this checkout yet
+gives one line saying so.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from benchmarks.harness import RESULTS, ROOT, Figure, PartContext, last_json, run_script
+
+__all__ = ["fanout", "hedging", "ingest", "pages", "sandbox"]
+
+
+def _missing(part: str, script: str) -> list[Figure] | None:
+    if (ROOT / "benchmarks" / script).exists():
+        return None
+    return [Figure(part=part, name=script, value=None, unit="", note="not in this checkout yet")]
+
+
+def _failed(part: str, script: str, code: int | None, out: str) -> list[Figure]:
+    tail = " / ".join(out.strip().splitlines()[-3:])[-300:]
+    why = "timed out" if code is None else f"exit {code}"
+    return [Figure(part=part, name=script, value=None, unit="", note=f"{why}: {tail}")]
+
+
+def ingest(ctx: PartContext) -> list[Figure]:
+    script = "bench_ingest.py"
+    if (gone := _missing("ingest", script)) is not None:
+        return gone
+    started = time.time()
+    args = ["--requests", "50000" if ctx.quick else "200000", "--row-requests", "1000" if ctx.quick else "2000"]
+    code, out = run_script(script, args, timeout=ctx.left())
+    data = last_json(RESULTS / "bench_ingest.json", started)
+    if code != 0 or data is None:
+        return _failed("ingest", script, code, out)
+    rows = data["results"]
+    ctx.raw["ingest"] = rows
+    writer, naive = rows[0], rows[-1]
+    return [
+        Figure(part="ingest", name=f"call-log writer, requests/s ({writer['method']})",
+               value=writer["requests_per_s"], unit="req/s",
+               baseline=f"row-at-a-time {naive['requests_per_s']:,} req/s", target=">= 100,000 req/s",
+               met=writer["requests_per_s"] >= 100_000,
+               note=f"{writer['attempts'] / writer['requests']:.2f} attempts per request"),
+        Figure(part="ingest", name="call-log writer rows/s (requests + attempts)", value=writer["rows_per_s"],
+               unit="rows/s", baseline=f"row-at-a-time {naive['rows_per_s']:,} rows/s"),
+        Figure(part="ingest", name="writer / row-at-a-time", value=writer["x_row_at_a_time"], unit="x"),
+        Figure(part="ingest", name="record() on the request path", value=writer["record_us"], unit="us/request",
+               baseline=f"row-at-a-time {naive['record_us']:,} us"),
+    ]
+
+
+def pages(ctx: PartContext) -> list[Figure]:
+    script = "bench_pages.py"
+    if (gone := _missing("pages", script)) is not None:
+        return gone
+    sizes = (1_000_000,) if ctx.quick else (1_000_000, 10_000_000)
+    figures: list[Figure] = []
+    rss: dict[int, float] = {}
+    for requests in sizes:
+        started = time.time()
+        db = RESULTS / f"bench-{requests // 1000}k.duckdb"
+        code, out = run_script(script, ["--requests", str(requests), "--rounds", "1" if ctx.quick else "3",
+                                        "--db", str(db)], timeout=ctx.left())
+        data = last_json(RESULTS / "bench_pages.json", started)
+        if code != 0 or data is None:
+            figures += _failed("pages", f"{script} at {requests:,}", code, out)
+            continue
+        ctx.raw[f"pages_{requests}"] = data
+        label = f"{requests / 1e6:g}M"
+        limit = 2.0 if requests <= 1_000_000 else 4.0
+        for name, t in data["pages"].items():
+            first = t.get("first_load_s", t.get("first_s", 0.0))
+            figures.append(Figure(part="pages", name=f"{name} fully drawn, {label}", value=t["after_median_s"],
+                                  unit="s", baseline=f"first load {first:.2f} s", target=f"<= {limit:g} s",
+                                  met=t["after_median_s"] <= limit))
+        if data.get("peak_rss_mb"):
+            rss[requests] = data["peak_rss_mb"]
+            figures.append(Figure(part="pages", name=f"Streamlit peak RSS, {label}", value=data["peak_rss_mb"],
+                                  unit="MB"))
+    if len(rss) == 2:
+        small, big = sorted(rss)
+        growth = rss[big] / rss[small]
+        figures.append(Figure(part="pages", name="peak RSS 10M / 1M", value=growth, unit="x",
+                              target="~1 (does not grow with the log)", met=growth <= 1.25))
+    return figures
+
+
+def fanout(ctx: PartContext) -> list[Figure]:
+    script = "bench_fanout.py"
+    if (gone := _missing("fanout", script)) is not None:
+        return gone
+    code, out = run_script(script, ["--inputs", "3" if ctx.quick else "5"], timeout=ctx.left())
+    rows = re.findall(r"^\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    if code != 0 or not rows:
+        return _failed("fanout", script, code, out)
+    ctx.raw["fanout"] = out
+    return [Figure(part="fanout", name=f"wall / slowest variant, {n} variants", value=float(median), unit="x",
+                   baseline=f"sequential would be {float(seq):.2f}x; worst input {float(worst):.3f}x",
+                   target="<= 1.15", met=float(median) <= 1.15) for n, median, worst, seq in rows]
+
+
+def sandbox(ctx: PartContext) -> list[Figure]:
+    script = "bench_sandbox.py"
+    if (gone := _missing("sandbox", script)) is not None:
+        return gone
+    started = time.time()
+    code, out = run_script(script, ["--requests", "20000" if ctx.quick else "100000"], timeout=ctx.left())
+    data = last_json(RESULTS / "bench_sandbox.json", started)
+    if code != 0 or data is None:
+        return _failed("sandbox", script, code, out)
+    ctx.raw["sandbox"] = data
+    figures = [Figure(part="sandbox", name="simulated requests/s through the router", value=data["router_per_s"],
+                      unit="req/s", baseline=f"asyncio floor {data['floor_per_s']:,.0f} req/s",
+                      target=">= 20,000 req/s", met=data["router_per_s"] >= 20_000)]
+    if "compare_wall_s" in data:
+        figures.append(Figure(part="sandbox", name=f"A/B comparison of {data['requests']:,} requests",
+                              value=data["compare_wall_s"], unit="s",
+                              baseline=f"{data['compare_per_s']:,.0f} req/s"))
+    return figures
+
+
+def hedging(ctx: PartContext) -> list[Figure]:
+    script = "bench_hedging.py"
+    if (gone := _missing("hedging", script)) is not None:
+        return gone
+    code, out = run_script(script, ["--requests", "200" if ctx.quick else "600"], timeout=ctx.left())
+    match = re.search(r"p99 with hedging / without: ([\d.]+); extra calls: ([\d.]+)%", out)
+    if code != 0 or match is None:
+        return _failed("hedging", script, code, out)
+    return [Figure(part="hedging", name="p99 with hedging / without (6% of first calls slow)",
+                   value=float(match.group(1)), unit="x", baseline=f"{match.group(2)}% extra calls",
+                   target="< 1", met=float(match.group(1)) < 1.0)]
