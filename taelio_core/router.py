@@ -149,11 +149,16 @@ class Router:
                  experiment_id: str | None, source: str | None, user_id: str | None) -> RequestContext:
         inputs = check_inputs(inputs)
         chain = self.chain_for(tier, task, provider)
+        reason = None
+        split = self.policy.split(tier, task) if provider is None else None
+        if split is not None:
+            arm = split.choose(user_id)
+            chain, reason = arm.chain, split.reason(arm)
         return RequestContext(
             request_id=uuid.uuid4().hex, parent_id=parent_id, tier=tier, task=task,
             source=source or self.source, inputs=inputs, request=self.render(task, inputs, tier),
             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
-            user_id=user_id, chain=chain)
+            user_id=user_id, chain=chain, routing_reason=reason)
 
     async def agenerate(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                         parent_id: str | None = None, experiment_id: str | None = None,
@@ -217,9 +222,27 @@ class Router:
         inputs = check_inputs(Inputs(prompt=prompt, genre="any", tone="any", idea=prompt))
         request = self.render(task, inputs, tier)
         request = replace(request, settings=replace(request.settings, max_tokens=max_tokens))
-        ctx = RequestContext(request_id=uuid.uuid4().hex, parent_id=None, tier=tier, task=task, source="test",
-                             inputs=inputs, request=request, started_at=self.clock.now(),
-                             t0=self.clock.monotonic(), chain=(entries[0],))
+        return await self.arun(request, (entries[0],), tier=tier, task=task, inputs=inputs, source="test")
+
+    async def arun(self, request: ChatRequest, chain: Sequence[ChainEntry], *, tier: str, task: str,
+                   inputs: Inputs, source: str | None = None, experiment_id: str | None = None,
+                   parent_id: str | None = None, routing_reason: str | None = None) -> GenerationResult:
+        """An already-rendered request through an explicit chain: an experiment's variant, the judge, a probe.
+
+        The same attempt, guard, pricing and logging path as ``agenerate``,
+        but the caller chose the template, the settings and the exact
+        provider:model entries. Never raises on provider failure: the result
+        says what happened.
+        """
+        self._check_names(tier, task)
+        for entry in chain:
+            if entry.provider not in self.providers:
+                raise InputError(f"unknown provider '{entry.provider}' (providers: {', '.join(self.providers)})",
+                                 field="provider")
+        ctx = RequestContext(request_id=uuid.uuid4().hex, parent_id=parent_id, tier=tier, task=task,
+                             source=source or self.source, inputs=inputs, request=request,
+                             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
+                             chain=tuple(chain), routing_reason=routing_reason)
         async for _ in self._execute(ctx, streaming=False, exclude=(), continue_on_truncation=False):
             pass
         assert ctx.result is not None
