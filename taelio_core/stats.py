@@ -163,6 +163,20 @@ def _fit_bt(wins: np.ndarray, prior: float, iters: int = 500, tol: float = 1e-10
     return np.log(p) - np.mean(np.log(p))
 
 
+def _standard_errors(wins: np.ndarray, theta: np.ndarray, prior: float) -> np.ndarray:
+    """Standard errors of the log-strengths (mean-0 constraint) from the Fisher information."""
+    k = wins.shape[0]
+    w = wins + prior * (1 - np.eye(k))
+    games = w + w.T
+    p = np.exp(theta)
+    pij = p[:, None] / (p[:, None] + p[None, :])
+    info = -games * pij * (1 - pij)
+    np.fill_diagonal(info, 0.0)
+    np.fill_diagonal(info, -info.sum(axis=1))
+    cov = np.linalg.pinv(info)
+    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
+
+
 def bradley_terry(comparisons: Sequence[tuple[str, str, float]], names: Sequence[str] | None = None, *,
                   n_boot: int = 300, seed: int = 0, prior: float = 0.1, level: float = 0.95) -> BradleyTerry:
     """Fit Bradley–Terry to ``(a, b, score_a)`` comparisons: score 1 = a won, 0 = b won, 0.5 = tie.
@@ -201,6 +215,12 @@ def bradley_terry(comparisons: Sequence[tuple[str, str, float]], names: Sequence
         boots = np.array([_fit_bt(wins_from(c.astype(float)), prior, iters=200, tol=1e-8) for c in draws])
         tail = (1 - level) / 2
         low, high = np.quantile(boots, [tail, 1 - tail], axis=0)
+        # With few votes, or all of one kind, resamples barely vary and the percentile interval
+        # collapses. Take the union with the Wald interval from the observed information, which
+        # stays honest there; with plenty of votes the two agree.
+        se = _standard_errors(wins_from(counts), theta, prior)
+        z = float(sps.norm.ppf(1 - tail))
+        low, high = np.minimum(low, theta - z * se), np.maximum(high, theta + z * se)
     else:
         low, high = np.full(k, -np.inf), np.full(k, np.inf)
     strength = np.exp(theta)

@@ -81,6 +81,7 @@ def parse_csv(data: bytes | str, *, source: str = "the CSV") -> list[dict[str, s
                     row[column] = check_text(value, column, limit=limit, required=column == "prompt")
                 except InputError as e:
                     detail = str(e).removeprefix(f"{column} ")
+                    detail = "the cell " + detail if detail.startswith("is ") else detail
                     raise InputError(f"{where}: {detail}", field="csv") from None
             for key, default in DEFAULTS.items():
                 row[key] = row.get(key) or default

@@ -156,10 +156,10 @@ def build_variants(specs: list[VariantSpec], policy: RoutingPolicy, *, tier: str
         entry = ChainEntry.parse(spec.model)
         if entry.provider not in policy.providers:
             raise InputError(f"{where}: unknown provider '{entry.provider}' "
-                             f"(providers: {', '.join(policy.providers)})", field="variants")
+                             f"(providers: {', '.join(policy.providers)})", field="variant")
         label = (spec.label or "").strip() or f"{entry.ref}" + (f" #{i}" if entry.ref in labels else "")
         if label in labels:
-            raise InputError(f"{where}: the label '{label}' is used twice", field="variants")
+            raise InputError(f"{where}: the label '{label}' is used twice", field="variant")
         labels.add(label)
         system = task_cfg.system if spec.system is None else spec.system
         user = task_cfg.user if spec.user is None else spec.user
@@ -168,13 +168,13 @@ def build_variants(specs: list[VariantSpec], policy: RoutingPolicy, *, tier: str
                 names = placeholders(template)
             except ValueError as e:
                 raise InputError(f"{where}: the {name} template is broken ({e}); write a literal brace as "
-                                 "{{ or }}", field="variants") from None
+                                 "{{ or }}", field="variant") from None
             unknown = sorted(set(names) - columns)
             if unknown:
                 raise InputError(f"{where}: the {name} template uses {{{unknown[0]}}}, which the inputs lack "
-                                 f"(columns: {', '.join(sorted(columns))})", field="variants")
+                                 f"(columns: {', '.join(sorted(columns))})", field="variant")
         if not user.strip():
-            raise InputError(f"{where}: the user template is empty", field="variants")
+            raise InputError(f"{where}: the user template is empty", field="variant")
         settings = GenerationSettings(
             max_tokens=spec.max_tokens if spec.max_tokens is not None else base.max_tokens,
             temperature=spec.temperature if spec.temperature is not None else base.temperature,

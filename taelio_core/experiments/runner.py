@@ -190,17 +190,20 @@ class ExperimentRunner:
                 started = clock.monotonic()
                 cells = await asyncio.gather(*(self._cell(experiment, row, v, existing) for v in variants))
                 walls[row.input_id] = (clock.monotonic() - started) * 1000.0
-                ledger["reserved"] -= expected
+            # Stored outside the semaphore, so the next input starts while this one is written.
+            try:
                 await asyncio.to_thread(self.store.save_cells, experiment_id, list(cells))
-                for cell in cells:
-                    previous = existing.get((row.input_id, cell.variant_id))
-                    if previous is not None:
-                        status["done" if previous.ok else "failed"] -= 1
-                    status["done" if cell.ok else "failed"] += 1
-                    ledger["spent"] += cell.cost_usd or Decimal(0)
-                ledger["run_done"] += len(cells)
-                if on_progress is not None:
-                    on_progress(progress())
+            finally:
+                ledger["reserved"] -= expected
+            for cell in cells:
+                previous = existing.get((row.input_id, cell.variant_id))
+                if previous is not None:
+                    status["done" if previous.ok else "failed"] -= 1
+                status["done" if cell.ok else "failed"] += 1
+                ledger["spent"] += cell.cost_usd or Decimal(0)
+            ledger["run_done"] += len(cells)
+            if on_progress is not None:
+                on_progress(progress())
 
         if on_progress is not None:
             on_progress(progress())
