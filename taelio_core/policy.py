@@ -310,7 +310,8 @@ def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
     try:
         model = _PolicyModel.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
+        # A misspelt key also makes the real one "missing": name the misspelling, it is the cause.
+        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         loc = tuple(str(p) for p in err["loc"])
         key = ".".join(loc) or None
         msg = err["msg"]
@@ -449,6 +450,7 @@ def locate(text: str, loc: tuple[str, ...]) -> int | None:
     """The 1-based line where the dotted key ``loc`` is defined, or its nearest parent."""
     want = tuple(p for p in loc if not p.isdigit())
     best_line, best_len = None, 0
+    first_inside: int | None = None
     table: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
@@ -469,4 +471,6 @@ def locate(text: str, loc: tuple[str, ...]) -> int | None:
             best_line, best_len = number, common
             if common == len(want):
                 return number
-    return best_line
+        if common == len(want) and first_inside is None:
+            first_inside = number  # e.g. [splits.pro.idea.a] for the key splits.pro.idea
+    return first_inside if first_inside is not None and best_len < len(want) else best_line

@@ -92,8 +92,16 @@ def results(store: ExperimentStore, experiment_id: str, *, pair: tuple[str, str]
     summary = _summary(experiment, matrix, votes, judged, board)
     if pair is None and len(ids) >= 2:
         if board is not None:
-            top = [name for name, *_ in board.ranked()[:2]]
-            pair = (top[1], top[0])
+            # The leader against the rival it has the most decided votes with (ties: the higher rated).
+            ranked = [name for name, *_ in board.ranked()]
+            leader = ranked[0]
+            decided = votes[votes.winner.notna()]
+
+            def direct(other: str) -> int:
+                return int((((decided.left_variant == leader) & (decided.right_variant == other))
+                            | ((decided.left_variant == other) & (decided.right_variant == leader))).sum())
+            rival = max(ranked[1:], key=lambda o: (direct(o), -ranked.index(o)))
+            pair = (rival, leader)
         else:
             pair = (ids[0], ids[1])
     the_verdict = judge_verdict = scores = None
