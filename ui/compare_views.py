@@ -153,8 +153,11 @@ def _quality_cost_chart(s: pd.DataFrame) -> None:
         error_y={"type": "data", "symmetric": False, "array": d.rating_high - d.rating,
                  "arrayminus": d.rating - d.rating_low},
         hovertemplate="%{text}<br>$%{x:.5f} per call<br>rating %{y:.0f}<extra></extra>"))
+    low, high = float(d.cost_per_call_usd.min()), float(d.cost_per_call_usd.max())
+    pad = (high - low) * 0.2 or high * 0.2 or 1e-6
     fig.update_layout(title="Quality against cost", xaxis_title="Cost per call (USD)",
-                      yaxis_title="Rating (95% CI)", height=380, margin={"t": 50, "b": 40})
+                      yaxis_title="Rating (95% CI)", height=380, margin={"t": 50, "b": 40},
+                      xaxis={"range": [max(0.0, low - pad), high + pad], "tickprefix": "$", "tickformat": ".5f"})
     st.plotly_chart(fig, width="stretch")
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
 
 from taelio_core.experiments.model import Experiment
 from taelio_core.experiments.store import ExperimentStore
 
-__all__ = ["Matchup", "next_matchup"]
+__all__ = ["Matchup", "mask_names", "next_matchup"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,4 +72,14 @@ def next_matchup(store: ExperimentStore, experiment: Experiment, *, rng: random.
     left, right = (a, b) if rng.random() < 0.5 else (b, a)
     row = next(r for r in experiment.inputs if r.input_id == input_id)
     return Matchup(input_id=input_id, variables=row.variables, left=left, right=right,
-                   left_text=cells[(input_id, left)].output, right_text=cells[(input_id, right)].output)
+                   left_text=mask_names(cells[(input_id, left)].output, experiment),
+                   right_text=mask_names(cells[(input_id, right)].output, experiment))
+
+
+def mask_names(text: str, experiment: Experiment) -> str:
+    """Hide the variants' provider:model, model and label where an answer names them (the
+    simulator signs its text; real models sometimes say who they are), so the vote stays blind."""
+    names = {n for v in experiment.variants for n in (v.ref, v.model, v.label) if len(n) >= 3}
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(re.escape(name), "▒▒▒", text, flags=re.IGNORECASE)
+    return text

@@ -9,6 +9,7 @@ import pytest
 from taelio_core.errors import InputError
 from taelio_core.experiments import ExperimentSpec, Experiments, VariantSpec, next_matchup, parse_csv
 from taelio_core.experiments.judge import parse_judgment
+from taelio_core.experiments.voting import mask_names
 from tests.experiments.virtual_time import run_virtual
 
 
@@ -30,7 +31,7 @@ def test_matchups_are_blind_balanced_and_randomly_sided(experiments: Experiments
         m = next_matchup(experiments.store, ran, rng=rng)
         assert m is not None and m.left != m.right
         cells = experiments.store.cells(ran.experiment_id)
-        assert m.left_text == cells[(m.input_id, m.left)].output
+        assert m.left_text == mask_names(cells[(m.input_id, m.left)].output, ran)
         key = tuple(sorted((m.left, m.right)))
         seen_pairs[key] = seen_pairs.get(key, 0) + 1
         left_first += m.left == key[0]
@@ -114,3 +115,11 @@ def test_the_judge_says_why_it_cannot_run_without_a_judge_table(sim, log, tmp_pa
     assert "nojudge.toml has no [judge] table" in ex.judge.unavailable_reason()
     with pytest.raises(InputError, match="the LLM judge cannot run"):
         ex.judge.run("whatever")
+
+
+def test_vote_texts_hide_the_names_of_the_variants(experiments: Experiments, ran) -> None:  # noqa: ANN001
+    m = next_matchup(experiments.store, ran, rng=random.Random(1))
+    raw = experiments.store.cells(ran.experiment_id)[(m.input_id, m.left)].output
+    assert raw.startswith("[simulated sim:")            # the simulator signs its answers
+    assert m.left_text.startswith("[simulated ▒▒▒]") and "sim:" not in m.left_text + m.right_text
+    assert "alpha" not in m.left_text + m.right_text
