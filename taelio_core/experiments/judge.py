@@ -153,10 +153,7 @@ class Judge:
                                       experiment_id=experiment.experiment_id, routing_reason="experiment judge")
 
     def start(self, experiment_id: str, **kw: object) -> RunHandle:
-        handle = RunHandle()
-        coro = self.arun(experiment_id, cancel=handle.token, on_progress=handle._update, **kw)  # type: ignore[arg-type]
-        handle._future = asyncio.run_coroutine_threadsafe(coro, background_loop().loop)
-        return handle
+        return RunHandle.launch(self.arun, experiment_id, **kw)
 
     def run(self, experiment_id: str, **kw: object) -> Progress:
         return background_loop().run(self.arun(experiment_id, **kw))  # type: ignore[arg-type]

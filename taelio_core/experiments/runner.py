@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 from taelio_core.errors import TaelioError
 from taelio_core.experiments.model import Cell, Experiment, InputRow, Variant
@@ -247,10 +248,7 @@ class ExperimentRunner:
     # ---- from threads ------------------------------------------------------------------------
     def start(self, experiment_id: str, **kw: object) -> RunHandle:
         """Start a run on the shared background loop; returns at once with a handle to watch or cancel."""
-        handle = RunHandle()
-        coro = self.arun(experiment_id, cancel=handle.token, on_progress=handle._update, **kw)  # type: ignore[arg-type]
-        handle._future = asyncio.run_coroutine_threadsafe(coro, background_loop().loop)
-        return handle
+        return RunHandle.launch(self.arun, experiment_id, **kw)
 
     def run(self, experiment_id: str, **kw: object) -> Progress:
         return background_loop().run(self.arun(experiment_id, **kw))  # type: ignore[arg-type]
@@ -264,6 +262,14 @@ class RunHandle:
         self.progress: Progress | None = None
         self._future = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def launch(cls, arun: Callable[..., Coroutine[Any, Any, Progress]], experiment_id: str, **kw: object) -> RunHandle:
+        """Run ``arun(experiment_id, cancel=..., on_progress=..., **kw)`` on the background loop."""
+        handle = cls()
+        coro = arun(experiment_id, cancel=handle.token, on_progress=handle._update, **kw)
+        handle._future = asyncio.run_coroutine_threadsafe(coro, background_loop().loop)
+        return handle
 
     def _update(self, progress: Progress) -> None:
         with self._lock:
