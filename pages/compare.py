@@ -25,7 +25,7 @@ if experiment_id is not None:
         run_panel(ex, experiment_id)
         tabs = st.tabs(["Side by side", "Matrix", "Vote (blind)", "Leaderboard", "Live splits"],
                        key="compare_tab", on_change="rerun")
-        views = [side_by_side, matrix_view, None, results_view, None]
+        views = [side_by_side, matrix_view, None, None, None]
         for tab, view in zip(tabs, views, strict=True):
             if not tab.open:
                 continue   # only the open tab is computed (the leaderboard bootstraps)
@@ -34,6 +34,8 @@ if experiment_id is not None:
                     view(ex.results(experiment_id, n_boot=200))
                 elif tab is tabs[2]:
                     vote_view(ex, experiment_id)
+                elif tab is tabs[3]:
+                    results_view(ex, experiment_id)
                 else:
                     live_splits(ex)
     except TaelioError as e:

@@ -66,7 +66,12 @@ def create_form(ex: Experiments) -> None:
                                   key=f"new_temp_{i}")
             user = st.text_area(f"Variant {i + 1} prompt template", task_cfg.user, key=f"new_user_{i}", height=80,
                                 help="Placeholders: {prompt}, {genre}, {tone} and any column of your CSV.")
-            specs.append({"label": label, "model": model, "temperature": temp, "user": user})
+            with st.expander("System prompt and token limit"):
+                system = st.text_area("System prompt", task_cfg.system, key=f"new_system_{i}", height=80)
+                max_tokens = st.number_input("Max output tokens", 1, 200_000,
+                                             int(policy.settings(tier, task).max_tokens), key=f"new_max_{i}")
+            specs.append({"label": label, "model": model, "temperature": temp, "user": user, "system": system,
+                          "max_tokens": int(max_tokens)})
     kind = st.radio("Inputs", ["Single prompt", "Upload CSV", "Paste CSV", "Saved set"], horizontal=True,
                     key="new_kind")
     rows_source = _inputs_widget(ex, kind)
@@ -148,6 +153,10 @@ def run_panel(ex: Experiments, experiment_id: str) -> None:
         st.session_state["compare_run_kind"] = "run"
         st.rerun()
     reason = ex.judge.unavailable_reason()
+    if reason is None:
+        pairs = len(ex.judge.pending(experiment))
+        st.caption(f"LLM judge: {pairs} pair{'s' if pairs != 1 else ''} to judge ({2 * pairs} calls, both orders), "
+                   "charged against the same cap.")
     if c2.button("Run the LLM judge", disabled=busy or reason is not None, key="run_judge",
                  help=reason or "Judges every pair of answers in both orders; only consistent verdicts count."):
         st.session_state["compare_run"] = ex.judge.start(experiment_id)

@@ -116,7 +116,18 @@ def vote_view(ex: Experiments, experiment_id: str) -> None:
     st.rerun()
 
 
-def results_view(res: ExperimentResults) -> None:
+def results_view(ex: Experiments, experiment_id: str) -> None:
+    """Verdicts for a chosen pair (default: the leader and its most-voted rival), then the leaderboard."""
+    res = ex.results(experiment_id, n_boot=200)
+    ids = list(res.experiment.labels)
+    if res.pair is not None and len(ids) > 2:
+        c1, c2 = st.columns(2)
+        a = c1.selectbox("Compare", ids, index=ids.index(res.pair[0]), format_func=res.label, key="res_a")
+        others = [i for i in ids if i != a]
+        b = c2.selectbox("with", others, format_func=res.label, key="res_b",
+                         index=others.index(res.pair[1]) if res.pair[1] in others else 0)
+        if (a, b) != res.pair:
+            res = ex.results(experiment_id, pair=(a, b), n_boot=200)
     if res.verdict is not None:
         (st.success if res.verdict.decided else st.info)(f"Votes: {res.verdict.text}")
     if res.judge_verdict is not None:
@@ -130,17 +141,23 @@ def results_view(res: ExperimentResults) -> None:
     s = res.summary
     if res.leaderboard is None:
         st.info("No leaderboard yet: cast some votes or run the LLM judge.")
-    else:
-        board = s.sort_values("rating", ascending=False)
-        table = pd.DataFrame({"Variant": board.label, "Rating": board.rating.round(0),
-                              "95% CI": [f"{lo:.0f}–{hi:.0f}" for lo, hi in zip(board.rating_low, board.rating_high,
-                                                                                 strict=True)],
-                              "Wins": board.wins, "Losses": board.losses, "Ties": board.ties,
-                              "Cost per win": [_cost(v) for v in board.cost_per_win_usd],
-                              "Cost per call": [_cost(v) for v in board.cost_per_call_usd]})
-        st.markdown(f"**Leaderboard** (Bradley–Terry from {res.leaderboard_source}; ratings on the Elo scale)")
-        st.dataframe(table, hide_index=True, width="stretch")
-        _quality_cost_chart(s)
+        return
+    board = s.sort_values("rating", ascending=False)
+    table = pd.DataFrame({"Variant": board.label, "Rating": board.rating.round(0),
+                          "95% CI": [f"{lo:.0f}–{hi:.0f}" for lo, hi in zip(board.rating_low, board.rating_high,
+                                                                             strict=True)],
+                          "Wins": board.wins, "Losses": board.losses, "Ties": board.ties,
+                          "Cost per win": [_cost(v) for v in board.cost_per_win_usd],
+                          "Cost per call": [_cost(v) for v in board.cost_per_call_usd]})
+    st.markdown(f"**Leaderboard** (Bradley–Terry from {res.leaderboard_source}; ratings on the Elo scale)")
+    st.dataframe(table, hide_index=True, width="stretch")
+    names = [res.label(n) for n in res.leaderboard.names]
+    prob = pd.DataFrame(res.leaderboard.win_prob, index=names, columns=names)
+    for i in range(len(names)):
+        prob.iloc[i, i] = float("nan")
+    st.markdown("**Win probability** (row beats column)")
+    st.dataframe(prob.map(lambda v: "–" if pd.isna(v) else f"{v:.0%}"), width="stretch")
+    _quality_cost_chart(s)
 
 
 def _quality_cost_chart(s: pd.DataFrame) -> None:

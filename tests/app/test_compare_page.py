@@ -136,3 +136,33 @@ def test_cancel_stops_new_inputs_and_keeps_what_finished(page_env: Path) -> None
     assert any("Cancelled after" in w.value for w in at.warning)
     eid = at.session_state["compare_experiment"]
     assert len(experiments().store.cells(eid)) == final.run_done     # what finished is kept
+
+
+def test_three_variants_show_a_pair_picker_and_the_win_probability_matrix(page_env: Path) -> None:
+    at = _page()
+    at.number_input(key="new_count").set_value(3)
+    at.run()
+    at.text_input(key="new_label_2").set_value("third")
+    at.radio(key="new_kind").set_value("Paste CSV")
+    at.run()
+    at.text_area(key="new_csv_text").set_value(FIVE_ROWS)
+    at.button(key="new_create").click()
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    _run_to_completion(at)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    for input_id in range(1, 6):
+        ex.store.add_vote(eid, input_id, "v3", "v1", "left")
+        ex.store.add_vote(eid, input_id, "v2", "v1", "left")
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    assert [s.label for s in at.selectbox][-2:] == ["Compare", "with"]
+    prob = at.dataframe[1].value
+    assert list(prob.columns) == list(prob.index) and len(prob) == 3 and prob.iloc[0, 0] == "–"
+    at.selectbox(key="res_a").set_value("v1")
+    at.run()
+    at.selectbox(key="res_b").set_value("v3")
+    at.run()
+    verdict = next(m.value for m in [*at.success, *at.info] if m.value.startswith("Votes: "))
+    assert "third" in verdict and "n = 5" in verdict
