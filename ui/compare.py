@@ -15,7 +15,15 @@ from pydantic import ValidationError
 
 from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
-from taelio_core.experiments import Experiments, ExperimentSpec, RunHandle, VariantSpec, parse_csv, single_prompt
+from taelio_core.experiments import (
+    Experiments,
+    ExperimentSpec,
+    RunHandle,
+    VariantSpec,
+    cross_variants,
+    parse_csv,
+    single_prompt,
+)
 
 __all__ = ["create_form", "engine", "experiments", "pick_experiment", "run_panel"]
 
@@ -54,24 +62,12 @@ def create_form(ex: Experiments) -> None:
     c1, c2, c3 = st.columns(3)
     tier = c1.selectbox("Charged to tier", policy.tiers, index=min(1, len(policy.tiers) - 1), key="new_tier")
     task = c2.selectbox("Task (default templates)", policy.tasks, key="new_task")
-    count = c3.number_input("Variants", min_value=2, max_value=8, value=2, key="new_count")
-    task_cfg = policy.task(task)
-    specs = []
-    for i in range(int(count)):
-        with st.container(border=True):
-            a, b, c = st.columns([2, 3, 1])
-            label = a.text_input(f"Variant {i + 1} label", key=f"new_label_{i}", placeholder=f"variant {i + 1}")
-            model = b.selectbox(f"Variant {i + 1} provider:model", choices, index=i % len(choices), key=f"new_model_{i}")
-            temp = c.number_input("Temperature", 0.0, 2.0, float(policy.settings(tier, task).temperature), 0.1,
-                                  key=f"new_temp_{i}")
-            user = st.text_area(f"Variant {i + 1} prompt template", task_cfg.user, key=f"new_user_{i}", height=80,
-                                help="Placeholders: {prompt}, {genre}, {tone} and any column of your CSV.")
-            with st.expander("System prompt and token limit"):
-                system = st.text_area("System prompt", task_cfg.system, key=f"new_system_{i}", height=80)
-                max_tokens = st.number_input("Max output tokens", 1, 200_000,
-                                             int(policy.settings(tier, task).max_tokens), key=f"new_max_{i}")
-            specs.append({"label": label, "model": model, "temperature": temp, "user": user, "system": system,
-                          "max_tokens": int(max_tokens)})
+    mode = c3.radio("Variants", ["One by one", "Templates × models"], key="new_mode",
+                    help="Templates × models runs every prompt template on every model (2 × 2 = 4 variants).")
+    if mode == "One by one":
+        specs = _variants_one_by_one(policy, tier, task, choices)
+    else:
+        specs = _variants_crossed(policy, tier, task, choices)
     kind = st.radio("Inputs", ["Single prompt", "Upload CSV", "Paste CSV", "Saved set"], horizontal=True,
                     key="new_kind")
     rows_source = _inputs_widget(ex, kind)
@@ -86,7 +82,7 @@ def create_form(ex: Experiments) -> None:
         spec = ExperimentSpec(name=name or "Untitled experiment", tier=tier, task=task, concurrency=concurrency,
                               cost_cap_usd=Decimal(str(cap)) if cap > 0 else None,
                               inputs_kind={"Single prompt": "prompt", "Saved set": "set"}.get(kind, "csv"),
-                              variants=[VariantSpec(**s) for s in specs])
+                              variants=specs())
         experiment = ex.store.create(spec, rows)
         if save_as.strip():
             ex.store.save_set(save_as, rows)
@@ -100,6 +96,41 @@ def create_form(ex: Experiments) -> None:
     st.session_state[CURRENT] = experiment.experiment_id
     st.success(f"Created {experiment.name} ({experiment.experiment_id}): {len(experiment.variants)} variants × "
                f"{len(experiment.inputs)} inputs. {ex.runner.estimate(experiment.experiment_id).sentence()}")
+
+
+def _variants_one_by_one(policy, tier: str, task: str, choices: list[str]):  # noqa: ANN001, ANN202
+    task_cfg = policy.task(task)
+    base = policy.settings(tier, task)
+    count = st.number_input("Number of variants", min_value=2, max_value=8, value=2, key="new_count")
+    specs = []
+    for i in range(int(count)):
+        with st.container(border=True):
+            a, b, c = st.columns([2, 3, 1])
+            label = a.text_input(f"Variant {i + 1} label", key=f"new_label_{i}", placeholder=f"variant {i + 1}")
+            model = b.selectbox(f"Variant {i + 1} provider:model", choices, index=i % len(choices),
+                                key=f"new_model_{i}")
+            temp = c.number_input("Temperature", 0.0, 2.0, float(base.temperature), 0.1, key=f"new_temp_{i}")
+            user = st.text_area(f"Variant {i + 1} prompt template", task_cfg.user, key=f"new_user_{i}", height=80,
+                                help="Placeholders: {prompt}, {genre}, {tone} and any column of your CSV.")
+            with st.expander("System prompt and token limit"):
+                system = st.text_area("System prompt", task_cfg.system, key=f"new_system_{i}", height=80)
+                max_tokens = st.number_input("Max output tokens", 1, 200_000, int(base.max_tokens), key=f"new_max_{i}")
+            specs.append({"label": label, "model": model, "temperature": temp, "user": user, "system": system,
+                          "max_tokens": int(max_tokens)})
+    return lambda: [VariantSpec(**spec) for spec in specs]
+
+
+def _variants_crossed(policy, tier: str, task: str, choices: list[str]):  # noqa: ANN001, ANN202
+    models = st.multiselect("Models", choices, default=choices[:2], key="new_x_models")
+    a, b = st.columns(2)
+    first = a.text_area("Template T1", policy.task(task).user, key="new_x_t1", height=100)
+    second = b.text_area("Template T2 (leave empty for one template)", "", key="new_x_t2", height=100,
+                         placeholder="e.g. In two sentences: {prompt} ({genre})")
+    temp = st.number_input("Temperature", 0.0, 2.0, float(policy.settings(tier, task).temperature), 0.1,
+                           key="new_x_temp")
+    templates = {"T1": first, **({"T2": second} if second.strip() else {})}
+    st.caption(f"{len(templates)} template(s) × {len(models)} model(s) = {len(templates) * len(models)} variants")
+    return lambda: cross_variants(templates, models, temperature=temp)
 
 
 def _inputs_widget(ex: Experiments, kind: str):  # noqa: ANN202 - returns a thunk that may raise InputError

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from taelio_core.errors import TaelioError
 from taelio_core.experiments.dataset import parse_csv, single_prompt
 from taelio_core.experiments.judge import Judge
-from taelio_core.experiments.model import Cell, Experiment, ExperimentSpec, InputRow, Variant, VariantSpec
+from taelio_core.experiments.model import (
+    Cell,
+    Experiment,
+    ExperimentSpec,
+    InputRow,
+    Variant,
+    VariantSpec,
+    cross_variants,
+)
 from taelio_core.experiments.results import ExperimentResults, results
 from taelio_core.experiments.runner import CancelToken, CostEstimate, ExperimentRunner, Progress, RunHandle
 from taelio_core.experiments.store import CHOICES, ExperimentStore
@@ -23,7 +31,7 @@ from taelio_core.calllog.base import CallLog
 __all__ = [
     "CHOICES", "CancelToken", "Cell", "CostEstimate", "Experiment", "ExperimentResults", "ExperimentRunner",
     "ExperimentSpec", "ExperimentStore", "Experiments", "InputRow", "Judge", "Matchup", "Progress", "RunHandle",
-    "Variant", "VariantSpec", "next_matchup", "parse_csv", "results", "single_prompt",
+    "Variant", "VariantSpec", "cross_variants", "next_matchup", "parse_csv", "results", "single_prompt",
 ]
 
 

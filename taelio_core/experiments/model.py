@@ -19,7 +19,8 @@ from taelio_core.errors import InputError
 from taelio_core.generation import ChatRequest, GenerationSettings
 from taelio_core.policy import ChainEntry, RoutingPolicy
 
-__all__ = ["Cell", "Experiment", "ExperimentSpec", "InputRow", "Variant", "VariantSpec", "placeholders"]
+__all__ = ["Cell", "Experiment", "ExperimentSpec", "InputRow", "Variant", "VariantSpec", "cross_variants",
+           "placeholders"]
 
 MAX_VARIANTS = 8
 
@@ -133,6 +134,20 @@ class Cell:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def cross_variants(templates: dict[str, str], models: list[str], *, temperature: float | None = None) -> list[VariantSpec]:
+    """Every template on every model: "two prompts across two providers" is four variants.
+
+    ``templates`` maps a short name to a user template; labels read "name · provider:model".
+    """
+    if not templates or not models:
+        raise InputError("pick at least one prompt template and one model", field="variant")
+    if len(templates) * len(models) > MAX_VARIANTS:
+        raise InputError(f"{len(templates)} templates × {len(models)} models is {len(templates) * len(models)} "
+                         f"variants; the limit is {MAX_VARIANTS}", field="variant")
+    return [VariantSpec(label=f"{name} · {model}", model=model, user=template, temperature=temperature)
+            for name, template in templates.items() for model in models]
 
 
 def placeholders(template: str) -> list[str]:

@@ -166,3 +166,46 @@ def test_three_variants_show_a_pair_picker_and_the_win_probability_matrix(page_e
     at.run()
     verdict = next(m.value for m in [*at.success, *at.info] if m.value.startswith("Votes: "))
     assert "third" in verdict and "n = 5" in verdict
+
+
+def test_done_when_twenty_prompts_two_templates_across_two_providers(page_env: Path) -> None:
+    """The issue's acceptance scenario: upload 20 prompts, 2 prompt variants x 2 providers, vote blind,
+    read a verdict with its interval and the cost per win."""
+    at = _page()
+    at.text_input(key="new_name").set_value("Two prompts, two providers")
+    at.radio(key="new_mode").set_value("Templates × models")
+    at.run()
+    at.multiselect(key="new_x_models").set_value(["openai:gpt-4.1", "anthropic:claude-sonnet-4-5"])
+    at.text_area(key="new_x_t2").set_value("In two sentences: {prompt}")
+    at.radio(key="new_kind").set_value("Upload CSV")
+    at.run()
+    assert any(c.value == "2 template(s) × 2 model(s) = 4 variants" for c in at.caption)
+    twenty = "prompt\n" + "\n".join(f"Premise number {i}: a door that should not open" for i in range(1, 21))
+    at.file_uploader(key="new_csv").upload("twenty.csv", twenty.encode(), "text/csv")
+    at.run()
+    at.button(key="new_create").click()
+    at.run()
+    assert any("4 variants × 20 inputs" in s.value for s in at.success), [e.value for e in at.error]
+    _run_to_completion(at)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    exp = ex.store.load(eid)
+    assert [v.label for v in exp.variants] == ["T1 · openai:gpt-4.1", "T1 · anthropic:claude-sonnet-4-5",
+                                               "T2 · openai:gpt-4.1", "T2 · anthropic:claude-sonnet-4-5"]
+    assert len(ex.store.cells(eid)) == 80
+    at.session_state["compare_tab"] = "Vote (blind)"
+    at.run()
+    for _ in range(12):
+        match = at.session_state["vs_match"]
+        # this voter prefers the short template: pick whichever side shows T2
+        t2 = {v.variant_id for v in exp.variants if v.label.startswith("T2")}
+        choice = "vote_left" if match.left in t2 and match.right not in t2 else (
+            "vote_right" if match.right in t2 and match.left not in t2 else "vote_tie")
+        at.button(key=choice).click()
+        at.run()
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    verdict = next(m.value for m in [*at.success, *at.info] if m.value.startswith("Votes: "))
+    assert "95% CI" in verdict
+    board = at.dataframe[0].value
+    assert board.iloc[0]["Variant"].startswith("T2") and board.iloc[0]["Cost per win"].startswith("$")

@@ -71,3 +71,15 @@ def test_saved_sets_round_trip_and_unknown_names_are_named(experiments) -> None:
     assert experiments.store.load_set("pilot") == rows
     with pytest.raises(InputError, match="no saved input set 'pliot' \\(sets: pilot\\)"):
         experiments.store.load_set("pliot")
+
+
+def test_cross_variants_is_every_template_on_every_model() -> None:
+    from taelio_core.experiments import cross_variants
+    specs = cross_variants({"T1": "{prompt}", "T2": "Briefly: {prompt}"}, ["sim:a", "sim:b"], temperature=0.3)
+    assert [(s.label, s.model, s.user) for s in specs] == [
+        ("T1 · sim:a", "sim:a", "{prompt}"), ("T1 · sim:b", "sim:b", "{prompt}"),
+        ("T2 · sim:a", "sim:a", "Briefly: {prompt}"), ("T2 · sim:b", "sim:b", "Briefly: {prompt}")]
+    with pytest.raises(InputError, match="3 templates × 3 models is 9 variants; the limit is 8"):
+        cross_variants({"a": "x", "b": "y", "c": "z"}, ["sim:a", "sim:b", "sim:c"])
+    with pytest.raises(InputError, match="at least one prompt template and one model"):
+        cross_variants({"a": "x"}, [])
