@@ -198,24 +198,23 @@ def run_panel(ex: Experiments, experiment_id: str) -> None:
     if new_cap != float(experiment.cost_cap_usd or 0):
         ex.store.set_cost_cap(experiment_id, Decimal(str(new_cap)) if new_cap > 0 else None)
         st.rerun()
-    if handle is not None:
+    if handle is None:
+        return
+    if not handle.done:
         _progress(handle)
+    elif handle.error:
+        st.error(f"The run stopped: {handle.error}")
+    elif handle.progress is not None:
+        (st.success if handle.progress.state == "finished" else st.warning)(handle.progress.message)
 
 
 @st.fragment(run_every=0.5)
 def _progress(handle: RunHandle) -> None:
+    """Polls a live run; drawn only while it runs, so a finished run leaves no timer behind."""
+    if handle.done:
+        st.rerun(scope="app")   # the whole page: new cells, spend, and the final message
     p = handle.progress
     kind = "Judging" if st.session_state.get("compare_run_kind") == "judge" else "Running"
-    if handle.done:
-        if handle.error:
-            st.error(f"The run stopped: {handle.error}")
-        elif p is not None:
-            (st.success if p.state == "finished" else st.warning)(p.message)
-        if not st.session_state.get("compare_run_seen"):
-            st.session_state["compare_run_seen"] = True
-            st.rerun(scope="app")
-        return
-    st.session_state["compare_run_seen"] = False
     if p is None:
         st.progress(0.0, text=f"{kind}: starting…")
     else:
