@@ -1,1 +1,5 @@
-"""Streamlit-side helpers for the dashboard's pages (the core never imports Streamlit)."""
+"""The dashboard's Streamlit-side helpers: engine caching, the sidebar, charts and trace views.
+
+Pages stay thin (layout and widgets); anything that is not about Streamlit
+lives in ``taelio_core`` instead.
+"""

@@ -7,13 +7,11 @@ half second for the progress bar, the ETA and the Cancel button.
 """
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 import streamlit as st
 from pydantic import ValidationError
 
-from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
 from taelio_core.experiments import (
     Experiments,
@@ -24,24 +22,16 @@ from taelio_core.experiments import (
     parse_csv,
     single_prompt,
 )
+from ui.engine import get_engine
 
-__all__ = ["create_form", "engine", "experiments", "pick_experiment", "run_panel"]
+__all__ = ["create_form", "experiments", "pick_experiment", "run_panel"]
 
 CURRENT = "compare_experiment"
 
 
-@st.cache_resource(show_spinner=False)
-def _engine(policy: str | None, database: str | None, mode: str | None) -> Taelio:
-    return Taelio.open(policy=policy, database=database, mode=mode)
-
-
-def engine() -> Taelio:
-    """One engine per (policy, log, mode) for the whole server, shared by every session."""
-    return _engine(os.environ.get("TAELIO_POLICY"), os.environ.get("DATABASE_URL"), os.environ.get("TAELIO_MODE"))
-
-
 def experiments() -> Experiments:
-    eng = engine()
+    """The experiments of the dashboard's shared engine (``ui.engine``), inside the app shell."""
+    eng = get_engine()
     return Experiments.open(eng.router, eng.log)
 
 
