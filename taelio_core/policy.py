@@ -11,7 +11,9 @@ naming the file, the key and the line, e.g.::
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import re
 import string
 import tomllib
@@ -29,6 +31,9 @@ from taelio_core.resilience import BreakerConfig, HedgeConfig, ResilienceConfig
 __all__ = [
     "BUILTIN_POLICIES",
     "ChainEntry",
+    "JudgeConfig",
+    "SplitArm",
+    "TrafficSplit",
     "RoutingPolicy",
     "load_policy",
     "parse_policy",
@@ -127,6 +132,27 @@ class SimulatorConfig(_Strict):
     error_rates: dict[str, float] = Field(default_factory=dict)
 
 
+DEFAULT_RUBRIC = ("Judge which response better answers the prompt: originality, vividness, coherence and "
+                  "fit to the requested genre and tone. Ignore length unless it hurts the answer.")
+
+
+class JudgeConfig(_Strict):
+    """The LLM judge for experiments: its own chain, a rubric, and modest settings."""
+
+    chain: list[str]
+    rubric: str = DEFAULT_RUBRIC
+    max_tokens: int = Field(default=300, gt=0, le=8000)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+
+
+class SplitArmConfig(_Strict):
+    """One arm of a live traffic split: a new head for the route's chain, or a whole chain."""
+
+    weight: float = Field(gt=0)
+    head: str | None = None
+    chain: list[str] | None = None
+
+
 class _PolicyModel(_Strict):
     name: str = ""
     description: str = ""
@@ -141,6 +167,8 @@ class _PolicyModel(_Strict):
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     breakers: BreakerConfig = Field(default_factory=BreakerConfig)
     hedging: dict[str, HedgeConfig] = Field(default_factory=dict)
+    judge: JudgeConfig | None = None
+    splits: dict[str, dict[str, dict[str, SplitArmConfig]]] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +189,44 @@ class ChainEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SplitArm:
+    name: str
+    weight: float
+    chain: tuple[ChainEntry, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrafficSplit:
+    """Live traffic for one tier x task shared between arms by weight.
+
+    With a user id the choice is a hash of (tier, task, user), so a user stays
+    on one arm for the life of the split; without one it is random.
+    """
+
+    tier: str
+    task: str
+    arms: tuple[SplitArm, ...]
+
+    def choose(self, user_id: str | None = None, *, rng: random.Random | None = None) -> SplitArm:
+        if user_id:
+            digest = hashlib.sha256(f"{self.tier}.{self.task}:{user_id}".encode()).digest()
+            u = int.from_bytes(digest[:8], "big") / 2**64
+        else:
+            u = (rng or random).random()
+        total = sum(arm.weight for arm in self.arms)
+        acc = 0.0
+        for arm in self.arms:
+            acc += arm.weight / total
+            if u < acc:
+                return arm
+        return self.arms[-1]
+
+    def reason(self, arm: SplitArm) -> str:
+        """What the router records in ``routing_reason`` (the Compare page parses it back)."""
+        return f"split {self.tier}.{self.task}={arm.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class RoutingPolicy:
     """A validated policy. Build it with ``load_policy`` or ``parse_policy``."""
 
@@ -170,10 +236,15 @@ class RoutingPolicy:
     text: str
     model: _PolicyModel
     chains: dict[tuple[str, str], tuple[ChainEntry, ...]]
+    splits: dict[tuple[str, str], TrafficSplit] = field(default_factory=dict)
+    judge_chain: tuple[ChainEntry, ...] = ()
     # settings() per (tier, task): the policy never changes once built, and merging the layers through
     # pydantic cost ~10 us on every request. init=False so dataclasses.replace() starts a fresh cache.
     _settings: dict[tuple[str, str], GenerationSettings] = field(default_factory=dict, init=False, repr=False,
                                                                  compare=False)
+
+    def split(self, tier: str, task: str) -> TrafficSplit | None:
+        return self.splits.get((tier, task))
 
     @property
     def tiers(self) -> list[str]:
@@ -263,7 +334,8 @@ def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
     try:
         model = _PolicyModel.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
+        # A misspelt key also makes the real one "missing": name the misspelling, it is the cause.
+        err = sorted(e.errors(), key=lambda x: x["type"] != "extra_forbidden")[0]
         loc = tuple(str(p) for p in err["loc"])
         key = ".".join(loc) or None
         msg = err["msg"]
@@ -303,6 +375,23 @@ def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
 
     chains: dict[tuple[str, str], tuple[ChainEntry, ...]] = {}
     known_providers = ", ".join(sorted(model.providers))
+
+    def parse_entries(refs: list[str], *loc: str) -> tuple[ChainEntry, ...]:
+        if not refs:
+            raise fail("the chain is empty: list at least one provider:model", *loc)
+        entries: list[ChainEntry] = []
+        for ref in refs:
+            try:
+                entry = ChainEntry.parse(ref)
+            except ValueError as e:
+                raise fail(str(e), *loc) from None
+            if entry.provider not in model.providers:
+                raise fail(f"unknown provider '{entry.provider}' (known: {known_providers})", *loc)
+            if entry in entries:
+                raise fail(f"duplicate entry '{entry.ref}'", *loc)
+            entries.append(entry)
+        return tuple(entries)
+
     for tier_name, by_task in model.routes.items():
         if tier_name not in model.tiers:
             raise fail(f"unknown tier '{tier_name}' (tiers: {', '.join(model.tiers)})", "routes", tier_name)
@@ -310,20 +399,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
             loc = ("routes", tier_name, task_name)
             if task_name not in model.tasks:
                 raise fail(f"unknown task '{task_name}' (tasks: {', '.join(model.tasks)})", *loc)
-            if not refs:
-                raise fail("the chain is empty: list at least one provider:model", *loc)
-            entries: list[ChainEntry] = []
-            for ref in refs:
-                try:
-                    entry = ChainEntry.parse(ref)
-                except ValueError as e:
-                    raise fail(str(e), *loc) from None
-                if entry.provider not in model.providers:
-                    raise fail(f"unknown provider '{entry.provider}' (known: {known_providers})", *loc)
-                if entry in entries:
-                    raise fail(f"duplicate entry '{entry.ref}'", *loc)
-                entries.append(entry)
-            chains[(tier_name, task_name)] = tuple(entries)
+            chains[(tier_name, task_name)] = parse_entries(refs, *loc)
     for tier_name in model.tiers:
         for task_name in model.tasks:
             if (tier_name, task_name) not in chains:
@@ -356,8 +432,35 @@ def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
         if provider_name not in model.providers:
             raise fail(f"unknown provider '{provider_name}'", "simulator", provider_name)
 
+    judge_chain = parse_entries(model.judge.chain, "judge", "chain") if model.judge else ()
+    splits: dict[tuple[str, str], TrafficSplit] = {}
+    for tier_name, by_task in model.splits.items():
+        if tier_name not in model.tiers:
+            raise fail(f"unknown tier '{tier_name}' (tiers: {', '.join(model.tiers)})", "splits", tier_name)
+        for task_name, arms_cfg in by_task.items():
+            if task_name not in model.tasks:
+                raise fail(f"unknown task '{task_name}' (tasks: {', '.join(model.tasks)})",
+                           "splits", tier_name, task_name)
+            if len(arms_cfg) < 2:
+                raise fail("a split needs at least two arms", "splits", tier_name, task_name)
+            arms = []
+            for arm_name, arm in arms_cfg.items():
+                loc = ("splits", tier_name, task_name, arm_name)
+                if not _NAME.match(arm_name):
+                    raise fail("names are lower-case letters, digits, '-' and '_'", *loc)
+                if (arm.head is None) == (arm.chain is None):
+                    raise fail("give exactly one of 'head' (a new first entry) or 'chain' (a whole chain)", *loc)
+                if arm.head is not None:
+                    head = parse_entries([arm.head], *loc, "head")[0]
+                    chain = (head, *(e for e in chains[(tier_name, task_name)] if e != head))
+                else:
+                    chain = parse_entries(arm.chain or [], *loc, "chain")
+                arms.append(SplitArm(name=arm_name, weight=arm.weight, chain=chain))
+            splits[(tier_name, task_name)] = TrafficSplit(tier=tier_name, task=task_name, arms=tuple(arms))
+
     return RoutingPolicy(name=model.name or Path(source).stem, description=model.description,
-                         source=source, text=text, model=model, chains=chains)
+                         source=source, text=text, model=model, chains=chains, splits=splits,
+                         judge_chain=judge_chain)
 
 
 def _placeholders(template: str, source: str, text: str, loc: tuple[str, ...]) -> list[str]:
@@ -381,6 +484,7 @@ def locate(text: str, loc: tuple[str, ...]) -> int | None:
     """The 1-based line where the dotted key ``loc`` is defined, or its nearest parent."""
     want = tuple(p for p in loc if not p.isdigit())
     best_line, best_len = None, 0
+    first_inside: int | None = None
     table: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
@@ -401,4 +505,6 @@ def locate(text: str, loc: tuple[str, ...]) -> int | None:
             best_line, best_len = number, common
             if common == len(want):
                 return number
-    return best_line
+        if common == len(want) and first_inside is None:
+            first_inside = number  # e.g. [splits.pro.idea.a] for the key splits.pro.idea
+    return first_inside if first_inside is not None and best_len < len(want) else best_line

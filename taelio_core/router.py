@@ -177,12 +177,17 @@ class Router:
         if deadline_s is not None and not deadline_s > 0:
             raise InputError(f"the deadline must be a positive number of seconds, not {deadline_s!r}",
                              field="deadline")
+        reason = None
+        split = self.policy.split(tier, task) if provider is None else None
+        if split is not None:
+            arm = split.choose(user_id)
+            chain, reason = arm.chain, split.reason(arm)
         ctx = RequestContext(
             request_id=uuid.uuid4().hex, parent_id=parent_id, tier=tier, task=task,
             source=source or self.source, inputs=inputs, request=self.render(task, inputs, tier),
             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
             user_id=user_id, chain=chain, chain_tier=tier,
-            deadline_s=deadline_s or self.policy.model.resilience.deadline_s)
+            deadline_s=deadline_s or self.policy.model.resilience.deadline_s, routing_reason=reason)
         for guard in self.guards:
             reroute = getattr(guard, "reroute", None)
             out = reroute(ctx) if reroute is not None else None
@@ -262,9 +267,27 @@ class Router:
         inputs = check_inputs(Inputs(prompt=prompt, genre="any", tone="any", idea=prompt))
         request = self.render(task, inputs, tier)
         request = replace(request, settings=replace(request.settings, max_tokens=max_tokens))
-        ctx = RequestContext(request_id=uuid.uuid4().hex, parent_id=None, tier=tier, task=task, source="test",
-                             inputs=inputs, request=request, started_at=self.clock.now(),
-                             t0=self.clock.monotonic(), chain=(entries[0],), chain_tier=tier,
+        return await self.arun(request, (entries[0],), tier=tier, task=task, inputs=inputs, source="test")
+
+    async def arun(self, request: ChatRequest, chain: Sequence[ChainEntry], *, tier: str, task: str,
+                   inputs: Inputs, source: str | None = None, experiment_id: str | None = None,
+                   parent_id: str | None = None, routing_reason: str | None = None) -> GenerationResult:
+        """An already-rendered request through an explicit chain: an experiment's variant, the judge, a probe.
+
+        The same attempt, guard, pricing and logging path as ``agenerate``,
+        but the caller chose the template, the settings and the exact
+        provider:model entries. Never raises on provider failure: the result
+        says what happened.
+        """
+        self._check_names(tier, task)
+        for entry in chain:
+            if entry.provider not in self.providers:
+                raise InputError(f"unknown provider '{entry.provider}' (providers: {', '.join(self.providers)})",
+                                 field="provider")
+        ctx = RequestContext(request_id=uuid.uuid4().hex, parent_id=parent_id, tier=tier, task=task,
+                             source=source or self.source, inputs=inputs, request=request,
+                             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
+                             chain=tuple(chain), chain_tier=tier, routing_reason=routing_reason,
                              deadline_s=self.policy.model.resilience.deadline_s)
         async for _ in self._execute(ctx, streaming=False, exclude=(), continue_on_truncation=False):
             pass

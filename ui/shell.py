@@ -23,6 +23,7 @@ PAGES = (
     ("pages/costs.py", "Costs & budgets", ":material/payments:"),
     ("pages/health.py", "Health", ":material/monitor_heart:"),
     ("pages/calls.py", "Calls", ":material/list_alt:"),
+    ("pages/compare.py", "Compare", ":material/compare:"),
 )
 
 

@@ -102,6 +102,88 @@ CREATE TABLE breaker_events (
     pid             INTEGER                 -- the process whose breaker moved (state is per process)
 );
 """),
+    ("003_experiments", """
+CREATE TABLE experiments (
+    experiment_id   VARCHAR PRIMARY KEY,
+    name            VARCHAR NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
+    tier            VARCHAR NOT NULL,       -- charged to this tier (budgets, analytics)
+    task            VARCHAR NOT NULL,       -- the policy task its requests are logged under
+    concurrency     INTEGER NOT NULL,       -- inputs in flight at once (all variants of one input run together)
+    cost_cap_usd    DECIMAL(18, 10),        -- NULL: no cap
+    inputs_kind     VARCHAR NOT NULL,       -- prompt | csv | set
+    notes           VARCHAR
+);
+CREATE TABLE experiment_variants (
+    experiment_id   VARCHAR NOT NULL,
+    variant_id      VARCHAR NOT NULL,       -- short, stable: v1, v2...
+    position        INTEGER NOT NULL,
+    label           VARCHAR NOT NULL,
+    provider        VARCHAR NOT NULL,
+    model           VARCHAR NOT NULL,
+    system_template VARCHAR NOT NULL,
+    user_template   VARCHAR NOT NULL,
+    max_tokens      INTEGER NOT NULL,
+    temperature     DOUBLE NOT NULL,
+    timeout_s       DOUBLE NOT NULL,
+    PRIMARY KEY (experiment_id, variant_id)
+);
+CREATE TABLE experiment_inputs (
+    experiment_id   VARCHAR NOT NULL,
+    input_id        INTEGER NOT NULL,       -- 1-based row number of the dataset
+    variables       JSON NOT NULL,          -- column -> value; always has "prompt"
+    PRIMARY KEY (experiment_id, input_id)
+);
+CREATE TABLE experiment_cells (
+    experiment_id   VARCHAR NOT NULL,
+    input_id        INTEGER NOT NULL,
+    variant_id      VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,       -- ok | failed | truncated
+    request_id      VARCHAR,                -- the requests row of the last try
+    output          VARCHAR,
+    error           VARCHAR,
+    latency_ms      DOUBLE,
+    input_tokens    BIGINT NOT NULL DEFAULT 0,
+    output_tokens   BIGINT NOT NULL DEFAULT 0,
+    cost_usd        DECIMAL(18, 10),        -- NULL: unpriced
+    simulated       BOOLEAN NOT NULL DEFAULT false,
+    tries           INTEGER NOT NULL DEFAULT 1,
+    finished_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (experiment_id, input_id, variant_id)
+);
+CREATE TABLE experiment_votes (
+    vote_id         VARCHAR PRIMARY KEY,
+    experiment_id   VARCHAR NOT NULL,
+    input_id        INTEGER NOT NULL,
+    left_variant    VARCHAR NOT NULL,       -- shown as "A"
+    right_variant   VARCHAR NOT NULL,       -- shown as "B"
+    choice          VARCHAR NOT NULL,       -- left | right | tie | both_bad
+    winner          VARCHAR,                -- variant id, NULL for tie / both bad
+    voter           VARCHAR,
+    ts              TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE experiment_judgments (
+    experiment_id   VARCHAR NOT NULL,
+    input_id        INTEGER NOT NULL,
+    variant_a       VARCHAR NOT NULL,
+    variant_b       VARCHAR NOT NULL,
+    winner_ab       VARCHAR,                -- variant id the judge preferred with a shown first; NULL = tie
+    winner_ba       VARCHAR,                -- ... with b shown first
+    consistent      BOOLEAN NOT NULL,       -- both orders agree: only these verdicts count
+    winner          VARCHAR,                -- the consistent winner, NULL for a tie or an inconsistent pair
+    score_a         DOUBLE,                 -- mean over both orders, 1-10
+    score_b         DOUBLE,
+    cost_usd        DECIMAL(18, 10),
+    request_ids     VARCHAR,
+    ts              TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (experiment_id, input_id, variant_a, variant_b)
+);
+CREATE TABLE input_sets (
+    name            VARCHAR PRIMARY KEY,
+    created_at      TIMESTAMPTZ NOT NULL,
+    rows            JSON NOT NULL           -- list of {column: value}
+);
+"""),
 ]
 
 

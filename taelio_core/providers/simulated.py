@@ -67,6 +67,8 @@ _TWISTS = ["a letter that should not exist", "a stranger who knows their name", 
 
 def simulated_text(request: ChatRequest, *, provider: str, model: str, words: int) -> str:
     """Short, deterministic text built from the request's prompt, genre and tone."""
+    if request.task == "judge":
+        return _simulated_judgment(request)
     prompt = request.variable("prompt") or request.user[:80]
     genre = request.variable("genre")
     genre = "fiction" if genre.lower() in ("", "any") else genre
@@ -86,6 +88,18 @@ def simulated_text(request: ChatRequest, *, provider: str, model: str, words: in
     filler = " ".join(rng.choice(_SENTENCES) for _ in range(max(1, words // 10)))
     text = head + body + filler
     return " ".join(text.split()[:max(words, 12)])
+
+
+def _simulated_judgment(request: ChatRequest) -> str:
+    """A judge's reply for experiments in demo mode: scores from the answers' own text, so they
+    agree in both orders, except that a tie is broken for whichever answer came first (the
+    position bias real judges show, which the both-orders check exists to catch)."""
+    def score(text: str) -> int:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        return 3 + digest[0] % 6 + (1 if len(text.split()) > 120 else 0)
+    a, b = score(request.variable("response_a")), score(request.variable("response_b"))
+    winner = "A" if a >= b else "B"
+    return f"SCORE_A: {a}\nSCORE_B: {b}\nWINNER: {winner}"
 
 
 class SimulatedProvider(Provider):

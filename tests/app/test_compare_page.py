@@ -1,0 +1,211 @@
+"""The Compare page in AppTest: create, run, vote, leaderboard, verdict; errors; safe output."""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from taelio_core.experiments import Cell
+from tests.app.conftest import FIVE_ROWS, ROOT
+from ui.compare import experiments
+
+PAGE = str(ROOT / "pages" / "compare.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _create(at: AppTest, csv: bytes = FIVE_ROWS.encode()) -> None:
+    at.text_input(key="new_name").set_value("Terse vs default")
+    at.selectbox(key="new_model_0").set_value("openai:gpt-4.1")
+    at.selectbox(key="new_model_1").set_value("gemini:gemini-2.5-flash")
+    at.text_input(key="new_label_1").set_value("terse")
+    at.text_area(key="new_user_1").set_value("In two sentences: {prompt} ({genre})")
+    at.radio(key="new_kind").set_value("Upload CSV")
+    at.run()
+    at.file_uploader(key="new_csv").upload("prompts.csv", csv, "text/csv")
+    at.run()
+    at.button(key="new_create").click()
+    at.run()
+
+
+def _run_to_completion(at: AppTest, button: str = "run_start") -> None:
+    at.button(key=button).click()
+    at.run()
+    handle = at.session_state["compare_run"]
+    handle.result(timeout=60)
+    at.run()
+    at.run()
+
+
+def test_the_whole_flow_create_run_vote_leaderboard_verdict(page_env: Path) -> None:
+    at = _page()
+    assert any("No experiments yet" in i.value for i in at.info)
+    _create(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("Created Terse vs default" in s.value and "2 variants × 5 inputs" in s.value for s in at.success)
+    assert any("Estimate: 10 calls" in c.value for c in at.caption)
+    _run_to_completion(at)
+    assert any(s.value == "All cells done." for s in at.success)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    cells = ex.store.cells(eid)
+    assert len(cells) == 10 and all(c.ok for c in cells.values())
+    # side by side shows both answers with their numbers
+    assert any(" ms · " in c.value and "tokens" in c.value for c in at.caption)
+    # blind votes: names hidden until after the vote
+    at.session_state["compare_tab"] = "Vote (blind)"
+    at.run()
+    labels = {"openai:gpt-4.1", "terse"}
+    assert not any(any(lbl in m.value for lbl in labels) for m in at.markdown if m.value.startswith("**"))
+    for i in range(6):
+        at.button(key="vote_left" if i % 3 else "vote_right").click()
+        at.run()
+        assert not at.exception
+    votes = ex.store.votes(eid)
+    assert len(votes) == 6 and votes.winner.notna().all()
+    assert any(c.value.startswith("Recorded: A. A was") for c in at.caption)
+    assert at.session_state["vs_count"] == 6
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    verdicts = [m.value for m in [*at.success, *at.info] if m.value.startswith("Votes: ")]
+    assert len(verdicts) == 1 and ("n = 6" in verdicts[0])
+    assert len(at.dataframe) >= 1
+    board = at.dataframe[0].value
+    assert set(board.Variant) == labels and board["Wins"].sum() == 6
+    assert at.get("plotly_chart"), "the quality-vs-cost chart is drawn"
+
+
+def test_a_bad_csv_is_refused_with_its_row_and_column_and_nothing_is_stored(page_env: Path) -> None:
+    at = _page()
+    _create(at, csv=b"prompt,genre\nfine,Mystery\n,Comedy\n")
+    assert [e.value for e in at.error] == ["prompts.csv: row 3, column 'prompt': the cell is empty"]
+    assert experiments().store.list().empty
+
+
+def test_the_judge_can_be_run_from_the_page(page_env: Path) -> None:
+    at = _page()
+    _create(at)
+    _run_to_completion(at)
+    _run_to_completion(at, "run_judge")
+    assert any(s.value.startswith("Judged 5 pairs") for s in at.success)
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    assert any(m.value.startswith("LLM judge (consistent verdicts only)") for m in [*at.success, *at.info])
+
+
+def test_llm_output_is_shown_without_html_or_remote_images(page_env: Path) -> None:
+    at = _page()
+    _create(at)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    evil = 'Hi <img src=x onerror="alert(1)"> ![pixel](http://tracker.example/p.png) <script>x</script>'
+    ex.store.save_cells(eid, [Cell(input_id=1, variant_id="v1", status="ok", output=evil, error=None,
+                                   latency_ms=5.0, input_tokens=3, output_tokens=4, cost_usd=Decimal("0.001"),
+                                   request_id=None)])
+    at.run()
+    shown = [m.value for m in at.markdown if "onerror" in m.value]
+    assert shown == ['Hi \\<img src=x onerror="alert(1)"\\> \\![pixel](http://tracker.example/p.png) '
+                     '\\<script\\>x\\</script\\>']
+
+
+def test_cancel_stops_new_inputs_and_keeps_what_finished(page_env: Path) -> None:
+    from tests.app.conftest import fast_policy_text
+    # 4 s per call, one input at a time: the Cancel click lands long before the 20 s run could end.
+    (page_env / "fast.toml").write_text(fast_policy_text(latency_ms=4000))
+    at = _page()
+    at.slider(key="new_concurrency").set_value(1)
+    _create(at)
+    at.button(key="run_start").click()
+    at.run()
+    assert any(p.value is not None for p in at.get("progress"))
+    at.button(key="run_cancel").click()
+    at.run()
+    handle = at.session_state["compare_run"]
+    assert handle.token.cancelled
+    final = handle.result(timeout=60)
+    assert final.state == "cancelled" and final.run_done < 10
+    at.run()
+    at.run()
+    assert any("Cancelled after" in w.value for w in at.warning)
+    eid = at.session_state["compare_experiment"]
+    assert len(experiments().store.cells(eid)) == final.run_done     # what finished is kept
+
+
+def test_three_variants_show_a_pair_picker_and_the_win_probability_matrix(page_env: Path) -> None:
+    at = _page()
+    at.number_input(key="new_count").set_value(3)
+    at.run()
+    at.text_input(key="new_label_2").set_value("third")
+    at.radio(key="new_kind").set_value("Paste CSV")
+    at.run()
+    at.text_area(key="new_csv_text").set_value(FIVE_ROWS)
+    at.button(key="new_create").click()
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    _run_to_completion(at)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    for input_id in range(1, 6):
+        ex.store.add_vote(eid, input_id, "v3", "v1", "left")
+        ex.store.add_vote(eid, input_id, "v2", "v1", "left")
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    assert [s.label for s in at.selectbox][-2:] == ["Compare", "with"]
+    prob = at.dataframe[1].value
+    assert list(prob.columns) == list(prob.index) and len(prob) == 3 and prob.iloc[0, 0] == "–"
+    at.selectbox(key="res_a").set_value("v1")
+    at.run()
+    at.selectbox(key="res_b").set_value("v3")
+    at.run()
+    verdict = next(m.value for m in [*at.success, *at.info] if m.value.startswith("Votes: "))
+    assert "third" in verdict and "n = 5" in verdict
+
+
+def test_done_when_twenty_prompts_two_templates_across_two_providers(page_env: Path) -> None:
+    """The issue's acceptance scenario: upload 20 prompts, 2 prompt variants x 2 providers, vote blind,
+    read a verdict with its interval and the cost per win."""
+    at = _page()
+    at.text_input(key="new_name").set_value("Two prompts, two providers")
+    at.radio(key="new_mode").set_value("Templates × models")
+    at.run()
+    at.multiselect(key="new_x_models").set_value(["openai:gpt-4.1", "anthropic:claude-sonnet-4-5"])
+    at.text_area(key="new_x_t2").set_value("In two sentences: {prompt}")
+    at.radio(key="new_kind").set_value("Upload CSV")
+    at.run()
+    assert any(c.value == "2 template(s) × 2 model(s) = 4 variants" for c in at.caption)
+    twenty = "prompt\n" + "\n".join(f"Premise number {i}: a door that should not open" for i in range(1, 21))
+    at.file_uploader(key="new_csv").upload("twenty.csv", twenty.encode(), "text/csv")
+    at.run()
+    at.button(key="new_create").click()
+    at.run()
+    assert any("4 variants × 20 inputs" in s.value for s in at.success), [e.value for e in at.error]
+    _run_to_completion(at)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    exp = ex.store.load(eid)
+    assert [v.label for v in exp.variants] == ["T1 · openai:gpt-4.1", "T1 · anthropic:claude-sonnet-4-5",
+                                               "T2 · openai:gpt-4.1", "T2 · anthropic:claude-sonnet-4-5"]
+    assert len(ex.store.cells(eid)) == 80
+    at.session_state["compare_tab"] = "Vote (blind)"
+    at.run()
+    for _ in range(12):
+        match = at.session_state["vs_match"]
+        # this voter prefers the short template: pick whichever side shows T2
+        t2 = {v.variant_id for v in exp.variants if v.label.startswith("T2")}
+        choice = "vote_left" if match.left in t2 and match.right not in t2 else (
+            "vote_right" if match.right in t2 and match.left not in t2 else "vote_tie")
+        at.button(key=choice).click()
+        at.run()
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    verdict = next(m.value for m in [*at.success, *at.info] if m.value.startswith("Votes: "))
+    assert "95% CI" in verdict
+    board = at.dataframe[0].value
+    assert board.iloc[0]["Variant"].startswith("T2") and board.iloc[0]["Cost per win"].startswith("$")

@@ -1,0 +1,119 @@
+"""``taelio experiment``: create, run, status, results, list, with and without --json."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taelio_core.cli import main
+from taelio_core.cli.experiment import parse_variant
+from taelio_core.errors import InputError
+from taelio_core.policy import load_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fast_policy(tmp_path: Path) -> Path:
+    """The current policy with every provider simulated and 5 ms latencies."""
+    text = load_policy("current").text
+    for name in ("gemini", "openai", "anthropic"):
+        text = text.replace(f'[providers.{name}]\nkind = "{name}"', f'[providers.{name}]\nkind = "simulated"')
+    text = text.replace("latency_ms = 700", "latency_ms = 5").replace("latency_ms = 1400", "latency_ms = 5")
+    text = text.replace("latency_ms = 1200", "latency_ms = 5")
+    text = text.replace("rate_limited = 0.03, unavailable = 0.02, timeout = 0.01", "")
+    text = text.replace("rate_limited = 0.04, unavailable = 0.02, timeout = 0.01", "")
+    text = text.replace("rate_limited = 0.02, unavailable = 0.03, timeout = 0.01", "")
+    path = tmp_path / "fast.toml"
+    path.write_text(text)
+    return path
+
+
+def _cli(args: list[str], capsys) -> tuple[int, str, str]:  # noqa: ANN001
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_parse_variant_forms() -> None:
+    v = parse_variant("terse=anthropic:claude-haiku-4-5;user=Briefly: {prompt};temperature=0.2")
+    assert (v.label, v.model, v.user, v.temperature) == ("terse", "anthropic:claude-haiku-4-5", "Briefly: {prompt}", 0.2)
+    assert parse_variant('{"model": "openai:gpt-4.1", "max_tokens": 50}').max_tokens == 50
+    with pytest.raises(InputError, match="'colour=red' is not key=value with a key among"):
+        parse_variant("openai:gpt-4.1;colour=red")
+    with pytest.raises(InputError, match="temperature: Input should be less than or equal to 2"):
+        parse_variant("openai:gpt-4.1;temperature=9")
+    with pytest.raises(InputError, match="not of the form provider:model"):
+        parse_variant("gpt-4.1")
+
+
+def test_the_whole_flow_in_json(fast_policy: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    csv = tmp_path / "prompts.csv"
+    csv.write_text("prompt,genre\nA lighthouse,Mystery\nA robot chef,Comedy\nA lost key,\n")
+    base = ["--policy", str(fast_policy), "--db", str(tmp_path / "t.duckdb"), "experiment"]
+    code, out, _ = _cli(base + ["create", "--name", "pilot", "--variant", "openai:gpt-4.1", "--variant",
+                                "brief=gemini:gemini-2.5-flash;user=Briefly: {prompt}", "--csv", str(csv),
+                                "--save-set", "three", "--cost-cap", "5", "--json"], capsys)
+    assert code == 0
+    created = json.loads(out)
+    eid = created["experiment_id"]
+    assert created["inputs"] == 3 and created["estimate"]["cells"] == 6
+    code, out, err = _cli(base + ["run", eid, "--judge", "--json"], capsys)
+    assert code == 0
+    ran = json.loads(out)
+    assert ran["state"] == "finished" and ran["done"] == 6 and ran["judge"]["pairs"] == 3
+    assert "calls" in err                      # progress went to stderr, stdout stayed one JSON document
+    code, out, _ = _cli(base + ["status", eid, "--json"], capsys)
+    status = json.loads(out)
+    assert (status["ok"], status["pending"], status["cost_cap_usd"]) == (6, 0, 5.0)
+    code, out, _ = _cli(base + ["results", eid, "--json"], capsys)
+    res = json.loads(out)
+    assert [r["label"] for r in res["summary"]] == ["openai:gpt-4.1", "brief"]
+    assert res["leaderboard_source"] == "judge" and res["judge_verdict"]
+    code, out, _ = _cli(base + ["results", eid], capsys)
+    assert "leaderboard (Bradley-Terry on judge, 95% CI)" in out and "votes: Not enough evidence yet" in out
+    # a second experiment from the saved set; rerunning the first does nothing
+    code, out, _ = _cli(base + ["create", "--name", "again", "--variant", "openai:gpt-4.1", "--variant",
+                                "anthropic:claude-haiku-4-5", "--set", "three", "--json"], capsys)
+    assert code == 0 and json.loads(out)["inputs"] == 3
+    code, out, _ = _cli(base + ["run", eid, "--estimate", "--json"], capsys)
+    assert json.loads(out)["cells"] == 0
+    code, out, _ = _cli(base + ["list", "--json"], capsys)
+    assert {r["name"] for r in json.loads(out)} == {"pilot", "again"}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--variant", "openai:gpt-4.1", "--prompt", "x"], "--variant: give at least two variants"),
+    (["--variant", "openai:gpt-4.1", "--variant", "opnai:gpt-4.1", "--prompt", "x"],
+     "--variant: variant 2: unknown provider 'opnai'"),
+    (["--variant", "openai:gpt-4.1", "--variant", "openai:gpt-4.1-mini", "--csv", "missing.csv"],
+     "--csv: cannot read missing.csv"),
+    (["--variant", "openai:gpt-4.1", "--variant", "openai:gpt-4.1-mini", "--prompt", "x", "--cost-cap", "lots"],
+     "--cost-cap: 'lots' is not an amount in USD"),
+    (["--variant", "openai:gpt-4.1", "--variant", "openai:gpt-4.1-mini", "--set", "nope"],
+     "no saved input set 'nope'"),
+])
+def test_create_mistakes_are_one_sentence_and_exit_2(fast_policy: Path, tmp_path: Path, capsys, extra, message) -> None:  # noqa: ANN001
+    code, out, err = _cli(["--policy", str(fast_policy), "--db", str(tmp_path / "t.duckdb"), "experiment",
+                           "create", "--name", "x", *extra], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_unknown_experiment_is_named(fast_policy: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    code, _, err = _cli(["--policy", str(fast_policy), "--db", str(tmp_path / "t.duckdb"), "experiment",
+                         "status", "exp-nope"], capsys)
+    assert code == 2 and "no experiment 'exp-nope'" in err
+
+
+def test_the_installed_entry_point_runs_the_command(fast_policy: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "taelio_core", "--policy", str(fast_policy), "--db",
+                           str(tmp_path / "s.duckdb"), "experiment", "create", "--name", "s", "--variant",
+                           "openai:gpt-4.1", "--variant", "gemini:gemini-2.5-flash", "--prompt", "A lighthouse",
+                           "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["inputs"] == 1

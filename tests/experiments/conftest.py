@@ -1,0 +1,77 @@
+"""Experiments run against the simulator with exact latencies (sigma 0) and a real DuckDB file."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from taelio_core.calllog import DuckDBCallLog
+from taelio_core.clock import LoopClock
+from taelio_core.experiments import Experiments
+from taelio_core.policy import parse_policy
+from taelio_core.providers import SimProfile, SimulatedProvider
+from taelio_core.router import Router
+
+POLICY = """
+name = "exp-test"
+[providers.sim]
+kind = "simulated"
+[tasks.idea]
+system = "You write ideas."
+user = "Premise: {prompt}\\nGenre: {genre}"
+max_tokens = 200
+[tiers.pro]
+allow_provider_override = true
+[routes.pro]
+idea = ["sim:a", "sim:b"]
+[pricing."sim:a"]
+input_per_mtok = 1.0
+output_per_mtok = 2.0
+[pricing."sim:b"]
+input_per_mtok = 1.0
+output_per_mtok = 2.0
+[pricing."sim:c"]
+input_per_mtok = 1.0
+output_per_mtok = 2.0
+[pricing."sim:d"]
+input_per_mtok = 1.0
+output_per_mtok = 2.0
+[pricing."sim:judge"]
+input_per_mtok = 1.0
+output_per_mtok = 1.0
+[judge]
+chain = ["sim:judge"]
+rubric = "Prefer vivid ideas."
+"""
+LATENCY_MS = {"a": 400.0, "b": 700.0, "c": 1000.0, "d": 1300.0, "judge": 50.0}
+
+
+@pytest.fixture
+def policy():  # noqa: ANN201
+    return parse_policy(POLICY, source="exp-test.toml")
+
+
+@pytest.fixture
+def sim() -> SimulatedProvider:
+    profiles = {m: SimProfile(latency_ms=ms, latency_sigma=0.0, output_tokens=60) for m, ms in LATENCY_MS.items()}
+    return SimulatedProvider(name="sim", profiles=profiles, seed=3)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[DuckDBCallLog]:
+    call_log = DuckDBCallLog(tmp_path / "log.duckdb")
+    yield call_log
+    call_log.close()
+
+
+@pytest.fixture
+def router(policy, sim, log) -> Router:  # noqa: ANN001
+    return Router(policy, {"sim": sim}, sink=log, clock=LoopClock(datetime(2026, 1, 5, tzinfo=timezone.utc)),
+                  source="live")
+
+
+@pytest.fixture
+def experiments(router, log) -> Experiments:  # noqa: ANN001
+    return Experiments.open(router, log)
