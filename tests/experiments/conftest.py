@@ -16,6 +16,10 @@ from taelio_core.router import Router
 
 POLICY = """
 name = "exp-test"
+# The runner tests script outages cell by cell and retry at once; a breaker would (rightly) skip the
+# provider for its cool-down instead. Breakers have their own tests under tests/resilience.
+[breakers]
+enabled = false
 [providers.sim]
 kind = "simulated"
 [tasks.idea]
