@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from taelio_core.errors import ConfigError
+from taelio_core.errors import InputError
 from taelio_core.policy import RoutingPolicy
 
 __all__ = [
@@ -194,17 +194,17 @@ def parse_scenario(name: str | None) -> Scenario | None:
     provider, _, value = rest.partition(":")
     presets = ", ".join(SCENARIOS)
     if kind not in _KINDS or not provider or not value:
-        raise ConfigError(f"unknown scenario '{name}' (presets: {presets}; or down:PROVIDER:MINUTES, "
-                          "rpm:PROVIDER:N, slow:PROVIDER:FACTOR, retired:PROVIDER:MODEL)", key="scenario")
+        raise InputError(f"unknown scenario '{name}' (presets: {presets}; or down:PROVIDER:MINUTES, "
+                          "rpm:PROVIDER:N, slow:PROVIDER:FACTOR, retired:PROVIDER:MODEL)", field="scenario")
     if kind == "retired":
         return Scenario(name=name, kind=kind, provider=provider, model=value, label=name)
     try:
         number = float(value)
     except ValueError:
-        raise ConfigError(f"scenario '{name}': the {_KINDS[kind]} must be a number, not '{value}'",
+        raise InputError(f"scenario '{name}': the {_KINDS[kind]} must be a number, not '{value}'",
                           key="scenario") from None
     if number <= 0:
-        raise ConfigError(f"scenario '{name}': the {_KINDS[kind]} must be above 0", key="scenario")
+        raise InputError(f"scenario '{name}': the {_KINDS[kind]} must be above 0", field="scenario")
     return Scenario(name=name, kind=kind, provider=provider, value=number, label=name)
 
 
@@ -219,8 +219,8 @@ def apply_scenario(models: ModelSet, scenario: Scenario | None, *, duration_s: f
         return models
     known = sorted({p for pol in policies for p in pol.providers})
     if scenario.provider not in known:
-        raise ConfigError(f"scenario '{scenario.name}' names provider '{scenario.provider}', which the policy "
-                          f"does not have (providers: {', '.join(known)})", key="scenario")
+        raise InputError(f"scenario '{scenario.name}' names provider '{scenario.provider}', which the policy "
+                          f"does not have (providers: {', '.join(known)})", field="scenario")
     updated = dict(models.models)
     limits = dict(models.limits)
     mine = [ref for ref, m in updated.items() if m.provider == scenario.provider]
@@ -249,4 +249,4 @@ def _first_model(provider: str, policies: list[RoutingPolicy]) -> str:
             for entry in chain:
                 if entry.provider == provider:
                     return entry.model
-    raise ConfigError(f"no chain uses provider '{provider}'", key="scenario")
+    raise InputError(f"no chain uses provider '{provider}'", field="scenario")

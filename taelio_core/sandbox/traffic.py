@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from taelio_core.calllog.base import CallLog
-from taelio_core.errors import ConfigError
+from taelio_core.errors import InputError
 
 __all__ = ["LIVE_SOURCES", "Traffic", "parse_window", "replay_traffic", "synthetic_traffic"]
 
@@ -79,12 +79,12 @@ def synthetic_traffic(*, requests: int, tiers: list[str], tasks: list[str], seed
     task's median (input, output) tokens; ``curve`` is ``flat`` or ``daily``.
     """
     if requests <= 0:
-        raise ConfigError("the number of requests must be at least 1", key="requests")
+        raise InputError("the number of requests must be at least 1", field="requests")
     if curve not in ("flat", "daily"):
-        raise ConfigError(f"unknown traffic curve '{curve}' (flat, daily)", key="curve")
+        raise InputError(f"unknown traffic curve '{curve}' (flat, daily)", field="curve")
     duration_s = float(duration_s or 86_400.0)
     if duration_s <= 0:
-        raise ConfigError("the traffic duration must be above 0", key="duration")
+        raise InputError("the traffic duration must be above 0", field="duration")
     rng = np.random.default_rng(seed)
     start = start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     if curve == "flat":
@@ -99,7 +99,7 @@ def synthetic_traffic(*, requests: int, tiers: list[str], tasks: list[str], seed
     pairs = [(t, k) for t in tiers for k in tasks]
     weights = np.array([(mix or {}).get(p, 0.0 if mix else 1.0) for p in pairs], dtype=float)
     if weights.sum() <= 0:
-        raise ConfigError("the tier x task mix has no positive weight", key="mix")
+        raise InputError("the tier x task mix has no positive weight", field="mix")
     choice = rng.choice(len(pairs), size=requests, p=weights / weights.sum())
     tier_idx = (choice // len(tasks)).astype(np.int16)
     task_idx = (choice % len(tasks)).astype(np.int16)
@@ -123,14 +123,14 @@ def parse_window(text: str, *, now: datetime | None = None) -> tuple[datetime, d
         try:
             start, end = _instant(first), _instant(last, end_of_day=True)
         except ValueError:
-            raise ConfigError(f"--replay: '{text}' is not START..END with ISO dates", key="replay") from None
+            raise InputError(f"'{text}' is not START..END with ISO dates", field="replay") from None
         if end <= start:
-            raise ConfigError(f"--replay: the window '{text}' ends before it starts", key="replay")
+            raise InputError(f"the window '{text}' ends before it starts", field="replay")
         return start, end
     units = {"d": 86_400, "h": 3_600, "m": 60}
     if len(text) >= 2 and text[-1] in units and text[:-1].replace(".", "", 1).isdigit() and float(text[:-1]) > 0:
         return now - timedelta(seconds=float(text[:-1]) * units[text[-1]]), now
-    raise ConfigError(f"--replay: '{text}' is not a window like 7d, 24h, 90m or 2026-11-01..2026-11-08",
+    raise InputError(f"'{text}' is not a window like 7d, 24h, 90m or 2026-11-01..2026-11-08",
                       key="replay")
 
 
@@ -147,15 +147,15 @@ def replay_traffic(log: CallLog, start: datetime, end: datetime, *,
                    sources: tuple[str, ...] = LIVE_SOURCES) -> Traffic:
     """Every request logged in [start, end) from ``sources``, at its original offset from the first one."""
     if not sources:
-        raise ConfigError("choose at least one source to replay", key="source")
+        raise InputError("choose at least one source to replay", field="source")
     marks = ", ".join("?" for _ in sources)
     df = log.query(
         f"SELECT ts, tier, task, input_tokens, output_tokens FROM requests "
         f"WHERE ts >= ? AND ts < ? AND source IN ({marks}) ORDER BY ts, request_id",
         [start, end, *sources])
     if df.empty:
-        raise ConfigError(f"no logged requests from {', '.join(sources)} between {start:%Y-%m-%d %H:%M} and "
-                          f"{end:%Y-%m-%d %H:%M} UTC to replay", key="replay")
+        raise InputError(f"no logged requests from {', '.join(sources)} between {start:%Y-%m-%d %H:%M} and "
+                          f"{end:%Y-%m-%d %H:%M} UTC to replay", field="replay")
     ts = df["ts"].to_numpy(dtype="datetime64[us]")
     arrival = (ts - ts[0]).astype("timedelta64[us]").astype(np.int64) / 1e6
     tier_names = tuple(dict.fromkeys(df["tier"].tolist()))
