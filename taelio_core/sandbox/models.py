@@ -202,7 +202,7 @@ def parse_scenario(name: str | None) -> Scenario | None:
         number = float(value)
     except ValueError:
         raise InputError(f"scenario '{name}': the {_KINDS[kind]} must be a number, not '{value}'",
-                          key="scenario") from None
+                          field="scenario") from None
     if number <= 0:
         raise InputError(f"scenario '{name}': the {_KINDS[kind]} must be above 0", field="scenario")
     return Scenario(name=name, kind=kind, provider=provider, value=number, label=name)

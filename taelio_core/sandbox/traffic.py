@@ -131,7 +131,7 @@ def parse_window(text: str, *, now: datetime | None = None) -> tuple[datetime, d
     if len(text) >= 2 and text[-1] in units and text[:-1].replace(".", "", 1).isdigit() and float(text[:-1]) > 0:
         return now - timedelta(seconds=float(text[:-1]) * units[text[-1]]), now
     raise InputError(f"'{text}' is not a window like 7d, 24h, 90m or 2026-11-01..2026-11-08",
-                      key="replay")
+                     field="replay")
 
 
 def _instant(text: str, *, end_of_day: bool = False) -> datetime:
@@ -162,8 +162,8 @@ def replay_traffic(log: CallLog, start: datetime, end: datetime, *,
     task_names = tuple(dict.fromkeys(df["task"].tolist()))
     tier_idx = df["tier"].map({t: i for i, t in enumerate(tier_names)}).to_numpy(dtype=np.int16)
     task_idx = df["task"].map({t: i for i, t in enumerate(task_names)}).to_numpy(dtype=np.int16)
-    input_tokens = df["input_tokens"].to_numpy(dtype=np.int64)
-    output_tokens = df["output_tokens"].to_numpy(dtype=np.int64)
+    input_tokens = df["input_tokens"].to_numpy(dtype=np.int64, copy=True)
+    output_tokens = df["output_tokens"].to_numpy(dtype=np.int64, copy=True)
     # A request that failed logged no tokens: give it its task's median from the rest of the log.
     for k in range(len(task_names)):
         rows = task_idx == k
