@@ -75,12 +75,14 @@ class Pricer:
         model_price = _model_price(provider_id, model, at.strftime("%Y-%m-%dT%H:00:00+00:00"))
         if model_price is None:
             return UNPRICED
-        inp, out, cached = model_price.input_mtok, model_price.output_mtok, model_price.cache_read_mtok
-        if all(v is None or isinstance(v, Decimal | int) for v in (inp, out, cached)) and inp is not None \
-                and out is not None:
-            # Flat prices: the arithmetic genai-prices does, without its per-call overhead.
-            return Price(cost_usd=_apply(Decimal(inp), Decimal(out), None if cached is None else Decimal(cached),
-                                         usage), source=CATALOGUE)
+        if getattr(model_price, "requests_kcount", None) is None and model_price.input_mtok is not None \
+                and model_price.output_mtok is not None:
+            # Token prices only: the arithmetic genai-prices does (cliff tiers on total input tokens),
+            # without its ~80 us of per-call overhead. Tests compare both on every built-in model.
+            n = usage.input_tokens
+            cached = model_price.cache_read_mtok
+            return Price(cost_usd=_apply(_rate(model_price.input_mtok, n), _rate(model_price.output_mtok, n),
+                                         None if cached is None else _rate(cached, n), usage), source=CATALOGUE)
         result = model_price.calc_price(PriceUsage(input_tokens=usage.input_tokens,
                                                    output_tokens=usage.output_tokens,
                                                    cache_read_tokens=usage.cached_tokens or None))
@@ -105,6 +107,17 @@ class Pricer:
                 return max(Decimal(t.price) for t in tiers)
             return Decimal(getattr(p, "base", 0))
         return top(inp), top(out)
+
+
+def _rate(price: object, total_input_tokens: int) -> Decimal:
+    tiers = getattr(price, "tiers", None)
+    if tiers is None:
+        return Decimal(price)  # type: ignore[arg-type]
+    rate = price.base  # type: ignore[attr-defined]
+    for tier in reversed(tiers):
+        if total_input_tokens > tier.start:
+            return tier.price
+    return rate
 
 
 def _apply(inp: Decimal, out: Decimal, cached: Decimal | None, usage: Usage) -> Decimal:

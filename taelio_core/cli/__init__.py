@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -81,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("taelio: interrupted\n")
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug must still read as one sentence
+        if os.environ.get("TAELIO_DEBUG"):
+            raise
+        _error(args, TaelioError(f"internal error ({type(e).__name__}: {e}); "
+                                 "rerun with TAELIO_DEBUG=1 for details"), 1)
+        return 1
 
 
 def _error(args: argparse.Namespace, err: TaelioError, code: int, extra: dict | None = None) -> None:
