@@ -27,7 +27,6 @@ from taelio_core.policy import RoutingPolicy
 from taelio_core.router import Guard, Router
 from taelio_core.sandbox.loop import VirtualTimeLoop
 from taelio_core.sandbox.models import ModelSet
-from taelio_core.sandbox.pricing import SandboxPricer
 from taelio_core.sandbox.providers import CURRENT_REQUEST, RequestSpec, Script, sandbox_providers
 from taelio_core.sandbox.traffic import Traffic
 from taelio_core.trace import GenerationResult, Inputs
@@ -137,8 +136,7 @@ def run_policy(policy: RoutingPolicy, traffic: Traffic, models: ModelSet, *, see
     clock.monotonic()  # anchor: virtual second 0 is traffic.start
     providers = sandbox_providers(list(policy.providers), models, seed=seed, script=script)
     sink = _CompactSink(traffic, _sample_indices(traffic))
-    pricer = SandboxPricer(policy.model.pricing, {name: cfg.kind for name, cfg in policy.providers.items()})
-    router = Router(policy, providers, pricer=pricer, sink=sink, clock=clock, source="sandbox",
+    router = Router(policy, providers, sink=sink, clock=clock, source="sandbox",
                     guards=guards(policy, clock) if guards else ())
     n = len(traffic)
     arrival = traffic.arrival_s.tolist()
