@@ -4,6 +4,9 @@
   the loopback range fails at once, so a real provider call cannot happen.
 * Real keys from the developer's shell never leak into tests: provider key,
   base-URL and mode variables are cleared for every test.
+* ``fake_server`` / ``refused_url`` (from ``tests/fakeserver/fixtures.py``):
+  a local server speaking the real OpenAI, Anthropic and Gemini protocols,
+  for adapter and CLI tests through the real SDKs.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import ipaddress
 import socket
 
 import pytest
+
+pytest_plugins = ["tests.fakeserver.fixtures"]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlparse
 
-from taelio_core.errors import BadResponse
+from taelio_core.errors import BadResponse, register_secret
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 
-__all__ = ["Availability", "LoopLocal", "Provider"]
+__all__ = ["Availability", "LoopLocal", "Provider", "close_quietly"]
 
 C = TypeVar("C")
 
@@ -42,6 +42,7 @@ class Provider(ABC):
                  key_required: bool = True, key_env: str = "") -> None:
         self.name = name
         self._api_key = api_key
+        register_secret(api_key)  # whatever its shape, no error message may show it
         self.base_url = base_url
         self.key_required = key_required
         self.key_env = key_env
@@ -105,6 +106,18 @@ async def chunked(completion: Completion, *, size: int = 3) -> AsyncIterator[Str
                     response_model=completion.response_model)
 
 
+async def close_quietly(stream: Any) -> None:
+    """Close an SDK stream (``close()`` or ``aclose()``); a broken stream may fail again on close, and the error
+    that matters has already been raised."""
+    close = getattr(stream, "close", None) or getattr(stream, "aclose", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 class LoopLocal(Generic[C]):
     """One SDK client per event loop.
 
@@ -124,6 +137,10 @@ class LoopLocal(Generic[C]):
             client = self._factory()
             self._clients[loop] = client
         return client
+
+    def discard(self) -> C | None:
+        """Forget (and return, for closing) the running loop's client, if it has one."""
+        return self._clients.pop(asyncio.get_running_loop(), None)
 
     def all(self) -> list[Any]:
         return list(self._clients.values())
