@@ -22,28 +22,18 @@ KEY_METRICS = ("availability", "fallback_rate", "cost_usd", "p50_ms", "p95_ms", 
 _PERCENT = {"availability", "fallback_rate"}
 
 
-def _fmt(metric: str, value: float) -> str:
+def _fmt(metric: str, value: float, *, signed: bool = False) -> str:
+    """A metric for people: percentages, dollars, milliseconds; ``signed`` for deltas (pp for shares)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    sign = "+" if signed else ""
     if metric in _PERCENT:
-        return f"{value * 100:.2f} %"
+        return f"{value * 100:{sign}.2f} " + ("pp" if signed else "%")
     if metric == "cost_usd":
-        return f"${value:,.4f}"
+        return f"{('+' if value >= 0 else '-') if signed else ''}${abs(value) if signed else value:,.4f}"
     if metric.endswith("_pct"):
-        return f"{value:.2f} %"
-    return f"{value:,.0f}"
-
-
-def _fmt_delta(metric: str, value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if metric in _PERCENT:
-        return f"{value * 100:+.2f} pp"
-    if metric == "cost_usd":
-        return f"{'+' if value >= 0 else '-'}${abs(value):,.4f}"
-    if metric.endswith("_pct"):
-        return f"{value:+.2f} pp"
-    return f"{value:+,.0f}"
+        return f"{value:{sign}.2f} " + ("pp" if signed else "%")
+    return f"{value:{sign},.0f}"
 
 
 def tier_delta_table(report: SimulationReport) -> pd.DataFrame:
@@ -53,10 +43,10 @@ def tier_delta_table(report: SimulationReport) -> pd.DataFrame:
     rows = []
     for row in comparison[comparison["metric"].isin(KEY_METRICS)].to_dict(orient="records"):
         m = row["metric"]
-        band = (f"{_fmt_delta(m, row['delta_low'])} … {_fmt_delta(m, row['delta_high'])}"
+        band = (f"{_fmt(m, row['delta_low'], signed=True)} … {_fmt(m, row['delta_high'], signed=True)}"
                 if row["seeds"] > 1 else "one seed")
         rows.append({"tier": row["tier"], "metric": row["label"], "A": _fmt(m, row["a"]), "B": _fmt(m, row["b"]),
-                     "B − A": _fmt_delta(m, row["delta"]), "band across seeds": band, "verdict": row["verdict"]})
+                     "B − A": _fmt(m, row["delta"], signed=True), "band across seeds": band, "verdict": row["verdict"]})
     return pd.DataFrame(rows)
 
 

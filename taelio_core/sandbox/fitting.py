@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from taelio_core.calllog.base import CallLog
-from taelio_core.sandbox.models import ERROR_CLASSES, ModelSet, ProviderModel
+from taelio_core.sandbox.models import ERROR_CLASSES, ModelSet
 from taelio_core.sandbox.traffic import LIVE_SOURCES
 
 __all__ = ["MIN_ATTEMPTS", "fit_models"]

@@ -27,7 +27,6 @@ from taelio_core.errors import (
     BadResponse,
     ModelNotFound,
     ProviderError,
-    ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
 )
