@@ -9,17 +9,20 @@ traces and throughput; ``taelio_core.sandbox.store`` saves it under a run id.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
 
 from taelio_core.errors import InputError
-from taelio_core.policy import RoutingPolicy
-from taelio_core.sandbox.engine import ArmRun, GuardFactory, Progress, run_policy
+from taelio_core.policy import RoutingPolicy, parse_policy
+from taelio_core.sandbox.engine import ArmRun, GuardFactory, Progress, SimulationCancelled, run_policy
 from taelio_core.sandbox.models import ModelSet, Scenario, apply_scenario
 from taelio_core.sandbox.results import compare, provider_summary, tier_summary, time_series
 from taelio_core.sandbox.traffic import Traffic
@@ -27,6 +30,8 @@ from taelio_core.sandbox.traffic import Traffic
 __all__ = ["SimulationReport", "simulate"]
 
 MAX_SEEDS = 20
+# Below this many simulated requests in all, starting worker processes costs more than it saves.
+PARALLEL_FROM = 40_000
 
 
 @dataclass(kw_only=True)
@@ -108,8 +113,12 @@ class SimulationReport:
 
 def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, policy_b: RoutingPolicy | None = None,
              scenario: Scenario | None = None, seed: int = 0, seeds: int = 1, progress: Progress | None = None,
-             guards: GuardFactory | None = None) -> SimulationReport:
-    """Run A (and B) for ``seeds`` seeds starting at ``seed``. ``progress(share)`` may return False to cancel."""
+             guards: GuardFactory | None = None, workers: int | None = None) -> SimulationReport:
+    """Run A (and B) for ``seeds`` seeds starting at ``seed``. ``progress(share)`` may return False to cancel.
+
+    Large experiments run their (arm, seed) jobs in worker processes, one per core (``workers`` to
+    choose); each job is the same deterministic run either way.
+    """
     if not 1 <= seeds <= MAX_SEEDS:
         raise InputError(f"seeds must be between 1 and {MAX_SEEDS}, not {seeds}", field="seeds")
     policies = [policy_a] + ([policy_b] if policy_b is not None else [])
@@ -118,13 +127,63 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
     jobs = [(arm, pol, s) for s in seed_list for arm, pol in zip("AB", policies)]
     runs: dict[str, list[ArmRun]] = {"A": [], "B": []}
     wall0 = time.perf_counter()
-    for n, (arm, policy, s) in enumerate(jobs):
-        def part(share: float, n: int = n) -> bool | None:
-            return None if progress is None else progress((n + share) / len(jobs))
-        runs[arm].append(run_policy(policy, traffic, models, seed=s, progress=part, guards=guards))
+    chosen = workers
+    workers = min(len(jobs), os.cpu_count() or 1) if chosen is None else max(1, min(chosen, len(jobs)))
+    large = len(traffic) * len(jobs) >= PARALLEL_FROM
+    if workers > 1 and guards is None and (chosen is not None or large):
+        done = _run_in_processes(jobs, traffic, models, workers, progress)
+    else:
+        done = []
+        for n, (arm, policy, s) in enumerate(jobs):
+            def part(share: float, n: int = n) -> bool | None:
+                return None if progress is None else progress((n + share) / len(jobs))
+            done.append(run_policy(policy, traffic, models, seed=s, progress=part, guards=guards))
+    for (arm, _policy, _seed), run in zip(jobs, done):
+        runs[arm].append(run)
     return SimulationReport(run_id=uuid.uuid4().hex[:12], created_at=datetime.now(timezone.utc), policy_a=policy_a,
                             policy_b=policy_b, traffic=traffic, models=models, scenario=scenario, seeds=seed_list,
                             a_runs=runs["A"], b_runs=runs["B"], wall_s=time.perf_counter() - wall0)
+
+
+# ---- worker processes -------------------------------------------------------------------------
+_shared: dict[str, object] = {}
+
+
+def _init_worker(shares: object, cancel: object) -> None:
+    _shared["shares"], _shared["cancel"] = shares, cancel
+
+
+def _run_job(k: int, text: str, source: str, traffic: Traffic, models: ModelSet, seed: int) -> ArmRun:
+    shares, cancel = _shared["shares"], _shared["cancel"]
+
+    def report(share: float) -> bool:
+        shares[k] = share  # type: ignore[index]
+        return not cancel.is_set()  # type: ignore[attr-defined]
+    return run_policy(parse_policy(text, source=source), traffic, models, seed=seed, progress=report)
+
+
+def _run_in_processes(jobs: list[tuple[str, RoutingPolicy, int]], traffic: Traffic, models: ModelSet,
+                      workers: int, progress: Progress | None) -> list[ArmRun]:
+    """Each job in a fresh (spawned) process; progress is the mean of the jobs' shares; cancel stops them all."""
+    context = multiprocessing.get_context("spawn")
+    shares, cancel = context.Array("d", len(jobs), lock=False), context.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(shares, cancel))
+    try:
+        futures = [pool.submit(_run_job, k, pol.text, pol.source, traffic, models, s)
+                   for k, (_arm, pol, s) in enumerate(jobs)]
+        pending = set(futures)
+        while pending:
+            _done, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+            if any(f.done() and f.exception() is not None for f in futures):
+                break
+            if progress is not None and progress(sum(shares) / len(jobs)) is False:
+                cancel.set()
+                raise SimulationCancelled(int(sum(shares) / len(jobs) * len(traffic)), len(traffic))
+        return [f.result() for f in futures]
+    finally:
+        cancel.set()  # also when the caller is interrupted (Streamlit's rerun on Cancel)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def progress_printer(write: Callable[[str], object]) -> Progress:
