@@ -49,6 +49,7 @@ ENGINE_KEY = "taelio_engine"   # tests (and the dashboard shell) may put an engi
 B_TEXT = "sandbox_b_text"
 REPORT = "sandbox_report"
 EDITOR_VERSION = "sandbox_editor_version"
+RUNNING = "sandbox_running"
 
 
 @st.cache_resource(show_spinner=False)
@@ -187,18 +188,27 @@ def run_panel(policy_a: RoutingPolicy, policy_b: RoutingPolicy | None, traffic: 
     run_col, cancel_col = st.columns([1, 1])
     run = run_col.button("Run A vs B", type="primary", key="sandbox_run",
                          disabled=policy_b is None or traffic is None)
-    if cancel_col.button("Cancel", key="sandbox_cancel"):
-        st.info("Cancelled: the run was stopped before it finished.")
+    was_running = bool(st.session_state.get(RUNNING))
+    cancelled = cancel_col.button("Cancel", key="sandbox_cancel", disabled=not (run or was_running),
+                                  help="Stops a run in progress")
+    if was_running and not run:
+        # A click during a run makes Streamlit stop the running script at its next progress update.
+        st.session_state[RUNNING] = False
+        if cancelled:
+            st.info("Cancelled: the run was stopped before it finished; nothing was saved.")
     if not run or policy_b is None or traffic is None:
         return
+    st.session_state[RUNNING] = True
     bar = st.progress(0.0, text="Simulating…")
     try:
         report = simulate(policy_a, traffic, models, policy_b=policy_b, scenario=parse_scenario(scenario),
                           seeds=int(seeds),
                           progress=lambda share: bar.progress(min(share, 1.0), text=f"Simulating… {share:.0%}"))
     except TaelioError as e:
+        st.session_state[RUNNING] = False
         st.error(str(e))
         return
+    st.session_state[RUNNING] = False
     bar.empty()
     if log is not None:
         try:

@@ -71,3 +71,19 @@ def test_an_invalid_chain_edit_shows_the_loaders_message(tmp_path) -> None:
     errors = [e.value for e in at.error]
     assert any("routes.free.story" in e and "unknown provider 'opnai'" in e for e in errors), errors
     assert at.button(key="sandbox_run").disabled
+
+
+def test_cancel_is_only_offered_while_a_run_is_in_progress(tmp_path) -> None:
+    at = _page(tmp_path)
+    at.run()
+    assert at.button(key="sandbox_cancel").disabled
+    # A run the Cancel click interrupted leaves the running mark; the rerun reports it and clears it.
+    at.session_state["sandbox_running"] = True
+    at.run()  # as drawn during a run: Cancel enabled
+    assert not at.button(key="sandbox_cancel").disabled
+    at.session_state["sandbox_running"] = True
+    at.button(key="sandbox_cancel").click()
+    at.run()
+    assert any("Cancelled" in i.value for i in at.info)
+    assert at.session_state["sandbox_running"] is False
+    assert "sandbox_report" not in at.session_state
