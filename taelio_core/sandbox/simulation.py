@@ -116,8 +116,8 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
              guards: GuardFactory | None = None, workers: int | None = None) -> SimulationReport:
     """Run A (and B) for ``seeds`` seeds starting at ``seed``. ``progress(share)`` may return False to cancel.
 
-    Large experiments run their (arm, seed) jobs in worker processes, one per core (``workers`` to
-    choose); each job is the same deterministic run either way.
+    Large experiments run their (arm, seed) jobs in worker processes, one per idle core (``workers``
+    to choose); each job is the same deterministic run either way.
     """
     if not 1 <= seeds <= MAX_SEEDS:
         raise InputError(f"seeds must be between 1 and {MAX_SEEDS}, not {seeds}", field="seeds")
@@ -128,7 +128,7 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
     runs: dict[str, list[ArmRun]] = {"A": [], "B": []}
     wall0 = time.perf_counter()
     chosen = workers
-    workers = min(len(jobs), os.cpu_count() or 1) if chosen is None else max(1, min(chosen, len(jobs)))
+    workers = min(len(jobs), _idle_cores()) if chosen is None else max(1, min(chosen, len(jobs)))
     large = len(traffic) * len(jobs) >= PARALLEL_FROM
     if workers > 1 and guards is None and (chosen is not None or large):
         done = _run_in_processes(jobs, traffic, models, workers, progress)
@@ -146,6 +146,16 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
 
 
 # ---- worker processes -------------------------------------------------------------------------
+def _idle_cores() -> int:
+    """Cores nobody else is using: on a busy machine extra processes only fight each other (measured)."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, int(cores - load + 0.5) + 1))
+
+
 _shared: dict[str, object] = {}
 
 
