@@ -113,8 +113,16 @@ def _key(key: str) -> str:
 
 
 def _literal(value: Any) -> str:
+    """One TOML value on one line: arrays and tables inline (e.g. ``[[budgets.degrade]]`` rules)."""
     if isinstance(value, Decimal):
         value = float(value)
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, dict):
+        items = [f"{_key(str(k))} = {_literal(v)}" for k, v in value.items() if v is not None]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
     return tomli_w.dumps({"v": value}).strip()[4:]
 
 
