@@ -69,6 +69,24 @@ def call_log() -> CallLog | None:
         return None
 
 
+@st.cache_data(ttl=120, show_spinner="Reading the log…", max_entries=8)
+def _replay(_log: CallLog, location: str, days: int, sources: tuple[str, ...], hour: str) -> Traffic:
+    del location, hour  # cache keys: the log, and the hour (the window ends now)
+    end = datetime.now(timezone.utc)
+    return replay_traffic(_log, end - timedelta(days=days), end, sources=sources)
+
+
+@st.cache_data(ttl=600, show_spinner="Fitting provider models…", max_entries=8)
+def _fit(_log: CallLog, location: str, _prior: ModelSet, prior_key: str, hour: str) -> ModelSet:
+    del location, prior_key, hour
+    end = datetime.now(timezone.utc)
+    return fit_models(_log, _prior, end - timedelta(days=7), end)
+
+
+def _hour() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H")
+
+
 def pick_policy_a() -> RoutingPolicy:
     engine = st.session_state.get(ENGINE_KEY)
     names = list(BUILTIN_POLICIES)
@@ -131,8 +149,7 @@ def choose_traffic(policy: RoutingPolicy, log: CallLog | None) -> Traffic | None
         days = c1.number_input("Last days", 1, 90, 7, key="sandbox_days")
         sources = c2.multiselect("Sources", ["live", "demo", "experiment", "test"], list(LIVE_SOURCES),
                                  key="sandbox_sources")
-        end = datetime.now(timezone.utc)
-        return replay_traffic(log, end - timedelta(days=int(days)), end, sources=tuple(sources))
+        return _replay(log, log.location, int(days), tuple(sources), _hour())
     except TaelioError as e:
         st.info(str(e))
         return None
@@ -143,8 +160,7 @@ def choose_models(policies: list[RoutingPolicy], log: CallLog | None) -> ModelSe
                       horizontal=True, key="sandbox_models")
     models = models_from_policy(*policies)
     if source.startswith("Fitted") and log is not None:
-        end = datetime.now(timezone.utc)
-        models = fit_models(log, models, end - timedelta(days=7), end)
+        models = _fit(log, log.location, models, ",".join(sorted(models.models)), _hour())
         st.caption("Fitted per provider:model from logged attempts (fitted_rows = attempts behind each fit; "
                    "0 = too few, policy values kept).")
     table = pd.DataFrame(models.rows())

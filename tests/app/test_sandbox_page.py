@@ -87,3 +87,24 @@ def test_cancel_is_only_offered_while_a_run_is_in_progress(tmp_path) -> None:
     assert any("Cancelled" in i.value for i in at.info)
     assert at.session_state["sandbox_running"] is False
     assert "sandbox_report" not in at.session_state
+
+
+def test_replay_last_week_with_fitted_models(tmp_path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tests.sandbox.conftest import fill_log
+    db = tmp_path / "sandbox.duckdb"
+    fill_log(db, requests=90, start=datetime.now(timezone.utc) - timedelta(days=2), step_s=300)
+    at = _page(tmp_path)
+    at.run()
+    at.radio(key="sandbox_traffic").set_value("Replay the log")
+    at.radio(key="sandbox_models").set_value("Fitted from the log (last 7 days)")
+    at.run()
+    assert not at.exception and not at.error
+    assert any("90 logged requests" in c.value for c in at.caption)
+    at.button(key="sandbox_run").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    report = at.session_state["sandbox_report"]
+    assert len(report.traffic) == 90 and report.models.source == "log"
+    assert int(report.tiers("A").set_index("tier").at["all", "requests"]) == 90
