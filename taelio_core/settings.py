@@ -106,7 +106,19 @@ class Settings:
     @property
     def store_text(self) -> bool:
         """False when ``TAELIO_STORE_TEXT=hash``: prompts and outputs are logged as hashes only."""
-        return (self.lookup("TAELIO_STORE_TEXT") or "full").strip().lower() != "hash"
+        value = (self.lookup("TAELIO_STORE_TEXT") or "full").strip().lower()
+        if value not in ("full", "hash"):
+            raise ConfigError(f"must be 'full' or 'hash', not '{value}'", source="TAELIO_STORE_TEXT")
+        return value == "full"
+
+    @property
+    def journal_mode(self) -> str:
+        """``TAELIO_JOURNAL``: ``write`` (default; survives a killed process), ``fsync`` (survives a power
+        cut, ~2 ms a request) or ``off`` (a killed process loses its unflushed rows)."""
+        value = (self.lookup("TAELIO_JOURNAL") or "write").strip().lower()
+        if value not in ("write", "fsync", "off"):
+            raise ConfigError(f"must be 'write', 'fsync' or 'off', not '{value}'", source="TAELIO_JOURNAL")
+        return value
 
 
 def database_path(url: str | None) -> Path:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pandas as pd
+import pyarrow as pa
 
 from taelio_core.trace import GenerationResult
 
@@ -25,6 +26,10 @@ class CallLog(ABC):
     @abstractmethod
     def record(self, result: GenerationResult) -> None:
         """Queue a finished request and its attempts. Returns at once."""
+
+    @abstractmethod
+    def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
+        """Write whole Arrow tables (the columns of ``calllog.arrow``) at once; return the requests written."""
 
     @abstractmethod
     def flush(self, timeout: float | None = None) -> None:

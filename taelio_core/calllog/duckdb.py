@@ -1,67 +1,67 @@
-"""The call log in a DuckDB file, written off the request path in batches.
+"""The call log in a DuckDB file, written off the request path in batches, journalled so a crash loses nothing.
 
 Why it is built this way:
 
 * DuckDB lets only one process open a file at a time (FACTS.md), and the
   dashboard and the CLI must share one. So no process holds the file longer
   than one flush or one query: every operation opens, works and closes, and a
-  lock conflict is retried with backoff. A queued request is never dropped
-  because of a lock; it waits for the next flush.
-* Row-at-a-time inserts manage ~700 rows/s; an Arrow batch, hundreds of
-  thousands. ``record`` only appends to a queue; a writer thread flushes it
-  as one Arrow batch per table, promptly when traffic is idle (so a request
-  shows in the dashboard within a second) and on a clean exit.
+  lock conflict is retried with jittered exponential backoff. A queued
+  request is never dropped because of a lock; it waits for the next flush.
+* Row-at-a-time inserts manage ~700 rows/s; an Arrow batch, a hundred times
+  more. ``record`` only encodes the rows (``rows.encode``), appends them to
+  the journal and a queue; a writer thread flushes the queue as one Arrow
+  batch per table, promptly when traffic is idle (so a request shows in the
+  dashboard within a second), and on a clean exit.
+* ``record`` returning means the rows are in this process's journal
+  (``journal.py``): a ``kill -9`` loses nothing; the next open of the file,
+  by any process, replays the dead process's journal.
 """
 from __future__ import annotations
 
 import atexit
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, TS_TYPE, conform, decimal_from_units
 from taelio_core.calllog.base import CallLog
-from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS, attempt_rows, request_row
-from taelio_core.calllog.schema import MIGRATIONS
+from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
+from taelio_core.calllog.rows import encode
+from taelio_core.calllog.schema import migrate
 from taelio_core.errors import CallLogError
 from taelio_core.trace import GenerationResult
 
-__all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S"]
+__all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S", "migrate", "rows_to_table"]
 
 T = TypeVar("T")
 LOCK_TIMEOUT_S = 60.0
-_COST = pa.decimal128(18, 10)
-_TS = pa.timestamp("us", tz="UTC")
-REQUEST_SCHEMA = pa.schema([
-    ("request_id", pa.string()), ("parent_id", pa.string()), ("ts", _TS), ("source", pa.string()),
-    ("tier", pa.string()), ("task", pa.string()), ("policy", pa.string()), ("status", pa.string()),
-    ("provider", pa.string()), ("model", pa.string()), ("simulated", pa.bool_()), ("latency_ms", pa.float64()),
-    ("ttft_ms", pa.float64()), ("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
-    ("cached_tokens", pa.int64()), ("cost_usd", _COST), ("n_attempts", pa.int32()),
-    ("fallback_depth", pa.int32()), ("n_skipped", pa.int32()), ("experiment_id", pa.string()),
-    ("user_id", pa.string()), ("prompt_sha256", pa.string()), ("prompt", pa.string()), ("output", pa.string()),
-    ("output_sha256", pa.string()), ("error", pa.string()), ("routing_reason", pa.string()),
-    ("trace", pa.string()),
-])
-ATTEMPT_SCHEMA = pa.schema([
-    ("request_id", pa.string()), ("n", pa.int32()), ("ts", _TS), ("source", pa.string()), ("tier", pa.string()),
-    ("task", pa.string()), ("provider", pa.string()), ("model", pa.string()), ("response_model", pa.string()),
-    ("simulated", pa.bool_()), ("status", pa.string()), ("error_type", pa.string()), ("error", pa.string()),
-    ("http_status", pa.int32()), ("latency_ms", pa.float64()), ("ttft_ms", pa.float64()),
-    ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cached_tokens", pa.int64()),
-    ("cost_usd", _COST), ("price_source", pa.string()), ("finish_reason", pa.string()), ("retry", pa.int32()),
-    ("hedge", pa.bool_()),
-])
-assert REQUEST_SCHEMA.names == REQUEST_COLUMNS and ATTEMPT_SCHEMA.names == ATTEMPT_COLUMNS
-_QUANT = Decimal("1e-10")
+MAX_BATCH = 100_000
+# Never fetch extensions: a file that merely looks like SQLite would make DuckDB download one.
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+# Hashes of stored text are computed here, in DuckDB, not on the request path; in hash-only
+# mode the text columns arrive NULL with their hashes already filled in. Columns are named, so
+# a later migration may add columns (with defaults) without breaking older writers.
+_INSERT_REQUESTS = f"""
+INSERT OR IGNORE INTO requests ({", ".join(REQUEST_SCHEMA.names)}) SELECT {", ".join(
+    "coalesce(prompt_sha256, sha256(prompt))" if c == "prompt_sha256" else
+    "coalesce(output_sha256, CASE WHEN output <> '' THEN sha256(output) END)" if c == "output_sha256" else
+    "CASE WHEN $store_text THEN prompt END" if c == "prompt" else
+    "CASE WHEN $store_text THEN output END" if c == "output" else c
+    for c in REQUEST_SCHEMA.names)} FROM _new_requests
+"""
+_INSERT_ATTEMPTS = (f"INSERT OR IGNORE INTO attempts ({', '.join(ATTEMPT_SCHEMA.names)}) "
+                    f"SELECT {', '.join(ATTEMPT_SCHEMA.names)} FROM _new_attempts")
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -69,21 +69,61 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
+def _is_data_error(exc: BaseException) -> bool:
+    """True when the rows themselves are at fault (not the file, a lock or the schema)."""
+    return isinstance(exc, (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
+                            duckdb.OutOfRangeException, pa.ArrowException, TypeError, ValueError, OverflowError))
+
+
+def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Tuples in column order (times in µs, money in 1e-10 USD units) -> an Arrow table, column by column."""
+    if not rows:
+        return schema.empty_table()
+    columns = list(zip(*rows))
+    arrays = []
+    for field, values in zip(schema, columns):
+        if field.name == "ts":
+            arrays.append(pa.array(values, pa.int64()).cast(TS_TYPE))
+        elif field.name == "cost_usd":
+            valid = np.fromiter((v is not None for v in values), bool, len(values))
+            units = np.fromiter((v or 0 for v in values), np.int64, len(values))
+            arrays.append(decimal_from_units(units, valid))
+        else:
+            try:
+                arrays.append(pa.array(values, field.type))
+            except UnicodeEncodeError:
+                # Text with lone surrogates (a provider's broken escape) cannot be UTF-8: store it with
+                # U+FFFD in their place rather than lose the row.
+                arrays.append(pa.array([v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v
+                                        for v in values], field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 class DuckDBCallLog(CallLog):
     def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = 0.2,
-                 lock_timeout: float = LOCK_TIMEOUT_S) -> None:
+                 lock_timeout: float = LOCK_TIMEOUT_S, journal: str = "write", max_batch: int = MAX_BATCH) -> None:
+        if journal not in JOURNAL_MODES:
+            raise CallLogError(f"unknown journal mode '{journal}' (modes: {', '.join(JOURNAL_MODES)})")
         self.path = Path(path)
         self.location = str(self.path)
         self.store_text = store_text
         self.flush_interval = flush_interval
         self.lock_timeout = lock_timeout
-        self._pending_requests: list[dict[str, Any]] = []
-        self._pending_attempts: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
+        self.max_batch = max_batch
+        self._requests: list[tuple[Any, ...]] = []
+        self._attempts: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)      # the writer waits here for rows
+        self._idle = threading.Condition(self._lock)      # flush() waits here for the writer
+        self._flush_now = False
         self._in_flight = 0
         self._closed = False
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.replayed = 0            # requests recovered from dead processes' journals on open
+        self.lock_waits = 0          # lock conflicts met (and retried)
+        self.rejected = 0            # malformed requests set aside in <db>.rejected/
+        self._journal = None if journal == "off" else Journal(self.path, fsync=journal == "fsync")
         self._prepare()
 
     # ---- opening ---------------------------------------------------------------------------
@@ -93,9 +133,37 @@ class DuckDBCallLog(CallLog):
         except OSError as e:
             raise CallLogError(f"cannot create the log's folder {self.path.parent}: {e.strerror}") from None
         if self.path.exists() and not self.path.is_file():
-            raise CallLogError(f"{self.path} is not a file")
+            raise CallLogError(f"the log {self.path} is not a file")
         with self.connect() as con:
-            migrate(con)
+            try:
+                migrate(con)
+            except duckdb.Error as e:
+                raise CallLogError(f"cannot upgrade the log {self.path}: {_first_line(e)}") from None
+        self.replayed = self._replay()
+
+    def _replay(self) -> int:
+        """Write what dead processes journalled but never flushed; return how many requests."""
+        total = 0
+        skip = self._journal.stem if self._journal else None
+        for dead in dead_journals(self.path, skip=skip):
+            requests, attempts, damaged = [], [], 0
+            for segment in dead.segments:
+                records, torn = read_segment(segment)
+                damaged += torn
+                for request, request_attempts in records:
+                    requests.append(tuple(request))
+                    attempts.extend(tuple(a) for a in request_attempts)
+            try:
+                if requests:
+                    self._commit_rows(requests, attempts)
+            except BaseException:
+                dead.release(delete=False)      # still on disk: the next open tries again
+                raise
+            if damaged:
+                self.last_error = f"{damaged} damaged bytes at the end of journal {dead.stem} were skipped"
+            dead.release(delete=True)
+            total += len(requests)
+        return total
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -104,20 +172,22 @@ class DuckDBCallLog(CallLog):
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), config=_CONFIG)
                 break
-            except duckdb.IOException as e:
-                if _is_lock_error(e) and time.monotonic() < deadline:
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 0.25)
-                    continue
+            except duckdb.Error as e:
                 if _is_lock_error(e):
+                    self.lock_waits += 1
+                    if time.monotonic() < deadline:
+                        time.sleep(delay * (0.5 + random.random()))
+                        delay = min(delay * 2, 0.25)
+                        continue
                     raise CallLogError(f"the log {self.path} stayed locked by another process for "
                                        f"{self.lock_timeout:g} s") from None
-                raise CallLogError(f"cannot open the log {self.path}: {_first_line(e)}") from None
-            except duckdb.Error as e:
-                raise CallLogError(f"cannot open the log {self.path}: {_first_line(e)} "
-                                   "(if the file is damaged, move it aside; Taelio will start a new one)") from None
+                text = _first_line(e)
+                hint = ""
+                if any(word in text.lower() for word in ("not a valid", "corrupt", "checksum", "sqlite")):
+                    hint = " (the file is damaged or not a DuckDB log: move it aside and Taelio will start a new one)"
+                raise CallLogError(f"cannot open the log {self.path}: {text}{hint}") from None
         try:
             con.execute("SET enable_progress_bar = false")
             yield con
@@ -126,89 +196,172 @@ class DuckDBCallLog(CallLog):
 
     # ---- writing ---------------------------------------------------------------------------
     def record(self, result: GenerationResult) -> None:
-        req = request_row(result, store_text=self.store_text)
-        atts = attempt_rows(result)
-        for row in (req, *atts):
-            if row["cost_usd"] is not None:
-                row["cost_usd"] = row["cost_usd"].quantize(_QUANT)
-        with self._cond:
+        request, attempts = encode(result, store_text=self.store_text)
+        journal = self._journal
+        payload = encode_record((request, attempts)) if journal is not None else b""
+        with self._lock:
             if self._closed:
                 raise CallLogError("the call log is closed")
-            self._pending_requests.append(req)
-            self._pending_attempts.extend(atts)
+            fd = journal.append(payload) if journal is not None else -1
+            self._requests.append(request)
+            self._attempts.extend(attempts)
+            queued = len(self._requests)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="taelio-calllog", daemon=True)
                 self._thread.start()
                 atexit.register(self.close)
-            self._cond.notify()
+            if queued == 1 or queued >= self.max_batch:
+                self._wake.notify()
+        if journal is not None and journal.fsync:
+            journal.sync(fd)
 
     def _run(self) -> None:
+        failures = 0
         while True:
-            with self._cond:
-                while not self._pending_requests and not self._closed:
-                    self._cond.wait()
-                if not self._pending_requests and self._closed:
+            with self._lock:
+                while not self._requests and not self._closed:
+                    self._wake.wait()
+                if not self._requests:
                     return
                 # Let a burst gather into one batch, but never hold rows longer than flush_interval.
-                if not self._closed:
-                    self._cond.wait(timeout=self.flush_interval)
-                requests, self._pending_requests = self._pending_requests, []
-                attempts, self._pending_attempts = self._pending_attempts, []
+                if not (self._closed or self._flush_now or len(self._requests) >= self.max_batch):
+                    self._wake.wait(timeout=self.flush_interval)
+                self._flush_now = False
+                requests, self._requests = self._requests, []
+                attempts, self._attempts = self._attempts, []
+                segments = self._journal.rotate() if self._journal is not None else []
                 self._in_flight = len(requests)
+                closing = self._closed
             try:
-                self._write_batch(requests, attempts)
-                self.last_error = None
+                set_aside = self._commit_rows(requests, attempts)
+                if self._journal is not None:
+                    self._journal.discard(segments)
+                failures = 0
+                if not set_aside:
+                    self.last_error = None
             except Exception as e:  # noqa: BLE001 - keep the rows and try again
                 self.last_error = _first_line(e)
-                with self._cond:
-                    self._pending_requests[:0] = requests
-                    self._pending_attempts[:0] = attempts
-                time.sleep(0.5)
+                failures += 1
+                with self._lock:
+                    self._requests[:0] = requests
+                    self._attempts[:0] = attempts
+                if closing and (self._journal is not None or failures >= 3):
+                    return          # the journal keeps them for the next open (without one, they are lost)
+                time.sleep(min(2.0, 0.1 * 2 ** failures))
             finally:
-                with self._cond:
+                with self._lock:
                     self._in_flight = 0
-                    self._cond.notify_all()
+                    self._idle.notify_all()
 
-    def _write_batch(self, requests: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> None:
-        req_table = pa.Table.from_pylist(requests, schema=REQUEST_SCHEMA)
-        att_table = pa.Table.from_pylist(attempts, schema=ATTEMPT_SCHEMA)
-        with self.connect() as con:
-            con.execute("BEGIN")
-            try:
-                con.register("_new_requests", req_table)
-                con.register("_new_attempts", att_table)
-                con.execute("INSERT OR IGNORE INTO requests SELECT * FROM _new_requests")
-                con.execute("INSERT OR IGNORE INTO attempts SELECT * FROM _new_attempts")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+    def _insert(self, requests: pa.Table, attempts: pa.Table,
+                con: duckdb.DuckDBPyConnection | None = None) -> None:
+        if con is None:
+            with self.connect() as own:
+                self._insert(requests, attempts, own)
+            return
+        con.execute("BEGIN")
+        try:
+            con.register("_new_requests", requests)
+            con.register("_new_attempts", attempts)
+            con.execute(_INSERT_REQUESTS, {"store_text": self.store_text})
+            con.execute(_INSERT_ATTEMPTS)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_new_requests")
+            con.unregister("_new_attempts")
+
+    def _commit_rows(self, requests: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]]) -> int:
+        """Insert queued rows. If some are malformed, set them aside (``rejected``) and insert the rest.
+
+        A malformed row (a NULL where the schema forbids one, a value Arrow cannot hold) must not
+        block the log forever; it is found by bisection and written to ``<db>.rejected/``, never
+        silently dropped. Errors that are not about the rows (a lock, a full disk) propagate, and
+        the rows wait for the next try.
+        """
+        try:
+            self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA))
+            return 0
+        except Exception as e:  # noqa: BLE001
+            if not _is_data_error(e):
                 raise
+        by_request: dict[str, list[tuple[Any, ...]]] = {}
+        for attempt in attempts:
+            by_request.setdefault(attempt[0], []).append(attempt)
+        bad: list[tuple[tuple[Any, ...], BaseException]] = []
+        with self.connect() as con:
+            self._bisect(con, requests, by_request, bad)
+        if bad:
+            self._set_aside(bad, by_request)
+        return len(bad)
+
+    def _bisect(self, con: duckdb.DuckDBPyConnection, requests: list[tuple[Any, ...]],
+                by_request: dict[str, list[tuple[Any, ...]]], bad: list) -> None:
+        try:
+            attempts = [a for r in requests for a in by_request.get(r[0], ())]
+            self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA), con)
+        except Exception as e:  # noqa: BLE001
+            if not _is_data_error(e):
+                raise
+            if len(requests) == 1:
+                bad.append((requests[0], e))
+                return
+            middle = len(requests) // 2
+            self._bisect(con, requests[:middle], by_request, bad)
+            self._bisect(con, requests[middle:], by_request, bad)
+
+    def _set_aside(self, bad: list, by_request: dict[str, list[tuple[Any, ...]]]) -> None:
+        folder = self.path.with_name(self.path.name + ".rejected")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{os.getpid()}-{int(time.time())}.seg"
+        with open(target, "ab") as f:
+            for request, _error in bad:
+                f.write(frame(encode_record((request, by_request.get(request[0], [])))))
+        self.rejected += len(bad)
+        self.last_error = (f"{len(bad)} malformed request(s) set aside in {target}: {_first_line(bad[0][1])}")
+
+    def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
+        """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports)."""
+        try:
+            requests = conform(requests, REQUEST_SCHEMA, "requests")
+            attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
+        except (ValueError, pa.ArrowInvalid) as e:
+            raise CallLogError(f"cannot append to the log: {_first_line(e)}") from None
+        self._insert(requests, attempts)
+        return requests.num_rows
 
     def flush(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            self._cond.notify_all()
-            while self._pending_requests or self._in_flight:
+        with self._lock:
+            while self._requests or self._in_flight:
+                if self._thread is None or not self._thread.is_alive():
+                    raise CallLogError("the log's writer has stopped" + (f": {self.last_error}" if self.last_error
+                                                                          else ""))
+                self._flush_now = True
+                self._wake.notify()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise CallLogError(f"the log could not be flushed within {timeout:g} s"
                                        + (f": {self.last_error}" if self.last_error else ""))
-                self._cond.wait(timeout=0.05 if remaining is None else min(0.05, remaining))
-                self._cond.notify_all()
+                self._idle.wait(timeout=0.05 if remaining is None else min(0.05, remaining))
 
     @property
     def pending(self) -> int:
-        with self._cond:
-            return len(self._pending_requests) + self._in_flight
+        with self._lock:
+            return len(self._requests) + self._in_flight
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._cond.notify_all()
+            self._wake.notify_all()
         if self._thread is not None:
             self._thread.join()
+        if self._journal is not None:
+            self._journal.close()
 
     # ---- reading ---------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
@@ -227,25 +380,6 @@ class DuckDBCallLog(CallLog):
                 raise
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply the migrations this file lacks; return their names."""
-    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
-    done = {row[0] for row in con.execute("SELECT name FROM _migrations").fetchall()}
-    applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        con.execute("BEGIN")
-        try:
-            con.execute(sql)
-            con.execute("INSERT INTO _migrations VALUES (?, now())", [name])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        applied.append(name)
-    return applied
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+

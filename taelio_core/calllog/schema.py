@@ -24,7 +24,10 @@ request_id        gen_ai.response.id is the provider's; ours is the trace's
 """
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS"]
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["MIGRATIONS", "migrate"]
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("001_requests_and_attempts", """
@@ -139,3 +142,23 @@ CREATE TABLE sandbox_traces (
 );
 """),
 ]
+
+
+def migrate(con: Any, migrations: Sequence[tuple[str, str]] | None = None) -> list[str]:
+    """Apply the migrations this file lacks, each in its own transaction; return their names."""
+    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    done = {row[0] for row in con.execute("SELECT name FROM _migrations").fetchall()}
+    applied = []
+    for name, sql in (MIGRATIONS if migrations is None else migrations):
+        if name in done:
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO _migrations VALUES (?, now())", [name])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

@@ -1,0 +1,108 @@
+"""Shared test traffic: a router over function-driven providers with mixed faults, and a child-process entry point.
+
+Run as a script, it logs requests into a DuckDB file and prints each request id
+on stdout once ``record()`` has accepted it (the router records before it
+returns), so a parent test knows exactly what was acknowledged.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from taelio_core.errors import (  # noqa: E402
+    AuthFailed,
+    BadResponse,
+    ContentBlocked,
+    ModelNotFound,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from taelio_core.generation import ChatRequest, Completion, Usage  # noqa: E402
+from taelio_core.policy import load_policy  # noqa: E402
+from taelio_core.providers.function import FunctionProvider  # noqa: E402
+from taelio_core.router import CallSink, Router  # noqa: E402
+
+FAULTS = [
+    (RateLimited, 429), (ProviderUnavailable, 503), (ProviderTimeout, None), (AuthFailed, 401),
+    (ModelNotFound, 404), (BadResponse, 200), (ContentBlocked, 200),
+]
+
+
+def faulty_router(sink: CallSink | None, *, fault_rate: float = 0.2, seed: int = 0, source: str = "test") -> Router:
+    """The seed policy over function providers that fail ``fault_rate`` of calls, cycling through fault classes."""
+    policy = load_policy("seed")
+    rng = random.Random(seed)
+
+    def make(name: str) -> FunctionProvider:
+        async def answer(model: str, request: ChatRequest) -> Completion:
+            await asyncio.sleep(0)
+            if rng.random() < fault_rate:
+                cls, status = rng.choice(FAULTS)
+                extra = {"retry_after": 0.0} if cls is RateLimited else {}
+                raise cls(f"injected {cls.__name__}", provider=name, model=model, http_status=status, **extra)
+            return Completion(text=f"answer from {name}:{model}", usage=Usage(input_tokens=20, output_tokens=40),
+                              finish_reason="stop", response_model=model)
+        return FunctionProvider(name, answer)
+
+    providers = {name: make(name) for name in policy.providers}
+    return Router(policy, providers, sink=sink, source=source)
+
+
+def finished_results(n: int, *, seed: int = 0, fault_rate: float = 0.2) -> list:
+    """``n`` finished requests (ok or failed, with their attempts) from ``faulty_router``, cycling tiers and tasks."""
+    from taelio_core.errors import AllProvidersFailed
+    from taelio_core.trace import Inputs
+
+    router = faulty_router(None, fault_rate=fault_rate, seed=seed)
+    tiers, tasks = router.policy.tiers, router.policy.tasks
+    out = []
+    for i in range(n):
+        try:
+            out.append(router.generate(tiers[i % len(tiers)], tasks[i % len(tasks)],
+                                       Inputs(prompt=f"A premise number {i} about a lighthouse")))
+        except AllProvidersFailed as e:
+            out.append(e.result)
+    return out
+
+
+def main() -> None:
+    from taelio_core.calllog import DuckDBCallLog
+    from taelio_core.errors import AllProvidersFailed
+    from taelio_core.trace import Inputs
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("db")
+    parser.add_argument("--count", type=int, default=0, help="stop after this many (0: until killed)")
+    parser.add_argument("--flush-interval", type=float, default=0.2)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between requests")
+    parser.add_argument("--journal", default="write")
+    args = parser.parse_args()
+    log = DuckDBCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal)
+    router = faulty_router(log, seed=1)
+    tiers = router.policy.tiers
+    print("ready", flush=True)
+    n = 0
+    while args.count == 0 or n < args.count:
+        try:
+            result = router.generate(tiers[n % len(tiers)], "idea", Inputs(prompt=f"premise {n}"))
+        except AllProvidersFailed as e:
+            result = e.result
+        sys.stdout.write(result.request_id + "\n")
+        sys.stdout.flush()
+        n += 1
+        if args.pause:
+            import time
+            time.sleep(args.pause)
+    log.close()
+    print(f"done {n} lock_waits={log.lock_waits}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
