@@ -23,6 +23,7 @@ from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, Provider
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider, close_quietly
 from taelio_core.providers.transport import (
+    async_transport,
     detail_of,
     error_for_status,
     other_failure,
@@ -129,7 +130,8 @@ class GeminiProvider(Provider):
 
     def _new_client(self) -> genai.Client:
         # Keep the Client itself (not just .aio): a dropped Client closes its transport.
-        options = types.HttpOptions(base_url=self.base_url) if self.base_url else None
+        # An explicit transport keeps google-genai on httpx2 even where aiohttp is installed.
+        options = types.HttpOptions(base_url=self.base_url, async_client_args={"transport": async_transport()})
         return genai.Client(api_key=self._api_key or "no-key", vertexai=False, http_options=options)
 
     def _config(self, request: ChatRequest) -> types.GenerateContentConfig:

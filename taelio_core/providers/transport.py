@@ -35,6 +35,12 @@ __all__ = ["connection_failure", "detail_of", "error_body", "error_for_status", 
 _MAX_DETAIL = 180
 
 
+def async_transport() -> httpx2.AsyncHTTPTransport:
+    """An explicit httpx2 transport for SDKs that would otherwise pick aiohttp when it happens to be
+    installed (google-genai does), whose exceptions no mapper here knows."""
+    return httpx2.AsyncHTTPTransport()
+
+
 def where(provider: str, model: str) -> str:
     return f"{provider}:{model}" if model else provider
 
