@@ -1,7 +1,8 @@
-"""Everything a caller needs, wired once: policy, settings, providers, router, call log.
+"""Everything a caller needs, wired once: policy, settings, providers, router, call log, breakers, budgets.
 
 The CLI and the dashboard both start from ``Taelio.open()``, so they agree on
-which policy, keys, mode and log file are in force.
+which policy, keys, mode and log file are in force, and budgets start from
+what the log says was already spent this month.
 """
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from taelio_core.breakers import CircuitBreakers
+from taelio_core.budgets import BudgetGuard, spend_from_log
 from taelio_core.calllog import CallLog, open_call_log
-from taelio_core.clock import Clock
+from taelio_core.clock import Clock, SystemClock
+from taelio_core.health import BreakerEventLog, HealthReport, health_report
 from taelio_core.policy import RoutingPolicy, load_policy
+from taelio_core.pricing import Pricer
 from taelio_core.providers import build_providers
 from taelio_core.providers.base import Provider
 from taelio_core.router import Router
@@ -28,21 +33,42 @@ class Taelio:
     router: Router
     log: CallLog | None
     mode: str
+    breaker_events: BreakerEventLog | None = None
 
     @classmethod
     def open(cls, *, policy: str | os.PathLike[str] | RoutingPolicy | None = None,
              settings: Settings | None = None, database: str | Path | None = None, log: bool = True,
-             mode: str | None = None, clock: Clock | None = None) -> Taelio:
+             mode: str | None = None, clock: Clock | None = None,
+             providers: dict[str, Provider] | None = None) -> Taelio:
         settings = settings or load_settings()
         policy_obj = policy if isinstance(policy, RoutingPolicy) else load_policy(policy)
         mode = mode or settings.mode
-        providers = build_providers(policy_obj, settings, mode=mode)
+        providers = providers if providers is not None else build_providers(policy_obj, settings, mode=mode)
         call_log = open_call_log(settings, str(database) if database else None) if log else None
-        router = Router(policy_obj, providers, sink=call_log, clock=clock,
-                        source="demo" if mode == "demo" else "live")
+        clock = clock or SystemClock()
+        pricer = Pricer(policy_obj.model.pricing, {n: c.kind for n, c in policy_obj.providers.items()})
+        events = BreakerEventLog(call_log) if call_log is not None else None
+        breakers = CircuitBreakers(policy_obj.model.breakers, clock=clock,
+                                   unhealthy_s=policy_obj.model.resilience.unhealthy_s, on_transition=events)
+        count_simulated = policy_obj.model.budgets.count_simulated
+        spent = spend_from_log(call_log, clock.now(), count_simulated=count_simulated) if call_log else []
+        budgets = BudgetGuard(policy_obj, pricer, clock=clock, spent=spent,
+                              simulated_providers=[n for n, p in providers.items() if p.simulated])
+        router = Router(policy_obj, providers, pricer=pricer, sink=call_log, clock=clock,
+                        source="demo" if mode == "demo" else "live", breakers=breakers, budgets=budgets)
         return cls(policy=policy_obj, settings=settings, providers=providers, router=router, log=call_log,
-                   mode=mode)
+                   mode=mode, breaker_events=events)
+
+    def health(self, *, history_limit: int = 200) -> HealthReport:
+        """Breaker states (this process's, live), their logged history, and budgets: the Health page's data."""
+        if self.breaker_events is not None:
+            self.breaker_events.flush()
+        return health_report(policy=self.policy, now=self.router.clock.now(), call_log=self.log,
+                             breakers=self.router.breakers, budgets=self.router.budgets,
+                             history_limit=history_limit)
 
     def close(self) -> None:
+        if self.breaker_events is not None:
+            self.breaker_events.close()
         if self.log is not None:
             self.log.close()

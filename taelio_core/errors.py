@@ -212,5 +212,6 @@ PLAIN_WORDS: dict[str, str] = {
     "content_blocked": "blocked by the provider's safety filter",
     "bad_response": "malformed or empty response",
     "truncated": "stream cut off mid-answer",
+    "cancelled": "cancelled (another entry answered first)",
     "error": "failed",
 }

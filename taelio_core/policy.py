@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from taelio_core.errors import ConfigError
 from taelio_core.generation import GenerationSettings
+from taelio_core.resilience import BreakerConfig, HedgeConfig, ResilienceConfig
 
 __all__ = [
     "BUILTIN_POLICIES",
@@ -91,9 +92,21 @@ class BudgetLimit(_Strict):
     hard: bool = False
 
 
+class DegradeRule(_Strict):
+    """When ``tier`` has used ``at_pct`` of its ``period`` budget, serve it with ``use``'s chains."""
+
+    tier: str
+    at_pct: float = Field(gt=0, le=100)
+    period: Literal["monthly", "daily"] = "monthly"
+    use: str
+
+
 class Budgets(_Strict):
     tier: dict[str, BudgetLimit] = Field(default_factory=dict)
     provider: dict[str, BudgetLimit] = Field(default_factory=dict)
+    degrade: list[DegradeRule] = Field(default_factory=list)
+    # Count simulated calls' prices too (to rehearse budgets in demo mode); real money only by default.
+    count_simulated: bool = False
 
     @field_validator("tier", "provider", mode="before")
     @classmethod
@@ -125,6 +138,9 @@ class _PolicyModel(_Strict):
     pricing: dict[str, PriceOverride] = Field(default_factory=dict)
     budgets: Budgets = Field(default_factory=Budgets)
     simulator: dict[str, SimulatorConfig] = Field(default_factory=dict)
+    resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
+    breakers: BreakerConfig = Field(default_factory=BreakerConfig)
+    hedging: dict[str, HedgeConfig] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,6 +334,16 @@ def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
     for provider_name in model.budgets.provider:
         if provider_name not in model.providers:
             raise fail(f"unknown provider '{provider_name}'", "budgets", "provider", provider_name)
+    for i, rule in enumerate(model.budgets.degrade):
+        for key in ("tier", "use"):
+            if getattr(rule, key) not in model.tiers:
+                raise fail(f"unknown tier '{getattr(rule, key)}' (tiers: {', '.join(model.tiers)})",
+                           "budgets", "degrade", str(i), key)
+        if rule.tier == rule.use:
+            raise fail("a tier cannot degrade to itself", "budgets", "degrade", str(i), "use")
+    for tier_name in model.hedging:
+        if tier_name not in model.tiers:
+            raise fail(f"unknown tier '{tier_name}' (tiers: {', '.join(model.tiers)})", "hedging", tier_name)
     for provider_name in model.simulator:
         if provider_name not in model.providers:
             raise fail(f"unknown provider '{provider_name}'", "simulator", provider_name)

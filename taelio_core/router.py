@@ -1,12 +1,16 @@
 """Routes a request through its tier x task chain until a provider answers.
 
 One code path serves whole and streamed answers, live traffic, experiments
-and the sandbox: ``_execute`` walks the chain, skips entries that cannot be
-used (no key, an open breaker, a spent budget: each ``Guard`` says why), tries
-the rest in order, prices every attempt, and hands the finished
-``GenerationResult`` to the call log. It takes its time from an injected
-``Clock`` and its timeouts from the running loop, so the sandbox can run it
-in virtual time.
+and the sandbox. This module holds the public API (``route``, ``agenerate``,
+``astream``, ``afull_story``, ``aprobe`` and their blocking twins) and what
+every request shares: its context, its deadline, the guards consulted
+around each attempt (circuit breakers, budgets: each ``Guard`` says why an
+entry is skipped) and the finished ``GenerationResult`` handed to the call
+log. ``fallback.ChainWalk`` walks the chain (retries, hedging, fallback);
+``attempts.AttemptRunner`` makes and prices each call.
+
+Time comes only from the injected ``Clock`` and timeouts from the running
+loop, so the sandbox can run this same router in virtual time.
 
 The router is async. ``Router.generate``/``stream``/``full_story`` are
 blocking twins for threads (Streamlit, the CLI); they run the coroutine on
@@ -14,23 +18,21 @@ one shared background loop, so many threads can generate at once.
 """
 from __future__ import annotations
 
-import asyncio
+import random
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
+from taelio_core.attempts import AttemptRunner
+from taelio_core.breakers import CircuitBreakers
+from taelio_core.budgets import BudgetGuard
 from taelio_core.clock import Clock, SystemClock
-from taelio_core.errors import (
-    AllProvidersFailed,
-    BadResponse,
-    InputError,
-    ProviderError,
-    ProviderTimeout,
-    TaelioError,
-)
-from taelio_core.generation import ChatRequest, StreamEnd, TextDelta, Usage
+from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError, TaelioError
+from taelio_core.fallback import ChainWalk, Truncated
+from taelio_core.generation import ChatRequest
 from taelio_core.inputs import check_inputs
 from taelio_core.policy import ChainEntry, RoutingPolicy
 from taelio_core.pricing import Pricer
@@ -38,7 +40,9 @@ from taelio_core.providers.base import Provider
 from taelio_core.runtime import background_loop
 from taelio_core.trace import Attempt, GenerationResult, Inputs, RouteEntry, Skip, StoryResult
 
-__all__ = ["CallSink", "GenerationStream", "Guard", "Router", "Truncated"]
+__all__ = ["CallSink", "GenerationStream", "Guard", "RequestContext", "Router", "Truncated"]
+
+TTFT_SAMPLES = 200  # recent first-token times kept per provider:model, for a learnt hedging threshold
 
 
 class CallSink(Protocol):
@@ -48,24 +52,20 @@ class CallSink(Protocol):
 
 
 class Guard(Protocol):
-    """A rule consulted around each attempt: circuit breakers, budgets, health marks.
+    """A rule consulted around each attempt: circuit breakers, budgets.
 
-    ``admit`` returns a reason to skip the entry, or None. ``observe`` sees
-    every finished attempt.
+    ``admit`` returns a reason to skip the entry, or None (and may hold
+    something for it: a reservation, a half-open trial). Each admitted entry
+    then gets exactly one ``observe`` per attempt, or a ``release`` if it
+    was not tried after all. Optional: ``release``; ``reroute(ctx)`` to serve
+    the request with another tier's chains, returning (tier, why); and
+    ``stops_request = True`` when a request skipped by it everywhere is
+    ``rejected`` rather than ``failed``.
     """
 
     def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None: ...
 
     def observe(self, ctx: RequestContext, attempt: Attempt) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class Truncated:
-    """Yielded by a stream when an answer broke mid-way and the router moves to the next entry."""
-
-    provider: str
-    model: str
-    reason: str
 
 
 @dataclass(kw_only=True)
@@ -82,16 +82,28 @@ class RequestContext:
     experiment_id: str | None = None
     user_id: str | None = None
     chain: tuple[ChainEntry, ...] = ()
+    chain_tier: str = ""                # whose chains serve it (another tier's after a budget rule)
+    deadline_s: float = 60.0
     attempts: list[Attempt] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
     routing_reason: str | None = None
+    budget_blocked: bool = False
+    in_flight: list[ChainEntry] = field(default_factory=list)   # admitted by the guards, not yet observed
     result: GenerationResult | None = None
+
+    @property
+    def deadline(self) -> float:
+        """The deadline on the clock's monotonic scale."""
+        return self.t0 + self.deadline_s
 
 
 class Router:
     def __init__(self, policy: RoutingPolicy, providers: dict[str, Provider], *,
                  pricer: Pricer | None = None, sink: CallSink | None = None, clock: Clock | None = None,
-                 source: str = "live", guards: Sequence[Guard] = ()) -> None:
+                 source: str = "live", guards: Sequence[Guard] = (), breakers: CircuitBreakers | None = None,
+                 budgets: BudgetGuard | None = None, rng: random.Random | None = None) -> None:
+        """``breakers`` and ``budgets`` default to fresh ones from the policy (budgets then start from
+        zero spend: ``Taelio.open`` passes ones loaded from the call log). ``guards`` come after them."""
         missing = [name for name in policy.providers if name not in providers]
         if missing:
             raise TaelioError(f"no provider object for {', '.join(missing)}")
@@ -102,7 +114,15 @@ class Router:
         self.sink = sink
         self.clock = clock or SystemClock()
         self.source = source
-        self.guards = list(guards)
+        self.rng = rng or random.Random()
+        self.runner = AttemptRunner(self.pricer, self.clock)
+        self.breakers = breakers or CircuitBreakers(policy.model.breakers, clock=self.clock,
+                                                    unhealthy_s=policy.model.resilience.unhealthy_s)
+        self.budgets = budgets or BudgetGuard(
+            policy, self.pricer, clock=self.clock,
+            simulated_providers=[n for n, p in providers.items() if p.simulated])
+        self.guards: list[Guard] = [self.breakers, self.budgets, *guards]
+        self._ttft: dict[str, deque[float]] = {}
 
     # ---- selection info ------------------------------------------------------------
     def route(self, tier: str, task: str) -> list[RouteEntry]:
@@ -112,8 +132,12 @@ class Router:
         for entry in self.policy.chain(tier, task):
             provider = self.providers[entry.provider]
             availability = provider.availability()
-            out.append(RouteEntry(provider=entry.provider, model=entry.model, available=availability.available,
-                                  reason=availability.reason, simulated=provider.simulated))
+            reason = availability.reason
+            if availability.available:
+                reason = self.breakers.peek(entry) or ""
+            out.append(RouteEntry(provider=entry.provider, model=entry.model,
+                                  available=availability.available and not reason,
+                                  reason=reason, simulated=provider.simulated))
         return out
 
     def _check_names(self, tier: str, task: str, provider: str | None = None) -> None:
@@ -146,22 +170,43 @@ class Router:
 
     # ---- execution --------------------------------------------------------------------
     def _context(self, tier: str, task: str, inputs: Inputs, *, provider: str | None, parent_id: str | None,
-                 experiment_id: str | None, source: str | None, user_id: str | None) -> RequestContext:
+                 experiment_id: str | None, source: str | None, user_id: str | None,
+                 deadline_s: float | None = None) -> RequestContext:
         inputs = check_inputs(inputs)
         chain = self.chain_for(tier, task, provider)
-        return RequestContext(
+        if deadline_s is not None and not deadline_s > 0:
+            raise InputError(f"the deadline must be a positive number of seconds, not {deadline_s!r}",
+                             field="deadline")
+        ctx = RequestContext(
             request_id=uuid.uuid4().hex, parent_id=parent_id, tier=tier, task=task,
             source=source or self.source, inputs=inputs, request=self.render(task, inputs, tier),
             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
-            user_id=user_id, chain=chain)
+            user_id=user_id, chain=chain, chain_tier=tier,
+            deadline_s=deadline_s or self.policy.model.resilience.deadline_s)
+        for guard in self.guards:
+            reroute = getattr(guard, "reroute", None)
+            out = reroute(ctx) if reroute is not None else None
+            if out is not None:
+                use, why = out
+                degraded = self.policy.chain(use, task)
+                if provider is not None:
+                    degraded = tuple(e for e in degraded if e.provider == provider) or degraded
+                ctx.chain, ctx.chain_tier, ctx.routing_reason = degraded, use, why
+                ctx.request = self.render(task, inputs, use)
+                break
+        return ctx
 
     async def agenerate(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                         parent_id: str | None = None, experiment_id: str | None = None,
                         source: str | None = None, user_id: str | None = None,
-                        exclude: Collection[str] = ()) -> GenerationResult:
-        """The whole answer, or ``AllProvidersFailed`` carrying every attempt (the request is logged either way)."""
+                        exclude: Collection[str] = (), deadline_s: float | None = None) -> GenerationResult:
+        """The whole answer, or ``AllProvidersFailed`` carrying every attempt, or ``BudgetExceeded`` when a
+        hard budget left nothing to try (the request is logged either way).
+
+        ``deadline_s`` overrides the policy's ``[resilience] deadline_s`` for this request.
+        """
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
-                            experiment_id=experiment_id, source=source, user_id=user_id)
+                            experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
         async for _ in self._execute(ctx, streaming=False, exclude=exclude, continue_on_truncation=False):
             pass
         return self._finish(ctx)
@@ -169,7 +214,7 @@ class Router:
     def astream(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                 parent_id: str | None = None, experiment_id: str | None = None, source: str | None = None,
                 user_id: str | None = None, exclude: Collection[str] = (),
-                continue_on_truncation: bool = False) -> GenerationStream:
+                continue_on_truncation: bool = False, deadline_s: float | None = None) -> GenerationStream:
         """Text chunks as they arrive. After the last one, ``stream.result`` holds the trace.
 
         A failure before the first chunk falls back silently. A stream that
@@ -178,7 +223,7 @@ class Router:
         with the next entry.
         """
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
-                            experiment_id=experiment_id, source=source, user_id=user_id)
+                            experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
         return GenerationStream(self, ctx, exclude, continue_on_truncation)
 
     async def afull_story(self, tier: str, inputs: Inputs, *, source: str | None = None,
@@ -219,7 +264,8 @@ class Router:
         request = replace(request, settings=replace(request.settings, max_tokens=max_tokens))
         ctx = RequestContext(request_id=uuid.uuid4().hex, parent_id=None, tier=tier, task=task, source="test",
                              inputs=inputs, request=request, started_at=self.clock.now(),
-                             t0=self.clock.monotonic(), chain=(entries[0],))
+                             t0=self.clock.monotonic(), chain=(entries[0],), chain_tier=tier,
+                             deadline_s=self.policy.model.resilience.deadline_s)
         async for _ in self._execute(ctx, streaming=False, exclude=(), continue_on_truncation=False):
             pass
         assert ctx.result is not None
@@ -230,159 +276,75 @@ class Router:
 
     async def _execute(self, ctx: RequestContext, *, streaming: bool, exclude: Collection[str],
                        continue_on_truncation: bool) -> AsyncIterator[str | Truncated]:
-        for entry in ctx.chain:
-            provider = self.providers[entry.provider]
-            reason = self._skip_reason(ctx, entry, provider, exclude)
-            if reason is not None:
-                ctx.skipped.append(Skip(provider=entry.provider, model=entry.model, reason=reason))
-                continue
-            shown = False
-            attempt: Attempt | None = None
-            if streaming:
-                stream = self._attempt_stream(ctx, entry, provider)
-                async for item in stream:
-                    if isinstance(item, Attempt):
-                        attempt = item
-                    else:
-                        shown = True
-                        yield item
-            else:
-                attempt = await self._attempt(ctx, entry, provider)
-            assert attempt is not None
-            ctx.attempts.append(attempt)
-            for guard in self.guards:
-                guard.observe(ctx, attempt)
-            if attempt.ok:
-                self._conclude(ctx, "ok", attempt)
-                return
-            if attempt.status == "truncated":
-                if not continue_on_truncation:
-                    self._conclude(ctx, "truncated", attempt)
-                    return
-                yield Truncated(provider=entry.provider, model=entry.model, reason=attempt.plain_error)
-            del shown
-        self._conclude(ctx, "failed", None)
+        if ctx.result is not None:  # decided before any entry was tried (a spent budget)
+            return
+        walk = ChainWalk(self, ctx, streaming=streaming, exclude=exclude,
+                         continue_on_truncation=continue_on_truncation)
+        try:
+            async for item in walk.run():
+                yield item
+        finally:
+            # A caller that stops reading a stream (or is cancelled) must not leave a budget reservation or a
+            # half-open trial held forever.
+            for entry in list(ctx.in_flight):
+                self._release(ctx, entry)
 
+    # ---- guards (used by the chain walk) ---------------------------------------------------
     def _skip_reason(self, ctx: RequestContext, entry: ChainEntry, provider: Provider,
                      exclude: Collection[str]) -> str | None:
+        """Why ``entry`` cannot be tried now, or None. Admits it with every guard when it can."""
         if entry.ref in exclude:
             return "excluded by the caller"
         availability = provider.availability()
         if not availability.available:
             return availability.reason or "unavailable"
+        admitted: list[Guard] = []
         for guard in self.guards:
+            if guard is self.breakers and ctx.source == "test":
+                continue  # a manual probe is how one checks a provider whose circuit is open
             reason = guard.admit(ctx, entry)
             if reason is not None:
+                for earlier in admitted:
+                    _release_guard(earlier, ctx, entry)
+                if getattr(guard, "stops_request", False):
+                    ctx.budget_blocked = True
                 return reason
+            admitted.append(guard)
+        ctx.in_flight.append(entry)
         return None
 
-    async def _attempt(self, ctx: RequestContext, entry: ChainEntry, provider: Provider) -> Attempt:
-        clock = self.clock
-        started, t0 = clock.now(), clock.monotonic()
-        timeout = ctx.request.settings.timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                completion = await provider.complete(entry.model, ctx.request)
-            if not completion.text.strip():
-                raise BadResponse("the provider returned an empty completion", provider=entry.provider,
-                                  model=entry.model, http_status=200)
-        except TimeoutError:
-            error = ProviderTimeout(f"no answer within {timeout:g} s", provider=entry.provider, model=entry.model)
-            return self._failed(ctx, entry, provider, started, t0, error)
-        except ProviderError as error:
-            return self._failed(ctx, entry, provider, started, t0, error)
-        except Exception as exc:  # noqa: BLE001 - an adapter bug must not take the request down
-            error = BadResponse(f"unexpected {type(exc).__name__} from the adapter", provider=entry.provider,
-                                model=entry.model)
-            return self._failed(ctx, entry, provider, started, t0, error)
-        latency = (clock.monotonic() - t0) * 1000.0
-        price = self.pricer.price(entry.provider, entry.model, completion.usage, started)
-        return Attempt(n=len(ctx.attempts) + 1, provider=entry.provider, model=entry.model, status="ok",
-                       started_at=started, latency_ms=latency, ttft_ms=latency, usage=completion.usage,
-                       cost_usd=price.cost_usd, price_source=price.source, finish_reason=completion.finish_reason,
-                       response_model=completion.response_model or entry.model, simulated=provider.simulated,
-                       text=completion.text)
+    def _release(self, ctx: RequestContext, entry: ChainEntry) -> None:
+        if entry in ctx.in_flight:
+            ctx.in_flight.remove(entry)
+        for guard in self.guards:
+            _release_guard(guard, ctx, entry)
 
-    async def _attempt_stream(self, ctx: RequestContext, entry: ChainEntry,
-                              provider: Provider) -> AsyncIterator[str | Attempt]:
-        """Yields text chunks, then the finished ``Attempt`` (always last)."""
-        clock = self.clock
-        loop = asyncio.get_running_loop()
-        started, t0 = clock.now(), clock.monotonic()
-        timeout = ctx.request.settings.timeout_s
-        deadline = loop.time() + timeout
-        parts: list[str] = []
-        ttft: float | None = None
-        events = provider.stream(entry.model, ctx.request)
-        end: StreamEnd | None = None
-        error: ProviderError | None = None
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        event = await anext(events)
-                except StopAsyncIteration:
-                    break
-                if isinstance(event, TextDelta):
-                    if not event.text:
-                        continue
-                    if ttft is None:
-                        ttft = (clock.monotonic() - t0) * 1000.0
-                    parts.append(event.text)
-                    yield event.text
-                elif isinstance(event, StreamEnd):
-                    end = event
-                    break
-            if end is None:
-                error = BadResponse("the stream ended without a finish reason", provider=entry.provider,
-                                    model=entry.model)
-            elif not "".join(parts).strip():
-                error = BadResponse("the provider returned an empty completion", provider=entry.provider,
-                                    model=entry.model, http_status=200)
-        except TimeoutError:
-            error = ProviderTimeout(f"no answer within {timeout:g} s", provider=entry.provider, model=entry.model)
-        except ProviderError as exc:
-            error = exc
-        except Exception as exc:  # noqa: BLE001
-            error = BadResponse(f"unexpected {type(exc).__name__} from the adapter", provider=entry.provider,
-                                model=entry.model)
-        finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:  # noqa: BLE001 - closing a broken stream may fail again
-                    pass
-        if error is not None:
-            yield self._failed(ctx, entry, provider, started, t0, error, ttft=ttft, partial="".join(parts),
-                               usage=end.usage if end else Usage())
-            return
-        assert end is not None
-        latency = (clock.monotonic() - t0) * 1000.0
-        price = self.pricer.price(entry.provider, entry.model, end.usage, started)
-        yield Attempt(n=len(ctx.attempts) + 1, provider=entry.provider, model=entry.model, status="ok",
-                      started_at=started, latency_ms=latency, ttft_ms=ttft, usage=end.usage, cost_usd=price.cost_usd,
-                      price_source=price.source, finish_reason=end.finish_reason,
-                      response_model=end.response_model or entry.model, simulated=provider.simulated,
-                      text="".join(parts))
+    def _skip(self, ctx: RequestContext, entry: ChainEntry, reason: str) -> None:
+        ctx.skipped.append(Skip(provider=entry.provider, model=entry.model, reason=reason))
 
-    def _failed(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, started: datetime, t0: float,
-                error: ProviderError, *, ttft: float | None = None, partial: str = "",
-                usage: Usage | None = None) -> Attempt:
-        usage = usage or Usage()
-        price = self.pricer.price(entry.provider, entry.model, usage, started) if (
-            usage.input_tokens or usage.output_tokens) else None
-        return Attempt(n=len(ctx.attempts) + 1, provider=entry.provider, model=entry.model,
-                       status="truncated" if partial else "error", started_at=started,
-                       latency_ms=(self.clock.monotonic() - t0) * 1000.0, ttft_ms=ttft,
-                       error_type=error.error_type, error=str(error), http_status=error.http_status, usage=usage,
-                       cost_usd=price.cost_usd if price else None, price_source=price.source if price else None,
-                       simulated=provider.simulated, text=partial)
+    def _record_attempt(self, ctx: RequestContext, attempt: Attempt) -> None:
+        attempt = replace(attempt, n=len(ctx.attempts) + 1)
+        ctx.attempts.append(attempt)
+        done = ChainEntry(provider=attempt.provider, model=attempt.model)
+        if done in ctx.in_flight:
+            ctx.in_flight.remove(done)
+        if attempt.ok and attempt.ttft_ms is not None:
+            self._ttft.setdefault(attempt_ref(attempt), deque(maxlen=TTFT_SAMPLES)).append(attempt.ttft_ms)
+        for guard in self.guards:
+            guard.observe(ctx, attempt)
+
+    def recent_ttft(self, ref: str) -> list[float]:
+        """Recent first-token times (ms) of ``provider:model``'s answers, for a learnt hedging threshold."""
+        return list(self._ttft.get(ref, ()))
 
     def _conclude(self, ctx: RequestContext, status: str, attempt: Attempt | None) -> None:
         latency = (self.clock.monotonic() - ctx.t0) * 1000.0
         error = None
-        if status == "failed":
+        if status == "failed" and ctx.budget_blocked and not ctx.attempts:
+            status = "rejected"
+            reasons = [s.reason for s in ctx.skipped if s.reason.startswith("budget:")] or ["a budget is spent"]
+            error = f"Budget reached for {ctx.tier}/{ctx.task}: {reasons[0].removeprefix('budget: ')}."
+        elif status == "failed":
             error = _failure_sentence(ctx)
         elif status == "truncated" and attempt is not None:
             error = f"{attempt.provider}:{attempt.model} stopped mid-answer ({attempt.plain_error})"
@@ -411,6 +373,8 @@ class Router:
     def _finish(self, ctx: RequestContext) -> GenerationResult:
         result = ctx.result
         assert result is not None
+        if result.status == "rejected":
+            raise BudgetExceeded(result.error or "a hard budget is spent", scope=result.tier)
         if result.status == "failed":
             raise AllProvidersFailed(result.error or "every provider failed", attempts=result.attempts,
                                      skipped=result.skipped, result=result)
@@ -460,10 +424,29 @@ class GenerationStream:
 
 
 def _failure_sentence(ctx: RequestContext) -> str:
-    parts = [f"{a.provider}:{a.model} {a.plain_error}" for a in ctx.attempts]
+    parts: list[str] = []
+    tries: list[int] = []
+    for a in ctx.attempts:  # retries of one entry that failed the same way are said once
+        part = f"{a.provider}:{a.model} {a.plain_error}"
+        if parts and parts[-1] == part and a.retry:
+            tries[-1] += 1
+            continue
+        parts.append(part)
+        tries.append(1)
+    parts = [p + (f" ({n} tries)" if n > 1 else "") for p, n in zip(parts, tries)]
     parts += [f"{s.provider}:{s.model} skipped ({s.reason})" for s in ctx.skipped]
     if not ctx.attempts and ctx.skipped:
         head = f"No provider could be tried for {ctx.tier}/{ctx.task}"
     else:
         head = f"Every provider failed for {ctx.tier}/{ctx.task}"
     return head + ": " + "; ".join(parts) + "."
+
+
+def attempt_ref(attempt: Attempt) -> str:
+    return f"{attempt.provider}:{attempt.model}"
+
+
+def _release_guard(guard: Guard, ctx: RequestContext, entry: ChainEntry) -> None:
+    release = getattr(guard, "release", None)
+    if release is not None:
+        release(ctx, entry)

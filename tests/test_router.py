@@ -17,12 +17,13 @@ from taelio_core.errors import (
     RateLimited,
 )
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, TextDelta, Usage
-from taelio_core.policy import load_policy
+from taelio_core.policy import load_policy, parse_policy
 from taelio_core.providers.function import FunctionProvider
 from taelio_core.router import Router, Truncated
 from taelio_core.trace import GenerationResult, Inputs
 
-POLICY = load_policy("seed")
+# Retries off: these tests are about chain order and traces (retry rules: tests/resilience/test_retries.py).
+POLICY = parse_policy(load_policy("seed").text + "\n[resilience]\nmax_retries = 0\n", source="seed.toml")
 INPUTS = Inputs(prompt="A mysterious lighthouse keeper", genre="Mystery", tone="Dark and atmospheric")
 
 

@@ -90,6 +90,16 @@ CREATE TABLE attempts (
     PRIMARY KEY (request_id, n)
 );
 """),
+    ("002_breaker_events", """
+CREATE TABLE breaker_events (
+    ts              TIMESTAMPTZ NOT NULL,
+    provider        VARCHAR NOT NULL,
+    model           VARCHAR NOT NULL,       -- '*' for a provider-wide mark (key rejected)
+    from_state      VARCHAR NOT NULL,       -- closed | open | half_open
+    to_state        VARCHAR NOT NULL,
+    reason          VARCHAR,                -- '5 failures in a row', 'key rejected', 'model retired?'...
+    until           TIMESTAMPTZ,            -- open: when a trial request may go through
+    pid             INTEGER                 -- the process whose breaker moved (state is per process)
     ("004_sandbox_runs", """
 -- Sandbox runs live in their own tables, never in requests/attempts, so live
 -- analytics cannot count simulated traffic by mistake.

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from taelio_core.cli import EXIT_ALL_FAILED, add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
-from taelio_core.errors import AllProvidersFailed, InputError
+from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError
 from taelio_core.router import Truncated
 from taelio_core.trace import GenerationResult, Inputs, StoryResult
 
@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="route one request and print the answer and its trace")
     p.add_argument("--task", default="idea", help="a task from the policy, or 'full' for idea then story")
     p.add_argument("--tier", default="free", help="user tier (default: free)")
-    p.add_argument("--prompt", required=True, help="the premise")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="the premise")
+    source.add_argument("--prompt-file", metavar="PATH",
+                        help="read the premise from a UTF-8 file ('-' for stdin), for long premises")
     p.add_argument("--genre", default="", help="genre, e.g. Mystery")
     p.add_argument("--tone", default="", help="tone, e.g. 'Dark and atmospheric'")
     p.add_argument("--idea", help="for a story task: the idea to build on (default: the prompt)")
@@ -43,13 +46,14 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         info = sys.stderr if args.json else sys.stdout
         _announce(engine, sys.stderr)
-        inputs = Inputs(prompt=args.prompt, genre=args.genre, tone=args.tone, idea=args.idea)
+        inputs = Inputs(prompt=_prompt(args), genre=args.genre, tone=args.tone, idea=args.idea)
         if args.task == "full":
             return _run_full(engine, args, inputs, info)
         if args.task not in engine.policy.tasks:
             raise InputError(f"--task: unknown task '{args.task}' (tasks: {', '.join(engine.policy.tasks)}, full)",
                              field="task")
         result = _one(engine, args, args.task, inputs, info, parent_id=None)
+        _raise_if_rejected(result)
         if args.json:
             emit_json(result.as_dict())
             args._json_written = True
@@ -88,11 +92,13 @@ def _run_full(engine, args: argparse.Namespace, inputs: Inputs, info: TextIO) ->
     if not args.json and args.stream:
         info.write("--- idea ---\n")
     idea = _one(engine, args, "idea", inputs, info, parent_id)
+    _raise_if_rejected(idea)
     story = None
     if idea.ok:
         if not args.json and args.stream:
             info.write("--- story ---\n")
         story = _one(engine, args, "story", replace(inputs, idea=idea.text), info, parent_id)
+        _raise_if_rejected(story)
     doc = StoryResult(parent_id=parent_id, idea=idea, story=story)
     if args.json:
         emit_json({"parent_id": parent_id, "idea": idea.as_dict(), "story": story.as_dict() if story else None})
@@ -107,6 +113,26 @@ def _run_full(engine, args: argparse.Namespace, inputs: Inputs, info: TextIO) ->
         failed = story if story is not None else idea
         raise AllProvidersFailed(failed.error or "every provider failed", attempts=failed.attempts)
     return 0
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    if args.prompt_file is None:
+        return args.prompt
+    try:
+        if args.prompt_file == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        with open(args.prompt_file, "rb") as f:
+            return f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{args.prompt_file} is not valid UTF-8 (byte {e.start + 1})", field="prompt-file") from None
+    except OSError as e:
+        raise InputError(f"cannot read {args.prompt_file}: {e.strerror}", field="prompt-file") from None
+
+
+def _raise_if_rejected(result: GenerationResult) -> None:
+    """A streamed request stopped by a hard budget ends like a whole one: ``BudgetExceeded``, exit 4."""
+    if result.status == "rejected":
+        raise BudgetExceeded(result.error or "a hard budget is spent", scope=result.tier)
 
 
 def print_trace(result: GenerationResult, out: TextIO, *, text_shown: bool = False) -> None:

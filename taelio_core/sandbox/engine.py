@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from taelio_core.budgets import BudgetGuard
 from taelio_core.clock import LoopClock
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, TaelioError
 from taelio_core.policy import RoutingPolicy
+from taelio_core.pricing import Pricer
 from taelio_core.router import Guard, Router
 from taelio_core.sandbox.loop import VirtualTimeLoop
 from taelio_core.sandbox.models import ModelSet
@@ -136,8 +139,12 @@ def run_policy(policy: RoutingPolicy, traffic: Traffic, models: ModelSet, *, see
     clock.monotonic()  # anchor: virtual second 0 is traffic.start
     providers = sandbox_providers(list(policy.providers), models, seed=seed, script=script)
     sink = _CompactSink(traffic, _sample_indices(traffic))
-    router = Router(policy, providers, sink=sink, clock=clock, source="sandbox",
-                    guards=guards(policy, clock) if guards else ())
+    pricer = Pricer(policy.model.pricing, {name: cfg.kind for name, cfg in policy.providers.items()})
+    # Breakers come from the policy on the virtual clock (the router's default); budgets must count
+    # simulated spend, or a sandbox could never hit one; the router's jitter is seeded.
+    budgets = BudgetGuard(policy, pricer, clock=clock, count_simulated=True)
+    router = Router(policy, providers, pricer=pricer, sink=sink, clock=clock, source="sandbox",
+                    guards=guards(policy, clock) if guards else (), budgets=budgets, rng=random.Random(seed))
     n = len(traffic)
     arrival = traffic.arrival_s.tolist()
     tiers = [traffic.tiers[k] for k in traffic.tier_idx.tolist()]

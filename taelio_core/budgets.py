@@ -1,0 +1,263 @@
+"""Budgets that hold: monthly and daily limits per tier and per provider, checked before every call.
+
+Why reservations: checking "spent < limit" before a call and adding the cost
+after it lets a burst of concurrent requests all pass the check and overshoot
+together. Instead, before an attempt its worst-case cost (an input estimate
+plus ``max_tokens`` of output, at the model's price) is *reserved* against
+what remains, atomically; when the attempt ends, its real cost replaces the
+reservation. So spend never passes a hard limit by more than the worst-case
+cost of calls already in flight, and in practice not at all (the estimate is
+conservative: UTF-8 bytes / 3 input tokens, ~4 characters per token being
+usual).
+
+Spend so far comes from the call log when the process starts
+(``spend_from_log``) plus what this process records. Only real calls count:
+simulated ones cost nothing (``count_simulated=True`` for the sandbox).
+An unpriced model cannot be checked; its calls go through, and are listed as
+unpriced in the log.
+
+Soft limits raise an alert once per period (``alert_pct``). A tier can
+*degrade* instead of stopping: ``[[budgets.degrade]]`` rules serve a tier
+with another tier's chains once it has used a share of its budget, and the
+trace says so in ``routing_reason``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from taelio_core.clock import Clock
+from taelio_core.generation import ChatRequest
+from taelio_core.policy import BudgetLimit, ChainEntry, RoutingPolicy
+from taelio_core.pricing import MTOK, Pricer
+from taelio_core.trace import Attempt
+
+if TYPE_CHECKING:
+    from taelio_core.calllog import CallLog
+    from taelio_core.router import RequestContext
+
+__all__ = ["BudgetGuard", "BudgetStatus", "SpendRow", "estimate_input_tokens", "spend_from_log"]
+
+log = logging.getLogger("taelio.budgets")
+PERIODS = ("monthly", "daily")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpendRow:
+    """Spend already in the log, in one month (``2026-11``) and, when ``day`` is set, on that day."""
+
+    tier: str
+    provider: str
+    month: str
+    day: str | None
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetStatus:
+    scope: str          # tier | provider
+    name: str
+    period: str         # monthly | daily
+    limit_usd: Decimal
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    alert_pct: float
+    hard: bool
+
+    @property
+    def used_pct(self) -> float:
+        return float((self.spent_usd / self.limit_usd) * 100) if self.limit_usd else 100.0
+
+    @property
+    def state(self) -> str:
+        if self.spent_usd >= self.limit_usd:
+            return "spent"
+        return "alert" if self.used_pct >= self.alert_pct else "ok"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"scope": self.scope, "name": self.name, "period": self.period, "limit_usd": float(self.limit_usd),
+                "spent_usd": float(self.spent_usd), "reserved_usd": float(self.reserved_usd),
+                "used_pct": round(self.used_pct, 2), "alert_pct": self.alert_pct, "hard": self.hard,
+                "state": self.state}
+
+
+def estimate_input_tokens(request: ChatRequest) -> int:
+    """A deliberately high guess: one token per 3 UTF-8 bytes, plus message overhead."""
+    size = len((request.system + request.user).encode("utf-8", "surrogatepass"))
+    return size // 3 + 16
+
+
+def _labels(at: datetime) -> dict[str, str]:
+    return {"monthly": f"{at:%Y-%m}", "daily": f"{at:%Y-%m-%d}"}
+
+
+Key = tuple[str, str, str, str]  # (scope, name, period, label)
+
+
+class BudgetGuard:
+    """A router ``Guard`` for budgets, and the place that knows what has been spent."""
+
+    #: A request whose every entry this guard skipped is "rejected" (BudgetExceeded), not "failed".
+    stops_request = True
+
+    def __init__(self, policy: RoutingPolicy, pricer: Pricer, *, clock: Clock, spent: Iterable[SpendRow] = (),
+                 count_simulated: bool = False, simulated_providers: Collection[str] = (),
+                 on_alert: Callable[[BudgetStatus], None] | None = None) -> None:
+        self.budgets = policy.model.budgets
+        self.pricer = pricer
+        self.clock = clock
+        self.count_simulated = count_simulated or self.budgets.count_simulated
+        self.simulated_providers = frozenset(simulated_providers)
+        self.on_alert = on_alert
+        self._lock = threading.Lock()
+        self._spent: dict[Key, Decimal] = {}
+        self._reserved: dict[Key, Decimal] = {}
+        self._holds: dict[tuple[str, str], tuple[Decimal, list[Key]]] = {}
+        self._alerted: set[Key] = set()
+        for row in spent:  # no clock reading here: the sandbox builds routers before its loop runs
+            labels = {"monthly": row.month} | ({"daily": row.day} if row.day else {})
+            for key in self._keys(row.tier, row.provider, labels):
+                self._spent[key] = self._spent.get(key, Decimal(0)) + row.cost_usd
+
+    # ---- what applies ------------------------------------------------------------------
+    def _limits(self, tier: str, provider: str) -> list[tuple[str, str, BudgetLimit]]:
+        out = []
+        if tier in self.budgets.tier:
+            out.append(("tier", tier, self.budgets.tier[tier]))
+        if provider in self.budgets.provider:
+            out.append(("provider", provider, self.budgets.provider[provider]))
+        return out
+
+    def _keys(self, tier: str, provider: str, labels: dict[str, str]) -> list[Key]:
+        return [(scope, name, period, labels[period]) for scope, name, limit in self._limits(tier, provider)
+                for period in labels if getattr(limit, period) is not None]
+
+    def worst_case(self, request: ChatRequest, entry: ChainEntry, at: datetime) -> Decimal | None:
+        prices = self.pricer.unit_prices(entry.provider, entry.model, at)
+        if prices is None:
+            return None
+        inp, out = prices
+        return (estimate_input_tokens(request) * inp + request.settings.max_tokens * out) / MTOK
+
+    # ---- Guard -------------------------------------------------------------------------
+    def reroute(self, ctx: RequestContext) -> tuple[str, str] | None:
+        """(tier whose chains to use, why) when a degrade rule applies to this request's tier."""
+        labels = _labels(self.clock.now())
+        for rule in self.budgets.degrade:
+            limit = self.budgets.tier.get(rule.tier)
+            amount = getattr(limit, rule.period) if limit else None
+            if rule.tier != ctx.tier or not amount:
+                continue
+            with self._lock:
+                spent = self._spent.get(("tier", rule.tier, rule.period, labels[rule.period]), Decimal(0))
+            pct = float(spent / amount * 100)
+            if pct >= rule.at_pct:
+                return rule.use, (f"{rule.tier} has used {pct:.0f}% of its {rule.period} budget "
+                                  f"(${spent:.2f} of ${amount:.2f}): served with the {rule.use} chain")
+        return None
+
+    def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None:
+        now = self.clock.now()
+        if entry.provider in self.budgets.provider or ctx.tier in self.budgets.tier:
+            if entry.provider in self.simulated_providers and not self.count_simulated:
+                return None
+            worst = self.worst_case(ctx.request, entry, now)
+            if worst is None:
+                return None
+            labels = _labels(now)
+            with self._lock:
+                for scope, name, limit in self._limits(ctx.tier, entry.provider):
+                    for period in PERIODS:
+                        amount = getattr(limit, period)
+                        if amount is None or not limit.hard:
+                            continue
+                        key = (scope, name, period, labels[period])
+                        used = self._spent.get(key, Decimal(0)) + self._reserved.get(key, Decimal(0))
+                        if used + worst > amount:
+                            return (f"budget: the {name} {scope} {period} budget of ${amount:.2f} "
+                                    f"has ${max(Decimal(0), amount - used):.4f} left, this call may cost "
+                                    f"${worst:.4f}")
+                keys = self._keys(ctx.tier, entry.provider, labels)
+                for key in keys:
+                    self._reserved[key] = self._reserved.get(key, Decimal(0)) + worst
+                self._holds[(ctx.request_id, entry.ref)] = (worst, keys)
+        return None
+
+    def release(self, ctx: RequestContext, entry: ChainEntry) -> None:
+        with self._lock:
+            self._drop_hold(ctx.request_id, entry.ref)
+
+    def observe(self, ctx: RequestContext, attempt: Attempt) -> None:
+        ref = f"{attempt.provider}:{attempt.model}"
+        alerts: list[BudgetStatus] = []
+        with self._lock:
+            self._drop_hold(ctx.request_id, ref)
+            if attempt.cost_usd is None or (attempt.simulated and not self.count_simulated):
+                return
+            for key in self._keys(ctx.tier, attempt.provider, _labels(attempt.started_at)):
+                self._spent[key] = self._spent.get(key, Decimal(0)) + attempt.cost_usd
+                status = self._status(key)
+                if status is not None and status.used_pct >= status.alert_pct and key not in self._alerted:
+                    self._alerted.add(key)
+                    alerts.append(status)
+        for status in alerts:
+            log.warning("budget alert: the %s %s %s budget is %.0f%% used ($%.2f of $%.2f)", status.name,
+                        status.scope, status.period, status.used_pct, status.spent_usd, status.limit_usd)
+            if self.on_alert is not None:
+                self.on_alert(status)
+
+    def _drop_hold(self, request_id: str, ref: str) -> None:
+        hold = self._holds.pop((request_id, ref), None)
+        if hold is None:
+            return
+        amount, keys = hold
+        for key in keys:
+            self._reserved[key] = self._reserved.get(key, Decimal(0)) - amount
+
+    # ---- reading -----------------------------------------------------------------------
+    def _status(self, key: Key) -> BudgetStatus | None:
+        scope, name, period, _label = key
+        limit = (self.budgets.tier if scope == "tier" else self.budgets.provider).get(name)
+        amount = getattr(limit, period) if limit else None
+        if limit is None or amount is None:
+            return None
+        return BudgetStatus(scope=scope, name=name, period=period, limit_usd=amount,
+                            spent_usd=self._spent.get(key, Decimal(0)),
+                            reserved_usd=max(Decimal(0), self._reserved.get(key, Decimal(0))),
+                            alert_pct=limit.alert_pct, hard=limit.hard)
+
+    def status(self) -> list[BudgetStatus]:
+        """Every configured budget in the current period, with what is spent and reserved."""
+        labels = _labels(self.clock.now())
+        out = []
+        with self._lock:
+            for scope, table in (("tier", self.budgets.tier), ("provider", self.budgets.provider)):
+                for name, limit in table.items():
+                    for period in PERIODS:
+                        status = self._status((scope, name, period, labels[period]))
+                        if status is not None:
+                            out.append(status)
+        return out
+
+    def spent(self, scope: str, name: str, period: str = "monthly") -> Decimal:
+        with self._lock:
+            return self._spent.get((scope, name, period, _labels(self.clock.now())[period]), Decimal(0))
+
+
+def spend_from_log(log_: CallLog, now: datetime, *, count_simulated: bool = False) -> list[SpendRow]:
+    """This month's priced spend per tier and provider, from the attempts table."""
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    df = log_.query(
+        "SELECT tier, provider, ts >= ? AS today, sum(cost_usd) AS cost FROM attempts "
+        "WHERE ts >= ? AND cost_usd IS NOT NULL AND (NOT simulated OR ?) GROUP BY ALL",
+        [day_start, month_start, count_simulated])
+    labels = _labels(now)
+    return [SpendRow(tier=str(r.tier), provider=str(r.provider), month=labels["monthly"],
+                     day=labels["daily"] if bool(r.today) else None, cost_usd=Decimal(str(r.cost)))
+            for r in df.itertuples(index=False)]

@@ -1,0 +1,65 @@
+"""``taelio health``: circuit breakers, unhealthy marks, their history, and budgets.
+
+Breaker state is per process, so a fresh CLI process shows each breaker as
+its last logged transition left it (an open breaker whose cool-down is over
+shows as half-open: the next request is its trial).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from taelio_core.cli import add_json_flag, emit_json
+from taelio_core.cli.common import money, open_engine
+from taelio_core.health import health_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("health", help="circuit breakers, unhealthy providers/models, and budgets")
+    p.add_argument("--history", type=int, default=20, metavar="N", help="show the last N transitions (default 20)")
+    add_json_flag(p)
+    p.set_defaults(func=run_health)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    if args.history < 0:
+        from taelio_core.errors import InputError
+        raise InputError("--history must be 0 or more", field="history")
+    engine = open_engine(args)
+    try:
+        report = health_report(policy=engine.policy, now=engine.router.clock.now(), call_log=engine.log,
+                               budgets=engine.router.budgets, history_limit=args.history)
+        if args.json:
+            emit_json(report.as_dict())
+            return 0
+        out = sys.stdout
+        out.write("Circuit breakers (as last logged; state is kept per process):\n")
+        for row in report.states.itertuples(index=False):
+            detail = f" until {_hms(row.until)}" if row.state == "open" and not pd.isna(row.until) else ""
+            reason = f" ({row.reason})" if row.reason else ""
+            out.write(f"  {row.provider}:{row.model}: {row.state}{detail}{reason}\n")
+        out.write("\nBudgets this period:\n")
+        if engine.mode == "demo" and not engine.policy.model.budgets.count_simulated:
+            out.write("  (demo mode: simulated calls cost nothing and do not count against budgets)\n")
+        if report.budgets.empty:
+            out.write("  none configured\n")
+        for row in report.budgets.itertuples(index=False):
+            kind = "hard" if row.hard else "soft"
+            out.write(f"  {row.scope} {row.name} {row.period}: {money(row.spent_usd)} of {money(row.limit_usd)} "
+                      f"({row.used_pct:.1f}%, {kind}, alert at {row.alert_pct:g}%): {row.state}\n")
+        if args.history:
+            out.write(f"\nLast {args.history} transitions:\n")
+            if report.history.empty:
+                out.write("  none logged\n")
+            for row in report.history.itertuples(index=False):
+                out.write(f"  {pd.Timestamp(row.ts):%Y-%m-%d %H:%M:%S} {row.provider}:{row.model} "
+                          f"{row.from_state} -> {row.to_state}: {row.reason}\n")
+        return 0
+    finally:
+        engine.close()
+
+
+def _hms(value: object) -> str:
+    return f"{pd.Timestamp(value):%H:%M:%S}"

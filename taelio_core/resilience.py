@@ -1,0 +1,134 @@
+"""How the router reacts to failure: the policy's ``[resilience]``, ``[breakers]`` and ``[hedging]`` tables.
+
+Kept apart from ``policy.py`` (which only loads and validates files) so the
+rules that decide *retry, wait, or fall back* sit next to the settings that
+tune them, and both can be read in one place::
+
+    [resilience]
+    deadline_s = 60            # no request outlives this, retries and fallbacks included
+    max_retries = 2            # per entry, for timeouts and server errors
+    backoff_base_s = 0.5       # exponential backoff with full jitter: U(0, min(max, base * 2^n))
+    backoff_max_s = 8.0
+    max_retry_after_s = 30     # a longer Retry-After falls back instead of waiting
+    unhealthy_s = 600          # a rejected key / missing model keeps the entry out this long
+
+    [breakers]                 # per provider:model
+    consecutive_failures = 5
+    failure_rate = 0.5         # ...or this share of failures over window_s, once min_calls were made
+    window_s = 60
+    min_calls = 10
+    cooldown_s = 30            # then one trial request decides
+
+    [hedging.pro]              # optional, per tier
+    after_ms = 2000            # a number, or "p95" to learn it from recent first-token times
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "BreakerConfig",
+    "HedgeConfig",
+    "ResilienceConfig",
+    "RetryDecision",
+    "decide_retry",
+    "percentile",
+]
+
+BREAKER_COUNTED = ("timeout", "unavailable", "rate_limited", "bad_response", "truncated")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResilienceConfig(_Strict):
+    deadline_s: float = Field(default=60.0, gt=0, le=3600)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.5, ge=0, le=60)
+    backoff_max_s: float = Field(default=8.0, ge=0, le=600)
+    max_retry_after_s: float = Field(default=30.0, ge=0, le=3600)
+    unhealthy_s: float = Field(default=600.0, ge=0, le=86_400)
+    retry_on: tuple[Literal["timeout", "unavailable", "bad_response"], ...] = ("timeout", "unavailable")
+
+
+class BreakerConfig(_Strict):
+    enabled: bool = True
+    consecutive_failures: int = Field(default=5, ge=1, le=1000)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    window_s: float = Field(default=60.0, gt=0, le=86_400)
+    min_calls: int = Field(default=10, ge=1, le=100_000)
+    cooldown_s: float = Field(default=30.0, ge=0, le=86_400)
+    count: tuple[Literal["timeout", "unavailable", "rate_limited", "bad_response", "truncated",
+                         "content_blocked", "bad_request"], ...] = BREAKER_COUNTED
+
+
+class HedgeConfig(_Strict):
+    # A fixed threshold in ms, or "p95": the first entry's recent first-token p95.
+    after_ms: float | Literal["p95"] = 2000.0
+    min_samples: int = Field(default=20, ge=1, le=10_000)  # "p95" needs this many; until then default_ms
+    default_ms: float = Field(default=2000.0, gt=0)
+    floor_ms: float = Field(default=50.0, ge=0)            # never hedge sooner than this
+
+    @model_validator(mode="after")
+    def _positive(self) -> HedgeConfig:
+        if isinstance(self.after_ms, float) and self.after_ms <= 0:
+            raise ValueError("after_ms must be a positive number of milliseconds or \"p95\"")
+        return self
+
+    def threshold_ms(self, recent_ttft_ms: Sequence[float]) -> float:
+        if self.after_ms != "p95":
+            return max(float(self.after_ms), self.floor_ms)
+        if len(recent_ttft_ms) < self.min_samples:
+            return max(self.default_ms, self.floor_ms)
+        return max(percentile(recent_ttft_ms, 95.0), self.floor_ms)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile (numpy's default), without numpy on the request path."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    rank = (len(ordered) - 1) * pct / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryDecision:
+    """Wait ``wait_s`` and try the same entry again, or (``wait_s is None``) move on, because ``reason``."""
+
+    wait_s: float | None
+    reason: str
+
+
+def decide_retry(cfg: ResilienceConfig, *, error_type: str | None, retry_after: float | None, retries: int,
+                 remaining_s: float, rng: random.Random) -> RetryDecision:
+    """The per-error-class rule. ``retries`` is how many retries this entry already had."""
+    if error_type == "rate_limited":
+        if retry_after is None:
+            return RetryDecision(wait_s=None, reason="rate limited without Retry-After: falling back")
+        if retries >= cfg.max_retries:
+            return RetryDecision(wait_s=None, reason="rate limited again: falling back")
+        if retry_after > cfg.max_retry_after_s:
+            return RetryDecision(wait_s=None, reason=f"Retry-After {retry_after:g} s is over the "
+                                                     f"{cfg.max_retry_after_s:g} s limit: falling back")
+        if retry_after >= remaining_s:
+            return RetryDecision(wait_s=None, reason=f"Retry-After {retry_after:g} s does not fit in the "
+                                                     f"{remaining_s:.1f} s left: falling back")
+        return RetryDecision(wait_s=max(0.0, retry_after), reason=f"waiting Retry-After {retry_after:g} s")
+    if error_type in cfg.retry_on:
+        if retries >= cfg.max_retries:
+            return RetryDecision(wait_s=None, reason=f"{retries} retries used: falling back")
+        cap = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** retries))
+        wait = rng.uniform(0.0, cap)  # full jitter
+        if wait >= remaining_s:
+            return RetryDecision(wait_s=None, reason="no time left to retry: falling back")
+        return RetryDecision(wait_s=wait, reason=f"retry {retries + 1} after {wait:.2f} s")
+    return RetryDecision(wait_s=None, reason="not retried: falling back")
