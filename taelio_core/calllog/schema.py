@@ -100,6 +100,8 @@ CREATE TABLE breaker_events (
     reason          VARCHAR,                -- '5 failures in a row', 'key rejected', 'model retired?'...
     until           TIMESTAMPTZ,            -- open: when a trial request may go through
     pid             INTEGER                 -- the process whose breaker moved (state is per process)
+);
+"""),
     ("004_sandbox_runs", """
 -- Sandbox runs live in their own tables, never in requests/attempts, so live
 -- analytics cannot count simulated traffic by mistake.
