@@ -6,9 +6,9 @@ import pytest
 from taelio_core.policy import RoutingPolicy, load_policy, parse_policy
 
 
-def current_policy(timeout_s: float = 30.0) -> RoutingPolicy:
+def current_policy(timeout_s: float = 30.0, extra: str = "") -> RoutingPolicy:
     text = load_policy("current").text.replace("timeout_s = 30.0", f"timeout_s = {timeout_s}")
-    return parse_policy(text, source="test-current.toml")
+    return parse_policy(text + "\n" + extra, source="test-current.toml")
 
 
 @pytest.fixture
@@ -21,6 +21,7 @@ class StepClock:
 
     def __init__(self, start, step: float) -> None:
         self._t = 0.0
+        self._mono = 0.0  # latency and deadlines: moves only by sleeps, so no request outlives its deadline
         self._start = start
         self._step = step
 
@@ -30,10 +31,10 @@ class StepClock:
         return self._start + timedelta(seconds=self._t)
 
     def monotonic(self) -> float:
-        return self._t
+        return self._mono
 
     async def sleep(self, seconds: float) -> None:
-        self._t += seconds
+        self._mono += seconds
 
 
 def fill_log(path, *, requests: int, start, step_s: float = 600.0, source: str = "demo", seed: int = 0) -> None:

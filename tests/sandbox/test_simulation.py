@@ -32,8 +32,8 @@ def test_same_policy_on_both_sides_gives_zero_deltas_and_seeds_give_bands() -> N
     comparison = report.comparison()
     assert (comparison["delta"].fillna(0) == 0).all() and set(comparison["verdict"]) == {"same"}
     assert report.seeds == [0, 1, 2] and len(report.a_runs) == 3
-    a_costs = {float(r.requests["cost_usd"].sum()) for r in report.a_runs}
-    assert len(a_costs) == 3  # each seed is its own draw
+    latencies = {float(r.requests["latency_ms"].sum()) for r in report.a_runs}
+    assert len(latencies) == 3  # each seed is its own draw
 
 
 def test_cancelling_stops_worker_processes_too() -> None:

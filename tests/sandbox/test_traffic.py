@@ -18,8 +18,8 @@ START = datetime(2026, 11, 10, tzinfo=timezone.utc)
 
 def test_replay_keeps_every_logged_request_with_its_tier_mix_and_timing(tmp_path) -> None:
     db = tmp_path / "log.duckdb"
-    fill_log(db, requests=240, start=START, step_s=1800)
-    fill_log(db, requests=30, start=START, step_s=1800, source="test", seed=1)  # not replayed: other source
+    fill_log(db, requests=240, start=START, step_s=300)
+    fill_log(db, requests=30, start=START, step_s=300, source="test", seed=1)  # not replayed: other source
     log = DuckDBCallLog(db)
     logged = log.query("SELECT tier, count(*) AS n FROM requests WHERE source = 'demo' GROUP BY tier")
     first_ts = log.query("SELECT min(ts) AS t FROM requests WHERE source = 'demo'")["t"].iloc[0]
