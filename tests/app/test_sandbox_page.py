@@ -94,14 +94,14 @@ def test_replay_last_week_with_fitted_models(tmp_path) -> None:
 
     from tests.sandbox.conftest import fill_log
     db = tmp_path / "sandbox.duckdb"
-    fill_log(db, requests=90, start=datetime.now(timezone.utc) - timedelta(days=2), step_s=300)
+    fill_log(db, requests=90, start=datetime.now(timezone.utc) - timedelta(days=2), step_s=60)
     at = _page(tmp_path)
     at.run()
     at.radio(key="sandbox_traffic").set_value("Replay the log")
     at.radio(key="sandbox_models").set_value("Fitted from the log (last 7 days)")
     at.run()
     assert not at.exception and not at.error
-    assert any("90 logged requests" in c.value for c in at.caption)
+    assert any("90 logged requests" in c.value for c in at.caption), [c.value for c in at.caption] + [i.value for i in at.info]
     at.button(key="sandbox_run").click()
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]

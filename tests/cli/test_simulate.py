@@ -39,7 +39,7 @@ def test_the_global_policy_flag_names_policy_a_too(tmp_path) -> None:
 
 def test_replay_of_the_last_week_keeps_every_request(tmp_path) -> None:
     db = tmp_path / "log.duckdb"
-    fill_log(db, requests=120, start=datetime.now(timezone.utc) - timedelta(days=3), step_s=300)
+    fill_log(db, requests=120, start=datetime.now(timezone.utc) - timedelta(days=3), step_s=60)
     out = taelio("--db", str(db), "simulate", "--policy", "current", "--compare", "current", "--replay", "7d",
                  "--scenario", "model-retired", "--models", "log", "--json")
     assert out.returncode == 0, out.stderr
