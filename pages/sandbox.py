@@ -13,7 +13,9 @@ from ui.sandbox import (
     run_panel,
 )
 from ui.sandbox_results import show_results
+from ui.shell import ensure_shell
 
+ensure_shell()
 st.title("Sandbox")
 st.caption("Runs the real router in virtual time with simulated providers: a day of traffic takes seconds. "
            "Nothing here touches a real provider or live analytics.")

@@ -1,0 +1,11 @@
+"""Taelio's dashboard: ``streamlit run app.py``.
+
+Draws the shell (page config, navigation, the shared sidebar with the mode,
+the data filter and the log's location; see ``ui.shell``), then runs the
+page chosen in the navigation.
+"""
+from __future__ import annotations
+
+from ui.shell import draw_shell
+
+draw_shell().run()

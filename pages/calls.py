@@ -1,0 +1,65 @@
+"""Calls: every logged request, searchable, and everything about the one you select."""
+from __future__ import annotations
+
+import streamlit as st
+
+from taelio_core import analytics as A
+from ui.empty_state import open_analytics_page
+from ui.engine import cached
+from ui.text import escape_markdown
+from ui.trace_view import render_trace, trace_from_detail
+
+PAGE_SIZE = 200
+
+engine, filters = open_analytics_page(
+    "Calls", "every request with its tier, task, provider, status, attempts, cost and latency, and each one's "
+             "full routing trace")
+c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+search = c1.text_input("Search", placeholder="Words in the prompt, output or error, or a request id",
+                       key="calls_search")
+statuses = c2.multiselect("Status", ["ok", "failed", "truncated", "rejected"], key="calls_status",
+                          placeholder="Any status")
+page_no = c3.number_input("Page", min_value=1, value=1, step=1, key="calls_page")
+rows, total = cached(engine, A.list_requests, filters, search=search, statuses=tuple(statuses),
+                     limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE)
+pages = max(1, -(-total // PAGE_SIZE))
+st.caption(f"{total:,} matching requests · page {int(page_no)} of {pages:,} · newest first. "
+           "Select a row to see its attempts and trace.")
+
+table = rows.assign(cost_usd=rows["cost_usd"], attempts=rows["n_attempts"])
+selection = st.dataframe(
+    table, hide_index=True, width="stretch", height=420, on_select="rerun", selection_mode="single-row",
+    key="calls_table",
+    column_order=["ts", "tier", "task", "provider", "model", "status", "attempts", "cost_usd", "latency_ms",
+                  "source", "request_id"],
+    column_config={"ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                   "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f"),
+                   "latency_ms": st.column_config.NumberColumn("latency", format="%.0f ms")})
+
+picked = selection.selection.rows if selection is not None else []
+typed = st.text_input("Or open a request by id", key="calls_open", placeholder="e.g. from `taelio generate`")
+request_id = str(rows.iloc[picked[0]]["request_id"]) if picked else typed.strip()
+if not request_id:
+    st.stop()
+detail = cached(engine, A.request_detail, request_id)
+if detail is None:
+    st.warning(f"No request with id `{escape_markdown(request_id)}` in the log.")
+    st.stop()
+
+with st.container(border=True):
+    render_trace(trace_from_detail(detail), title="Request detail")
+    req = detail.request
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown("**Prompt**")
+        st.markdown(escape_markdown(req["prompt"]) if req.get("prompt") else
+                    f"_Stored as a hash only:_ `{req.get('prompt_sha256')}`")
+    with c2:
+        st.markdown("**Output**")
+        if req.get("output"):
+            st.markdown(escape_markdown(req["output"]))
+        else:
+            st.caption("No output was stored (the request failed, or the log keeps hashes only).")
+    if len(detail.related):
+        st.markdown("**Same flow** (one parent id)")
+        st.dataframe(detail.related, hide_index=True, width="stretch")

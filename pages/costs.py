@@ -1,0 +1,50 @@
+"""Costs and budgets: what was spent, on what, and where this month is heading."""
+from __future__ import annotations
+
+import streamlit as st
+
+from taelio_core import analytics as A
+from ui import charts
+from ui.costs_view import render_budgets, render_export, render_headline
+from ui.empty_state import no_match, open_analytics_page
+from ui.engine import cached, rounded_now
+
+engine, filters = open_analytics_page(
+    "Costs & budgets", "spend per provider and tier over time, tokens, cost per request by model, the most "
+                       "expensive tasks and tiers, and this month's budgets")
+headline: A.Headline = cached(engine, A.headline, filters)
+render_headline(headline, filters)
+if no_match(headline.requests):
+    st.stop()
+
+cost = cached(engine, A.cost_by_provider_tier, filters)
+by_provider = cached(engine, A.spend_by, filters, "provider")
+c1, c2 = st.columns([2, 1])
+with c1:
+    charts.show("Spend by provider × tier", charts.cost_stacked(cost), "cost_stacked")
+with c2:
+    charts.show("Share of spend", charts.share_pie(by_provider, "provider"), "share_pie")
+
+c1, c2 = st.columns(2)
+with c1:
+    charts.show("Tokens over time", charts.tokens_area(cached(engine, A.usage_over_time, filters)), "tokens")
+with c2:
+    dist = cached(engine, A.cost_distribution_by_model, filters)
+    charts.show("Cost per request by model", charts.cost_box(dist), "cost_box")
+    unpriced = dist[dist["unpriced"] > 0]
+    if len(unpriced):
+        st.caption("Unpriced requests, left out of the spread: "
+                   + ", ".join(f"{m} ({n:,})" for m, n in zip(unpriced["model"], unpriced["unpriced"])))
+
+st.subheader("Most expensive")
+c1, c2 = st.columns(2)
+for col, by in ((c1, "task"), (c2, "tier")):
+    with col:
+        st.markdown(f"**By {by}**")
+        st.plotly_chart(charts.spend_bars(cached(engine, A.spend_by, filters, by), by), key=f"top_{by}")
+
+st.subheader("Budgets this month")
+render_budgets(engine, filters, rounded_now())
+
+st.subheader("Export")
+render_export(engine, filters, headline.requests)

@@ -1,0 +1,70 @@
+"""Provider health: which providers work right now, how fast, and what fails."""
+from __future__ import annotations
+
+import streamlit as st
+
+from taelio_core import analytics as A
+from ui import charts
+from ui.empty_state import no_match, require_data
+from ui.engine import cached, get_engine
+from ui.health_view import health_table, render_probe
+from ui.sidebar import current_filters
+
+engine = get_engine()
+filters = current_filters()
+st.title("Provider health")
+
+auto = st.toggle("Auto-refresh every 15 s", key="health_auto",
+                 help="Keeps the status table current, e.g. on a wall screen.")
+
+
+@st.fragment(run_every=15 if auto else None)
+def status_panel() -> None:
+    st.dataframe(health_table(engine, filters), hide_index=True, width="stretch")
+    st.caption("Status from the last hour of attempts: healthy ≥ 90 % success, degraded below, down below "
+               "50 % or when the last 3 attempts failed; not configured = no API key, so the router skips it.")
+
+
+status_panel()
+
+with st.expander("Test a provider", expanded=False, icon=":material/network_check:"):
+    render_probe(engine)
+
+if not require_data(engine, "latency percentiles, errors by type, fallback rate per tier and availability "
+                            "over time for every provider"):
+    st.stop()
+
+success = cached(engine, A.success_by_provider, filters)
+if no_match(int(success["attempts"].sum()) if len(success) else 0):
+    st.stop()
+
+c1, c2 = st.columns(2)
+with c1:
+    charts.show("Latency percentiles", charts.latency_lines(cached(engine, A.latency_over_time, filters)), "latency")
+with c2:
+    charts.show("Errors by type", charts.errors_stacked(cached(engine, A.errors_over_time, filters)), "errors")
+
+c1, c2 = st.columns(2)
+with c1:
+    st.subheader("Fallback rate per tier")
+    fallback = cached(engine, A.fallback_rate, filters)
+    cols = st.columns(max(len(fallback), 1))
+    for col, row in zip(cols, fallback.to_dict("records")):
+        col.metric(f"{row['tier']}", f"{row['rate']:.1%}", help=f"{row['fallbacks']:,} of {row['requests']:,} "
+                   "requests needed at least one fallback")
+    st.plotly_chart(charts.fallback_lines(cached(engine, A.fallback_rate_over_time, filters)), key="fallback")
+with c2:
+    st.subheader("Availability")
+    st.plotly_chart(charts.availability(cached(engine, A.availability_over_time, filters)), key="availability")
+
+st.subheader("Success, latency and errors per provider")
+c1, c2 = st.columns(2)
+latency = cached(engine, A.latency_by_provider, filters)
+c1.dataframe(success.merge(latency, on="provider", how="left"), hide_index=True, width="stretch",
+             column_order=["provider", "attempts", "success_rate", "p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms"],
+             column_config={"success_rate": st.column_config.NumberColumn("success", format="percent"),
+                            **{c: st.column_config.NumberColumn(c.replace("_ms", "").replace("_", " "),
+                                                                format="%.0f ms")
+                               for c in ("p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms")}})
+c2.dataframe(cached(engine, A.errors_by_type, filters), hide_index=True, width="stretch",
+             column_config={"share_of_attempts": st.column_config.NumberColumn("share", format="percent")})

@@ -1,0 +1,50 @@
+"""Read-only analytics over the call log, as DataFrames, for the dashboard and the CLI.
+
+Every function takes a ``CallLog`` and a ``Filters`` value (date range,
+sources, tiers, tasks, providers) and does its aggregation in DuckDB with
+bound parameters; pandas only receives the small result. No Streamlit here.
+
+* ``spend``: cost by provider x tier over time, usage, headline totals, cost spread per model, top spend.
+* ``reliability``: latency percentiles, fallback rate, errors by type, success rate, provider health.
+* ``budget_burn``: month-to-date spend against the policy's budgets, projection, run-out date, alerts.
+* ``calls``: the searchable request list and one request's attempts and trace.
+"""
+from __future__ import annotations
+
+from taelio_core.analytics.budget_burn import LEVELS, budget_burndown, budget_status, month_bounds
+from taelio_core.analytics.calls import (
+    EXPORT_COLUMNS,
+    LIST_COLUMNS,
+    RequestDetail,
+    export_requests,
+    list_requests,
+    request_detail,
+)
+from taelio_core.analytics.filters import BUCKETS, SOURCES, Filters, bucket_for
+from taelio_core.analytics.reliability import (
+    availability_over_time,
+    errors_by_type,
+    errors_over_time,
+    fallback_rate,
+    fallback_rate_over_time,
+    latency_by_provider,
+    latency_over_time,
+    provider_health,
+    success_by_provider,
+)
+from taelio_core.analytics.spend import (
+    Headline,
+    cost_by_provider_tier,
+    cost_distribution_by_model,
+    headline,
+    spend_by,
+    usage_over_time,
+)
+
+__all__ = [
+    "BUCKETS", "EXPORT_COLUMNS", "LEVELS", "LIST_COLUMNS", "SOURCES", "Filters", "Headline", "RequestDetail",
+    "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
+    "cost_distribution_by_model", "errors_by_type", "errors_over_time", "fallback_rate",
+    "export_requests", "fallback_rate_over_time", "headline", "latency_by_provider", "latency_over_time", "list_requests",
+    "month_bounds", "provider_health", "request_detail", "spend_by", "success_by_provider", "usage_over_time",
+]

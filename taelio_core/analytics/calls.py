@@ -1,0 +1,103 @@
+"""The request list behind the Calls page, and everything about one request.
+
+The list is filtered like every other view and searched in DuckDB
+(case-insensitive substring of the prompt, output, request id or error), then
+paged, so a log of millions of rows never reaches pandas whole.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from taelio_core.analytics.filters import Filters
+from taelio_core.calllog import CallLog
+
+__all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "RequestDetail", "export_requests", "list_requests", "request_detail"]
+
+LIST_COLUMNS = ("ts", "request_id", "source", "tier", "task", "provider", "model", "status", "n_attempts",
+                "fallback_depth", "cost_usd", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
+                "parent_id")
+STATUSES = ("ok", "failed", "truncated", "rejected")
+
+
+def _like(text: str) -> str:
+    """``text`` as a literal ILIKE pattern (its own % and _ escaped), matching anywhere."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(filters: Filters, search: str, statuses: tuple[str, ...]) -> tuple[str, list[Any]]:
+    extra: list[str] = []
+    params: list[Any] = []
+    if search.strip():
+        extra.append("(" + " OR ".join(f"{c} ILIKE ? ESCAPE '\\'" for c in
+                                        ("prompt", "output", "request_id", "error", "parent_id")) + ")")
+        params.extend([_like(search.strip())] * 5)
+    if statuses:
+        extra.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params.extend(statuses)
+    where, fparams = filters.where(extra=tuple(extra))
+    return where, params + fparams
+
+
+def list_requests(log: CallLog, filters: Filters, *, search: str = "", statuses: tuple[str, ...] = (),
+                  limit: int = 200, offset: int = 0) -> tuple[pd.DataFrame, int]:
+    """The newest matching requests (one page of them) and how many match in all."""
+    where, params = _where(filters, search, statuses)
+    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS)
+    # Two queries: a top-N scan for the page, and a bare count (a window count would sort every match).
+    page = log.query(f"SELECT {cols} FROM requests {where} ORDER BY ts DESC, request_id LIMIT ? OFFSET ?",
+                     [*params, int(limit), int(offset)])
+    total = int(log.query(f"SELECT count(*) AS n FROM requests {where}", params)["n"].iloc[0])
+    return page, total
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestDetail:
+    request: dict[str, Any]
+    attempts: pd.DataFrame
+    chain: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    related: pd.DataFrame          # the other requests with the same parent (idea <-> story)
+
+
+def request_detail(log: CallLog, request_id: str) -> RequestDetail | None:
+    req = log.query("SELECT * EXCLUDE (cost_usd), cost_usd::DOUBLE AS cost_usd FROM requests "
+                    "WHERE request_id = ?", [request_id])
+    if req.empty:
+        return None
+    row = req.iloc[0].to_dict()
+    attempts = log.query("""
+        SELECT n, ts, provider, model, status, error_type, error, http_status, latency_ms, ttft_ms,
+               input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE AS cost_usd, price_source,
+               finish_reason, simulated, retry, hedge
+        FROM attempts WHERE request_id = ? ORDER BY n""", [request_id])
+    try:
+        trace = json.loads(row.get("trace") or "{}")
+    except (TypeError, ValueError):
+        trace = {}
+    related = pd.DataFrame()
+    if row.get("parent_id"):
+        related = log.query("""
+            SELECT ts, request_id, task, status, provider, model FROM requests
+            WHERE parent_id = ? AND request_id <> ? ORDER BY ts""", [row["parent_id"], request_id])
+    return RequestDetail(request=row, attempts=attempts, chain=list(trace.get("chain") or []),
+                         skipped=list(trace.get("skipped") or []), related=related)
+
+
+EXPORT_COLUMNS = (*LIST_COLUMNS, "policy", "cached_tokens", "experiment_id", "error")
+
+
+def export_requests(log: CallLog, filters: Filters, fmt: str) -> bytes:
+    """The filtered requests (without prompt and output text) as ``csv`` or ``parquet`` bytes."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"export format must be csv or parquet, not {fmt!r}")
+    where, params = filters.where()
+    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in EXPORT_COLUMNS)
+    df = log.query(f"SELECT {cols} FROM requests {where} ORDER BY ts", params)
+    if fmt == "csv":
+        return df.to_csv(index=False).encode("utf-8")
+    return df.to_parquet(index=False)

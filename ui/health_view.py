@@ -1,0 +1,65 @@
+"""The Health page's provider table and its Test provider buttons."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from taelio_core import analytics as A
+from taelio_core.engine import Taelio
+from taelio_core.errors import TaelioError
+from ui.engine import bump, cached, rounded_now
+from ui.sidebar import provider_keys
+from ui.text import escape_markdown, fmt_ms, fmt_pct
+from ui.trace_view import render_trace, trace_from_result
+
+__all__ = ["STATUS_ICON", "health_table", "render_probe"]
+
+STATUS_ICON = {"healthy": "🟢 healthy", "degraded": "🟠 degraded", "down": "🔴 down",
+               "not configured": "⚪ not configured", "no recent calls": "⚫ no recent calls"}
+
+
+def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
+    """Per provider in the policy: key, status and recent figures, ready to show."""
+    health = cached(engine, A.provider_health, provider_keys(engine), filters, now=rounded_now())
+    rows = []
+    for r in health.to_dict("records"):
+        at = r["last_error_at"]
+        simulated = getattr(engine.providers.get(r["provider"]), "simulated", False)
+        rows.append({
+            "provider": r["provider"],
+            "key": "simulated (demo)" if simulated else ("configured" if r["configured"] else r["reason"]),
+            "status": STATUS_ICON.get(r["status"], r["status"]),
+            "attempts (1 h)": r["attempts"],
+            "success": fmt_pct(r["success_rate"]),
+            "p50": fmt_ms(r["p50_ms"]), "p95": fmt_ms(r["p95_ms"]), "TTFT p50": fmt_ms(r["ttft_p50_ms"]),
+            "last error": r["last_error"] or "–",
+            "last error at": "–" if at is None or pd.isna(at) else pd.Timestamp(at).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        })
+    return pd.DataFrame(rows)
+
+
+def render_probe(engine: Taelio) -> None:
+    """A Test provider button per provider and task: a tiny request, shown and logged (source=test)."""
+    policy = engine.policy
+    st.caption("Sends one tiny request to the provider's first model for the task. It is logged with "
+               "source = test" + (" and answered by the simulator (demo mode)." if engine.mode == "demo"
+                                  else " and costs a fraction of a cent."))
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    provider = c1.selectbox("Provider", list(policy.providers), key="probe_provider")
+    task = c2.selectbox("Task", policy.tasks, key="probe_task")
+    if c3.button("Test provider", icon=":material/network_check:", key="probe_run"):
+        try:
+            with st.spinner(f"Testing {provider} with a {task} request…"):
+                result = engine.router.probe(provider, task)
+        except TaelioError as e:
+            st.error(escape_markdown(str(e)), icon=":material/error:")
+            return
+        bump(engine)
+        st.session_state["probe_result"] = result
+    result = st.session_state.get("probe_result")
+    if result is not None:
+        if result.ok:
+            st.success(f"{result.provider}:{result.model} answered in {fmt_ms(result.latency_ms)}.",
+                       icon=":material/check_circle:")
+        with st.expander("Probe trace", expanded=not result.ok):
+            render_trace(trace_from_result(result), title=f"Test of {result.attempts[0].provider if result.attempts else 'provider'}")

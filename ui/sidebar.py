@@ -1,0 +1,84 @@
+"""The sidebar every page shares: mode, data filter, and where the log lives.
+
+The filter widgets live in ``app.py``'s run, so their values survive page
+changes; the resulting ``Filters`` is kept in ``st.session_state["filters"]``
+for the pages to read with ``current_filters()``.
+"""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import streamlit as st
+
+from taelio_core.analytics import SOURCES, Filters
+from taelio_core.engine import Taelio
+from ui.engine import data_version
+
+__all__ = ["DEFAULT_DAYS", "current_filters", "provider_keys", "render_sidebar"]
+
+DEFAULT_DAYS = 30
+_FILTERS = "filters"
+
+
+def provider_keys(engine: Taelio) -> dict[str, str | None]:
+    """Provider name -> None when it can be used, else the reason it cannot (e.g. no API key)."""
+    out = {}
+    for name, provider in engine.providers.items():
+        availability = provider.availability()
+        out[name] = None if availability.available else (availability.reason or "unavailable")
+    return out
+
+
+def _mode_badge(engine: Taelio) -> None:
+    if engine.mode == "demo":
+        st.badge("Demo mode", icon=":material/science:", color="orange")
+        st.caption("No API key is set: the offline simulator stands in for every provider, "
+                   "priced as the real model would be. Nothing costs money.")
+        return
+    st.badge("Live", icon=":material/bolt:", color="green")
+    keys = provider_keys(engine)
+    lines = [f"{'✅' if reason is None else '⚪'} **{name}**" + ("" if reason is None else f" — {reason}")
+             for name, reason in keys.items()]
+    st.markdown("  \n".join(lines))
+
+
+def _date_range() -> tuple[date | None, date | None]:
+    today = datetime.now(UTC).date()
+    picked = st.date_input("Dates (UTC)", value=(today - timedelta(days=DEFAULT_DAYS - 1), today),
+                           max_value=today + timedelta(days=1), key="filter_dates", format="YYYY-MM-DD")
+    if isinstance(picked, tuple | list):
+        if len(picked) == 2:
+            return picked[0], picked[1]
+        if len(picked) == 1:           # the user has picked the first day of a range so far
+            return picked[0], picked[0]
+        return None, None
+    return picked, picked
+
+
+def render_sidebar(engine: Taelio) -> Filters:
+    policy = engine.policy
+    with st.sidebar:
+        _mode_badge(engine)
+        st.divider()
+        st.markdown("**Data shown**")
+        sources = st.multiselect("Source", SOURCES, default=None, key="filter_sources", placeholder="All sources",
+                                 help="live: real traffic; demo: simulated; sandbox and experiment runs; "
+                                      "test: provider probes")
+        start, end = _date_range()
+        tiers = st.multiselect("Tier", policy.tiers, key="filter_tiers", placeholder="All tiers")
+        tasks = st.multiselect("Task", policy.tasks, key="filter_tasks", placeholder="All tasks")
+        providers = st.multiselect("Provider", list(policy.providers), key="filter_providers",
+                                   placeholder="All providers",
+                                   help="For requests: who served them. For attempts: who was tried.")
+        st.divider()
+        total = data_version(engine)
+        st.caption(f"Call log: `{engine.log.location}`  \n{total:,} requests logged · policy `{policy.name}`")
+    filters = Filters(start=start, end=end, sources=tuple(sources), tiers=tuple(tiers), tasks=tuple(tasks),
+                      providers=tuple(providers))
+    st.session_state[_FILTERS] = filters
+    return filters
+
+
+def current_filters() -> Filters:
+    """The sidebar's selection (the default range when a page runs on its own, e.g. in a test)."""
+    return st.session_state.get(_FILTERS) or Filters.last_days(DEFAULT_DAYS)

@@ -1,0 +1,61 @@
+"""Showing numbers and untrusted text.
+
+LLM output (and anything a user typed that is echoed back) is untrusted. It
+is rendered through Markdown with every Markdown, HTML and Streamlit
+directive character backslash-escaped, so it shows exactly as written: no
+raw HTML, no links turned into images that a browser would fetch, no
+colours or LaTeX. Escaping each character on its own means streamed chunks
+stay safe when the pieces are joined.
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+__all__ = ["escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
+
+# Every ASCII punctuation character CommonMark lets one escape, plus Streamlit's own ($ : ~ |).
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^%@/])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` as literal Markdown: every special character escaped, line breaks kept."""
+    escaped = _SPECIAL.sub(r"\\\1", text)
+    # Markdown joins single newlines into one paragraph; keep the writer's line breaks.
+    return escaped.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+def money(value: Decimal | float | None, *, unpriced: str = "unpriced") -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return unpriced
+    v = float(value)
+    if v == 0:
+        return "$0"
+    if abs(v) < 0.01:
+        return f"${v:.6f}".rstrip("0")
+    if abs(v) < 100:
+        return f"${v:,.4f}".rstrip("0").rstrip(".")
+    return f"${v:,.2f}"
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None or value != value:
+        return "–"
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def fmt_pct(value: float | None, digits: int = 1) -> str:
+    if value is None or value != value:
+        return "–"
+    return f"{value * 100:.{digits}f} %"
+
+
+def fmt_tokens(value: int | float | None) -> str:
+    if value is None or value != value:
+        return "–"
+    v = float(value)
+    if v >= 1_000_000:
+        return f"{v / 1_000_000:.2f} M"
+    if v >= 10_000:
+        return f"{v / 1000:.1f} k"
+    return f"{int(v):,}"
