@@ -7,7 +7,7 @@ from taelio_core import analytics as A
 from ui import charts
 from ui.empty_state import no_match, require_data
 from ui.engine import cached, get_engine
-from ui.health_view import health_table, render_probe
+from ui.health_view import breaker_panel, health_table, render_probe
 from ui.sidebar import current_filters
 
 engine = get_engine()
@@ -23,6 +23,7 @@ def status_panel() -> None:
     st.dataframe(health_table(engine, filters), hide_index=True, width="stretch")
     st.caption("Status from the last hour of attempts: healthy ≥ 90 % success, degraded below, down below "
                "50 % or when the last 3 attempts failed; not configured = no API key, so the router skips it.")
+    breaker_panel(engine.health())
 
 
 status_panel()

@@ -63,3 +63,20 @@ def render_probe(engine: Taelio) -> None:
                        icon=":material/check_circle:")
         with st.expander("Probe trace", expanded=not result.ok):
             render_trace(trace_from_result(result), title=f"Test of {result.attempts[0].provider if result.attempts else 'provider'}")
+
+
+def breaker_panel(report) -> None:  # noqa: ANN001 - taelio_core.health.HealthReport
+    """Circuit breakers per provider:model, and their logged transitions."""
+    st.subheader("Circuit breakers")
+    states = report.states.copy()
+    if len(states):
+        icons = {"closed": "🟢 closed", "open": "🔴 open", "half_open": "🟡 half-open", "half-open": "🟡 half-open"}
+        states["state"] = [icons.get(str(v), str(v)) for v in states["state"]]
+    st.dataframe(states, hide_index=True, width="stretch",
+                 column_config={"until": st.column_config.DatetimeColumn("open until"),
+                                "changed_at": st.column_config.DatetimeColumn("changed")})
+    source = "this dashboard's router" if report.live else "the last transitions in the log"
+    st.caption(f"States from {source}. An open breaker makes the router skip that entry until the cool-down "
+               "ends; then one trial request decides whether it closes.")
+    with st.expander(f"Breaker transitions ({len(report.history)})", icon=":material/history:"):
+        st.dataframe(report.history, hide_index=True, width="stretch")

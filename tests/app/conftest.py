@@ -20,6 +20,8 @@ APP = ROOT / "app.py"
 # Three simulated providers; the first one in every chain always fails, so every request falls back.
 FAILING_FIRST_POLICY = """
 name = "apptest"
+[resilience]
+max_retries = 0          # these tests follow the chain order, not retries
 [providers.alpha]
 kind = "simulated"
 [providers.beta]

@@ -1,6 +1,8 @@
 """Each page in AppTest, against a real seeded DuckDB file, checking values that could be wrong."""
 from __future__ import annotations
 
+import pandas as pd
+
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -169,7 +171,7 @@ def test_health_test_provider_probes_shows_the_result_and_logs_it_as_test(tmp_pa
     at.selectbox(key="probe_provider").select("alpha").run()
     next(b for b in at.button if b.label == "Test provider").click().run()
     assert not at.exception
-    attempts = at.dataframe[1].value          # [0] is the status table
+    attempts = next(d.value for d in at.dataframe if "provider:model" in d.value.columns)
     assert list(attempts["provider:model"]) == ["alpha:a-1"] and list(attempts["status"]) == ["error"]
     with DuckDBCallLog(tmp_path / "probe.duckdb") as log:
         logged = log.query("SELECT source, provider, status, error FROM attempts")
@@ -195,3 +197,20 @@ def test_load_demo_data_fills_the_empty_log_and_the_charts_appear(tmp_path: Path
     assert counts["n"] == counts["demo"] > 1000
     assert metric(at, "Requests") == f"{int(counts['shown']):,}"
     assert len(at.get("plotly_chart")) >= 6 and not [b for b in at.button if b.label == "Load demo data"]
+
+
+def _breakers(at) -> pd.DataFrame:  # noqa: ANN001
+    return next(d.value for d in at.dataframe if {"state", "model", "until"} <= set(d.value.columns))
+
+
+def test_health_shows_breakers_opening_after_failures(tmp_path: Path, monkeypatch):
+    text = FAILING_FIRST_POLICY.replace("[resilience]", "[breakers]\nconsecutive_failures = 1\n[resilience]")
+    at = _generate_idea(tmp_path, monkeypatch, text)     # alpha fails once, beta answers
+    assert not at.exception
+    at.switch_page("pages/health.py")
+    at.run()
+    states = _breakers(at)
+    states = dict(zip(states["provider"] + ":" + states["model"], states["state"]))
+    assert states["alpha:a-1"] == "🔴 open" and states["beta:b-1"] == "🟢 closed"
+    history = next(d.value for d in at.dataframe if "to_state" in d.value.columns)
+    assert history["to_state"].iloc[0] == "open" and history["provider"].iloc[0] == "alpha"
