@@ -149,10 +149,9 @@ def replay_traffic(log: CallLog, start: datetime, end: datetime, *,
     if not sources:
         raise InputError("choose at least one source to replay", field="source")
     marks = ", ".join("?" for _ in sources)
-    df = log.query(
-        f"SELECT ts, tier, task, input_tokens, output_tokens FROM requests "
-        f"WHERE ts >= ? AND ts < ? AND source IN ({marks}) ORDER BY ts, request_id",
-        [start, end, *sources])
+    where = f"ts >= ? AND ts < ? AND source IN ({marks})"  # placeholders only: values go as parameters
+    df = log.query(f"SELECT ts, tier, task, input_tokens, output_tokens FROM requests WHERE {where} "
+                   "ORDER BY ts, request_id", [start, end, *sources])
     if df.empty:
         raise InputError(f"no logged requests from {', '.join(sources)} between {start:%Y-%m-%d %H:%M} and "
                           f"{end:%Y-%m-%d %H:%M} UTC to replay", field="replay")
