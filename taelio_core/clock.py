@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 __all__ = ["Clock", "LoopClock", "SystemClock"]
@@ -60,7 +60,6 @@ class LoopClock:
         return t
 
     def now(self) -> datetime:
-        from datetime import timedelta
         return self._start + timedelta(seconds=self._loop_time() - (self._t0 or 0.0))
 
     def monotonic(self) -> float:

@@ -24,6 +24,7 @@ PAGES = (
     ("pages/health.py", "Health", ":material/monitor_heart:"),
     ("pages/calls.py", "Calls", ":material/list_alt:"),
     ("pages/compare.py", "Compare", ":material/compare:"),
+    ("pages/sandbox.py", "Sandbox", ":material/science:"),
 )
 
 

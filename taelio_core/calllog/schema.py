@@ -184,6 +184,57 @@ CREATE TABLE input_sets (
     rows            JSON NOT NULL           -- list of {column: value}
 );
 """),
+    ("004_sandbox_runs", """
+-- Sandbox runs live in their own tables, never in requests/attempts, so live
+-- analytics cannot count simulated traffic by mistake.
+CREATE TABLE sandbox_runs (
+    run_id          VARCHAR PRIMARY KEY,
+    created_at      TIMESTAMPTZ NOT NULL,
+    source          VARCHAR NOT NULL DEFAULT 'sandbox',
+    policy_a        VARCHAR NOT NULL,
+    policy_b        VARCHAR,
+    policy_a_toml   VARCHAR NOT NULL,
+    policy_b_toml   VARCHAR,
+    traffic         VARCHAR NOT NULL,       -- a sentence: what was sent
+    traffic_meta    JSON,
+    scenario        VARCHAR,
+    seeds           INTEGER NOT NULL,
+    requests        BIGINT NOT NULL,        -- per arm and seed
+    wall_s          DOUBLE,
+    requests_per_s  DOUBLE,
+    models          JSON                    -- the provider models used, after the scenario
+);
+CREATE TABLE sandbox_summaries (
+    run_id          VARCHAR NOT NULL,
+    arm             VARCHAR NOT NULL,       -- A | B
+    seed            INTEGER NOT NULL,
+    scope           VARCHAR NOT NULL,       -- tier | provider
+    key             VARCHAR NOT NULL,       -- tier name, or provider:model
+    metric          VARCHAR NOT NULL,
+    value           DOUBLE,
+    PRIMARY KEY (run_id, arm, seed, scope, key, metric)
+);
+CREATE TABLE sandbox_series (
+    run_id          VARCHAR NOT NULL,
+    arm             VARCHAR NOT NULL,
+    seed            INTEGER NOT NULL,
+    bucket_s        DOUBLE NOT NULL,        -- virtual seconds from the traffic's start
+    provider        VARCHAR,
+    served          BIGINT,
+    availability    DOUBLE,
+    fallback_rate   DOUBLE,
+    p95_ms          DOUBLE,
+    requests        BIGINT
+);
+CREATE TABLE sandbox_traces (
+    run_id          VARCHAR NOT NULL,
+    arm             VARCHAR NOT NULL,
+    seed            INTEGER NOT NULL,
+    i               BIGINT NOT NULL,        -- the request's index in the traffic
+    trace           JSON NOT NULL,
+    PRIMARY KEY (run_id, arm, seed, i)
+);
+"""),
 ]
 
 

@@ -1,0 +1,96 @@
+"""How fast the sandbox simulates: requests per second through the real router, and where the time goes.
+
+    PYTHONPATH=. python benchmarks/bench_sandbox.py [--requests 100000] [--profile]
+
+Measures, side by side in one process:
+
+* ``floor``: the same engine (virtual loop, arrivals, one task and one
+  ``asyncio.sleep`` per request) with a stub in place of the router: what
+  asyncio itself costs per simulated request on this machine;
+* ``router``: one policy over N synthetic requests through the real router;
+* ``compare``: an A vs B comparison on the same N requests (what the page and
+  ``taelio simulate --compare`` run), its wall time.
+
+The ratio router/floor says how much of the time is routing rather than the
+event loop; ``--profile`` prints the top functions by own time.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from taelio_core.policy import load_policy  # noqa: E402
+from taelio_core.sandbox.engine import run_policy  # noqa: E402
+from taelio_core.sandbox.loop import VirtualTimeLoop  # noqa: E402
+from taelio_core.sandbox.models import models_from_policy  # noqa: E402
+from taelio_core.sandbox.simulation import simulate  # noqa: E402
+from taelio_core.sandbox.traffic import synthetic_traffic  # noqa: E402
+
+
+def floor_rate(arrivals: list[float]) -> float:
+    """Requests/s with no router: each request is a task that sleeps a simulated latency."""
+    loop = VirtualTimeLoop()
+    n = len(arrivals)
+    done = loop.create_future()
+    state = {"left": n}
+
+    async def one() -> None:
+        await asyncio.sleep(0.8)
+        state["left"] -= 1
+        if not state["left"]:
+            done.set_result(None)
+
+    def arrive(i: int) -> None:
+        loop.create_task(one())
+        if i + 1 < n:
+            loop.call_at(arrivals[i + 1], arrive, i + 1)
+
+    t0 = time.perf_counter()
+    loop.call_at(arrivals[0], arrive, 0)
+    loop.run_until_complete(done)
+    loop.close()
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--skip-compare", action="store_true")
+    args = parser.parse_args()
+    a, b = load_policy("current"), load_policy("seed")
+    traffic = synthetic_traffic(requests=args.requests, tiers=a.tiers, tasks=a.tasks, seed=1)
+    models = models_from_policy(a, b)
+    result: dict[str, object] = {"requests": args.requests}
+    result["floor_per_s"] = round(floor_rate(traffic.arrival_s.tolist()), 0)
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+    run = run_policy(a, traffic, models, seed=1)
+    if args.profile:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    result["router_per_s"] = round(run.rate, 0)
+    result["router_over_floor"] = round(result["floor_per_s"] / run.rate, 2)  # type: ignore[operator]
+    if not args.skip_compare:
+        t0 = time.perf_counter()
+        report = simulate(a, traffic, models, policy_b=b)
+        result["compare_wall_s"] = round(time.perf_counter() - t0, 1)
+        result["compare_per_s"] = round(report.rate, 0)
+    print(json.dumps(result, indent=2))
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_sandbox.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The Sandbox page's results: A vs B per tier with bands, per provider, charts over virtual time, traces, export.
+
+Charts are Plotly figures built from ``SimulationReport`` series: answers by
+provider over virtual time (an outage shows as one provider's band
+collapsing while the others widen) and availability / fallback rate of A
+against B.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from taelio_core.sandbox.policy_edit import policy_to_toml
+from taelio_core.sandbox.simulation import SimulationReport
+
+__all__ = ["served_figure", "show_results", "tier_delta_table", "timeline_figure"]
+
+KEY_METRICS = ("availability", "fallback_rate", "cost_usd", "p50_ms", "p95_ms", "p99_ms", "budget_burn_pct")
+_PERCENT = {"availability", "fallback_rate"}
+
+
+def _fmt(metric: str, value: float, *, signed: bool = False) -> str:
+    """A metric for people: percentages, dollars, milliseconds; ``signed`` for deltas (pp for shares)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    sign = "+" if signed else ""
+    if metric in _PERCENT:
+        return f"{value * 100:{sign}.2f} " + ("pp" if signed else "%")
+    if metric == "cost_usd":
+        return f"{('+' if value >= 0 else '-') if signed else ''}${abs(value) if signed else value:,.4f}"
+    if metric.endswith("_pct"):
+        return f"{value:{sign}.2f} " + ("pp" if signed else "%")
+    return f"{value:{sign},.0f}"
+
+
+def tier_delta_table(report: SimulationReport) -> pd.DataFrame:
+    """Per tier and key metric: A, B, B − A and its band across seeds, and the verdict."""
+    comparison = report.comparison()
+    assert comparison is not None
+    rows = []
+    for row in comparison[comparison["metric"].isin(KEY_METRICS)].to_dict(orient="records"):
+        m = row["metric"]
+        band = (f"{_fmt(m, row['delta_low'], signed=True)} … {_fmt(m, row['delta_high'], signed=True)}"
+                if row["seeds"] > 1 else "one seed")
+        rows.append({"tier": row["tier"], "metric": row["label"], "A": _fmt(m, row["a"]), "B": _fmt(m, row["b"]),
+                     "B − A": _fmt(m, row["delta"], signed=True), "band across seeds": band, "verdict": row["verdict"]})
+    return pd.DataFrame(rows)
+
+
+def served_figure(report: SimulationReport, arm: str) -> go.Figure:
+    series = report.series(arm)
+    fig = go.Figure()
+    for provider, group in series.dropna(subset=["provider"]).groupby("provider"):
+        fig.add_trace(go.Scatter(x=group["bucket_s"] / 3600, y=group["served"], name=str(provider),
+                                 stackgroup="one", mode="lines"))
+    _mark_scenario(fig, report)
+    fig.update_layout(title=f"Answers by provider over virtual time (policy {arm})", xaxis_title="hours",
+                      yaxis_title="requests answered", height=320, margin={"t": 40, "b": 40, "l": 40, "r": 10})
+    return fig
+
+
+def timeline_figure(report: SimulationReport) -> go.Figure:
+    fig = go.Figure()
+    arms = ["A"] + (["B"] if report.policy_b is not None else [])
+    for arm in arms:
+        overall = report.series(arm).drop_duplicates("bucket_s")
+        fig.add_trace(go.Scatter(x=overall["bucket_s"] / 3600, y=overall["fallback_rate"] * 100,
+                                 name=f"fallback rate {arm} (%)", mode="lines"))
+        fig.add_trace(go.Scatter(x=overall["bucket_s"] / 3600, y=(1 - overall["availability"]) * 100,
+                                 name=f"unserved {arm} (%)", mode="lines", line={"dash": "dot"}))
+    _mark_scenario(fig, report)
+    fig.update_layout(title="Fallback rate and unserved share over virtual time", xaxis_title="hours",
+                      yaxis_title="% of requests", height=320, margin={"t": 40, "b": 40, "l": 40, "r": 10})
+    return fig
+
+
+def _mark_scenario(fig: go.Figure, report: SimulationReport) -> None:
+    for model in report.models.models.values():
+        for outage in model.outages:
+            if outage.start_s > 0 and math.isfinite(outage.end_s):
+                fig.add_vrect(x0=outage.start_s / 3600, x1=outage.end_s / 3600, fillcolor="red", opacity=0.08,
+                              line_width=0, annotation_text=f"{model.provider} {outage.error}")
+                return
+
+
+def show_results(report: SimulationReport) -> None:
+    scenario = report.scenario.label if report.scenario else "no scenario"
+    st.subheader("Results")
+    st.caption(f"Run {report.run_id} · {report.traffic.description} · {scenario} · seeds {report.seeds} · "
+               f"{report.requests_simulated:,} requests simulated in {report.wall_s:.1f} s "
+               f"({report.rate:,.0f}/s) · saved as source=sandbox")
+    if report.policy_b is not None:
+        st.markdown("**B against A, per tier**")
+        st.dataframe(tier_delta_table(report), hide_index=True, width="stretch")
+    tab_a, tab_b = st.tabs(["Policy A", "Policy B"])
+    for tab, arm in ((tab_a, "A"), (tab_b, "B")):
+        if arm == "B" and report.policy_b is None:
+            continue
+        with tab:
+            st.dataframe(report.tiers(arm), hide_index=True, width="stretch")
+            st.dataframe(report.providers(arm), hide_index=True, width="stretch")
+            st.plotly_chart(served_figure(report, arm), key=f"sandbox_served_{arm}")
+    st.plotly_chart(timeline_figure(report), key="sandbox_timeline")
+    with st.expander("Sample traces"):
+        for arm in ("A", "B") if report.policy_b is not None else ("A",):
+            for trace in report.traces(arm)[:6]:
+                st.markdown(f"**{arm} · request {trace['i']}** · {trace['tier']}/{trace['task']} · "
+                            f"{trace['status']} · {trace['latency_ms']:,.0f} ms")
+                st.dataframe(pd.DataFrame(trace["attempts"])[
+                    ["n", "provider", "model", "status", "error_type", "latency_ms", "cost_usd"]],
+                    hide_index=True, width="stretch")
+    st.markdown("**Export**")
+    c1, c2 = st.columns(2)
+    if report.policy_b is not None:
+        c1.download_button("Download policy B (TOML)", policy_to_toml(report.policy_b), file_name="policy-b.toml",
+                           mime="application/toml", key="sandbox_export_b")
+    c2.download_button("Download policy A (TOML)", policy_to_toml(report.policy_a), file_name="policy-a.toml",
+                       mime="application/toml", key="sandbox_export_a")
