@@ -59,7 +59,6 @@ class AttemptRunner:
                        capped: bool = False) -> Outcome:
         """The whole answer in one call."""
         start = start or self.start()
-        tags = {"retry": retry, "hedge": hedge}
         try:
             async with asyncio.timeout(timeout_s):
                 completion = await provider.complete(entry.model, ctx.request)
@@ -69,13 +68,13 @@ class AttemptRunner:
         except TimeoutError:
             error = ProviderTimeout(_timeout_message(timeout_s, capped), provider=entry.provider,
                                     model=entry.model)
-            return self.failed(ctx, entry, provider, start, error, **tags)
+            return self.failed(ctx, entry, provider, start, error, retry=retry, hedge=hedge)
         except ProviderError as error:
-            return self.failed(ctx, entry, provider, start, error, **tags)
+            return self.failed(ctx, entry, provider, start, error, retry=retry, hedge=hedge)
         except Exception as exc:  # noqa: BLE001 - an adapter bug must not take the request down
             error = BadResponse(f"unexpected {type(exc).__name__} from the adapter", provider=entry.provider,
                                 model=entry.model)
-            return self.failed(ctx, entry, provider, start, error, **tags)
+            return self.failed(ctx, entry, provider, start, error, retry=retry, hedge=hedge)
         latency = (self.clock.monotonic() - start.t0) * 1000.0
         price = self.pricer.price(entry.provider, entry.model, completion.usage, start.started)
         return Outcome(attempt=Attempt(
@@ -83,7 +82,7 @@ class AttemptRunner:
             latency_ms=latency, ttft_ms=latency, usage=completion.usage, cost_usd=price.cost_usd,
             price_source=price.source, finish_reason=completion.finish_reason,
             response_model=completion.response_model or entry.model, simulated=provider.simulated,
-            text=completion.text, **tags))
+            text=completion.text, retry=retry, hedge=hedge))
 
     async def as_stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, *, timeout_s: float,
                         retry: int = 0, hedge: bool = False, start: _Start | None = None,

@@ -94,6 +94,12 @@ class InProcessBreakerStore:
         with self._lock:
             return {k: v.copy() for k, v in self._states.items()}
 
+    def is_closed(self, key: str) -> bool:
+        """A lock-free read for the common case. A breaker that opens just after this read lets one more
+        request through: the same as if that request had taken the lock a moment earlier."""
+        state = self._states.get(key)
+        return state is None or state.state == CLOSED
+
 
 def _provider_key(provider: str) -> str:
     return f"{provider}:*"
@@ -110,6 +116,9 @@ class CircuitBreakers:
         self.unhealthy_s = unhealthy_s
         self.store = store or InProcessBreakerStore()
         self.listeners: list[Callable[[BreakerEvent], None]] = [on_transition] if on_transition else []
+        self._window = timedelta(seconds=self.config.window_s)
+        # Optional on a store: a cheap "closed?" read that skips the locked update when nothing can change.
+        self._is_closed: Callable[[str], bool] | None = getattr(self.store, "is_closed", None)
 
     # ---- Guard -------------------------------------------------------------------------
     def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None:
@@ -123,6 +132,8 @@ class CircuitBreakers:
     def release(self, ctx: RequestContext, entry: ChainEntry) -> None:
         """The entry was admitted but not tried: give back a half-open trial this request held."""
         for key in (_provider_key(entry.provider), entry.ref):
+            if self._is_closed is not None and self._is_closed(key):
+                continue  # only a half-open breaker holds a trial
             self.store.update(key, lambda s: _drop_probe(s, ctx.request_id))
 
     def observe(self, ctx: RequestContext, attempt: Attempt) -> None:
@@ -172,7 +183,7 @@ class CircuitBreakers:
 
     # ---- transitions -------------------------------------------------------------------
     def _admit_key(self, key: str, request_id: str) -> str | None:
-        if not self.config.enabled:
+        if not self.config.enabled or (self._is_closed is not None and self._is_closed(key)):
             return None
         now = self.clock.now()
         events: list[BreakerEvent] = []
@@ -198,6 +209,8 @@ class CircuitBreakers:
 
     def _record(self, key: str, request_id: str, *, failed: bool | None) -> None:
         """``failed`` None: an outcome that says nothing about the provider's health."""
+        if failed is None and self._is_closed is not None and self._is_closed(key):
+            return  # nothing to learn, no trial to end
         cfg, now = self.config, self.clock.now()
         events: list[BreakerEvent] = []
 
@@ -214,7 +227,7 @@ class CircuitBreakers:
             if failed is None or s.state != CLOSED:
                 return
             s.outcomes.append((now, failed))
-            horizon = now - timedelta(seconds=cfg.window_s)
+            horizon = now - self._window
             while s.outcomes and s.outcomes[0][0] < horizon:
                 s.outcomes.popleft()
             s.consecutive = s.consecutive + 1 if failed else 0

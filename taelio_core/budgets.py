@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -88,12 +89,22 @@ class BudgetStatus:
 
 def estimate_input_tokens(request: ChatRequest) -> int:
     """A deliberately high guess: one token per 3 UTF-8 bytes, plus message overhead."""
-    size = len((request.system + request.user).encode("utf-8", "surrogatepass"))
-    return size // 3 + 16
+    return _estimate(request.system, request.user)
+
+
+@lru_cache(maxsize=4096)
+def _estimate(system: str, user: str) -> int:
+    return len((system + user).encode("utf-8", "surrogatepass")) // 3 + 16
 
 
 def _labels(at: datetime) -> dict[str, str]:
-    return {"monthly": f"{at:%Y-%m}", "daily": f"{at:%Y-%m-%d}"}
+    return _day_labels(at.year, at.month, at.day)
+
+
+@lru_cache(maxsize=64)
+def _day_labels(year: int, month: int, day: int) -> dict[str, str]:
+    """Shared between calls: never mutate the returned dict."""
+    return {"monthly": f"{year:04d}-{month:02d}", "daily": f"{year:04d}-{month:02d}-{day:02d}"}
 
 
 Key = tuple[str, str, str, str]  # (scope, name, period, label)
@@ -119,6 +130,7 @@ class BudgetGuard:
         self._reserved: dict[Key, Decimal] = {}
         self._holds: dict[tuple[str, str], tuple[Decimal, list[Key]]] = {}
         self._alerted: set[Key] = set()
+        self._degrade = {rule.tier for rule in self.budgets.degrade}
         for row in spent:  # no clock reading here: the sandbox builds routers before its loop runs
             labels = {"monthly": row.month} | ({"daily": row.day} if row.day else {})
             for key in self._keys(row.tier, row.provider, labels):
@@ -147,6 +159,8 @@ class BudgetGuard:
     # ---- Guard -------------------------------------------------------------------------
     def reroute(self, ctx: RequestContext) -> tuple[str, str] | None:
         """(tier whose chains to use, why) when a degrade rule applies to this request's tier."""
+        if ctx.tier not in self._degrade:
+            return None
         labels = _labels(self.clock.now())
         for rule in self.budgets.degrade:
             limit = self.budgets.tier.get(rule.tier)
@@ -201,8 +215,10 @@ class BudgetGuard:
                 return
             for key in self._keys(ctx.tier, attempt.provider, _labels(attempt.started_at)):
                 self._spent[key] = self._spent.get(key, Decimal(0)) + attempt.cost_usd
+                if key in self._alerted or not self._over_alert(key):
+                    continue
                 status = self._status(key)
-                if status is not None and status.used_pct >= status.alert_pct and key not in self._alerted:
+                if status is not None:
                     self._alerted.add(key)
                     alerts.append(status)
         for status in alerts:
@@ -220,6 +236,16 @@ class BudgetGuard:
             self._reserved[key] = self._reserved.get(key, Decimal(0)) - amount
 
     # ---- reading -----------------------------------------------------------------------
+    def _over_alert(self, key: Key) -> bool:
+        """Whether ``key``'s spend has reached its alert share (what ``_status(key).state != "ok"`` says)."""
+        scope, name, period, _label = key
+        limit = (self.budgets.tier if scope == "tier" else self.budgets.provider).get(name)
+        amount = getattr(limit, period) if limit else None
+        if limit is None or amount is None:
+            return False
+        spent = self._spent.get(key, Decimal(0))
+        return not amount or float(spent / amount * 100) >= limit.alert_pct
+
     def _status(self, key: Key) -> BudgetStatus | None:
         scope, name, period, _label = key
         limit = (self.budgets.tier if scope == "tier" else self.budgets.provider).get(name)

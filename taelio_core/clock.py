@@ -51,6 +51,8 @@ class LoopClock:
         self._start = start
         self._loop = loop
         self._t0: float | None = None
+        self._now_at: float | None = None   # the loop time ``_now`` was made for: many readings share
+        self._now = start                   # one virtual instant, and a datetime costs ~1 us to build
 
     def _loop_time(self) -> float:
         loop = self._loop or asyncio.get_running_loop()
@@ -60,7 +62,10 @@ class LoopClock:
         return t
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._loop_time() - (self._t0 or 0.0))
+        t = self._loop_time()
+        if t != self._now_at:
+            self._now_at, self._now = t, self._start + timedelta(seconds=t - (self._t0 or 0.0))
+        return self._now
 
     def monotonic(self) -> float:
         return self._loop_time()

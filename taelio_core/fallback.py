@@ -21,7 +21,7 @@ logged as ``cancelled``. Racers are not retried: the walk simply moves on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -91,6 +91,8 @@ class ChainWalk:
                         if ctx.result is not None:
                             return
                         break
+                elif not self.streaming:  # the whole answer: one await, no generator layers
+                    outcome = await self._complete(entry, provider, retry=retries)
                 else:
                     box: list[Outcome] = []
                     async for text in _relay(self._one(entry, provider, retry=retries, hedge=False), box):
@@ -150,6 +152,11 @@ class ChainWalk:
             self.r._conclude(self.ctx, "truncated", attempt)
             return True
         return Truncated(provider=attempt.provider, model=attempt.model, reason=attempt.plain_error)
+
+    def _complete(self, entry: ChainEntry, provider: Provider, *, retry: int) -> Awaitable[Outcome]:
+        own, remaining = self.ctx.request.settings.timeout_s, self._remaining()
+        return self.r.runner.complete(self.ctx, entry, provider, timeout_s=max(0.001, min(own, remaining)),
+                                      retry=retry, capped=remaining < own)
 
     def _one(self, entry: ChainEntry, provider: Provider, *, retry: int, hedge: bool,
              start: _Start | None = None) -> AsyncIterator[str | Outcome]:

@@ -7,7 +7,8 @@ tabs are fine), and the prompt is at most ``MAX_PROMPT_CHARS`` characters.
 """
 from __future__ import annotations
 
-import unicodedata
+import re
+from functools import lru_cache
 from dataclasses import replace
 
 from taelio_core.errors import InputError
@@ -18,6 +19,9 @@ __all__ = ["MAX_FIELD_CHARS", "MAX_PROMPT_CHARS", "check_inputs", "check_text"]
 MAX_PROMPT_CHARS = 32_000   # ~8k tokens: enough for any premise, far below every model's context
 MAX_FIELD_CHARS = 200       # genre, tone
 MAX_IDEA_CHARS = 64_000
+# Unicode's Cc category is exactly U+0000-U+001F and U+007F-U+009F; newline, tab and CR are allowed.
+# One regex search runs in C: the per-character loop it replaced cost ~3 ms on a 32k-character prompt.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def check_text(value: str, field: str, *, limit: int, required: bool) -> str:
@@ -27,12 +31,10 @@ def check_text(value: str, field: str, *, limit: int, required: bool) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InputError(f"{field} contains invalid Unicode (an unpaired surrogate)", field=field) from None
-    for i, ch in enumerate(value):
-        if ch in "\n\t\r":
-            continue
-        if unicodedata.category(ch) in ("Cc", "Cs"):
-            raise InputError(f"{field} contains a control character (U+{ord(ch):04X}) at position {i + 1}",
-                             field=field)
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise InputError(f"{field} contains a control character (U+{ord(bad.group()):04X}) at position "
+                         f"{bad.start() + 1}", field=field)
     value = value.strip()
     if required and not value:
         raise InputError(f"{field} is empty", field=field)
@@ -42,10 +44,27 @@ def check_text(value: str, field: str, *, limit: int, required: bool) -> str:
 
 
 def check_inputs(inputs: Inputs) -> Inputs:
-    return replace(
-        inputs,
-        prompt=check_text(inputs.prompt, "prompt", limit=MAX_PROMPT_CHARS, required=True),
-        genre=check_text(inputs.genre, "genre", limit=MAX_FIELD_CHARS, required=False),
-        tone=check_text(inputs.tone, "tone", limit=MAX_FIELD_CHARS, required=False),
-        idea=None if inputs.idea is None else check_text(inputs.idea, "idea", limit=MAX_IDEA_CHARS, required=False),
-    )
+    """``inputs`` checked and stripped; the same object when nothing needed stripping.
+
+    Cached: the same inputs come back often (a user retrying, an experiment's
+    dataset, the sandbox's synthetic request); a bad one raises every time.
+    """
+    try:
+        return _checked(inputs)
+    except TypeError:  # an unhashable field (not text): the checks below name it
+        return _check(inputs)
+
+
+@lru_cache(maxsize=256)
+def _checked(inputs: Inputs) -> Inputs:
+    return _check(inputs)
+
+
+def _check(inputs: Inputs) -> Inputs:
+    prompt = check_text(inputs.prompt, "prompt", limit=MAX_PROMPT_CHARS, required=True)
+    genre = check_text(inputs.genre, "genre", limit=MAX_FIELD_CHARS, required=False)
+    tone = check_text(inputs.tone, "tone", limit=MAX_FIELD_CHARS, required=False)
+    idea = None if inputs.idea is None else check_text(inputs.idea, "idea", limit=MAX_IDEA_CHARS, required=False)
+    if prompt is inputs.prompt and genre is inputs.genre and tone is inputs.tone and idea is inputs.idea:
+        return inputs
+    return replace(inputs, prompt=prompt, genre=genre, tone=tone, idea=idea)

@@ -18,6 +18,7 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -176,8 +177,9 @@ class ChainEntry:
     provider: str
     model: str
 
-    @property
+    @cached_property
     def ref(self) -> str:
+        """``provider:model``, made once per entry (it is read several times per attempt)."""
         return f"{self.provider}:{self.model}"
 
     @classmethod

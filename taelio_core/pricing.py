@@ -57,47 +57,78 @@ def _model_price(provider_id: str, model: str, day: str):  # noqa: ANN202 - gena
 
 
 class Pricer:
-    """Prices attempts. ``kinds`` maps a policy's provider names to their kinds."""
+    """Prices attempts. ``kinds`` maps a policy's provider names to their kinds.
+
+    What applies to a provider:model in a given hour (an override, the
+    catalogue's token prices, the catalogue's full calculator, or nothing) is
+    looked up once and kept, so pricing an attempt is a dict lookup and a few
+    ``Decimal`` operations on the request path.
+    """
 
     def __init__(self, overrides: dict[str, PriceOverride] | None = None,
                  kinds: dict[str, str] | None = None) -> None:
         self.overrides = dict(overrides or {})
         self.kinds = dict(kinds or {})
+        self._plans: dict[tuple[str, str, int, int, int, int], tuple[str, object] | None] = {}
+
+    def _plan(self, provider: str, model: str, at: datetime) -> tuple[str, object] | None:
+        key = (provider, model, at.year, at.month, at.day, at.hour)
+        try:
+            return self._plans[key]
+        except KeyError:
+            pass
+        override = self.overrides.get(f"{provider}:{model}")
+        plan: tuple[str, object] | None
+        if override is not None:
+            plan = ("override", override)
+        else:
+            provider_id = catalogue_provider(self.kinds.get(provider, provider))
+            model_price = None if provider_id is None else _model_price(
+                provider_id, model, at.strftime("%Y-%m-%dT%H:00:00+00:00"))
+            if model_price is None:
+                plan = None
+            elif getattr(model_price, "requests_kcount", None) is None and model_price.input_mtok is not None \
+                    and model_price.output_mtok is not None:
+                plan = ("tokens", model_price)
+            else:
+                plan = ("calculator", model_price)
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
 
     def price(self, provider: str, model: str, usage: Usage, at: datetime) -> Price:
-        override = self.overrides.get(f"{provider}:{model}")
-        if override is not None:
+        plan = self._plan(provider, model, at)
+        if plan is None:
+            return UNPRICED
+        kind, source = plan
+        if kind == "override":
+            override: PriceOverride = source  # type: ignore[assignment]
             return Price(cost_usd=_apply(override.input_per_mtok, override.output_per_mtok,
                                          override.cached_input_per_mtok, usage), source="override")
-        provider_id = catalogue_provider(self.kinds.get(provider, provider))
-        if provider_id is None:
-            return UNPRICED
-        model_price = _model_price(provider_id, model, at.strftime("%Y-%m-%dT%H:00:00+00:00"))
-        if model_price is None:
-            return UNPRICED
-        if getattr(model_price, "requests_kcount", None) is None and model_price.input_mtok is not None \
-                and model_price.output_mtok is not None:
+        model_price = source
+        if kind == "tokens":
             # Token prices only: the arithmetic genai-prices does (cliff tiers on total input tokens),
             # without its ~80 us of per-call overhead. Tests compare both on every built-in model.
             n = usage.input_tokens
-            cached = model_price.cache_read_mtok
-            return Price(cost_usd=_apply(_rate(model_price.input_mtok, n), _rate(model_price.output_mtok, n),
+            cached = model_price.cache_read_mtok  # type: ignore[attr-defined]
+            return Price(cost_usd=_apply(_rate(model_price.input_mtok, n),  # type: ignore[attr-defined]
+                                         _rate(model_price.output_mtok, n),  # type: ignore[attr-defined]
                                          None if cached is None else _rate(cached, n), usage), source=CATALOGUE)
-        result = model_price.calc_price(PriceUsage(input_tokens=usage.input_tokens,
-                                                   output_tokens=usage.output_tokens,
-                                                   cache_read_tokens=usage.cached_tokens or None))
+        result = model_price.calc_price(PriceUsage(  # type: ignore[attr-defined]
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cached_tokens or None))
         return Price(cost_usd=Decimal(result["total_price"]), source=CATALOGUE)
 
     def unit_prices(self, provider: str, model: str, at: datetime) -> tuple[Decimal, Decimal] | None:
         """(input, output) USD per million tokens, for worst-case budget checks."""
-        override = self.overrides.get(f"{provider}:{model}")
-        if override is not None:
-            return override.input_per_mtok, override.output_per_mtok
-        provider_id = catalogue_provider(self.kinds.get(provider, provider))
-        model_price = _model_price(provider_id, model, at.strftime("%Y-%m-%dT%H:00:00+00:00")) if provider_id else None
-        if model_price is None:
+        plan = self._plan(provider, model, at)
+        if plan is None:
             return None
-        inp, out = model_price.input_mtok, model_price.output_mtok
+        kind, source = plan
+        if kind == "override":
+            return source.input_per_mtok, source.output_per_mtok  # type: ignore[attr-defined]
+        inp, out = source.input_mtok, source.output_mtok  # type: ignore[attr-defined]
         if isinstance(inp, Decimal | int) and isinstance(out, Decimal | int):
             return Decimal(inp), Decimal(out)
         # Tiered: take the highest tier as the worst case.
