@@ -137,26 +137,25 @@ class CircuitBreakers:
             self.store.update(key, lambda s: _drop_probe(s, ctx.request_id))
 
     def observe(self, ctx: RequestContext, attempt: Attempt) -> None:
-        entry = ChainEntry(provider=attempt.provider, model=attempt.model)
-        if attempt.status == "cancelled":
+        if attempt.status == "cancelled" or attempt.error_type == "auth_failed":
+            entry = ChainEntry(provider=attempt.provider, model=attempt.model)
+            if attempt.error_type == "auth_failed":
+                self._mark(_provider_key(entry.provider), REASON_AUTH)
             self.release(ctx, entry)
             return
-        if attempt.error_type == "auth_failed":
-            self._mark(_provider_key(entry.provider), REASON_AUTH)
-            self.release(ctx, entry)
-            return
+        ref = f"{attempt.provider}:{attempt.model}"
         # A trial on the provider-wide key that got any answer but "key rejected" clears it.
-        self._record(_provider_key(entry.provider), ctx.request_id, failed=None)
+        self._record(_provider_key(attempt.provider), ctx.request_id, failed=None)
         if attempt.error_type == "model_not_found":
-            self._mark(entry.ref, REASON_MODEL)
+            self._mark(ref, REASON_MODEL)
             return
         counted = attempt.status == "truncated" or (attempt.error_type in self.config.count)
         if attempt.ok:
-            self._record(entry.ref, ctx.request_id, failed=False)
+            self._record(ref, ctx.request_id, failed=False)
         elif counted:
-            self._record(entry.ref, ctx.request_id, failed=True)
+            self._record(ref, ctx.request_id, failed=True)
         else:
-            self._record(entry.ref, ctx.request_id, failed=None)
+            self._record(ref, ctx.request_id, failed=None)
 
     # ---- reading -----------------------------------------------------------------------
     def peek(self, entry: ChainEntry) -> str | None:
