@@ -29,7 +29,7 @@ from taelio_core.providers.base import Provider
 from taelio_core.trace import Attempt
 
 if TYPE_CHECKING:
-    from taelio_core.router import RequestContext
+    from taelio_core.context import RequestContext
 
 __all__ = ["AttemptRunner", "Outcome"]
 

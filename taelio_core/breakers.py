@@ -34,7 +34,7 @@ from taelio_core.resilience import BreakerConfig
 from taelio_core.trace import Attempt
 
 if TYPE_CHECKING:
-    from taelio_core.router import RequestContext
+    from taelio_core.context import RequestContext
 
 __all__ = ["BreakerEvent", "BreakerState", "BreakerStore", "CircuitBreakers", "InProcessBreakerStore"]
 

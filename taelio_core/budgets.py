@@ -40,7 +40,7 @@ from taelio_core.trace import Attempt
 
 if TYPE_CHECKING:
     from taelio_core.calllog import CallLog
-    from taelio_core.router import RequestContext
+    from taelio_core.context import RequestContext
 
 __all__ = ["BudgetGuard", "BudgetStatus", "SpendRow", "estimate_input_tokens", "spend_from_log"]
 

@@ -32,7 +32,8 @@ from taelio_core.providers.base import Provider
 from taelio_core.resilience import decide_retry
 
 if TYPE_CHECKING:
-    from taelio_core.router import RequestContext, Router
+    from taelio_core.context import RequestContext
+    from taelio_core.router import Router
 
 __all__ = ["ChainWalk", "Truncated"]
 

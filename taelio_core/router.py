@@ -3,7 +3,7 @@
 One code path serves whole and streamed answers, live traffic, experiments
 and the sandbox. This module holds the public API (``route``, ``agenerate``,
 ``astream``, ``afull_story``, ``aprobe`` and their blocking twins) and what
-every request shares: its context, its deadline, the guards consulted
+every request shares: its context (``context.RequestContext``), its deadline, the guards consulted
 around each attempt (circuit breakers, budgets: each ``Guard`` says why an
 entry is skipped) and the finished ``GenerationResult`` handed to the call
 log. ``fallback.ChainWalk`` walks the chain (retries, hedging, fallback);
@@ -18,18 +18,16 @@ one shared background loop, so many threads can generate at once.
 """
 from __future__ import annotations
 
-import os
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Protocol
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import replace
 
 from taelio_core.attempts import AttemptRunner
 from taelio_core.breakers import CircuitBreakers
 from taelio_core.budgets import BudgetGuard
 from taelio_core.clock import Clock, SystemClock
+from taelio_core.context import CallSink, Guard, RequestContext, failure_sentence, new_id
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError, TaelioError
 from taelio_core.fallback import ChainWalk, Truncated
 from taelio_core.generation import ChatRequest
@@ -38,69 +36,15 @@ from taelio_core.policy import ChainEntry, RoutingPolicy
 from taelio_core.pricing import Pricer
 from taelio_core.providers.base import Provider
 from taelio_core.runtime import background_loop
+from taelio_core.streams import GenerationStream
 from taelio_core.trace import Attempt, GenerationResult, Inputs, RouteEntry, Skip, StoryResult
 
-__all__ = ["CallSink", "GenerationStream", "Guard", "RequestContext", "Router", "Truncated"]
+# CallSink, Guard, RequestContext and GenerationStream live in ``context`` and ``streams``; they are
+# re-exported here because callers think of them as the router's.
+__all__ = ["CallSink", "GenerationStream", "Guard", "RequestContext", "Router", "Truncated", "new_id"]
 
 TTFT_SAMPLES = 200  # recent first-token times kept per provider:model, for a learnt hedging threshold
 _RENDERED_MAX = 256  # rendered requests kept per router: a repeated prompt (the sandbox, retries of a form)
-
-
-def new_id() -> str:
-    """A random 128-bit id as 32 hex characters, the shape of ``uuid4().hex`` at a tenth of its cost."""
-    return os.urandom(16).hex()
-
-
-class CallSink(Protocol):
-    """Where finished requests go (the call log). Must not block."""
-
-    def record(self, result: GenerationResult) -> None: ...
-
-
-class Guard(Protocol):
-    """A rule consulted around each attempt: circuit breakers, budgets.
-
-    ``admit`` returns a reason to skip the entry, or None (and may hold
-    something for it: a reservation, a half-open trial). Each admitted entry
-    then gets exactly one ``observe`` per attempt, or a ``release`` if it
-    was not tried after all. Optional: ``release``; ``reroute(ctx)`` to serve
-    the request with another tier's chains, returning (tier, why); and
-    ``stops_request = True`` when a request skipped by it everywhere is
-    ``rejected`` rather than ``failed``.
-    """
-
-    def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None: ...
-
-    def observe(self, ctx: RequestContext, attempt: Attempt) -> None: ...
-
-
-@dataclass(kw_only=True)
-class RequestContext:
-    request_id: str
-    parent_id: str | None
-    tier: str
-    task: str
-    source: str
-    inputs: Inputs
-    request: ChatRequest
-    started_at: datetime
-    t0: float
-    experiment_id: str | None = None
-    user_id: str | None = None
-    chain: tuple[ChainEntry, ...] = ()
-    chain_tier: str = ""                # whose chains serve it (another tier's after a budget rule)
-    deadline_s: float = 60.0
-    attempts: list[Attempt] = field(default_factory=list)
-    skipped: list[Skip] = field(default_factory=list)
-    routing_reason: str | None = None
-    budget_blocked: bool = False
-    in_flight: list[ChainEntry] = field(default_factory=list)   # admitted by the guards, not yet observed
-    result: GenerationResult | None = None
-
-    @property
-    def deadline(self) -> float:
-        """The deadline on the clock's monotonic scale."""
-        return self.t0 + self.deadline_s
 
 
 class Router:
@@ -396,7 +340,7 @@ class Router:
             reasons = [s.reason for s in ctx.skipped if s.reason.startswith("budget:")] or ["a budget is spent"]
             error = f"Budget reached for {ctx.tier}/{ctx.task}: {reasons[0].removeprefix('budget: ')}."
         elif status == "failed":
-            error = _failure_sentence(ctx)
+            error = failure_sentence(ctx)
         elif status == "truncated" and attempt is not None:
             error = f"{attempt.provider}:{attempt.model} stopped mid-answer ({attempt.plain_error})"
         served = attempt if attempt is not None else None
@@ -448,56 +392,6 @@ class Router:
     def stream(self, tier: str, task: str, inputs: Inputs, **kw: object) -> GenerationStream:
         """A stream usable with a plain ``for`` loop from any thread."""
         return self.astream(tier, task, inputs, **kw)  # type: ignore[arg-type]
-
-
-class GenerationStream:
-    """Iterate (``async for`` or plain ``for``) for text; then read ``result``.
-
-    ``result`` is set for every outcome; ``raise_for_status()`` raises
-    ``AllProvidersFailed`` when no entry answered.
-    """
-
-    def __init__(self, router: Router, ctx: RequestContext, exclude: Collection[str],
-                 continue_on_truncation: bool) -> None:
-        self._router, self._ctx = router, ctx
-        self._exclude, self._continue = exclude, continue_on_truncation
-
-    @property
-    def request_id(self) -> str:
-        return self._ctx.request_id
-
-    @property
-    def result(self) -> GenerationResult | None:
-        return self._ctx.result
-
-    def __aiter__(self) -> AsyncIterator[str | Truncated]:
-        return self._router._execute(self._ctx, streaming=True, exclude=self._exclude,
-                                     continue_on_truncation=self._continue)
-
-    def __iter__(self) -> Iterator[str | Truncated]:
-        return background_loop().iterate(self.__aiter__())
-
-    def raise_for_status(self) -> GenerationResult:
-        return self._router._finish(self._ctx)
-
-
-def _failure_sentence(ctx: RequestContext) -> str:
-    parts: list[str] = []
-    tries: list[int] = []
-    for a in ctx.attempts:  # retries of one entry that failed the same way are said once
-        part = f"{a.provider}:{a.model} {a.plain_error}"
-        if parts and parts[-1] == part and a.retry:
-            tries[-1] += 1
-            continue
-        parts.append(part)
-        tries.append(1)
-    parts = [p + (f" ({n} tries)" if n > 1 else "") for p, n in zip(parts, tries)]
-    parts += [f"{s.provider}:{s.model} skipped ({s.reason})" for s in ctx.skipped]
-    if not ctx.attempts and ctx.skipped:
-        head = f"No provider could be tried for {ctx.tier}/{ctx.task}"
-    else:
-        head = f"Every provider failed for {ctx.tier}/{ctx.task}"
-    return head + ": " + "; ".join(parts) + "."
 
 
 def attempt_ref(attempt: Attempt) -> str:
