@@ -116,13 +116,22 @@ def sandbox(ctx: PartContext) -> list[Figure]:
     if code != 0 or data is None:
         return _failed("sandbox", script, code, out)
     ctx.raw["sandbox"] = data
-    figures = [Figure(part="sandbox", name="simulated requests/s through the router", value=data["router_per_s"],
-                      unit="req/s", baseline=f"asyncio floor {data['floor_per_s']:,.0f} req/s",
-                      target=">= 20,000 req/s", met=data["router_per_s"] >= 20_000)]
+    figures = [Figure(part="sandbox", name="simulated requests/s through the router, one process",
+                      value=data["router_per_s"], unit="req/s",
+                      baseline=f"asyncio floor {data['floor_per_s']:,.0f} req/s",
+                      target=">= 20,000 req/s", met=data["router_per_s"] >= 20_000,
+                      note=f"{data.get('router_per_cpu_s', 0):,.0f} per CPU second")]
     if "compare_wall_s" in data:
-        figures.append(Figure(part="sandbox", name=f"A/B comparison of {data['requests']:,} requests",
+        figures.append(Figure(part="sandbox", name=f"A/B comparison of {data['requests']:,} requests, one process",
                               value=data["compare_wall_s"], unit="s",
                               baseline=f"{data['compare_per_s']:,.0f} req/s"))
+    if "compare_parallel_wall_s" in data:
+        rate = data["compare_parallel_per_s"]
+        figures.append(Figure(part="sandbox", name=f"A/B comparison of {data['requests']:,} requests, "
+                                                   f"{data['compare_workers']} worker processes",
+                              value=data["compare_parallel_wall_s"], unit="s",
+                              baseline=f"{rate:,.0f} simulated req/s", target=">= 20,000 req/s",
+                              met=rate >= 20_000))
     return figures
 
 
