@@ -12,14 +12,17 @@ process, zero artificial latency) with the same messages and settings:
 Blocks of calls are interleaved (bare, taelio, litellm, in a rotating order)
 so machine drift hits all three alike. Reported: p50 and p99 per call of each
 contender, and the added p50/p99 (contender minus bare), sequentially and with
-50 requests in flight at once.
+50 requests in flight at once; and, immune to machine noise, the Python
+function calls each contender makes per request beyond the bare call.
 
     PYTHONPATH=. python benchmarks/bench_router.py [--quick]
 """
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -200,6 +203,8 @@ async def bench(ctx: PartContext) -> list[Figure]:
                 samples, cpu, offpath = await measure(contenders, rounds=rounds, block=block, concurrency=concurrency,
                                         deadline=time.monotonic() + max(5.0, share))
                 figures += summarise(label, samples, cpu, ctx)
+                if concurrency == 1:
+                    figures += await count_calls(contenders, ctx)
                 if offpath.get("taelio"):
                     off = percentile(offpath["taelio"], 50) - percentile(offpath["bare"], 50)
                     figures.append(Figure(part="router", name=f"call-log writer CPU off the request path, {label}",
@@ -212,6 +217,38 @@ async def bench(ctx: PartContext) -> list[Figure]:
             ctx.raw["taelio_logged_requests"] = log.count_requests()
             log.close()
     return figures
+
+
+async def count_calls(contenders: dict[str, Call], ctx: PartContext, n: int = 100) -> list[Figure]:
+    """Python function calls per request on the request path (the event-loop thread), counted by cProfile.
+
+    A count does not depend on how busy the machine is, so it separates "does more work" from "waited
+    longer" where a fraction of a millisecond drowns in run-queue noise. The call-log writer's thread is
+    not counted (its cost is the "off the request path" figure).
+    """
+    counts: dict[str, float] = {}
+    for name, call in contenders.items():
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(n):
+            await call()
+        profiler.disable()
+        counts[name] = pstats.Stats(profiler).total_calls / n
+    ctx.raw["python_calls_per_request"] = counts
+    bare = counts["bare"]
+    out = []
+    for name in ("taelio", "taelio-nolog"):
+        if name not in counts:
+            continue
+        added = counts[name] - bare
+        peer = counts.get("litellm")
+        ratio = (peer - bare) / added if peer is not None and added > 0 else None
+        out.append(Figure(part="router", name=f"added Python calls per request ({name}), sequential", value=added,
+                          unit="calls", baseline=(f"LiteLLM +{peer - bare:,.0f} calls" if peer is not None
+                                                  else "LiteLLM not run"),
+                          note=f"bare SDK call: {bare:,.0f} calls; LiteLLM adds {ratio:.1f}x as many"
+                          if ratio else f"bare SDK call: {bare:,.0f} calls"))
+    return out
 
 
 def summarise(label: str, samples: dict[str, list[float]], cpu: dict[str, list[float]],
