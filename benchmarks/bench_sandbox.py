@@ -35,10 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from taelio_core.policy import load_policy  # noqa: E402
+from taelio_core.policy import RoutingPolicy, load_policy  # noqa: E402
 from taelio_core.sandbox.engine import run_policy  # noqa: E402
 from taelio_core.sandbox.loop import VirtualTimeLoop  # noqa: E402
-from taelio_core.sandbox.models import models_from_policy  # noqa: E402
+from taelio_core.sandbox.models import ModelSet, models_from_policy  # noqa: E402
 from taelio_core.sandbox.simulation import simulate  # noqa: E402
 from taelio_core.sandbox.traffic import synthetic_traffic  # noqa: E402
 
@@ -68,6 +68,16 @@ def floor_rate(arrivals: list[float]) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def calls_per_request(policy: RoutingPolicy, models: ModelSet, n: int = 2000) -> float:
+    """Python function calls per simulated request, counted by cProfile: the work, whatever the machine's load."""
+    traffic = synthetic_traffic(requests=n, tiers=policy.tiers, tasks=policy.tasks, seed=2)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_policy(policy, traffic, models, seed=2)
+    profiler.disable()
+    return round(pstats.Stats(profiler).total_calls / n, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100_000)
@@ -92,6 +102,7 @@ def main() -> None:
     result["router_per_s"] = round(run.rate, 0)
     result["router_per_cpu_s"] = round(args.requests / cpu, 0)
     result["router_over_floor"] = round(result["floor_per_s"] / run.rate, 2)  # type: ignore[operator]
+    result["python_calls_per_request"] = calls_per_request(a, models)
     if not args.skip_compare:
         cores = os.cpu_count() or 1
         for label, workers in (("compare", 1), ("compare_parallel", cores)):
