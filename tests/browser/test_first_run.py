@@ -26,7 +26,9 @@ def test_empty_log_offers_demo_data_and_loading_it_draws_the_charts(tmp_path: Pa
         page.wait_for_selector("text=Latency percentiles", timeout=180_000)
         wait_drawn(page, timeout_ms=120_000)
         assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.locator('[data-testid="stPlotlyChart"] .main-svg').count() >= 4
+        # Plotly draws its SVG after Streamlit has finished the script: on a loaded machine, a moment later.
+        page.wait_for_function(
+            "document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= 4", timeout=60_000)
         with DuckDBCallLog(db) as log:
             n = log.count_requests(source="demo")
         assert n > 1000
