@@ -154,18 +154,22 @@ class ChainWalk:
             return True
         return Truncated(provider=attempt.provider, model=attempt.model, reason=attempt.plain_error)
 
-    def _complete(self, entry: ChainEntry, provider: Provider, *, retry: int) -> Awaitable[Outcome]:
+    def _timeout(self) -> tuple[float, bool]:
+        """The next attempt's timeout: the entry's own, cut to the time left before the deadline (capped)."""
         own, remaining = self.ctx.request.settings.timeout_s, self._remaining()
-        return self.r.runner.complete(self.ctx, entry, provider, timeout_s=max(0.001, min(own, remaining)),
-                                      retry=retry, capped=remaining < own)
+        return max(0.001, min(own, remaining)), remaining < own
+
+    def _complete(self, entry: ChainEntry, provider: Provider, *, retry: int) -> Awaitable[Outcome]:
+        timeout_s, capped = self._timeout()
+        return self.r.runner.complete(self.ctx, entry, provider, timeout_s=timeout_s, retry=retry, capped=capped)
 
     def _one(self, entry: ChainEntry, provider: Provider, *, retry: int, hedge: bool,
              start: _Start | None = None) -> AsyncIterator[str | Outcome]:
         runner = self.r.runner
-        own, remaining = self.ctx.request.settings.timeout_s, self._remaining()
+        timeout_s, capped = self._timeout()
         make = runner.stream if self.streaming else runner.as_stream
-        return make(self.ctx, entry, provider, timeout_s=max(0.001, min(own, remaining)), retry=retry, hedge=hedge,
-                    start=start, capped=remaining < own)
+        return make(self.ctx, entry, provider, timeout_s=timeout_s, retry=retry, hedge=hedge, start=start,
+                    capped=capped)
 
     # ---- hedging -----------------------------------------------------------------------
     def _hedge_threshold(self, entry: ChainEntry) -> float | None:

@@ -171,7 +171,8 @@ class Router:
         """
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
                             experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
-        await self._whole(ctx, exclude)
+        async for _ in self._execute(ctx, streaming=False, exclude=exclude, continue_on_truncation=False):
+            pass
         return self._finish(ctx)
 
     def astream(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
@@ -247,7 +248,8 @@ class Router:
                              started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
                              chain=tuple(chain), chain_tier=tier, routing_reason=routing_reason,
                              deadline_s=self.policy.model.resilience.deadline_s)
-        await self._whole(ctx, ())
+        async for _ in self._execute(ctx, streaming=False, exclude=(), continue_on_truncation=False):
+            pass
         assert ctx.result is not None
         return ctx.result
 
@@ -264,18 +266,10 @@ class Router:
             async for item in walk.run():
                 yield item
         finally:
-            self._release_all(ctx)
-
-    async def _whole(self, ctx: RequestContext, exclude: Collection[str]) -> None:
-        """``_execute`` for a whole answer, one generator layer shorter (this is the sandbox's hot path)."""
-        if ctx.result is not None:
-            return
-        walk = ChainWalk(self, ctx, streaming=False, exclude=exclude, continue_on_truncation=False)
-        try:
-            async for _ in walk.run():
-                pass
-        finally:
-            self._release_all(ctx)
+            # A caller that stops reading a stream (or is cancelled) must not leave a budget reservation or a
+            # half-open trial held forever.
+            for entry in list(ctx.in_flight):
+                self._release(ctx, entry)
 
     # ---- guards (used by the chain walk) ---------------------------------------------------
     def _skip_reason(self, ctx: RequestContext, entry: ChainEntry, provider: Provider,
@@ -300,12 +294,6 @@ class Router:
             admitted.append(guard)
         ctx.in_flight.append(entry)
         return None
-
-    def _release_all(self, ctx: RequestContext) -> None:
-        """A caller that stops reading a stream (or is cancelled) must not leave a budget reservation or a
-        half-open trial held forever."""
-        for entry in list(ctx.in_flight):
-            self._release(ctx, entry)
 
     def _release(self, ctx: RequestContext, entry: ChainEntry) -> None:
         if entry in ctx.in_flight:
