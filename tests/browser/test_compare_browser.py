@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import FIVE_ROWS, ROOT, fast_policy_text
+from tests.app.conftest import FIVE_ROWS, ROOT
+from tests.policies import fast_current_policy_text
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,7 +34,7 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     policy = tmp_path / "fast.toml"
-    policy.write_text(fast_policy_text(latency_ms=150))
+    policy.write_text(fast_current_policy_text(latency_ms=150))
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TAELIO_POLICY": str(policy), "TAELIO_MODE": "demo",
            "DATABASE_URL": str(tmp_path / "browser.duckdb")}
