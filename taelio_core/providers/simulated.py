@@ -88,7 +88,13 @@ def simulated_text(request: ChatRequest, *, provider: str, model: str, words: in
     else:
         body = (f"A {genre.lower()} idea, {tone.lower()} in tone: {prompt.strip().rstrip('.')}, "
                 f"set in {place}, where everything turns on {twist}. ")
-    filler = " ".join(rng.choice(_SENTENCES) for _ in range(max(1, words // 10)))
+    # Dealt from a shuffled deck, so a sentence comes back only after all the others have been used.
+    deck: list[str] = []
+    sentences = []
+    for _ in range(max(1, words // 10)):
+        deck = deck or rng.sample(_SENTENCES, len(_SENTENCES))
+        sentences.append(deck.pop())
+    filler = " ".join(sentences)
     text = head + body + filler
     return " ".join(text.split()[:max(words, 12)])
 

@@ -207,8 +207,10 @@ def test_health_shows_breakers_opening_after_failures(tmp_path: Path, monkeypatc
     assert not at.exception
     at.switch_page("pages/health.py")
     at.run()
-    states = _breakers(at)
-    states = dict(zip(states["provider"] + ":" + states["model"], states["state"]))
+    table = _breakers(at)
+    states = dict(zip(table["provider"] + ":" + table["model"], table["state"]))
     assert states["alpha:a-1"] == "🔴 open" and states["beta:b-1"] == "🟢 closed"
+    until = dict(zip(table["provider"], table["until"]))
+    assert until["alpha"].endswith(" UTC") and until["beta"] == "–"     # a dash, never "None"
     history = next(d.value for d in at.dataframe if "to_state" in d.value.columns)
     assert history["to_state"].iloc[0] == "open" and history["provider"].iloc[0] == "alpha"

@@ -92,3 +92,14 @@ def test_the_wait_is_scaled_by_speed_and_never_longer_than_the_timeout(streaming
     assert elapsed == pytest.approx(0.75) and message == "simulated timeout"   # the timeout itself was shorter
     instant = SimulatedProvider(name="s", profile=SimProfile(error_rates={"timeout": 1.0}, speed=0.0))
     assert _elapsed(instant, streaming=streaming)[0] == 0.0
+
+
+def test_the_simulated_text_repeats_no_sentence_before_using_the_others():
+    from taelio_core.providers.simulated import _SENTENCES, simulated_text
+
+    request = ChatRequest(system="", user="Premise: a lighthouse", task="idea",
+                          variables=(("prompt", "A lighthouse keeper finds a message"),))
+    text = simulated_text(request, provider="gemini", model="gemini-2.5-flash", words=100)
+    used = [s for s in _SENTENCES for _ in range(text.count(s))]
+    assert len(used) == 10 and sorted(used) == sorted(_SENTENCES)
+    assert simulated_text(request, provider="gemini", model="gemini-2.5-flash", words=100) == text
