@@ -25,14 +25,16 @@ page_no = c3.number_input("Page", min_value=1, value=1, step=1, key="calls_page"
 rows, total = cached(engine, A.list_requests, filters, search=search, statuses=tuple(statuses),
                      limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE)
 pages = max(1, -(-total // PAGE_SIZE))
-st.caption(f"{total:,} matching requests · page {int(page_no)} of {pages:,} · newest first. "
-           "Select a row to see its attempts and trace.")
+st.caption(f"{total:,} matching request{'' if total == 1 else 's'} · page {int(page_no)} of {pages:,} · "
+           "newest first. Select a row to see its attempts and trace.")
 
 # The table's key names the query it shows: a new search, filter or page starts with nothing selected,
 # so a row number picked in the old result never opens a different request in the new one.
 query = hashlib.sha1(repr((filters, search, tuple(statuses), int(page_no))).encode()).hexdigest()[:12]
 picked: list[int] = []
-if rows.empty:
+if rows.empty and total:
+    st.info(f"Page {int(page_no)} is past the last page ({pages:,}): lower the page number.")
+elif rows.empty:
     st.info("No request matches this search and filter. Clear the search, pick other statuses, "
             "or widen the filter in the sidebar.")
 else:

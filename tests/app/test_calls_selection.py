@@ -59,3 +59,10 @@ def test_a_search_that_matches_nothing_says_so(seeded_app):
     assert not at.exception
     assert not at.dataframe
     assert any("No request matches" in i.value for i in at.info)
+
+
+def test_a_page_past_the_last_says_so(seeded_app):
+    at = open_page(make_app(), "calls")
+    at.number_input(key="calls_page").set_value(9).run()
+    assert not at.exception and not at.dataframe
+    assert any("Page 9 is past the last page (2)" in i.value for i in at.info)
