@@ -25,23 +25,11 @@ from taelio_core.providers.function import FunctionProvider
 from taelio_core.resilience import percentile
 from taelio_core.router import Router
 from taelio_core.trace import Inputs
+from tests.policies import policy_text
 
-POLICY = """
-name = "bench"
-[defaults]
-timeout_s = 5
-[providers.fast_usually]
-kind = "simulated"
-[providers.steady]
-kind = "simulated"
-[tasks.idea]
-user = "{prompt}"
-[tiers.pro]
-[routes.pro]
-idea = ["fast_usually:m1", "steady:m2"]
-[breakers]
-enabled = false
-"""
+POLICY = policy_text(name="bench", providers={"fast_usually": "simulated", "steady": "simulated"},
+                     defaults={"timeout_s": 5}, breakers={"enabled": False},
+                     tasks={"idea": {"user": "{prompt}"}}, routes={"pro": {"idea": ["fast_usually:m1", "steady:m2"]}})
 HEDGE = '[hedging.pro]\nafter_ms = "p95"\nmin_samples = 20\ndefault_ms = 60\n'
 
 
@@ -58,7 +46,7 @@ def provider(name: str, seed: int, median_s: float, slow_share: float, slow_s: f
 
 
 async def workload(hedging: bool, requests: int, concurrency: int, seed: int) -> tuple[list[float], int]:
-    policy = parse_policy(POLICY + (HEDGE if hedging else ""), source="bench.toml")
+    policy = parse_policy(POLICY + ("\n" + HEDGE if hedging else ""), source="bench.toml")
     providers = {"fast_usually": provider("fast_usually", seed, 0.020, 0.06, 0.400),
                  "steady": provider("steady", seed + 1, 0.035, 0.0, 0.0)}
     router = Router(policy, providers, clock=SystemClock(), rng=random.Random(seed))

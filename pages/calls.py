@@ -1,6 +1,8 @@
 """Calls: every logged request, searchable, and everything about the one you select."""
 from __future__ import annotations
 
+import hashlib
+
 import streamlit as st
 
 from taelio_core import analytics as A
@@ -23,21 +25,33 @@ page_no = c3.number_input("Page", min_value=1, value=1, step=1, key="calls_page"
 rows, total = cached(engine, A.list_requests, filters, search=search, statuses=tuple(statuses),
                      limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE)
 pages = max(1, -(-total // PAGE_SIZE))
-st.caption(f"{total:,} matching requests · page {int(page_no)} of {pages:,} · newest first. "
-           "Select a row to see its attempts and trace.")
+st.caption(f"{total:,} matching request{'' if total == 1 else 's'} · page {int(page_no)} of {pages:,} · "
+           "newest first. Select a row to see its attempts and trace.")
 
-table = rows.assign(cost_usd=rows["cost_usd"], attempts=rows["n_attempts"])
-selection = st.dataframe(
-    table, hide_index=True, width="stretch", height=420, on_select="rerun", selection_mode="single-row",
-    key="calls_table",
-    column_order=["ts", "tier", "task", "provider", "model", "status", "attempts", "cost_usd", "latency_ms",
-                  "source", "request_id"],
-    column_config={"ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-                   "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f"),
-                   "latency_ms": st.column_config.NumberColumn("latency", format="%.0f ms")})
-
-picked = selection.selection.rows if selection is not None else []
-typed = st.text_input("Or open a request by id", key="calls_open", placeholder="e.g. from `taelio generate`")
+# The table's key names the query it shows: a new search, filter or page starts with nothing selected,
+# so a row number picked in the old result never opens a different request in the new one.
+query = hashlib.sha1(repr((filters, search, tuple(statuses), int(page_no))).encode()).hexdigest()[:12]
+picked: list[int] = []
+if rows.empty and total:
+    st.info(f"Page {int(page_no)} is past the last page ({pages:,}): lower the page number.")
+elif rows.empty:
+    st.info("No request matches this search and filter. Clear the search, pick other statuses, "
+            "or widen the filter in the sidebar.")
+else:
+    table = rows.assign(attempts=rows["n_attempts"], provider=rows["provider"].fillna("none served"),
+                        model=rows["model"].fillna("–"))
+    selection = st.dataframe(
+        table, hide_index=True, width="stretch", height=420, on_select="rerun", selection_mode="single-row",
+        key=f"calls_table_{query}",
+        column_order=["ts", "tier", "task", "provider", "model", "status", "attempts", "cost_usd", "latency_ms",
+                      "source", "request_id"],
+        column_config={"ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+                       "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f"),
+                       "latency_ms": st.column_config.NumberColumn("latency", format="%.0f ms"),
+                       "request_id": st.column_config.TextColumn("request id")})
+    picked = [i for i in selection.selection.rows if 0 <= i < len(rows)]
+typed = st.text_input("Or open a request by id", key="calls_open",
+                      placeholder="A request id, e.g. one printed by taelio generate")
 request_id = str(rows.iloc[picked[0]]["request_id"]) if picked else typed.strip()
 if not request_id:
     st.stop()

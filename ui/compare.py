@@ -146,7 +146,7 @@ def _inputs_widget(ex: Experiments, kind: str):  # noqa: ANN202 - returns a thun
 def pick_experiment(ex: Experiments) -> str | None:
     listing = ex.store.list()
     if listing.empty:
-        st.info("No experiments yet: create one below.")
+        st.info("No experiments yet: create one with the form above.")
         return None
     ids = listing.experiment_id.tolist()
     names = dict(zip(ids, listing.name, strict=True))

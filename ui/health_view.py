@@ -33,7 +33,7 @@ def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
             "success": fmt_pct(r["success_rate"]),
             "p50": fmt_ms(r["p50_ms"]), "p95": fmt_ms(r["p95_ms"]), "TTFT p50": fmt_ms(r["ttft_p50_ms"]),
             "last error": r["last_error"] or "–",
-            "last error at": "–" if at is None or pd.isna(at) else pd.Timestamp(at).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "last error at": _when(at),
         })
     return pd.DataFrame(rows)
 
@@ -65,6 +65,11 @@ def render_probe(engine: Taelio) -> None:
             render_trace(trace_from_result(result), title=f"Test of {result.attempts[0].provider if result.attempts else 'provider'}")
 
 
+def _when(value: object) -> str:
+    """A timestamp as UTC text; a dash where there is none (a table would print "None")."""
+    return "–" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def breaker_panel(report) -> None:  # noqa: ANN001 - taelio_core.health.HealthReport
     """Circuit breakers per provider:model, and their logged transitions."""
     st.subheader("Circuit breakers")
@@ -72,9 +77,14 @@ def breaker_panel(report) -> None:  # noqa: ANN001 - taelio_core.health.HealthRe
     if len(states):
         icons = {"closed": "🟢 closed", "open": "🔴 open", "half_open": "🟡 half-open", "half-open": "🟡 half-open"}
         states["state"] = [icons.get(str(v), str(v)) for v in states["state"]]
+        for column in ("until", "changed_at"):
+            if column in states:
+                states[column] = [_when(v) for v in states[column]]
+        if "reason" in states:
+            states["reason"] = states["reason"].fillna("")
     st.dataframe(states, hide_index=True, width="stretch",
-                 column_config={"until": st.column_config.DatetimeColumn("open until"),
-                                "changed_at": st.column_config.DatetimeColumn("changed")})
+                 column_config={"until": st.column_config.TextColumn("open until"),
+                                "changed_at": st.column_config.TextColumn("changed")})
     source = "this dashboard's router" if report.live else "the last transitions in the log"
     st.caption(f"States from {source}. An open breaker makes the router skip that entry until the cool-down "
                "ends; then one trial request decides whether it closes.")

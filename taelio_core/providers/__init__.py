@@ -13,8 +13,13 @@ from taelio_core.providers.base import Availability, Provider
 from taelio_core.providers.simulated import SimProfile, SimulatedProvider
 from taelio_core.settings import KEY_ENV, Settings
 
-__all__ = ["ADAPTERS", "Availability", "Provider", "SimProfile", "SimulatedProvider", "build_providers",
-           "sim_profile"]
+__all__ = ["ADAPTERS", "Availability", "Provider", "SimProfile", "SimulatedProvider", "SIM_TIMEOUT_WAIT_S",
+           "build_providers", "sim_profile"]
+
+# A simulated timeout built here (demo mode, or a simulated provider in the policy) fails after this long
+# instead of the attempt's whole timeout (30 s by default): the trace still shows a timeout and the
+# fallback, without making the person at the Generate page wait half a minute for it.
+SIM_TIMEOUT_WAIT_S = 2.0
 
 # kind -> "module:Class", imported only when a policy uses it
 ADAPTERS = {
@@ -38,14 +43,15 @@ def build_providers(policy: RoutingPolicy, settings: Settings, *, mode: str | No
     """Provider objects for every provider the policy names.
 
     ``mode='demo'`` puts the simulator in place of each one; ``speed`` scales
-    its delays (0 makes it instant, for demo data and tests).
+    its delays (0 makes it instant, for demo data and tests), and a simulated
+    timeout gives up after ``SIM_TIMEOUT_WAIT_S`` (before scaling).
     """
     mode = mode or settings.mode
     providers: dict[str, Provider] = {}
     for i, (name, cfg) in enumerate(policy.providers.items()):
         if mode == "demo" or cfg.kind == "simulated":
             base = sim_profile(policy.model.simulator.get(name))
-            profile = SimProfile(**{**base.__dict__, "speed": speed})
+            profile = SimProfile(**{**base.__dict__, "speed": speed, "timeout_wait_s": SIM_TIMEOUT_WAIT_S})
             providers[name] = SimulatedProvider(name=name, profile=profile,
                                                 seed=(seed if seed is not None else 0) * 1000 + i)
             continue

@@ -52,6 +52,9 @@ class SimProfile:
     retry_after_s: float = 1.0
     output_tokens: int = 180           # mean output tokens
     speed: float = 1.0                 # multiply all delays (0 = instant, for tests)
+    # How long a simulated timeout hangs before it fails. None waits out the attempt's whole timeout, as a
+    # real provider would; demo mode sets a few seconds, so nobody sits through a 30 s timeout on Generate.
+    timeout_wait_s: float | None = None
 
 
 _OPENERS = ["In", "Beneath", "Beyond", "Long after", "Just before"]
@@ -85,7 +88,13 @@ def simulated_text(request: ChatRequest, *, provider: str, model: str, words: in
     else:
         body = (f"A {genre.lower()} idea, {tone.lower()} in tone: {prompt.strip().rstrip('.')}, "
                 f"set in {place}, where everything turns on {twist}. ")
-    filler = " ".join(rng.choice(_SENTENCES) for _ in range(max(1, words // 10)))
+    # Dealt from a shuffled deck, so a sentence comes back only after all the others have been used.
+    deck: list[str] = []
+    sentences = []
+    for _ in range(max(1, words // 10)):
+        deck = deck or rng.sample(_SENTENCES, len(_SENTENCES))
+        sentences.append(deck.pop())
+    filler = " ".join(sentences)
     text = head + body + filler
     return " ".join(text.split()[:max(words, 12)])
 
@@ -136,10 +145,22 @@ class SimulatedProvider(Provider):
             if roll < acc:
                 cls, status = ERROR_CLASSES.get(error_type, (ProviderUnavailable, 503))
                 kw = {"retry_after": p.retry_after_s} if cls is RateLimited else {}
-                error = cls(f"simulated {error_type.replace('_', ' ')}", provider=self.name, model=model,
-                            http_status=status, **kw)
+                message = f"simulated {error_type.replace('_', ' ')}"
+                if error_type == "timeout" and p.timeout_wait_s is not None \
+                        and p.timeout_wait_s < request.settings.timeout_s:
+                    message += (f" (cut to {p.timeout_wait_s:g} s in the simulator; a real provider would "
+                                f"take the whole {request.settings.timeout_s:g} s attempt timeout)")
+                error = cls(message, provider=self.name, model=model, http_status=status, **kw)
                 break
         return latency, ttft, error, words
+
+    def _hang(self, model: str, request: ChatRequest) -> float:
+        """Seconds a simulated timeout waits before it fails (scaled by ``speed``, like every delay)."""
+        p = self._profile(model)
+        wait = request.settings.timeout_s
+        if p.timeout_wait_s is not None:
+            wait = min(wait, p.timeout_wait_s)
+        return wait * p.speed
 
     def _usage(self, request: ChatRequest, text: str) -> Usage:
         input_tokens = max(1, int(len((request.system + " " + request.user).split()) * 1.33))
@@ -147,8 +168,7 @@ class SimulatedProvider(Provider):
 
     async def complete(self, model: str, request: ChatRequest) -> Completion:
         latency, _ttft, error, words = self._outcome(model, request)
-        await asyncio.sleep(latency if error is None or error.error_type != "timeout"
-                            else request.settings.timeout_s)
+        await asyncio.sleep(latency if error is None or error.error_type != "timeout" else self._hang(model, request))
         if error is not None:
             raise error
         text = simulated_text(request, provider=self.name, model=model, words=words)
@@ -157,7 +177,7 @@ class SimulatedProvider(Provider):
     async def stream(self, model: str, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         latency, ttft, error, words = self._outcome(model, request)
         if error is not None:
-            await asyncio.sleep(ttft if error.error_type != "timeout" else request.settings.timeout_s)
+            await asyncio.sleep(ttft if error.error_type != "timeout" else self._hang(model, request))
             raise error
         text = simulated_text(request, provider=self.name, model=model, words=words)
         pieces = text.split(" ")

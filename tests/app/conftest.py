@@ -12,47 +12,32 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from taelio_core.policy import load_policy
+from tests.policies import fast_current_policy_text, policy_text
 from tests.seeded_log import Seeded, build_results, seed_log
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
 
-# Three simulated providers; the first one in every chain always fails, so every request falls back.
-FAILING_FIRST_POLICY = """
-name = "apptest"
-[resilience]
-max_retries = 0          # these tests follow the chain order, not retries
-[providers.alpha]
-kind = "simulated"
-[providers.beta]
-kind = "simulated"
-[tasks.idea]
-label = "Story idea"
-user = "Premise: {prompt} ({genre}, {tone})"
-[tasks.story]
-label = "Story"
-user = "Idea: {idea}"
-needs = "idea"
-[tiers.free]
-label = "Free"
-[tiers.pro]
-label = "Pro"
-allow_provider_override = true
-[routes.free]
-idea = ["alpha:a-1", "beta:b-1"]
-story = ["alpha:a-1", "beta:b-1"]
-[routes.pro]
-idea = ["beta:b-1", "alpha:a-1"]
-story = ["beta:b-1", "alpha:a-1"]
-[simulator.alpha]
-latency_ms = 1
-ttft_ms = 1
-error_rates = { unavailable = 1.0 }
-[simulator.beta]
-latency_ms = 1
-ttft_ms = 1
-"""
+def failing_first_policy(*, beta_errors: dict[str, float] | None = None,
+                         breakers: dict[str, object] | None = None) -> str:
+    """Two simulated providers; alpha, first in the free tier's chains, always fails, so free requests fall back.
+
+    ``beta_errors`` makes beta fail too (e.g. ``{"rate_limited": 1.0}``); ``breakers`` adds a [breakers] table.
+    """
+    chains = {"idea": ["alpha:a-1", "beta:b-1"], "story": ["alpha:a-1", "beta:b-1"]}
+    beta = {"latency_ms": 1, "ttft_ms": 1} | ({"error_rates": beta_errors} if beta_errors else {})
+    return policy_text(
+        name="apptest", providers={"alpha": "simulated", "beta": "simulated"},
+        resilience={"max_retries": 0},      # these tests follow the chain order, not retries
+        breakers=breakers,
+        tasks={"idea": {"label": "Story idea", "user": "Premise: {prompt} ({genre}, {tone})"},
+               "story": {"label": "Story", "user": "Idea: {idea}", "needs": "idea"}},
+        tiers={"free": {"label": "Free"}, "pro": {"label": "Pro", "allow_provider_override": True}},
+        routes={"free": chains, "pro": {task: chain[::-1] for task, chain in chains.items()}},
+        simulator={"alpha": {"latency_ms": 1, "ttft_ms": 1, "error_rates": {"unavailable": 1.0}}, "beta": beta})
+
+
+FAILING_FIRST_POLICY = failing_first_policy()
 
 
 def make_app(**session: object) -> AppTest:
@@ -92,23 +77,10 @@ FIVE_ROWS = ("prompt,genre\nA lighthouse keeper finds a message,Mystery\nA robot
              "Two rival bakers share a kitchen,Romance\n")
 
 
-def fast_policy_text(latency_ms: int = 5) -> str:
-    """The current policy with fast, error-free simulator profiles (used with TAELIO_MODE=demo, so the
-    real kinds keep their catalogue prices)."""
-    text = load_policy("current").text
-    for ms in ("700", "1400", "1200"):
-        text = text.replace(f"latency_ms = {ms}", f"latency_ms = {latency_ms}")
-    for rates in ("rate_limited = 0.03, unavailable = 0.02, timeout = 0.01",
-                  "rate_limited = 0.04, unavailable = 0.02, timeout = 0.01",
-                  "rate_limited = 0.02, unavailable = 0.03, timeout = 0.01"):
-        text = text.replace(rates, "")
-    return text
-
-
 @pytest.fixture
 def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     policy = tmp_path / "fast.toml"
-    policy.write_text(fast_policy_text())
+    policy.write_text(fast_current_policy_text())
     monkeypatch.setenv("TAELIO_POLICY", str(policy))
     monkeypatch.setenv("TAELIO_MODE", "demo")
     monkeypatch.setenv("DATABASE_URL", str(tmp_path / "page.duckdb"))

@@ -116,9 +116,9 @@ def test_llm_output_is_shown_without_html_or_remote_images(page_env: Path) -> No
 
 
 def test_cancel_stops_new_inputs_and_keeps_what_finished(page_env: Path) -> None:
-    from tests.app.conftest import fast_policy_text
+    from tests.policies import fast_current_policy_text
     # 4 s per call, one input at a time: the Cancel click lands long before the 20 s run could end.
-    (page_env / "fast.toml").write_text(fast_policy_text(latency_ms=4000))
+    (page_env / "fast.toml").write_text(fast_current_policy_text(latency_ms=4000))
     at = _page()
     at.slider(key="new_concurrency").set_value(1)
     _create(at)

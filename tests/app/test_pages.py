@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from taelio_core.calllog import DuckDBCallLog
-from tests.app.conftest import FAILING_FIRST_POLICY, make_app, metric, open_page
+from tests.app.conftest import FAILING_FIRST_POLICY, failing_first_policy, make_app, metric, open_page
 from ui.text import money
 
 pytestmark = pytest.mark.timeout(180)
@@ -97,9 +97,7 @@ def test_generate_shows_the_fallback_attempt_when_the_first_entry_fails(tmp_path
 
 
 def test_generate_every_provider_failed_is_one_sentence_with_the_trace(tmp_path: Path, monkeypatch):
-    both_fail = FAILING_FIRST_POLICY.replace("[simulator.beta]\nlatency_ms = 1\nttft_ms = 1",
-                                             "[simulator.beta]\nlatency_ms = 1\nttft_ms = 1\n"
-                                             "error_rates = { rate_limited = 1.0 }")
+    both_fail = failing_first_policy(beta_errors={"rate_limited": 1.0})
     at = _generate_idea(tmp_path, monkeypatch, both_fail)
     assert not at.exception
     errors = [e.value.replace("\\", "") for e in at.error]   # shown escaped, as Markdown source
@@ -136,7 +134,7 @@ def test_calls_search_finds_the_request_and_its_detail(seeded_app):
     at.text_input(key="calls_search").input("<b>bold</b>").run()
     table = at.dataframe[0].value
     assert len(table) == 1 and table["request_id"].iloc[0] == seeded_app.results[1].request_id
-    assert any("1 matching requests" in c.value for c in at.caption)
+    assert any(c.value.startswith("1 matching request ·") for c in at.caption)
 
 
 def test_empty_log_offers_demo_data_instead_of_blank_charts(tmp_path: Path, monkeypatch):
@@ -204,13 +202,15 @@ def _breakers(at) -> pd.DataFrame:  # noqa: ANN001
 
 
 def test_health_shows_breakers_opening_after_failures(tmp_path: Path, monkeypatch):
-    text = FAILING_FIRST_POLICY.replace("[resilience]", "[breakers]\nconsecutive_failures = 1\n[resilience]")
+    text = failing_first_policy(breakers={"consecutive_failures": 1})
     at = _generate_idea(tmp_path, monkeypatch, text)     # alpha fails once, beta answers
     assert not at.exception
     at.switch_page("pages/health.py")
     at.run()
-    states = _breakers(at)
-    states = dict(zip(states["provider"] + ":" + states["model"], states["state"]))
+    table = _breakers(at)
+    states = dict(zip(table["provider"] + ":" + table["model"], table["state"]))
     assert states["alpha:a-1"] == "🔴 open" and states["beta:b-1"] == "🟢 closed"
+    until = dict(zip(table["provider"], table["until"]))
+    assert until["alpha"].endswith(" UTC") and until["beta"] == "–"     # a dash, never "None"
     history = next(d.value for d in at.dataframe if "to_state" in d.value.columns)
     assert history["to_state"].iloc[0] == "open" and history["provider"].iloc[0] == "alpha"

@@ -104,6 +104,7 @@ def screenshot(page, path: Path | str) -> None:  # noqa: ANN001 - playwright Pag
                                       return m ? m.scrollHeight : document.body.scrollHeight; }""")
     width = page.viewport_size["width"] if page.viewport_size else 1400
     page.set_viewport_size({"width": width, "height": min(int(height) + 40, 8000)})
+    page.mouse.move(width - 20, min(int(height), 7960))  # blank main area: a hovered chart shows a toolbar
     page.wait_for_timeout(300)
     wait_drawn(page)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

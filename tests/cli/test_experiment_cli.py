@@ -12,7 +12,7 @@ import pytest
 from taelio_core.cli import main
 from taelio_core.cli.experiment import parse_variant
 from taelio_core.errors import InputError
-from taelio_core.policy import load_policy
+from tests.policies import fast_current_policy_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,16 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def fast_policy(tmp_path: Path) -> Path:
     """The current policy with every provider simulated and 5 ms latencies."""
-    text = load_policy("current").text
-    for name in ("gemini", "openai", "anthropic"):
-        text = text.replace(f'[providers.{name}]\nkind = "{name}"', f'[providers.{name}]\nkind = "simulated"')
-    text = text.replace("latency_ms = 700", "latency_ms = 5").replace("latency_ms = 1400", "latency_ms = 5")
-    text = text.replace("latency_ms = 1200", "latency_ms = 5")
-    text = text.replace("rate_limited = 0.03, unavailable = 0.02, timeout = 0.01", "")
-    text = text.replace("rate_limited = 0.04, unavailable = 0.02, timeout = 0.01", "")
-    text = text.replace("rate_limited = 0.02, unavailable = 0.03, timeout = 0.01", "")
     path = tmp_path / "fast.toml"
-    path.write_text(text)
+    path.write_text(fast_current_policy_text(simulated=True))
     return path
 
 

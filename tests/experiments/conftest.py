@@ -13,42 +13,17 @@ from taelio_core.experiments import Experiments
 from taelio_core.policy import parse_policy
 from taelio_core.providers import SimProfile, SimulatedProvider
 from taelio_core.router import Router
+from tests.policies import policy_text
 
-POLICY = """
-name = "exp-test"
-# The runner tests script outages cell by cell and retry at once; a breaker would (rightly) skip the
-# provider for its cool-down instead. Breakers have their own tests under tests/resilience.
-[breakers]
-enabled = false
-[providers.sim]
-kind = "simulated"
-[tasks.idea]
-system = "You write ideas."
-user = "Premise: {prompt}\\nGenre: {genre}"
-max_tokens = 200
-[tiers.pro]
-allow_provider_override = true
-[routes.pro]
-idea = ["sim:a", "sim:b"]
-[pricing."sim:a"]
-input_per_mtok = 1.0
-output_per_mtok = 2.0
-[pricing."sim:b"]
-input_per_mtok = 1.0
-output_per_mtok = 2.0
-[pricing."sim:c"]
-input_per_mtok = 1.0
-output_per_mtok = 2.0
-[pricing."sim:d"]
-input_per_mtok = 1.0
-output_per_mtok = 2.0
-[pricing."sim:judge"]
-input_per_mtok = 1.0
-output_per_mtok = 1.0
-[judge]
-chain = ["sim:judge"]
-rubric = "Prefer vivid ideas."
-"""
+POLICY = policy_text(
+    name="exp-test", providers={"sim": "simulated"},
+    # The runner tests script outages cell by cell and retry at once; a breaker would (rightly) skip the
+    # provider for its cool-down instead. Breakers have their own tests under tests/resilience.
+    breakers={"enabled": False},
+    tasks={"idea": {"system": "You write ideas.", "user": "Premise: {prompt}\nGenre: {genre}", "max_tokens": 200}},
+    tiers={"pro": {"allow_provider_override": True}}, routes={"pro": {"idea": ["sim:a", "sim:b"]}},
+    pricing={**{f"sim:{m}": (1.0, 2.0) for m in "abcd"}, "sim:judge": (1.0, 1.0)},
+    judge={"chain": ["sim:judge"], "rubric": "Prefer vivid ideas."})
 LATENCY_MS = {"a": 400.0, "b": 700.0, "c": 1000.0, "d": 1300.0, "judge": 50.0}
 
 

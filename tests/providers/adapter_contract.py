@@ -25,11 +25,12 @@ from taelio_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from taelio_core.generation import ChatRequest, Completion, GenerationSettings, StreamEnd, TextDelta
+from taelio_core.generation import ChatRequest, Completion, GenerationSettings, StreamEnd, TextDelta, Usage
 from taelio_core.providers.base import Provider
 from tests.fakeserver import FakeServer, Fault
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 SYSTEM = "You are a creative writing partner."
 USER = "Premise: a lighthouse\nGive me one story idea."
@@ -145,6 +146,11 @@ def all_subclasses(root: type) -> Iterator[type]:
         yield from all_subclasses(sub)
 
 
+def status_error(cls: type[E], status: int, *, body: object = None, **kw: object) -> E:
+    """An SDK's HTTP status exception (openai and anthropic share the constructor) around a fake response."""
+    return cls("synthetic", response=http_response(status, **kw), body=body)  # type: ignore[call-arg]
+
+
 def bare_instance(cls: type[BaseException]) -> BaseException:
     """An instance of ``cls`` without calling its (SDK-specific) constructor."""
     exc = cls.__new__(cls)
@@ -214,6 +220,7 @@ class AdapterContract:
     sdk_cases: list[tuple[BaseException, type[ProviderError]]] = []  # SDK exception -> the class it must land on
     sdk_roots: list[type[BaseException]] = []  # every subclass of these must land on a specific class
     min_sdk_classes = 1
+    finish_reason = "stop"                   # the provider's own word for a normal end
 
     def make(self, base_url: str | None, key: str | None) -> Provider:
         raise NotImplementedError
@@ -224,6 +231,16 @@ class AdapterContract:
     @pytest.fixture
     def provider(self, fake_server: FakeServer) -> Provider:
         return self.make(self.base_url(fake_server), self.key)
+
+    def test_a_stream_yields_text_as_it_arrives_with_the_wire_usage(self, provider: Provider,
+                                                                    fake_server: FakeServer) -> None:
+        fake_server.set_usage(self.name, input_tokens=800, output_tokens=55, cached_tokens=512)
+        completion, deltas = stream_deltas(provider, self.model)
+        assert len(deltas) > 3 and "".join(deltas) == completion.text
+        assert completion.usage == Usage(input_tokens=800, output_tokens=55, cached_tokens=512)
+        assert completion.finish_reason == self.finish_reason
+        [sent] = fake_server.requests
+        assert sent.stream and sent.key == self.key
 
     @pytest.mark.parametrize(("case", "streaming"), fault_params(), ids=fault_ids())
     def test_each_fault_lands_on_its_class(self, provider: Provider, fake_server: FakeServer, case: FaultCase,

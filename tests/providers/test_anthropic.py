@@ -25,35 +25,30 @@ from tests.providers.adapter_contract import (
     call,
     chat_request,
     http_response,
-    stream_deltas,
+    status_error,
 )
-
-
-def _status(cls: type[anthropic.APIStatusError], status: int, body: object = None,
-            **kw: object) -> anthropic.APIStatusError:
-    return cls("synthetic", response=http_response(status, **kw), body=body)  # type: ignore[arg-type]
 
 
 def _stream_error(kind: str) -> anthropic.APIStatusError:
     """What the SDK raises for an ``event: error`` inside a 200 stream."""
-    return _status(anthropic.APIStatusError, 200, body={"type": "error", "error": {"type": kind, "message": kind}})
+    return status_error(anthropic.APIStatusError, 200, body={"type": "error", "error": {"type": kind, "message": kind}})
 
 
 SDK_CASES = [
     (anthropic.APIConnectionError(request=HTTP_REQUEST), ProviderUnavailable),
     (anthropic.APITimeoutError(request=HTTP_REQUEST), ProviderTimeout),
-    (_status(anthropic.RateLimitError, 429, headers={"retry-after": "4"}), RateLimited),
-    (_status(anthropic.AuthenticationError, 401), AuthFailed),
-    (_status(anthropic.PermissionDeniedError, 403), AuthFailed),
-    (_status(anthropic.NotFoundError, 404), ModelNotFound),
-    (_status(anthropic.BadRequestError, 400), BadRequest),
-    (_status(anthropic.UnprocessableEntityError, 422), BadRequest),
-    (_status(anthropic.ConflictError, 409), BadRequest),
-    (_status(anthropic.RequestTimeoutError, 408), ProviderTimeout),
-    (_status(anthropic.InternalServerError, 500), ProviderUnavailable),
-    (_status(anthropic.ServiceUnavailableError, 503), ProviderUnavailable),
-    (_status(anthropic.OverloadedError, 529), ProviderUnavailable),
-    (_status(anthropic.APIStatusError, 418), BadRequest),
+    (status_error(anthropic.RateLimitError, 429, headers={"retry-after": "4"}), RateLimited),
+    (status_error(anthropic.AuthenticationError, 401), AuthFailed),
+    (status_error(anthropic.PermissionDeniedError, 403), AuthFailed),
+    (status_error(anthropic.NotFoundError, 404), ModelNotFound),
+    (status_error(anthropic.BadRequestError, 400), BadRequest),
+    (status_error(anthropic.UnprocessableEntityError, 422), BadRequest),
+    (status_error(anthropic.ConflictError, 409), BadRequest),
+    (status_error(anthropic.RequestTimeoutError, 408), ProviderTimeout),
+    (status_error(anthropic.InternalServerError, 500), ProviderUnavailable),
+    (status_error(anthropic.ServiceUnavailableError, 503), ProviderUnavailable),
+    (status_error(anthropic.OverloadedError, 529), ProviderUnavailable),
+    (status_error(anthropic.APIStatusError, 418), BadRequest),
     (_stream_error("overloaded_error"), ProviderUnavailable),
     (_stream_error("rate_limit_error"), RateLimited),
     (anthropic.APIResponseValidationError(response=http_response(200), body=None), BadResponse),
@@ -65,6 +60,7 @@ SDK_CASES = [
 
 class TestAnthropic(AdapterContract):
     name, model, key = "anthropic", "claude-3-haiku-20240307", "sk-ant-test-0123456789abcdef"
+    finish_reason = "end_turn"  # the stream's usage comes from message_start and message_delta
     map_error = staticmethod(map_error)
     sdk_cases, sdk_roots, min_sdk_classes = SDK_CASES, [anthropic.AnthropicError], 20
 
@@ -87,17 +83,8 @@ class TestAnthropic(AdapterContract):
         assert "temperature" not in sent.body  # API version 2026-10-21 rejects sampling parameters
         assert "anthropic-version" in sent.headers
 
-    def test_stream_takes_usage_from_message_start_and_message_delta(self, provider: AnthropicProvider,
-                                                                     fake_server: FakeServer) -> None:
-        fake_server.set_usage("anthropic", input_tokens=800, output_tokens=55, cached_tokens=600)
-        completion, deltas = stream_deltas(provider, self.model)
-        assert len(deltas) > 3 and "".join(deltas) == completion.text
-        assert completion.usage == Usage(input_tokens=800, output_tokens=55, cached_tokens=600)
-        assert completion.finish_reason == "end_turn"
-        assert fake_server.requests[-1].stream
-
     def test_rate_limit_carries_retry_after(self) -> None:
-        err = map_error(_status(anthropic.RateLimitError, 429, headers={"retry-after": "4"}), provider="anthropic",
+        err = map_error(status_error(anthropic.RateLimitError, 429, headers={"retry-after": "4"}), provider="anthropic",
                         model=self.model)
         assert isinstance(err, RateLimited) and err.retry_after == 4.0 and err.http_status == 429
 

@@ -8,47 +8,23 @@ from typing import Any
 
 from taelio_core.errors import ProviderError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, TextDelta, Usage
-from taelio_core.policy import RoutingPolicy, parse_policy
+from taelio_core.policy import RoutingPolicy
 from taelio_core.providers.function import FunctionProvider
 from taelio_core.router import Router
 from taelio_core.trace import Inputs
-
-BASE_POLICY = """
-name = "test"
-[defaults]
-timeout_s = 5.0
-max_tokens = 100
-[providers.a]
-kind = "simulated"
-[providers.b]
-kind = "simulated"
-[providers.c]
-kind = "simulated"
-[tasks.idea]
-user = "Premise: {prompt}"
-[tiers.free]
-[tiers.pro]
-allow_provider_override = true
-[routes.free]
-idea = ["c:c1"]
-[routes.pro]
-idea = ["a:a1", "b:b1", "c:c1"]
-[pricing."a:a1"]
-input_per_mtok = 1000
-output_per_mtok = 1000
-[pricing."b:b1"]
-input_per_mtok = 1000
-output_per_mtok = 1000
-[pricing."c:c1"]
-input_per_mtok = 10
-output_per_mtok = 10
-"""
+from tests.policies import build_policy
 
 INPUTS = Inputs(prompt="A lighthouse keeper finds a message")
 
 
 def policy(extra: str = "") -> RoutingPolicy:
-    return parse_policy(BASE_POLICY + extra, source="test.toml")
+    """Three simulated providers; pro routes a → b → c, free only c (the cheap one); ``extra`` is raw TOML."""
+    return build_policy(
+        providers={"a": "simulated", "b": "simulated", "c": "simulated"},
+        defaults={"timeout_s": 5.0, "max_tokens": 100},
+        tiers={"free": {}, "pro": {"allow_provider_override": True}},
+        routes={"free": {"idea": ["c:c1"]}, "pro": {"idea": ["a:a1", "b:b1", "c:c1"]}},
+        pricing={"a:a1": (1000, 1000), "b:b1": (1000, 1000), "c:c1": (10, 10)}, extra=extra)
 
 
 class FakeClock:

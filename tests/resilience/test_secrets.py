@@ -26,6 +26,7 @@ from taelio_core.engine import Taelio
 from taelio_core.errors import AllProvidersFailed
 from taelio_core.settings import load_settings
 from taelio_core.trace import Inputs
+from tests.policies import policy_text
 from tests.resilience.support import INPUTS, policy, scripted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,25 +38,10 @@ ODD_KEYS = {"OPENAI_API_KEY": "plain-PLANTED-0123456789", "ANTHROPIC_API_KEY": "
             "GEMINI_API_KEY": "x.PLANTED.9876543210"}
 PROVIDER_OF = {"OPENAI_API_KEY": "openai", "ANTHROPIC_API_KEY": "anthropic", "GEMINI_API_KEY": "gemini"}
 
-LIVE_POLICY = """
-name = "live-test"
-[defaults]
-timeout_s = 5
-max_tokens = 50
-[providers.openai]
-kind = "openai"
-[providers.anthropic]
-kind = "anthropic"
-[providers.gemini]
-kind = "gemini"
-[tasks.idea]
-user = "Premise: {prompt}"
-[tiers.pro]
-[routes.pro]
-idea = ["openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5", "gemini:gemini-2.5-flash"]
-[resilience]
-max_retries = 0
-"""
+LIVE_POLICY = policy_text(
+    name="live-test", providers={"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"},
+    defaults={"timeout_s": 5, "max_tokens": 50}, resilience={"max_retries": 0},
+    routes={"pro": {"idea": ["openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5", "gemini:gemini-2.5-flash"]}})
 
 
 def scan_database(path: Path, needles: list[str]) -> list[str]:

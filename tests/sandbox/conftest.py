@@ -48,7 +48,7 @@ def fill_log(path, *, requests: int, start, step_s: float = 600.0, source: str =
     from taelio_core.settings import load_settings
     from taelio_core.trace import Inputs
 
-    # The demo simulator waits out the full timeout when it simulates one: keep it short.
+    # A short attempt timeout keeps the logged timeouts short too (the simulator at speed 0 is instant).
     policy = current_policy(timeout_s=0.01)
     log = DuckDBCallLog(path)
     providers = build_providers(policy, load_settings(), mode="demo", seed=seed, speed=0.0)

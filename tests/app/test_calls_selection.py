@@ -1,0 +1,68 @@
+"""The Calls page's table selection in AppTest: a selected row opens that request, and only that one.
+
+Streamlit keeps a table's selection as row numbers. The page keys the table
+by the query it shows, so a row picked before the search or filter changed
+can never open whichever request now sits at that row number.
+"""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.app.conftest import make_app, open_page
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _select_row(at: AppTest, row: int) -> AppTest:
+    key = at.dataframe[0].key
+    assert key and key.startswith("calls_table"), key
+    at.session_state[key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    return at.run()
+
+
+def _text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown).replace("\\", "")
+
+
+def test_selecting_a_row_opens_that_requests_attempts_trace_prompt_and_output(seeded_app):
+    at = open_page(make_app(), "calls")
+    shown = at.dataframe[0].value
+    row = next(i for i, n in enumerate(shown["n_attempts"]) if n == 2)   # an answer that fell back once
+    result = next(r for r in seeded_app.results if r.request_id == shown["request_id"].iloc[row])
+    _select_row(at, row)
+    assert not at.exception
+    attempts = at.dataframe[1].value
+    assert list(attempts["provider:model"]) == [f"{a.provider}:{a.model}" for a in result.attempts]
+    assert list(attempts["status"]) == ["error", "ok"]
+    text = _text(at)
+    assert any(result.request_id in c.value for c in at.caption)
+    assert result.prompt in text and result.text in text
+    assert f"served by `{result.provider}:{result.model}`" in text
+
+
+def test_a_new_search_clears_the_selection_instead_of_opening_another_request(seeded_app):
+    at = open_page(make_app(), "calls")
+    _select_row(at, 5)
+    assert len(at.dataframe) == 2                       # the table and the selected request's attempts
+    at.text_input(key="calls_search").input("<b>bold</b>").run()
+    assert not at.exception
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 1
+    assert not any(s.value.startswith("Request detail") for s in at.subheader)
+    assert "Prompt" not in _text(at)
+
+
+def test_a_search_that_matches_nothing_says_so(seeded_app):
+    at = open_page(make_app(), "calls")
+    _select_row(at, 3)
+    at.text_input(key="calls_search").input("no request says this").run()
+    assert not at.exception
+    assert not at.dataframe
+    assert any("No request matches" in i.value for i in at.info)
+
+
+def test_a_page_past_the_last_says_so(seeded_app):
+    at = open_page(make_app(), "calls")
+    at.number_input(key="calls_page").set_value(9).run()
+    assert not at.exception and not at.dataframe
+    assert any("Page 9 is past the last page (2)" in i.value for i in at.info)

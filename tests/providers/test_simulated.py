@@ -1,0 +1,105 @@
+"""The simulator's timeout fault: quick where a person waits (demo mode), the whole timeout where time is virtual.
+
+A real provider that times out takes the attempt's whole timeout (30 s by
+default). The simulator built for demo mode gives up after
+``SIM_TIMEOUT_WAIT_S`` instead, and says so in the error, so the Generate
+page shows the timeout and the fallback within seconds. A ``SimProfile``
+built without that setting (the default) still waits out the whole timeout.
+Everything runs on a virtual-time loop, so every duration is exact.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from taelio_core.clock import LoopClock
+from taelio_core.errors import ProviderTimeout
+from taelio_core.generation import ChatRequest, GenerationSettings
+from taelio_core.providers import SIM_TIMEOUT_WAIT_S, SimProfile, SimulatedProvider, build_providers
+from taelio_core.router import Router
+from taelio_core.settings import load_settings
+from taelio_core.trace import Inputs
+from tests.experiments.virtual_time import VirtualTimeLoop
+from tests.policies import build_policy
+
+START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def _timing_out_policy(timeout_s: float = 30.0):  # noqa: ANN202
+    return build_policy(
+        providers={"stuck": "simulated", "fine": "simulated"}, defaults={"timeout_s": timeout_s},
+        resilience={"max_retries": 0}, breakers={"enabled": False},
+        routes={"pro": {"idea": ["stuck:s-1", "fine:f-1"]}},
+        simulator={"stuck": {"error_rates": {"timeout": 1.0}},
+                   "fine": {"latency_ms": 100, "latency_sigma": 0, "ttft_ms": 20}})
+
+
+def _elapsed(provider: SimulatedProvider, *, streaming: bool, timeout_s: float = 30.0) -> tuple[float, str]:
+    """Virtual seconds until the provider fails, and its error message."""
+    request = ChatRequest(system="", user="Premise: a lighthouse",
+                          settings=GenerationSettings(timeout_s=timeout_s, max_tokens=100))
+    loop = VirtualTimeLoop()
+
+    async def fail() -> None:
+        if streaming:
+            async for _ in provider.stream("m", request):
+                pass
+        else:
+            await provider.complete("m", request)
+
+    try:
+        with pytest.raises(ProviderTimeout) as info:
+            loop.run_until_complete(fail())
+        return loop.time(), str(info.value)
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("mode", ["demo", "live"])
+def test_a_built_simulator_times_out_quickly_and_the_router_falls_back(mode: str):
+    """Demo mode (every provider simulated) and a policy's own simulated providers behave alike."""
+    policy = _timing_out_policy()
+    providers = build_providers(policy, load_settings(env={}), mode=mode)
+    loop = VirtualTimeLoop()
+    try:
+        router = Router(policy, providers, clock=LoopClock(START, loop))
+        result = loop.run_until_complete(router.agenerate("pro", "idea", Inputs(prompt="A lighthouse")))
+    finally:
+        loop.close()
+    stuck, fine = result.attempts
+    assert stuck.error_type == "timeout" and stuck.latency_ms == pytest.approx(SIM_TIMEOUT_WAIT_S * 1000)
+    assert "a real provider would take the whole 30 s attempt timeout" in stuck.error
+    assert fine.ok and result.provider == "fine"
+    assert SIM_TIMEOUT_WAIT_S < 30.0 / 5
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_profile_without_a_wait_takes_the_whole_attempt_timeout(streaming: bool):
+    provider = SimulatedProvider(name="stuck", profile=SimProfile(error_rates={"timeout": 1.0}))
+    elapsed, message = _elapsed(provider, streaming=streaming, timeout_s=30.0)
+    assert elapsed == pytest.approx(30.0) and message == "simulated timeout"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_wait_is_scaled_by_speed_and_never_longer_than_the_timeout(streaming: bool):
+    quick = SimulatedProvider(name="s", profile=SimProfile(error_rates={"timeout": 1.0}, timeout_wait_s=2.0,
+                                                           speed=0.25))
+    assert _elapsed(quick, streaming=streaming)[0] == pytest.approx(0.5)
+    short = SimulatedProvider(name="s", profile=SimProfile(error_rates={"timeout": 1.0}, timeout_wait_s=2.0))
+    elapsed, message = _elapsed(short, streaming=streaming, timeout_s=0.75)
+    assert elapsed == pytest.approx(0.75) and message == "simulated timeout"   # the timeout itself was shorter
+    instant = SimulatedProvider(name="s", profile=SimProfile(error_rates={"timeout": 1.0}, speed=0.0))
+    assert _elapsed(instant, streaming=streaming)[0] == 0.0
+
+
+def test_the_simulated_text_repeats_no_sentence_before_using_the_others():
+    from taelio_core.providers.simulated import _SENTENCES, simulated_text
+
+    request = ChatRequest(system="", user="Premise: a lighthouse", task="idea",
+                          variables=(("prompt", "A lighthouse keeper finds a message"),))
+    text = simulated_text(request, provider="gemini", model="gemini-2.5-flash", words=100)
+    used = [s for s in _SENTENCES for _ in range(text.count(s))]
+    assert len(used) == 10 and sorted(used) == sorted(_SENTENCES)
+    assert simulated_text(request, provider="gemini", model="gemini-2.5-flash", words=100) == text
