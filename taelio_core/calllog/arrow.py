@@ -13,6 +13,7 @@ repeated text as indices into a small dictionary.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +21,7 @@ import pyarrow as pa
 from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS
 
 __all__ = ["ATTEMPT_SCHEMA", "COST_SCALE", "COST_TYPE", "REQUEST_SCHEMA", "TS_TYPE", "conform", "decimal_from_units",
-           "hex_ids", "strings_from_indices"]
+           "hex_ids", "rows_to_table", "strings_from_indices"]
 
 COST_SCALE = 10
 COST_TYPE = pa.decimal128(18, COST_SCALE)
@@ -111,3 +112,27 @@ def conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
     if table.schema.equals(schema, check_metadata=False):
         return table
     return table.cast(schema)
+
+
+def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Tuples in column order (times in µs, money in 1e-10 USD units) -> an Arrow table, column by column."""
+    if not rows:
+        return schema.empty_table()
+    columns = list(zip(*rows))
+    arrays = []
+    for field, values in zip(schema, columns):
+        if field.name == "ts":
+            arrays.append(pa.array(values, pa.int64()).cast(TS_TYPE))
+        elif field.name == "cost_usd":
+            valid = np.fromiter((v is not None for v in values), bool, len(values))
+            units = np.fromiter((v or 0 for v in values), np.int64, len(values))
+            arrays.append(decimal_from_units(units, valid))
+        else:
+            try:
+                arrays.append(pa.array(values, field.type))
+            except UnicodeEncodeError:
+                # Text with lone surrogates (a provider's broken escape) cannot be UTF-8: store it with
+                # U+FFFD in their place rather than lose the row.
+                arrays.append(pa.array([v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v
+                                        for v in values], field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -46,12 +46,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, TS_TYPE, conform, decimal_from_units
+from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, conform, rows_to_table
 from taelio_core.calllog.base import CallLog
 from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
 from taelio_core.calllog.rows import encode
@@ -95,30 +94,6 @@ def _is_data_error(exc: BaseException) -> bool:
                             duckdb.OutOfRangeException, pa.ArrowException, TypeError, ValueError, OverflowError))
 
 
-def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """Tuples in column order (times in µs, money in 1e-10 USD units) -> an Arrow table, column by column."""
-    if not rows:
-        return schema.empty_table()
-    columns = list(zip(*rows))
-    arrays = []
-    for field, values in zip(schema, columns):
-        if field.name == "ts":
-            arrays.append(pa.array(values, pa.int64()).cast(TS_TYPE))
-        elif field.name == "cost_usd":
-            valid = np.fromiter((v is not None for v in values), bool, len(values))
-            units = np.fromiter((v or 0 for v in values), np.int64, len(values))
-            arrays.append(decimal_from_units(units, valid))
-        else:
-            try:
-                arrays.append(pa.array(values, field.type))
-            except UnicodeEncodeError:
-                # Text with lone surrogates (a provider's broken escape) cannot be UTF-8: store it with
-                # U+FFFD in their place rather than lose the row.
-                arrays.append(pa.array([v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v
-                                        for v in values], field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
 class DuckDBCallLog(CallLog):
     def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = 0.2,
                  lock_timeout: float = LOCK_TIMEOUT_S, journal: str = "write", max_batch: int = MAX_BATCH,
@@ -149,7 +124,8 @@ class DuckDBCallLog(CallLog):
         self.replayed = 0            # requests recovered from dead processes' journals on open
         self.lock_waits = 0          # lock conflicts met (and retried)
         self.rejected = 0            # malformed requests set aside in <db>.rejected/
-        self.opens = 0               # connections the writer opened (bench_ingest: CPU per request)
+        self.commits = 0             # batches the writer committed
+        self.opens = 0               # connections it opened for them (fewer: it held one across batches)
         self.yields = 0              # times the writer let go because another process waited
         self._journal = None if journal == "off" else Journal(self.path, fsync=journal == "fsync")
         self._prepare()
@@ -260,6 +236,7 @@ class DuckDBCallLog(CallLog):
                     con = self._writer_connection()
                     set_aside = self._commit_rows(requests, attempts, con)
                     self._last_write = time.monotonic()
+                    self.commits += 1
                     if self._journal is not None:
                         self._journal.discard(segments)
                     failures = 0

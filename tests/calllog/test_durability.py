@@ -76,6 +76,9 @@ def test_kill_9_loses_no_acknowledged_request(tmp_path: Path, flush_interval: st
 
     again = DuckDBCallLog(db)                    # nothing left to replay; nothing doubled
     assert again.replayed == 0 and again.count_requests() == len(after)
+    once = again.query("""SELECT (SELECT count(*) FROM attempts) AS attempts,
+                                 (SELECT count(DISTINCT (request_id, n)) FROM attempts) AS distinct_attempts""").iloc[0]
+    assert once["attempts"] == once["distinct_attempts"]
     again.close()
 
 

@@ -83,8 +83,10 @@ def main() -> None:
     parser.add_argument("--flush-interval", type=float, default=0.2)
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between requests")
     parser.add_argument("--journal", default="write")
+    parser.add_argument("--idle-release", type=float, default=1.0)
     args = parser.parse_args()
-    log = DuckDBCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal)
+    log = DuckDBCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal,
+                        idle_release=args.idle_release)
     router = faulty_router(log, seed=1)
     tiers = router.policy.tiers
     print("ready", flush=True)
@@ -101,7 +103,8 @@ def main() -> None:
             import time
             time.sleep(args.pause)
     log.close()
-    print(f"done {n} lock_waits={log.lock_waits}", flush=True)
+    print(f"done {n} lock_waits={log.lock_waits} commits={log.commits} opens={log.opens} yields={log.yields}",
+          flush=True)
 
 
 if __name__ == "__main__":
