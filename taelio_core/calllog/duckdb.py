@@ -13,7 +13,8 @@ Why it is built this way:
   more. The writer flushes one Arrow batch per table, promptly when traffic
   is idle (a request shows in the dashboard within a second) and on a clean
   exit. The tables carry no primary-key indexes (migration 005: they cost
-  ~5x per insert); a replay skips the requests already stored instead.
+  ~5x per insert); a replay, or a bulk load run twice, skips the requests
+  already stored instead (an anti-join on request_id within the batch's times).
 * DuckDB lets only one process open a file at a time (FACTS.md), and the
   dashboard and the CLI must share it with the router. Opening, inserting,
   checkpointing and closing on every flush cost 2.5-3.7 ms of CPU per
@@ -50,7 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, conform, rows_to_table
+from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
 from taelio_core.calllog.base import CallLog
 from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
 from taelio_core.calllog.rows import encode
@@ -68,24 +69,18 @@ IDLE_RELEASE_S = 1.0
 SHARE_FOR_S = 1.0
 _POLL_S = 0.05          # how often a writer holding the file, with nothing to write, looks for waiters
 
-# Hashes of stored text are computed here, in DuckDB, not on the request path; in hash-only
-# mode the text columns arrive NULL with their hashes already filled in. Columns are named, so
-# a later migration may add columns (with defaults) without breaking older writers.
-_INSERT_REQUESTS = f"""
-INSERT INTO requests ({", ".join(REQUEST_SCHEMA.names)}) SELECT {", ".join(
-    "coalesce(prompt_sha256, sha256(prompt))" if c == "prompt_sha256" else
-    "coalesce(output_sha256, CASE WHEN output <> '' THEN sha256(output) END)" if c == "output_sha256" else
-    "CASE WHEN $store_text THEN prompt END" if c == "prompt" else
-    "CASE WHEN $store_text THEN output END" if c == "output" else c
-    for c in REQUEST_SCHEMA.names)} FROM _new_requests
-"""
+# Columns are named, so a later migration may add columns (with defaults) without breaking older
+# writers. The batch is found by DuckDB's replacement scan of the caller's local variables (fewer
+# statements per batch than register/unregister: at low rates the per-batch overhead dominates).
+_INSERT_REQUESTS = (f"INSERT INTO requests ({', '.join(REQUEST_SCHEMA.names)}) "
+                    f"SELECT {', '.join(REQUEST_SCHEMA.names)} FROM _taelio_requests")
 _INSERT_ATTEMPTS = (f"INSERT INTO attempts ({', '.join(ATTEMPT_SCHEMA.names)}) "
-                    f"SELECT {', '.join(ATTEMPT_SCHEMA.names)} FROM _new_attempts")
+                    f"SELECT {', '.join(ATTEMPT_SCHEMA.names)} FROM _taelio_attempts")
 # A replayed journal may hold requests committed just before their process died. A request and
 # its attempts are always committed together, so the requests table alone says what is stored;
 # equal rows have equal ``ts``, so the time bounds let DuckDB skip old row groups at 10M rows.
 _STORED = """SELECT DISTINCT request_id FROM requests WHERE ts BETWEEN $lo AND $hi
-             AND request_id IN (SELECT request_id FROM _new_requests)"""
+             AND request_id IN (SELECT request_id FROM _taelio_requests)"""
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -159,7 +154,7 @@ class DuckDBCallLog(CallLog):
                     attempts.extend(tuple(a) for a in request_attempts)
             try:
                 if requests:
-                    self._commit_rows(requests, attempts, con, replay=True)
+                    self._commit_rows(requests, attempts, con, skip_stored=True)
             except BaseException:
                 dead.release(delete=False)      # still on disk: the next open tries again
                 raise
@@ -286,31 +281,27 @@ class DuckDBCallLog(CallLog):
             except duckdb.Error as e:
                 self.last_error = first_line(e)
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, requests: pa.Table, attempts: pa.Table,
-                *, replay: bool = False) -> None:
+    @staticmethod
+    def _insert(con: duckdb.DuckDBPyConnection, requests: pa.Table, attempts: pa.Table,
+                *, skip_stored: bool = False) -> None:
+        _taelio_requests, _taelio_attempts = requests, attempts    # noqa: F841 - read by DuckDB by name
         con.execute("BEGIN")
         try:
-            con.register("_new_requests", requests)
-            if replay and requests.num_rows:
+            if skip_stored and requests.num_rows:
                 bounds = {"lo": pc.min(requests["ts"]).as_py(), "hi": pc.max(requests["ts"]).as_py()}
                 stored = pa.array(con.execute(_STORED, bounds).fetchnumpy()["request_id"], pa.string())
                 if len(stored):
-                    requests = requests.filter(pc.invert(pc.is_in(requests["request_id"], stored)))
-                    attempts = attempts.filter(pc.invert(pc.is_in(attempts["request_id"], stored)))
-                    con.register("_new_requests", requests)
-            con.register("_new_attempts", attempts)
-            con.execute(_INSERT_REQUESTS, {"store_text": self.store_text})
+                    _taelio_requests = requests.filter(pc.invert(pc.is_in(requests["request_id"], stored)))
+                    _taelio_attempts = attempts.filter(pc.invert(pc.is_in(attempts["request_id"], stored)))
+            con.execute(_INSERT_REQUESTS)
             con.execute(_INSERT_ATTEMPTS)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            con.unregister("_new_requests")
-            con.unregister("_new_attempts")
 
     def _commit_rows(self, requests: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]],
-                     con: duckdb.DuckDBPyConnection, *, replay: bool = False) -> int:
+                     con: duckdb.DuckDBPyConnection, *, skip_stored: bool = False) -> int:
         """Insert queued rows. If some are malformed, set them aside (``rejected``) and insert the rest.
 
         A malformed row (a NULL where the schema forbids one, a value Arrow cannot hold) must not
@@ -319,8 +310,8 @@ class DuckDBCallLog(CallLog):
         the rows wait for the next try.
         """
         try:
-            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA),
-                         replay=replay)
+            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA, store_text=self.store_text),
+                         rows_to_table(attempts, ATTEMPT_SCHEMA), skip_stored=skip_stored)
             return 0
         except Exception as e:  # noqa: BLE001
             if not _is_data_error(e):
@@ -329,17 +320,17 @@ class DuckDBCallLog(CallLog):
         for attempt in attempts:
             by_request.setdefault(attempt[0], []).append(attempt)
         bad: list[tuple[tuple[Any, ...], BaseException]] = []
-        self._bisect(con, requests, by_request, bad, replay)
+        self._bisect(con, requests, by_request, bad, skip_stored)
         if bad:
             self._set_aside(bad, by_request)
         return len(bad)
 
     def _bisect(self, con: duckdb.DuckDBPyConnection, requests: list[tuple[Any, ...]],
-                by_request: dict[str, list[tuple[Any, ...]]], bad: list, replay: bool) -> None:
+                by_request: dict[str, list[tuple[Any, ...]]], bad: list, skip_stored: bool) -> None:
         try:
             attempts = [a for r in requests for a in by_request.get(r[0], ())]
-            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA),
-                         replay=replay)
+            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA, store_text=self.store_text),
+                         rows_to_table(attempts, ATTEMPT_SCHEMA), skip_stored=skip_stored)
         except Exception as e:  # noqa: BLE001
             if not _is_data_error(e):
                 raise
@@ -347,8 +338,8 @@ class DuckDBCallLog(CallLog):
                 bad.append((requests[0], e))
                 return
             middle = len(requests) // 2
-            self._bisect(con, requests[:middle], by_request, bad, replay)
-            self._bisect(con, requests[middle:], by_request, bad, replay)
+            self._bisect(con, requests[:middle], by_request, bad, skip_stored)
+            self._bisect(con, requests[middle:], by_request, bad, skip_stored)
 
     def _set_aside(self, bad: list, by_request: dict[str, list[tuple[Any, ...]]]) -> None:
         folder = self.path.with_name(self.path.name + ".rejected")
@@ -367,8 +358,9 @@ class DuckDBCallLog(CallLog):
             attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
         except (ValueError, pa.ArrowInvalid) as e:
             raise CallLogError(f"cannot append to the log: {first_line(e)}") from None
+        requests = complete_text(requests, self.store_text)
         with self.connect() as con:
-            self._insert(con, requests, attempts)
+            self._insert(con, requests, attempts, skip_stored=True)
         return requests.num_rows
 
     def flush(self, timeout: float | None = None) -> None:
