@@ -10,11 +10,15 @@ Why it is built this way:
   column by column. A ``kill -9`` loses nothing: the next open of the file,
   by any process, replays the dead process's journal.
 * Row-at-a-time inserts manage ~700 rows/s; an Arrow batch, a hundred times
-  more. The writer flushes one Arrow batch per table, promptly when traffic
-  is idle (a request shows in the dashboard within a second) and on a clean
-  exit. The tables carry no primary-key indexes (migration 005: they cost
-  ~5x per insert); a replay, or a bulk load run twice, skips the requests
-  already stored instead (an anti-join on request_id within the batch's times).
+  more. The writer flushes one Arrow batch per table at most every
+  ``flush_interval`` (0.5 s), at once when ``flush()`` asks, and on a clean
+  exit. Each flush has a fixed cost in DuckDB (a few statements, a commit:
+  ~5 ms of CPU on a loaded 2-core box), so at steady low rates the interval,
+  not the rows, sets the writer's CPU; 0.5 s keeps a request visible within
+  a second. The tables carry no primary-key indexes (migration 005: they
+  cost ~5x per insert); a replay, or a bulk load run twice, skips the
+  requests already stored instead (an anti-join on request_id within the
+  batch's times).
 * DuckDB lets only one process open a file at a time (FACTS.md), and the
   dashboard and the CLI must share it with the router. Opening, inserting,
   checkpointing and closing on every flush cost 2.5-3.7 ms of CPU per
@@ -23,7 +27,8 @@ Why it is built this way:
   arriving** and lets go (DuckDB checkpoints on the last close):
   - when another Taelio process waits for the file (``sharing.py``: a
     waiter touches a file in ``<db>.waiting/`` while it retries; the writer
-    looks between flushes and while idle, every ``_POLL_S``), and then
+    looks every ``_POLL_S`` while it holds the file, commits what it has
+    and lets go), and then
     opens per flush, as before, until nobody has waited for ``share_for``
     seconds, so a dashboard running a page's queries pays the wait once;
   - after ``idle_release`` seconds without a new request (1 s by default):
@@ -32,8 +37,8 @@ Why it is built this way:
     cannot signal) gets the file within a second of the traffic stopping.
   ``idle_release=0`` restores open-per-flush (``bench_ingest`` measures both
   side by side). Other processes' readers and writers already retry a lock
-  with backoff, so a yield is a wait of one flush (<= ``flush_interval``)
-  plus their next retry, never an error.
+  with backoff, so a yield costs them one commit plus their next retry,
+  never an error.
 """
 from __future__ import annotations
 
@@ -65,6 +70,7 @@ __all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S", "migrate", "rows_to_table"]
 T = TypeVar("T")
 LOCK_TIMEOUT_S = 60.0
 MAX_BATCH = 100_000
+FLUSH_INTERVAL_S = 0.5
 IDLE_RELEASE_S = 1.0
 SHARE_FOR_S = 1.0
 _POLL_S = 0.05          # how often a writer holding the file, with nothing to write, looks for waiters
@@ -90,7 +96,7 @@ def _is_data_error(exc: BaseException) -> bool:
 
 
 class DuckDBCallLog(CallLog):
-    def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = 0.2,
+    def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = FLUSH_INTERVAL_S,
                  lock_timeout: float = LOCK_TIMEOUT_S, journal: str = "write", max_batch: int = MAX_BATCH,
                  idle_release: float = IDLE_RELEASE_S, share_for: float = SHARE_FOR_S) -> None:
         if journal not in JOURNAL_MODES:
@@ -214,9 +220,7 @@ class DuckDBCallLog(CallLog):
                             return
                         batch = None
                     else:
-                        # Let a burst gather into one batch, but never hold rows longer than flush_interval.
-                        if not (self._closed or self._flush_now or len(self._requests) >= self.max_batch):
-                            self._wake.wait(timeout=self.flush_interval)
+                        self._gather()
                         self._flush_now = False
                         batch = (self._requests, self._attempts)
                         self._requests, self._attempts = [], []
@@ -254,6 +258,19 @@ class DuckDBCallLog(CallLog):
                         self._idle.notify_all()
         finally:
             self._release()
+
+    def _gather(self) -> None:
+        """Let a burst gather into one batch, never holding rows longer than ``flush_interval``.
+
+        Holding the file, look for waiters meanwhile: one that appears gets the rows so far
+        committed and the file handed over at once, not after the interval. Called under ``_lock``.
+        """
+        deadline = time.monotonic() + self.flush_interval
+        while not (self._closed or self._flush_now or len(self._requests) >= self.max_batch):
+            left = deadline - time.monotonic()
+            if left <= 0 or (self._con is not None and others_waiting(self.path)):
+                return
+            self._wake.wait(timeout=left if self._con is None else min(left, _POLL_S))
 
     def _writer_connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
