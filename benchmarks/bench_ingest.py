@@ -193,7 +193,8 @@ def main() -> None:
           f"0.2 s) cost {ratio:.1f}x the CPU per request of now (held, every 0.5 s)")
     out = ROOT / "benchmarks" / "results" / "bench_ingest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"when": datetime.now(UTC).isoformat(timespec="seconds"), "python": sys.version.split()[0],
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    out.write_text(json.dumps({"when": when, "python": sys.version.split()[0],
                                "duckdb": duckdb.__version__, "machine": platform.machine(), "target_requests_per_s":
                                target, "command": " ".join(["python", "benchmarks/bench_ingest.py", *sys.argv[1:]]),
                                "prefill": args.prefill, "results": rows, "low_rate": low}, indent=2) + "\n")

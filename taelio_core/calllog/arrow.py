@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 
 from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS, sha256
 
-__all__ = ["ATTEMPT_SCHEMA", "COST_SCALE", "COST_TYPE", "REQUEST_SCHEMA", "TS_TYPE", "complete_text", "conform", "decimal_from_units",
-           "hex_ids", "rows_to_table", "strings_from_indices"]
+__all__ = ["ATTEMPT_SCHEMA", "COST_SCALE", "COST_TYPE", "REQUEST_SCHEMA", "TS_TYPE", "complete_text", "conform",
+           "decimal_from_units", "hex_ids", "rows_to_table", "strings_from_indices"]
 
 COST_SCALE = 10
 COST_TYPE = pa.decimal128(18, COST_SCALE)
