@@ -59,8 +59,10 @@ def _row(method: str, results: list, seconds: float, record_s: float) -> dict:
             "record_us": round(record_s / len(results) * 1e6, 2)}
 
 
-def bench_writer(folder: Path, results: list, journal: str) -> dict:
-    log = DuckDBCallLog(folder / f"writer-{journal}.duckdb", journal=journal)
+def bench_writer(folder: Path, results: list, journal: str = "write", *, alone: bool = False) -> dict:
+    """Record ``results`` then flush. ``alone``: hold the writer back while recording, and time the flush alone."""
+    held_back = {"flush_interval": 3600, "max_batch": len(results) + 1} if alone else {}
+    log = DuckDBCallLog(folder / f"writer-{journal}{'-alone' if alone else ''}.duckdb", journal=journal, **held_back)
     started = time.perf_counter()
     for result in results:
         log.record(result)
@@ -70,23 +72,9 @@ def bench_writer(folder: Path, results: list, journal: str) -> dict:
     count = log.count_requests()
     log.close()
     assert count == len(results), (count, len(results))
+    if alone:
+        return _row("writer alone (flush of recorded rows)", results, done - recorded, recorded - started)
     return _row(f"writer (journal={journal})", results, done - started, recorded - started)
-
-
-def bench_writer_alone(folder: Path, results: list) -> dict:
-    """Record everything with the writer held back, then time the flush alone."""
-    log = DuckDBCallLog(folder / "alone.duckdb", flush_interval=3600, max_batch=len(results) + 1)
-    started = time.perf_counter()
-    for result in results:
-        log.record(result)
-    recorded = time.perf_counter()
-    log.flush()
-    done = time.perf_counter()
-    count = log.count_requests()
-    log.close()
-    assert count == len(results), (count, len(results))
-    row = _row("writer alone (flush of recorded rows)", results, done - recorded, recorded - started)
-    return row
 
 
 def bench_row_at_a_time(folder: Path, results: list) -> dict:
@@ -167,7 +155,7 @@ def main() -> None:
         results = sample_results(max(args.requests, int(args.low_rate * args.low_seconds)))
         rows = [
             bench_writer(folder, results[:args.requests], "write"),
-            bench_writer_alone(folder, results[:args.requests]),
+            bench_writer(folder, results[:args.requests], alone=True),
             bench_writer(folder, results[:args.requests], "off"),
             bench_writer(folder, results[:args.fsync_requests], "fsync"),
             bench_row_at_a_time(folder, results[:args.row_requests]),

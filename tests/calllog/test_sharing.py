@@ -20,10 +20,9 @@ from taelio_core.calllog.rows import encode
 from taelio_core.calllog.schema import MIGRATIONS, migrate
 from taelio_core.calllog.sharing import waiting_dir
 from taelio_core.trace import GenerationResult
-from tests.calllog.traffic import finished_results
+from tests.calllog.traffic import finished_results, start_child
 
 ROOT = Path(__file__).resolve().parents[2]
-CHILD = ROOT / "tests" / "calllog" / "traffic.py"
 PLAIN_OPEN = """
 import duckdb, sys, time
 deadline = time.monotonic() + float(sys.argv[2])
@@ -114,9 +113,8 @@ def test_an_idle_writer_lets_go_so_a_plain_client_gets_in(tmp_path: Path) -> Non
 def test_another_process_reads_and_writes_while_a_router_logs_at_a_low_rate(tmp_path: Path) -> None:
     db = tmp_path / "shared.duckdb"
     count = 240
-    child = subprocess.Popen([sys.executable, str(CHILD), str(db), "--count", str(count), "--pause", "0.02"],
-                             stdout=subprocess.PIPE, text=True, env=env())
-    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    child = start_child(db, "--count", str(count), "--pause", "0.02")
+    assert child.stdout is not None
     child_ids: list[str] = []
     mine: list[str] = []
     seen: list[int] = []

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,6 +72,16 @@ def finished_results(n: int, *, seed: int = 0, fault_rate: float = 0.2) -> list:
         except AllProvidersFailed as e:
             out.append(e.result)
     return out
+
+
+def start_child(db: Path, *args: str) -> subprocess.Popen[str]:
+    """Run this file as a logging child process on ``db``; return once it says it is ready."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(db), *args], stdout=subprocess.PIPE,
+                             text=True, env=env)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    return child
 
 
 def main() -> None:
