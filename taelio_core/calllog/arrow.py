@@ -13,14 +13,16 @@ repeated text as indices into a small dictionary.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS
+from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS, sha256
 
-__all__ = ["ATTEMPT_SCHEMA", "COST_SCALE", "COST_TYPE", "REQUEST_SCHEMA", "TS_TYPE", "conform", "decimal_from_units",
-           "hex_ids", "strings_from_indices"]
+__all__ = ["ATTEMPT_SCHEMA", "COST_SCALE", "COST_TYPE", "REQUEST_SCHEMA", "TS_TYPE", "complete_text", "conform",
+           "decimal_from_units", "hex_ids", "rows_to_table", "strings_from_indices"]
 
 COST_SCALE = 10
 COST_TYPE = pa.decimal128(18, COST_SCALE)
@@ -111,3 +113,65 @@ def conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
     if table.schema.equals(schema, check_metadata=False):
         return table
     return table.cast(schema)
+
+
+def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema, *, store_text: bool | None = None) -> pa.Table:
+    """Tuples in column order (times in µs, money in 1e-10 USD units) -> an Arrow table, column by column.
+
+    With ``store_text`` (request rows), the text hashes missing from the rows are computed here, in
+    bulk in the writer thread (hashlib: a fifth of DuckDB's ``sha256`` per value), and the text
+    itself is dropped when the log keeps hashes only.
+    """
+    if not rows:
+        return schema.empty_table()
+    columns = list(zip(*rows))
+    if store_text is not None:
+        _hash_text(columns, schema.names, store_text)
+    arrays = []
+    for field, values in zip(schema, columns):
+        if field.name == "ts":
+            arrays.append(pa.array(values, pa.int64()).cast(TS_TYPE))
+        elif field.name == "cost_usd":
+            valid = np.fromiter((v is not None for v in values), bool, len(values))
+            units = np.fromiter((v or 0 for v in values), np.int64, len(values))
+            arrays.append(decimal_from_units(units, valid))
+        else:
+            try:
+                arrays.append(pa.array(values, field.type))
+            except UnicodeEncodeError:
+                # Text with lone surrogates (a provider's broken escape) cannot be UTF-8: store it with
+                # U+FFFD in their place rather than lose the row.
+                arrays.append(pa.array([v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v
+                                        for v in values], field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _hash_text(columns: list[Any], names: list[str], store_text: bool) -> None:
+    at = {name: i for i, name in enumerate(names)}
+    prompts, outputs = columns[at["prompt"]], columns[at["output"]]
+    columns[at["prompt_sha256"]] = [given if given is not None else None if text is None else sha256(text)
+                                    for given, text in zip(columns[at["prompt_sha256"]], prompts)]
+    columns[at["output_sha256"]] = [given if given is not None else sha256(text) if text else None
+                                    for given, text in zip(columns[at["output_sha256"]], outputs)]
+    if not store_text:
+        columns[at["prompt"]] = columns[at["output"]] = [None] * len(prompts)
+
+
+def complete_text(requests: pa.Table, store_text: bool) -> pa.Table:
+    """A bulk requests table with its missing text hashes filled in, and its text dropped in hash-only mode."""
+    names = ("prompt", "output", "prompt_sha256", "output_sha256")
+    missing = pc.sum(pc.or_(pc.and_(pc.is_null(requests["prompt_sha256"]), pc.is_valid(requests["prompt"])),
+                            pc.and_(pc.is_null(requests["output_sha256"]),
+                                    pc.not_equal(pc.fill_null(requests["output"], ""), "")))).as_py()
+    if not missing and (store_text or requests["prompt"].null_count + requests["output"].null_count
+                        == 2 * requests.num_rows):
+        return requests
+    at = [requests.schema.get_field_index(n) for n in REQUEST_SCHEMA.names]
+    columns: list[Any] = [None] * len(REQUEST_SCHEMA.names)
+    for n in names:
+        columns[REQUEST_SCHEMA.get_field_index(n)] = requests[n].to_pylist()
+    _hash_text(columns, REQUEST_SCHEMA.names, store_text)
+    for n in names:
+        i = REQUEST_SCHEMA.get_field_index(n)
+        requests = requests.set_column(at[i], REQUEST_SCHEMA.field(i), pa.array(columns[i], pa.string()))
+    return requests

@@ -2,25 +2,48 @@
 
 Why it is built this way:
 
-* DuckDB lets only one process open a file at a time (FACTS.md), and the
-  dashboard and the CLI must share one. So no process holds the file longer
-  than one flush or one query: every operation opens, works and closes, and a
-  lock conflict is retried with jittered exponential backoff. A queued
-  request is never dropped because of a lock; it waits for the next flush.
-* Row-at-a-time inserts manage ~700 rows/s; an Arrow batch, a hundred times
-  more. ``record`` only encodes the rows (``rows.encode``), appends them to
-  the journal and a queue; a writer thread flushes the queue as one Arrow
-  batch per table, promptly when traffic is idle (so a request shows in the
-  dashboard within a second), and on a clean exit.
-* ``record`` returning means the rows are in this process's journal
-  (``journal.py``): a ``kill -9`` loses nothing; the next open of the file,
+* ``record`` is on the request path, so it does the least that keeps the
+  promise "returned means not lost": it encodes the request as plain tuples
+  (``rows.encode``), appends them to this process's journal with one
+  ``write()`` (``journal.py``) and queues them. Everything else (Arrow
+  columns, text hashes, the insert) happens in the writer thread, in bulk,
+  column by column. A ``kill -9`` loses nothing: the next open of the file,
   by any process, replays the dead process's journal.
+* Row-at-a-time inserts manage ~700 rows/s; an Arrow batch, a hundred times
+  more. The writer flushes one Arrow batch per table at most every
+  ``flush_interval`` (0.5 s), at once when ``flush()`` asks, and on a clean
+  exit. Each flush has a fixed cost in DuckDB (a few statements, a commit:
+  ~5 ms of CPU on a loaded 2-core box), so at steady low rates the interval,
+  not the rows, sets the writer's CPU; 0.5 s keeps a request visible within
+  a second. The tables carry no primary-key indexes (migration 005: they
+  cost ~5x per insert); a replay, or a bulk load run twice, skips the
+  requests already stored instead (an anti-join on request_id within the
+  batch's times).
+* DuckDB lets only one process open a file at a time (FACTS.md), and the
+  dashboard and the CLI must share it with the router. Opening, inserting,
+  checkpointing and closing on every flush cost 2.5-3.7 ms of CPU per
+  request at low rates, competing with the router for the GIL and the
+  cores. So the writer **holds one connection while traffic keeps
+  arriving** and lets go (DuckDB checkpoints on the last close):
+  - when another Taelio process waits for the file (``sharing.py``: a
+    waiter touches a file in ``<db>.waiting/`` while it retries; the writer
+    looks every ``_POLL_S`` while it holds the file, commits what it has
+    and lets go), and then
+    opens per flush, as before, until nobody has waited for ``share_for``
+    seconds, so a dashboard running a page's queries pays the wait once;
+  - after ``idle_release`` seconds without a new request (1 s by default):
+    long enough that steady traffic, even at a few requests a second, keeps
+    the connection, and short enough that a plain DuckDB client (which
+    cannot signal) gets the file within a second of the traffic stopping.
+  ``idle_release=0`` restores open-per-flush (``bench_ingest`` measures both
+  side by side). Other processes' readers and writers already retry a lock
+  with backoff, so a yield costs them one commit plus their next retry,
+  never an error.
 """
 from __future__ import annotations
 
 import atexit
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,15 +52,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, TS_TYPE, conform, decimal_from_units
+from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
 from taelio_core.calllog.base import CallLog
 from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
 from taelio_core.calllog.rows import encode
 from taelio_core.calllog.schema import migrate
+from taelio_core.calllog.sharing import first_line, open_with_retry, others_waiting
 from taelio_core.errors import CallLogError
 from taelio_core.trace import GenerationResult
 
@@ -46,27 +70,23 @@ __all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S", "migrate", "rows_to_table"]
 T = TypeVar("T")
 LOCK_TIMEOUT_S = 60.0
 MAX_BATCH = 100_000
-# Never fetch extensions: a file that merely looks like SQLite would make DuckDB download one.
-_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+FLUSH_INTERVAL_S = 0.5
+IDLE_RELEASE_S = 1.0
+SHARE_FOR_S = 1.0
+_POLL_S = 0.05          # how often a writer holding the file, with nothing to write, looks for waiters
 
-# Hashes of stored text are computed here, in DuckDB, not on the request path; in hash-only
-# mode the text columns arrive NULL with their hashes already filled in. Columns are named, so
-# a later migration may add columns (with defaults) without breaking older writers.
-_INSERT_REQUESTS = f"""
-INSERT OR IGNORE INTO requests ({", ".join(REQUEST_SCHEMA.names)}) SELECT {", ".join(
-    "coalesce(prompt_sha256, sha256(prompt))" if c == "prompt_sha256" else
-    "coalesce(output_sha256, CASE WHEN output <> '' THEN sha256(output) END)" if c == "output_sha256" else
-    "CASE WHEN $store_text THEN prompt END" if c == "prompt" else
-    "CASE WHEN $store_text THEN output END" if c == "output" else c
-    for c in REQUEST_SCHEMA.names)} FROM _new_requests
-"""
-_INSERT_ATTEMPTS = (f"INSERT OR IGNORE INTO attempts ({', '.join(ATTEMPT_SCHEMA.names)}) "
-                    f"SELECT {', '.join(ATTEMPT_SCHEMA.names)} FROM _new_attempts")
-
-
-def _is_lock_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "lock" in text and ("conflicting" in text or "could not set" in text)
+# Columns are named, so a later migration may add columns (with defaults) without breaking older
+# writers. The batch is found by DuckDB's replacement scan of the caller's local variables (fewer
+# statements per batch than register/unregister: at low rates the per-batch overhead dominates).
+_INSERT_REQUESTS = (f"INSERT INTO requests ({', '.join(REQUEST_SCHEMA.names)}) "
+                    f"SELECT {', '.join(REQUEST_SCHEMA.names)} FROM _taelio_requests")
+_INSERT_ATTEMPTS = (f"INSERT INTO attempts ({', '.join(ATTEMPT_SCHEMA.names)}) "
+                    f"SELECT {', '.join(ATTEMPT_SCHEMA.names)} FROM _taelio_attempts")
+# A replayed journal may hold requests committed just before their process died. A request and
+# its attempts are always committed together, so the requests table alone says what is stored;
+# equal rows have equal ``ts``, so the time bounds let DuckDB skip old row groups at 10M rows.
+_STORED = """SELECT DISTINCT request_id FROM requests WHERE ts BETWEEN $lo AND $hi
+             AND request_id IN (SELECT request_id FROM _taelio_requests)"""
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -75,33 +95,10 @@ def _is_data_error(exc: BaseException) -> bool:
                             duckdb.OutOfRangeException, pa.ArrowException, TypeError, ValueError, OverflowError))
 
 
-def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """Tuples in column order (times in µs, money in 1e-10 USD units) -> an Arrow table, column by column."""
-    if not rows:
-        return schema.empty_table()
-    columns = list(zip(*rows))
-    arrays = []
-    for field, values in zip(schema, columns):
-        if field.name == "ts":
-            arrays.append(pa.array(values, pa.int64()).cast(TS_TYPE))
-        elif field.name == "cost_usd":
-            valid = np.fromiter((v is not None for v in values), bool, len(values))
-            units = np.fromiter((v or 0 for v in values), np.int64, len(values))
-            arrays.append(decimal_from_units(units, valid))
-        else:
-            try:
-                arrays.append(pa.array(values, field.type))
-            except UnicodeEncodeError:
-                # Text with lone surrogates (a provider's broken escape) cannot be UTF-8: store it with
-                # U+FFFD in their place rather than lose the row.
-                arrays.append(pa.array([v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v
-                                        for v in values], field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
 class DuckDBCallLog(CallLog):
-    def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = 0.2,
-                 lock_timeout: float = LOCK_TIMEOUT_S, journal: str = "write", max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = FLUSH_INTERVAL_S,
+                 lock_timeout: float = LOCK_TIMEOUT_S, journal: str = "write", max_batch: int = MAX_BATCH,
+                 idle_release: float = IDLE_RELEASE_S, share_for: float = SHARE_FOR_S) -> None:
         if journal not in JOURNAL_MODES:
             raise CallLogError(f"unknown journal mode '{journal}' (modes: {', '.join(JOURNAL_MODES)})")
         self.path = Path(path)
@@ -110,6 +107,8 @@ class DuckDBCallLog(CallLog):
         self.flush_interval = flush_interval
         self.lock_timeout = lock_timeout
         self.max_batch = max_batch
+        self.idle_release = idle_release
+        self.share_for = share_for
         self._requests: list[tuple[Any, ...]] = []
         self._attempts: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
@@ -119,10 +118,16 @@ class DuckDBCallLog(CallLog):
         self._in_flight = 0
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None   # the writer's held connection (writer thread only)
+        self._last_write = 0.0                               # monotonic time of the writer's last commit
+        self._shared_until = 0.0                             # open per flush until then: someone waited
         self.last_error: str | None = None
         self.replayed = 0            # requests recovered from dead processes' journals on open
         self.lock_waits = 0          # lock conflicts met (and retried)
         self.rejected = 0            # malformed requests set aside in <db>.rejected/
+        self.commits = 0             # batches the writer committed
+        self.opens = 0               # connections it opened for them (fewer: it held one across batches)
+        self.yields = 0              # times the writer let go because another process waited
         self._journal = None if journal == "off" else Journal(self.path, fsync=journal == "fsync")
         self._prepare()
 
@@ -138,11 +143,11 @@ class DuckDBCallLog(CallLog):
             try:
                 migrate(con)
             except duckdb.Error as e:
-                raise CallLogError(f"cannot upgrade the log {self.path}: {_first_line(e)}") from None
-        self.replayed = self._replay()
+                raise CallLogError(f"cannot upgrade the log {self.path}: {first_line(e)}") from None
+            self.replayed = self._replay(con)
 
-    def _replay(self) -> int:
-        """Write what dead processes journalled but never flushed; return how many requests."""
+    def _replay(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Write what dead processes journalled but never flushed, once; return how many requests."""
         total = 0
         skip = self._journal.stem if self._journal else None
         for dead in dead_journals(self.path, skip=skip):
@@ -155,7 +160,7 @@ class DuckDBCallLog(CallLog):
                     attempts.extend(tuple(a) for a in request_attempts)
             try:
                 if requests:
-                    self._commit_rows(requests, attempts)
+                    self._commit_rows(requests, attempts, con, skip_stored=True)
             except BaseException:
                 dead.release(delete=False)      # still on disk: the next open tries again
                 raise
@@ -165,31 +170,18 @@ class DuckDBCallLog(CallLog):
             total += len(requests)
         return total
 
+    def _count_wait(self) -> None:
+        self.lock_waits += 1
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file for one operation, retrying while another process holds it."""
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), config=_CONFIG)
-                break
-            except duckdb.Error as e:
-                if _is_lock_error(e):
-                    self.lock_waits += 1
-                    if time.monotonic() < deadline:
-                        time.sleep(delay * (0.5 + random.random()))
-                        delay = min(delay * 2, 0.25)
-                        continue
-                    raise CallLogError(f"the log {self.path} stayed locked by another process for "
-                                       f"{self.lock_timeout:g} s") from None
-                text = _first_line(e)
-                hint = ""
-                if any(word in text.lower() for word in ("not a valid", "corrupt", "checksum", "sqlite")):
-                    hint = " (the file is damaged or not a DuckDB log: move it aside and Taelio will start a new one)"
-                raise CallLogError(f"cannot open the log {self.path}: {text}{hint}") from None
+        """Open the file for one operation, retrying while another process holds it.
+
+        While this process's writer holds the file, this is a new connection to the same
+        database instance (DuckDB caches it per process): instant, and no lock to wait for.
+        """
+        con = open_with_retry(self.path, self.lock_timeout, self._count_wait)
         try:
-            con.execute("SET enable_progress_bar = false")
             yield con
         finally:
             con.close()
@@ -217,63 +209,116 @@ class DuckDBCallLog(CallLog):
 
     def _run(self) -> None:
         failures = 0
-        while True:
-            with self._lock:
-                while not self._requests and not self._closed:
-                    self._wake.wait()
-                if not self._requests:
-                    return
-                # Let a burst gather into one batch, but never hold rows longer than flush_interval.
-                if not (self._closed or self._flush_now or len(self._requests) >= self.max_batch):
-                    self._wake.wait(timeout=self.flush_interval)
-                self._flush_now = False
-                requests, self._requests = self._requests, []
-                attempts, self._attempts = self._attempts, []
-                segments = self._journal.rotate() if self._journal is not None else []
-                self._in_flight = len(requests)
-                closing = self._closed
-            try:
-                set_aside = self._commit_rows(requests, attempts)
-                if self._journal is not None:
-                    self._journal.discard(segments)
-                failures = 0
-                if not set_aside:
-                    self.last_error = None
-            except Exception as e:  # noqa: BLE001 - keep the rows and try again
-                self.last_error = _first_line(e)
-                failures += 1
+        try:
+            while True:
                 with self._lock:
-                    self._requests[:0] = requests
-                    self._attempts[:0] = attempts
-                if closing and (self._journal is not None or failures >= 3):
-                    return          # the journal keeps them for the next open (without one, they are lost)
-                time.sleep(min(2.0, 0.1 * 2 ** failures))
-            finally:
-                with self._lock:
-                    self._in_flight = 0
-                    self._idle.notify_all()
+                    if not self._requests and not self._closed:
+                        # Holding the file: wake now and then to let go when idle or wanted.
+                        self._wake.wait(timeout=None if self._con is None else _POLL_S)
+                    if not self._requests:
+                        if self._closed:
+                            return
+                        batch = None
+                    else:
+                        self._gather()
+                        self._flush_now = False
+                        batch = (self._requests, self._attempts)
+                        self._requests, self._attempts = [], []
+                        segments = self._journal.rotate() if self._journal is not None else []
+                        self._in_flight = len(batch[0])
+                        closing = self._closed
+                if batch is None:
+                    self._release_if_due()
+                    continue
+                requests, attempts = batch
+                try:
+                    con = self._writer_connection()
+                    set_aside = self._commit_rows(requests, attempts, con)
+                    self._last_write = time.monotonic()
+                    self.commits += 1
+                    if self._journal is not None:
+                        self._journal.discard(segments)
+                    failures = 0
+                    if not set_aside:
+                        self.last_error = None
+                    self._release_if_due()
+                except Exception as e:  # noqa: BLE001 - keep the rows and try again
+                    self.last_error = first_line(e)
+                    failures += 1
+                    self._release()
+                    with self._lock:
+                        self._requests[:0] = requests
+                        self._attempts[:0] = attempts
+                    if closing and (self._journal is not None or failures >= 3):
+                        return          # the journal keeps them for the next open (without one, they are lost)
+                    time.sleep(min(2.0, 0.1 * 2 ** failures))
+                finally:
+                    with self._lock:
+                        self._in_flight = 0
+                        self._idle.notify_all()
+        finally:
+            self._release()
 
-    def _insert(self, requests: pa.Table, attempts: pa.Table,
-                con: duckdb.DuckDBPyConnection | None = None) -> None:
-        if con is None:
-            with self.connect() as own:
-                self._insert(requests, attempts, own)
+    def _gather(self) -> None:
+        """Let a burst gather into one batch, never holding rows longer than ``flush_interval``.
+
+        Holding the file, look for waiters meanwhile: one that appears gets the rows so far
+        committed and the file handed over at once, not after the interval. Called under ``_lock``.
+        """
+        deadline = time.monotonic() + self.flush_interval
+        while not (self._closed or self._flush_now or len(self._requests) >= self.max_batch):
+            left = deadline - time.monotonic()
+            if left <= 0 or (self._con is not None and others_waiting(self.path)):
+                return
+            self._wake.wait(timeout=left if self._con is None else min(left, _POLL_S))
+
+    def _writer_connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = open_with_retry(self.path, self.lock_timeout, self._count_wait)
+            self.opens += 1
+        return self._con
+
+    def _release_if_due(self) -> None:
+        """Let go of the file when idle long enough, or while another process waits for it."""
+        if self._con is None:
             return
+        now = time.monotonic()
+        if others_waiting(self.path):
+            self._shared_until = now + self.share_for
+            self.yields += 1
+        elif now >= self._shared_until and now - self._last_write < self.idle_release:
+            return
+        self._release()
+
+    def _release(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            try:
+                con.close()      # the last connection to the file: DuckDB checkpoints the WAL into it
+            except duckdb.Error as e:
+                self.last_error = first_line(e)
+
+    @staticmethod
+    def _insert(con: duckdb.DuckDBPyConnection, requests: pa.Table, attempts: pa.Table,
+                *, skip_stored: bool = False) -> None:
+        _taelio_requests, _taelio_attempts = requests, attempts    # noqa: F841 - read by DuckDB by name
         con.execute("BEGIN")
         try:
-            con.register("_new_requests", requests)
-            con.register("_new_attempts", attempts)
-            con.execute(_INSERT_REQUESTS, {"store_text": self.store_text})
+            if skip_stored and requests.num_rows:
+                bounds = {"lo": pc.min(requests["ts"]).as_py(), "hi": pc.max(requests["ts"]).as_py()}
+                stored = pa.array(con.execute(_STORED, bounds).fetchnumpy()["request_id"], pa.string())
+                if len(stored):
+                    _taelio_requests = requests.filter(pc.invert(pc.is_in(requests["request_id"], stored)))
+                    _taelio_attempts = attempts.filter(pc.invert(pc.is_in(attempts["request_id"], stored)))
+            con.execute(_INSERT_REQUESTS)
             con.execute(_INSERT_ATTEMPTS)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            con.unregister("_new_requests")
-            con.unregister("_new_attempts")
 
-    def _commit_rows(self, requests: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]]) -> int:
+    def _commit_rows(self, requests: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]],
+                     con: duckdb.DuckDBPyConnection, *, skip_stored: bool = False) -> int:
         """Insert queued rows. If some are malformed, set them aside (``rejected``) and insert the rest.
 
         A malformed row (a NULL where the schema forbids one, a value Arrow cannot hold) must not
@@ -282,7 +327,8 @@ class DuckDBCallLog(CallLog):
         the rows wait for the next try.
         """
         try:
-            self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA))
+            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA, store_text=self.store_text),
+                         rows_to_table(attempts, ATTEMPT_SCHEMA), skip_stored=skip_stored)
             return 0
         except Exception as e:  # noqa: BLE001
             if not _is_data_error(e):
@@ -291,17 +337,17 @@ class DuckDBCallLog(CallLog):
         for attempt in attempts:
             by_request.setdefault(attempt[0], []).append(attempt)
         bad: list[tuple[tuple[Any, ...], BaseException]] = []
-        with self.connect() as con:
-            self._bisect(con, requests, by_request, bad)
+        self._bisect(con, requests, by_request, bad, skip_stored)
         if bad:
             self._set_aside(bad, by_request)
         return len(bad)
 
     def _bisect(self, con: duckdb.DuckDBPyConnection, requests: list[tuple[Any, ...]],
-                by_request: dict[str, list[tuple[Any, ...]]], bad: list) -> None:
+                by_request: dict[str, list[tuple[Any, ...]]], bad: list, skip_stored: bool) -> None:
         try:
             attempts = [a for r in requests for a in by_request.get(r[0], ())]
-            self._insert(rows_to_table(requests, REQUEST_SCHEMA), rows_to_table(attempts, ATTEMPT_SCHEMA), con)
+            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA, store_text=self.store_text),
+                         rows_to_table(attempts, ATTEMPT_SCHEMA), skip_stored=skip_stored)
         except Exception as e:  # noqa: BLE001
             if not _is_data_error(e):
                 raise
@@ -309,8 +355,8 @@ class DuckDBCallLog(CallLog):
                 bad.append((requests[0], e))
                 return
             middle = len(requests) // 2
-            self._bisect(con, requests[:middle], by_request, bad)
-            self._bisect(con, requests[middle:], by_request, bad)
+            self._bisect(con, requests[:middle], by_request, bad, skip_stored)
+            self._bisect(con, requests[middle:], by_request, bad, skip_stored)
 
     def _set_aside(self, bad: list, by_request: dict[str, list[tuple[Any, ...]]]) -> None:
         folder = self.path.with_name(self.path.name + ".rejected")
@@ -320,7 +366,7 @@ class DuckDBCallLog(CallLog):
             for request, _error in bad:
                 f.write(frame(encode_record((request, by_request.get(request[0], [])))))
         self.rejected += len(bad)
-        self.last_error = (f"{len(bad)} malformed request(s) set aside in {target}: {_first_line(bad[0][1])}")
+        self.last_error = (f"{len(bad)} malformed request(s) set aside in {target}: {first_line(bad[0][1])}")
 
     def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
         """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports)."""
@@ -328,8 +374,10 @@ class DuckDBCallLog(CallLog):
             requests = conform(requests, REQUEST_SCHEMA, "requests")
             attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
         except (ValueError, pa.ArrowInvalid) as e:
-            raise CallLogError(f"cannot append to the log: {_first_line(e)}") from None
-        self._insert(requests, attempts)
+            raise CallLogError(f"cannot append to the log: {first_line(e)}") from None
+        requests = complete_text(requests, self.store_text)
+        with self.connect() as con:
+            self._insert(con, requests, attempts, skip_stored=True)
         return requests.num_rows
 
     def flush(self, timeout: float | None = None) -> None:
@@ -378,8 +426,4 @@ class DuckDBCallLog(CallLog):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 

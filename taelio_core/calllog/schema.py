@@ -235,6 +235,76 @@ CREATE TABLE sandbox_traces (
     PRIMARY KEY (run_id, arm, seed, i)
 );
 """),
+    ("005_requests_without_key_indexes", """
+-- The primary keys on requests and attempts cost ~5x on every insert (an ART index updated
+-- row by row) and only guarded against a journal replayed twice. Replays now skip, by an
+-- anti-join on request_id, the requests already stored (``DuckDBCallLog._replay``); live rows
+-- carry fresh ids. DuckDB cannot drop a constraint, so both tables are rebuilt as they were,
+-- without the keys.
+CREATE TABLE requests_005 (
+    request_id      VARCHAR NOT NULL,
+    parent_id       VARCHAR,
+    ts              TIMESTAMPTZ NOT NULL,
+    source          VARCHAR NOT NULL,       -- live | demo | sandbox | test | experiment
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    policy          VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,       -- ok | failed | truncated | rejected
+    provider        VARCHAR,                -- who served it (NULL when nobody did)
+    model           VARCHAR,
+    simulated       BOOLEAN NOT NULL DEFAULT false,
+    latency_ms      DOUBLE,
+    ttft_ms         DOUBLE,
+    input_tokens    BIGINT NOT NULL DEFAULT 0,
+    output_tokens   BIGINT NOT NULL DEFAULT 0,
+    cached_tokens   BIGINT NOT NULL DEFAULT 0,
+    cost_usd        DECIMAL(18, 10),        -- NULL: not priced (never 0 for unknown)
+    n_attempts      INTEGER NOT NULL DEFAULT 0,
+    fallback_depth  INTEGER NOT NULL DEFAULT 0,
+    n_skipped       INTEGER NOT NULL DEFAULT 0,
+    experiment_id   VARCHAR,
+    user_id         VARCHAR,
+    prompt_sha256   VARCHAR,
+    prompt          VARCHAR,                -- NULL when the log stores hashes only
+    output          VARCHAR,
+    output_sha256   VARCHAR,
+    error           VARCHAR,
+    routing_reason  VARCHAR,
+    trace           JSON                    -- chain and skipped entries, as the UI shows them
+);
+CREATE TABLE attempts_005 (
+    request_id      VARCHAR NOT NULL,
+    n               INTEGER NOT NULL,
+    ts              TIMESTAMPTZ NOT NULL,
+    source          VARCHAR NOT NULL,
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    provider        VARCHAR NOT NULL,
+    model           VARCHAR NOT NULL,
+    response_model  VARCHAR,
+    simulated       BOOLEAN NOT NULL DEFAULT false,
+    status          VARCHAR NOT NULL,       -- ok | error | truncated | cancelled
+    error_type      VARCHAR,
+    error           VARCHAR,
+    http_status     INTEGER,
+    latency_ms      DOUBLE,
+    ttft_ms         DOUBLE,
+    input_tokens    BIGINT NOT NULL DEFAULT 0,
+    output_tokens   BIGINT NOT NULL DEFAULT 0,
+    cached_tokens   BIGINT NOT NULL DEFAULT 0,
+    cost_usd        DECIMAL(18, 10),
+    price_source    VARCHAR,
+    finish_reason   VARCHAR,
+    retry           INTEGER NOT NULL DEFAULT 0,
+    hedge           BOOLEAN NOT NULL DEFAULT false
+);
+INSERT INTO requests_005 SELECT * FROM requests;
+INSERT INTO attempts_005 SELECT * FROM attempts;
+DROP TABLE requests;
+DROP TABLE attempts;
+ALTER TABLE requests_005 RENAME TO requests;
+ALTER TABLE attempts_005 RENAME TO attempts;
+"""),
 ]
 
 

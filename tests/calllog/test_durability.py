@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -14,18 +13,8 @@ from taelio_core.calllog import DuckDBCallLog
 from taelio_core.calllog.journal import Journal, encode_record, journal_dir
 from taelio_core.calllog.rows import encode
 from taelio_core.trace import GenerationResult
-from tests.calllog.traffic import finished_results
+from tests.calllog.traffic import finished_results, start_child
 
-ROOT = Path(__file__).resolve().parents[2]
-CHILD = ROOT / "tests" / "calllog" / "traffic.py"
-
-
-def start_child(db: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, str(CHILD), str(db), *args], stdout=subprocess.PIPE, text=True,
-                             env=env)
-    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-    return child
 
 
 def kill_after(child: subprocess.Popen[str], acknowledged: int) -> list[str]:
@@ -76,6 +65,9 @@ def test_kill_9_loses_no_acknowledged_request(tmp_path: Path, flush_interval: st
 
     again = DuckDBCallLog(db)                    # nothing left to replay; nothing doubled
     assert again.replayed == 0 and again.count_requests() == len(after)
+    once = again.query("""SELECT (SELECT count(*) FROM attempts) AS attempts,
+                                 (SELECT count(DISTINCT (request_id, n)) FROM attempts) AS distinct_attempts""").iloc[0]
+    assert once["attempts"] == once["distinct_attempts"]
     again.close()
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,6 +74,16 @@ def finished_results(n: int, *, seed: int = 0, fault_rate: float = 0.2) -> list:
     return out
 
 
+def start_child(db: Path, *args: str) -> subprocess.Popen[str]:
+    """Run this file as a logging child process on ``db``; return once it says it is ready."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(db), *args], stdout=subprocess.PIPE,
+                             text=True, env=env)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    return child
+
+
 def main() -> None:
     from taelio_core.calllog import DuckDBCallLog
     from taelio_core.errors import AllProvidersFailed
@@ -83,8 +95,10 @@ def main() -> None:
     parser.add_argument("--flush-interval", type=float, default=0.2)
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between requests")
     parser.add_argument("--journal", default="write")
+    parser.add_argument("--idle-release", type=float, default=1.0)
     args = parser.parse_args()
-    log = DuckDBCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal)
+    log = DuckDBCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal,
+                        idle_release=args.idle_release)
     router = faulty_router(log, seed=1)
     tiers = router.policy.tiers
     print("ready", flush=True)
@@ -101,7 +115,8 @@ def main() -> None:
             import time
             time.sleep(args.pause)
     log.close()
-    print(f"done {n} lock_waits={log.lock_waits}", flush=True)
+    print(f"done {n} lock_waits={log.lock_waits} commits={log.commits} opens={log.opens} yields={log.yields}",
+          flush=True)
 
 
 if __name__ == "__main__":
