@@ -17,14 +17,16 @@ minima and maxima, so:
   exact when a bin holds one distinct value).
 
 How it stays current: the log is append-only (rows are never updated or
-deleted), so a table's committed rows have dense row ids and
-``rollup_watermarks`` records how many are folded in. Before reading,
+deleted), so new rows get row ids above every folded one, and
+``rollup_watermarks`` records the first row id not folded yet and the row
+count then (a count that grew means new rows). Before reading,
 ``read()`` folds the rows past the watermark (``rowid >= watermark`` skips
 every older row group) into the rollups, in the same transaction as the
 reads, so what a page shows is one consistent snapshot. Folding merges the
 new partial groups with the existing rows of the hours they touch (delete and
 re-insert), so a rollup holds one row per group and never needs compacting.
-A log that lost rows (fewer than the watermark) is rebuilt from scratch.
+A log that lost rows (a count below the recorded one: only a hand-made
+DELETE does that) is rebuilt from scratch.
 The first read of a large existing log pays the build once (seconds at 10M).
 """
 from __future__ import annotations
@@ -129,18 +131,21 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
     """Fold every row past the watermarks into the rollups (inside the caller's transaction); return how many."""
     folded = 0
     for source, rollups in _ROLLUPS.items():
-        row = con.execute("SELECT rows_done FROM rollup_watermarks WHERE source_table = ?", [source]).fetchone()
-        done = int(row[0]) if row else 0
-        total = int(con.execute(f"SELECT count(*) FROM {source}").fetchone()[0])
+        row = con.execute("SELECT rows_done, next_rowid FROM rollup_watermarks WHERE source_table = ?",
+                          [source]).fetchone()
+        done, lo = (int(row[0]), int(row[1])) if row else (0, 0)
+        total = int(con.execute(f"SELECT count(*) FROM {source}").fetchone()[0])   # from metadata: cheap
         if total == done:
             continue
-        if total < done:            # rows vanished (the file was rewritten): start again
+        if total < done:            # rows were deleted (by hand: the log never does): start again
             for rollup in rollups:
                 con.execute(f"DELETE FROM {rollup.table}")
-            done = 0
+            done, lo = 0, 0
+        hi = int(con.execute(f"SELECT coalesce(max(rowid) + 1, ?) FROM {source} WHERE rowid >= ?",
+                             [lo, lo]).fetchone()[0])
         for rollup in rollups:
-            _fold(con, rollup, done, total)
-        con.execute("INSERT OR REPLACE INTO rollup_watermarks VALUES (?, ?, now())", [source, total])
+            _fold(con, rollup, lo, hi)
+        con.execute("INSERT OR REPLACE INTO rollup_watermarks VALUES (?, ?, ?, now())", [source, total, hi])
         folded += total - done
     return folded
 

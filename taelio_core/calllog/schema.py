@@ -242,7 +242,8 @@ CREATE TABLE sandbox_traces (
 -- which come from log-scale histograms (1/8 octave bins, within 4.4 %).
 CREATE TABLE rollup_watermarks (
     source_table    VARCHAR PRIMARY KEY,    -- requests | attempts
-    rows_done       BIGINT NOT NULL,        -- rows with rowid below this are folded in
+    rows_done       BIGINT NOT NULL,        -- how many rows the table held when last folded
+    next_rowid      BIGINT NOT NULL,        -- rows with rowid below this are folded in
     refreshed_at    TIMESTAMPTZ
 );
 CREATE TABLE attempt_rollup (
