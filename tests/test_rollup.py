@@ -63,7 +63,7 @@ def _check_against_raw(log: DuckDBCallLog, f: A.Filters) -> None:
 
     # Errors per hour x type x provider, and success per provider.
     got = A.errors_over_time(log, f, bucket="hour")
-    want = _raw(log, "attempts", f.__class__(**{**f.__dict__}), "date_trunc('hour', ts AT TIME ZONE 'UTC') AS bucket, "
+    want = _raw(log, "attempts", f, "date_trunc('hour', ts AT TIME ZONE 'UTC') AS bucket, "
                 "error_type, provider, count(*) FILTER (WHERE error_type IS NOT NULL) AS errors",
                 "bucket, error_type, provider")
     want = want[want["errors"] > 0].reset_index(drop=True)
@@ -72,6 +72,13 @@ def _check_against_raw(log: DuckDBCallLog, f: A.Filters) -> None:
     want = _raw(log, "attempts", f, "provider, count(*) AS attempts, count(*) FILTER (WHERE status = 'ok') AS ok",
                 "provider")
     pd.testing.assert_frame_equal(got[["provider", "attempts", "ok"]], want, check_dtype=False)
+
+    # Requests by outcome and tokens per day.
+    got = A.usage_over_time(log, f, bucket="day")
+    want = _raw(log, "requests", f, "date_trunc('day', ts AT TIME ZONE 'UTC') AS bucket, count(*) AS requests, "
+                "count(*) FILTER (WHERE status = 'ok') AS ok, count(*) FILTER (WHERE status <> 'ok') AS not_ok, "
+                "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens", "bucket")
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
     # The request list's count (from the rollup) is the raw count.
     _, total = A.list_requests(log, f, limit=1)

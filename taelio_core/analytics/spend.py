@@ -54,8 +54,8 @@ def usage_over_time(log: Log, filters: Filters, *, bucket: str | None = None) ->
     return rollup.read(log, lambda r: r.query(f"""
         SELECT date_trunc('{b}', hour) AS bucket,
                sum(requests)::BIGINT AS requests,
-               (sum(requests) FILTER (WHERE status = 'ok'))::BIGINT AS ok,
-               (sum(requests) FILTER (WHERE status <> 'ok'))::BIGINT AS not_ok,
+               coalesce(sum(requests) FILTER (WHERE status = 'ok'), 0)::BIGINT AS ok,
+               coalesce(sum(requests) FILTER (WHERE status <> 'ok'), 0)::BIGINT AS not_ok,
                sum(input_tokens)::BIGINT AS input_tokens,
                sum(output_tokens)::BIGINT AS output_tokens
         FROM request_rollup {where}
