@@ -73,9 +73,9 @@ def latency_by_provider(log: Log, filters: Filters) -> pd.DataFrame:
 def latency_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """Latency p50/p95/p99 per provider and time bucket (successful attempts)."""
     b = _b(bucket, filters)
-    sql, params = _latency(filters, ((f"date_trunc('{b}', hour)", "bucket"), ("provider", "provider")),
+    pct, params = _latency(filters, ((f"date_trunc('{b}', hour)", "bucket"), ("provider", "provider")),
                            {"latency": {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}})
-    return rollup.read(log, lambda r: r.query(f"{sql} ORDER BY bucket, provider", params))
+    return rollup.read(log, lambda r: r.query(f"{pct} ORDER BY bucket, provider", params))
 
 
 def _rate(log: Log, filters: Filters, *, table: str, count: str, key: str, hit: str, total_as: str,

@@ -130,22 +130,22 @@ def _fold(con: duckdb.DuckDBPyConnection, rollup: _Rollup, lo: int, hi: int) -> 
 def refresh(con: duckdb.DuckDBPyConnection) -> int:
     """Fold every row past the watermarks into the rollups (inside the caller's transaction); return how many."""
     folded = 0
-    for source, rollups in _ROLLUPS.items():
+    for table, rollups in _ROLLUPS.items():
         row = con.execute("SELECT rows_done, next_rowid FROM rollup_watermarks WHERE source_table = ?",
-                          [source]).fetchone()
+                          [table]).fetchone()
         done, lo = (int(row[0]), int(row[1])) if row else (0, 0)
-        total = int(con.execute(f"SELECT count(*) FROM {source}").fetchone()[0])   # from metadata: cheap
+        total = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])   # from metadata: cheap
         if total == done:
             continue
         if total < done:            # rows were deleted (by hand: the log never does): start again
             for rollup in rollups:
                 con.execute(f"DELETE FROM {rollup.table}")
             done, lo = 0, 0
-        hi = int(con.execute(f"SELECT coalesce(max(rowid) + 1, ?) FROM {source} WHERE rowid >= ?",
+        hi = int(con.execute(f"SELECT coalesce(max(rowid) + 1, ?) FROM {table} WHERE rowid >= ?",
                              [lo, lo]).fetchone()[0])
         for rollup in rollups:
             _fold(con, rollup, lo, hi)
-        con.execute("INSERT OR REPLACE INTO rollup_watermarks VALUES (?, ?, ?, now())", [source, total, hi])
+        con.execute("INSERT OR REPLACE INTO rollup_watermarks VALUES (?, ?, ?, now())", [table, total, hi])
         folded += total - done
     return folded
 
