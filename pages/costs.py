@@ -12,24 +12,25 @@ from ui.engine import cached, rounded_now
 engine, filters = open_analytics_page(
     "Costs & budgets", "spend per provider and tier over time, tokens, cost per request by model, the most "
                        "expensive tasks and tiers, and this month's budgets")
-headline: A.Headline = cached(engine, A.headline, filters)
+now = rounded_now()
+# Every figure on the page comes from one read of the log (one open, one snapshot), cached as one.
+view: A.CostsView = cached(engine, A.costs_view, filters, engine.policy.model.budgets, now=now)
+headline = view.headline
 render_headline(headline, filters)
 if no_match(headline.requests):
     st.stop()
 
-cost = cached(engine, A.cost_by_provider_tier, filters)
-by_provider = cached(engine, A.spend_by, filters, "provider")
 c1, c2 = st.columns([2, 1])
 with c1:
-    charts.show("Spend by provider × tier", charts.cost_stacked(cost), "cost_stacked")
+    charts.show("Spend by provider × tier", charts.cost_stacked(view.cost), "cost_stacked")
 with c2:
-    charts.show("Share of spend", charts.share_pie(by_provider, "provider"), "share_pie")
+    charts.show("Share of spend", charts.share_pie(view.by_provider, "provider"), "share_pie")
 
 c1, c2 = st.columns(2)
 with c1:
-    charts.show("Tokens over time", charts.tokens_area(cached(engine, A.usage_over_time, filters)), "tokens")
+    charts.show("Tokens over time", charts.tokens_area(view.usage), "tokens")
 with c2:
-    dist = cached(engine, A.cost_distribution_by_model, filters)
+    dist = view.distribution
     charts.show("Cost per request by model", charts.cost_box(dist), "cost_box")
     unpriced = dist[dist["unpriced"] > 0]
     if len(unpriced):
@@ -38,13 +39,13 @@ with c2:
 
 st.subheader("Most expensive")
 c1, c2 = st.columns(2)
-for col, by in ((c1, "task"), (c2, "tier")):
+for col, by, frame in ((c1, "task", view.by_task), (c2, "tier", view.by_tier)):
     with col:
         st.markdown(f"**By {by}**")
-        st.plotly_chart(charts.spend_bars(cached(engine, A.spend_by, filters, by), by), key=f"top_{by}")
+        st.plotly_chart(charts.spend_bars(frame, by), key=f"top_{by}")
 
 st.subheader("Budgets this month")
-render_budgets(engine, filters, rounded_now())
+render_budgets(engine, view.budget_status, view.budget_curve, now)
 
 st.subheader("Export")
 render_export(engine, filters, headline.requests)

@@ -35,37 +35,38 @@ if not require_data(engine, "latency percentiles, errors by type, fallback rate 
                             "over time for every provider"):
     st.stop()
 
-success = cached(engine, A.success_by_provider, filters)
+# Every chart below comes from one read of the log (one open, one snapshot), cached as one.
+view: A.HealthView = cached(engine, A.health_view, filters)
+success = view.success
 if no_match(int(success["attempts"].sum()) if len(success) else 0):
     st.stop()
 
 c1, c2 = st.columns(2)
 with c1:
-    charts.show("Latency percentiles", charts.latency_lines(cached(engine, A.latency_over_time, filters)), "latency")
+    charts.show("Latency percentiles", charts.latency_lines(view.latency_over_time), "latency")
 with c2:
-    charts.show("Errors by type", charts.errors_stacked(cached(engine, A.errors_over_time, filters)), "errors")
+    charts.show("Errors by type", charts.errors_stacked(view.errors_over_time), "errors")
 
 c1, c2 = st.columns(2)
 with c1:
     st.subheader("Fallback rate per tier")
-    fallback = cached(engine, A.fallback_rate, filters)
+    fallback = view.fallback
     cols = st.columns(max(len(fallback), 1))
     for col, row in zip(cols, fallback.to_dict("records")):
         col.metric(f"{row['tier']}", f"{row['rate']:.1%}", help=f"{row['fallbacks']:,} of {row['requests']:,} "
                    "requests needed at least one fallback")
-    st.plotly_chart(charts.fallback_lines(cached(engine, A.fallback_rate_over_time, filters)), key="fallback")
+    st.plotly_chart(charts.fallback_lines(view.fallback_over_time), key="fallback")
 with c2:
     st.subheader("Availability")
-    st.plotly_chart(charts.availability(cached(engine, A.availability_over_time, filters)), key="availability")
+    st.plotly_chart(charts.availability(view.availability), key="availability")
 
 st.subheader("Success, latency and errors per provider")
 c1, c2 = st.columns(2)
-latency = cached(engine, A.latency_by_provider, filters)
-c1.dataframe(success.merge(latency, on="provider", how="left"), hide_index=True, width="stretch",
+c1.dataframe(success.merge(view.latency, on="provider", how="left"), hide_index=True, width="stretch",
              column_order=["provider", "attempts", "success_rate", "p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms"],
              column_config={"success_rate": st.column_config.NumberColumn("success", format="percent"),
                             **{c: st.column_config.NumberColumn(c.replace("_ms", "").replace("_", " "),
                                                                 format="%.0f ms")
                                for c in ("p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms")}})
-c2.dataframe(cached(engine, A.errors_by_type, filters), hide_index=True, width="stretch",
+c2.dataframe(view.errors, hide_index=True, width="stretch",
              column_config={"share_of_attempts": st.column_config.NumberColumn("share", format="percent")})

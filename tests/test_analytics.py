@@ -107,7 +107,8 @@ def test_latency_percentiles_per_provider_match_numpy(seeded):
         lat = [a.latency_ms for r in s.results for a in r.attempts if a.provider == provider and a.ok]
         assert df.loc[provider, "ok_attempts"] == len(lat)
         for q, col in ((50, "p50_ms"), (95, "p95_ms"), (99, "p99_ms")):
-            assert df.loc[provider, col] == pytest.approx(np.percentile(lat, q))
+            # From the rollup's latency histogram: within its stated bin error of the exact percentile.
+            assert df.loc[provider, col] == pytest.approx(np.percentile(lat, q), rel=A.QUANTILE_ERROR)
 
 
 def test_fallback_rate_per_tier_matches_the_seeded_fallbacks(seeded):
@@ -150,8 +151,11 @@ def test_cost_distribution_by_model_quartiles(seeded):
     df = A.cost_distribution_by_model(log, A.Filters()).set_index("model")
     costs = [float(r.cost_usd) for r in s.results if r.model == "gpt-4" and r.cost_usd is not None]
     assert df.loc["gpt-4", "priced"] == len(costs)
-    assert df.loc["gpt-4", "median"] == pytest.approx(statistics.median(costs))
-    assert df.loc["gpt-4", "q1"] == pytest.approx(np.percentile(costs, 25))
+    # Quartiles from the rollup's cost histogram (within its bin error); the mean and extremes are exact.
+    assert df.loc["gpt-4", "median"] == pytest.approx(statistics.median(costs), rel=A.QUANTILE_ERROR)
+    assert df.loc["gpt-4", "q1"] == pytest.approx(np.percentile(costs, 25), rel=A.QUANTILE_ERROR)
+    assert (df.loc["gpt-4", "min"], df.loc["gpt-4", "max"]) == (min(costs), max(costs))
+    assert df.loc["gpt-4", "mean"] == pytest.approx(statistics.fmean(costs), rel=1e-9)
     assert df.loc["gemini-1.5-pro", "unpriced"] > 0 and np.isnan(df.loc["gemini-1.5-pro", "median"])
 
 

@@ -1,7 +1,13 @@
 """Plotly figures for the dashboard, built from the analytics DataFrames.
 
 Each function takes the small, already-aggregated frame that
-``taelio_core.analytics`` returned and only draws it.
+``taelio_core.analytics`` returned and only draws it. Building a figure with
+plotly express costs 0.1-0.8 s of CPU (profiled: ~2 s for the Costs page's
+eight, more than reading the data), so each figure is kept with
+``st.cache_resource`` keyed on its input frame: a page revisited with the
+same data redraws at once, and new data (a new frame) builds a new figure.
+Figures are only read after they are built (``st.plotly_chart`` serialises
+them), so sharing one between sessions is safe.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ __all__ = ["show", "availability", "burndown", "cost_box", "cost_stacked", "erro
            "latency_lines", "share_pie", "spend_bars", "tokens_area"]
 
 _HEIGHT = 330
+_figure_cache = st.cache_resource(ttl=600, max_entries=128, show_spinner=False)
 _COLORS = px.colors.qualitative.Safe
 
 
@@ -36,6 +43,7 @@ def _style(fig: go.Figure, *, y_title: str = "", money: bool = False, pct: bool 
     return fig
 
 
+@_figure_cache
 def cost_stacked(df: pd.DataFrame) -> go.Figure:
     data = df.assign(series=df["provider"] + " · " + df["tier"], cost_usd=df["cost_usd"].fillna(0.0))
     fig = px.bar(data, x="bucket", y="cost_usd", color="series", color_discrete_sequence=_COLORS,
@@ -44,6 +52,7 @@ def cost_stacked(df: pd.DataFrame) -> go.Figure:
     return _style(fig, y_title="USD", money=True)
 
 
+@_figure_cache
 def share_pie(df: pd.DataFrame, names: str) -> go.Figure:
     data = df[df["cost_usd"].fillna(0) > 0]
     fig = px.pie(data, names=names, values="cost_usd", hole=0.5, color_discrete_sequence=_COLORS)
@@ -52,6 +61,7 @@ def share_pie(df: pd.DataFrame, names: str) -> go.Figure:
     return _style(fig)
 
 
+@_figure_cache
 def tokens_area(df: pd.DataFrame) -> go.Figure:
     long = df.melt(id_vars="bucket", value_vars=["input_tokens", "output_tokens"], var_name="kind",
                    value_name="tokens")
@@ -60,6 +70,7 @@ def tokens_area(df: pd.DataFrame) -> go.Figure:
     return _style(fig, y_title="tokens")
 
 
+@_figure_cache
 def cost_box(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for i, row in enumerate(df[df["priced"] > 0].itertuples()):
@@ -73,6 +84,7 @@ def cost_box(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+@_figure_cache
 def spend_bars(df: pd.DataFrame, by: str) -> go.Figure:
     data = df.head(10).iloc[::-1]
     fig = px.bar(data, x="cost_usd", y=by, orientation="h", color_discrete_sequence=_COLORS,
@@ -84,6 +96,7 @@ def spend_bars(df: pd.DataFrame, by: str) -> go.Figure:
     return fig
 
 
+@_figure_cache
 def burndown(curve: pd.DataFrame, status: pd.DataFrame, *, month_start: datetime, month_end: datetime,
              now: datetime) -> go.Figure:
     """Every budget of one scope on one chart, as a share of its limit: spent so far (solid), the
@@ -111,6 +124,7 @@ def burndown(curve: pd.DataFrame, status: pd.DataFrame, *, month_start: datetime
     return fig
 
 
+@_figure_cache
 def latency_lines(df: pd.DataFrame) -> go.Figure:
     long = df.melt(id_vars=["bucket", "provider"], value_vars=["p50_ms", "p95_ms"],
                    var_name="percentile", value_name="ms")
@@ -120,6 +134,7 @@ def latency_lines(df: pd.DataFrame) -> go.Figure:
     return _style(fig, y_title="latency (ms)")
 
 
+@_figure_cache
 def errors_stacked(df: pd.DataFrame) -> go.Figure:
     data = df.groupby(["bucket", "error_type"], as_index=False)["errors"].sum()
     fig = px.bar(data, x="bucket", y="errors", color="error_type", color_discrete_sequence=px.colors.qualitative.Set2)
@@ -127,12 +142,14 @@ def errors_stacked(df: pd.DataFrame) -> go.Figure:
     return _style(fig, y_title="failed attempts")
 
 
+@_figure_cache
 def fallback_lines(df: pd.DataFrame) -> go.Figure:
     fig = px.line(df, x="bucket", y="rate", color="tier", markers=True, color_discrete_sequence=_COLORS,
                   hover_data={"requests": True, "fallbacks": True})
     return _style(fig, y_title="fallback rate", pct=True)
 
 
+@_figure_cache
 def availability(df: pd.DataFrame) -> go.Figure:
     fig = px.line(df, x="bucket", y="availability", color="provider", color_discrete_sequence=_COLORS,
                   hover_data={"attempts": True})

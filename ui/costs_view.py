@@ -9,7 +9,6 @@ import streamlit as st
 from taelio_core import analytics as A
 from taelio_core.engine import Taelio
 from ui import charts
-from ui.engine import cached
 from ui.text import fmt_pct, fmt_tokens, money
 
 __all__ = ["render_budgets", "render_export", "render_headline"]
@@ -41,14 +40,12 @@ def render_headline(h: A.Headline, filters: A.Filters) -> None:
                         "from the totals: it is never counted as $0.")
 
 
-def render_budgets(engine: Taelio, filters: A.Filters, now: datetime) -> None:
-    budgets = engine.policy.model.budgets
-    status: pd.DataFrame = cached(engine, A.budget_status, budgets, filters, now=now)
+def render_budgets(engine: Taelio, status: pd.DataFrame, curve: pd.DataFrame, now: datetime) -> None:
+    """Budget cards and burn-down charts from ``A.budget_status`` and ``A.budget_burndown``."""
     if status.empty:
         st.info("No monthly budgets are set. Add them to the policy file under `[budgets.tier]` and "
                 "`[budgets.provider]` (USD per calendar month); see the README.", icon=":material/savings:")
         return
-    curve = cached(engine, A.budget_burndown, budgets, filters, now=now)
     start, end = A.month_bounds(now)
     st.caption(f"Month to date ({start:%B %Y}, UTC), against the monthly budgets in the policy "
                f"`{engine.policy.name}`. Spend is counted from the selected sources; the date filter does not "

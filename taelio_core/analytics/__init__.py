@@ -8,6 +8,8 @@ bound parameters; pandas only receives the small result. No Streamlit here.
 * ``reliability``: latency percentiles, fallback rate, errors by type, success rate, provider health.
 * ``budget_burn``: month-to-date spend against the policy's budgets, projection, run-out date, alerts.
 * ``calls``: the searchable request list and one request's attempts and trace.
+* ``views``: all of the Costs page's or the Health page's figures, read on one connection.
+* ``rollup``: the hourly rollups every aggregate reads (exact sums and counts; percentiles within 4.4 %).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from taelio_core.analytics.calls import (
     list_requests,
     request_detail,
 )
+from taelio_core.analytics.rollup import QUANTILE_ERROR
 from taelio_core.analytics.filters import BUCKETS, SOURCES, Filters, bucket_for
 from taelio_core.analytics.reliability import (
     availability_over_time,
@@ -32,6 +35,7 @@ from taelio_core.analytics.reliability import (
     provider_health,
     success_by_provider,
 )
+from taelio_core.analytics.views import CostsView, HealthView, costs_view, health_view
 from taelio_core.analytics.spend import (
     Headline,
     cost_by_provider_tier,
@@ -42,9 +46,9 @@ from taelio_core.analytics.spend import (
 )
 
 __all__ = [
-    "BUCKETS", "EXPORT_COLUMNS", "LEVELS", "LIST_COLUMNS", "SOURCES", "Filters", "Headline", "RequestDetail",
+    "BUCKETS", "CostsView", "EXPORT_COLUMNS", "HealthView", "LEVELS", "LIST_COLUMNS", "QUANTILE_ERROR", "SOURCES", "Filters", "Headline", "RequestDetail",
     "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
-    "cost_distribution_by_model", "errors_by_type", "errors_over_time", "fallback_rate",
-    "export_requests", "fallback_rate_over_time", "headline", "latency_by_provider", "latency_over_time", "list_requests",
+    "cost_distribution_by_model", "costs_view", "errors_by_type", "errors_over_time", "fallback_rate",
+    "export_requests", "fallback_rate_over_time", "headline", "health_view", "latency_by_provider", "latency_over_time", "list_requests",
     "month_bounds", "provider_health", "request_detail", "spend_by", "success_by_provider", "usage_over_time",
 ]

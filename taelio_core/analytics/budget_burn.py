@@ -3,7 +3,8 @@
 Budgets live in the policy (``[budgets.tier]`` and ``[budgets.provider]``,
 USD per calendar month in UTC; ``alert_pct`` defaults to 80). This module
 only reads the log: it sums each tier's and provider's spend since the first
-of the month in DuckDB, projects it to the month's end at the burn rate so
+of the month in DuckDB (whole hours from the exact hourly rollup, the hour
+holding ``now`` from the raw attempts up to ``now``), projects it to the month's end at the burn rate so
 far, and says on which day the budget runs out at that rate.
 
 Alerts, most severe first: **over** (100 % spent), **projected over** (the
@@ -17,13 +18,16 @@ from decimal import Decimal
 
 import pandas as pd
 
+from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters
+from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
 from taelio_core.policy import Budgets
 
 __all__ = ["LEVELS", "budget_burndown", "budget_status", "month_bounds"]
 
 LEVELS = ("ok", "alert", "projected over", "over")
+Log = CallLog | Reader
 # Early in a month a few hours of spend would project wildly: count at least this much elapsed time.
 MIN_ELAPSED = timedelta(hours=6)
 
@@ -44,22 +48,34 @@ def _limits(budgets: Budgets) -> list[tuple[str, str, Decimal, float]]:
     return out
 
 
-def budget_burndown(log: CallLog, budgets: Budgets, filters: Filters, *, now: datetime) -> pd.DataFrame:
+def _month_sql(filters: Filters, start: datetime, now: datetime) -> tuple[str, list]:
+    """SQL for this month's attempts up to ``now`` as (day, tier, provider, cost_usd) rows, and its parameters."""
+    this_hour = max(now.astimezone(UTC).replace(minute=0, second=0, microsecond=0), start)
+    sources = Filters(sources=filters.sources)
+    rolled, rolled_params = sources.where(time_column="hour", extra=("hour >= ?", "hour < ?"))
+    tail, tail_params = sources.where(extra=("ts >= ?", "ts <= ?"))
+    sql = f"""
+        SELECT hour::DATE AS day, tier, provider, cost_usd FROM attempt_rollup {rolled}
+        UNION ALL
+        SELECT (ts AT TIME ZONE 'UTC')::DATE, tier, provider, cost_usd FROM attempts {tail}"""
+    return sql, [start.replace(tzinfo=None), this_hour.replace(tzinfo=None), *rolled_params,
+                 this_hour, now, *tail_params]
+
+
+def budget_burndown(log: Log, budgets: Budgets, filters: Filters, *, now: datetime) -> pd.DataFrame:
     """Per budget and day of this month so far: the day's spend and the cumulative spend (USD)."""
     limits = _limits(budgets)
     columns = ["scope", "name", "day", "spent_usd", "cumulative_usd"]
     if not limits:
         return pd.DataFrame(columns=columns)
     start, _end = month_bounds(now)
-    sources = Filters(sources=filters.sources)
-    where, params = sources.where(extra=("ts >= ?", "ts <= ?", "cost_usd IS NOT NULL"))
+    month, params = _month_sql(filters, start, now)
     tiers = sorted({n for s, n, *_ in limits if s == "tier"}) or [""]
     providers = sorted({n for s, n, *_ in limits if s == "provider"}) or [""]
     marks_t = ", ".join("?" for _ in tiers)
     marks_p = ", ".join("?" for _ in providers)
-    return log.query(f"""
-        WITH month AS (SELECT tier, provider, (ts AT TIME ZONE 'UTC')::DATE AS day, cost_usd
-                       FROM attempts {where}),
+    return rollup.read(log, lambda r: r.query(f"""
+        WITH month AS (SELECT * FROM ({month}) WHERE cost_usd IS NOT NULL),
              daily AS (
                 SELECT 'tier' AS scope, tier AS name, day, sum(cost_usd) AS spent
                 FROM month WHERE tier IN ({marks_t}) GROUP BY ALL
@@ -68,10 +84,10 @@ def budget_burndown(log: CallLog, budgets: Budgets, filters: Filters, *, now: da
                 FROM month WHERE provider IN ({marks_p}) GROUP BY ALL)
         SELECT scope, name, day, spent::DOUBLE AS spent_usd,
                (sum(spent) OVER (PARTITION BY scope, name ORDER BY day))::DOUBLE AS cumulative_usd
-        FROM daily ORDER BY scope DESC, name, day""", [start, now, *params, *tiers, *providers])
+        FROM daily ORDER BY scope DESC, name, day""", [*params, *tiers, *providers]))
 
 
-def budget_status(log: CallLog, budgets: Budgets, filters: Filters, *, now: datetime) -> pd.DataFrame:
+def budget_status(log: Log, budgets: Budgets, filters: Filters, *, now: datetime) -> pd.DataFrame:
     """One row per monthly budget: spent, share, month-end projection, run-out date, alert level."""
     limits = _limits(budgets)
     columns = ["scope", "name", "limit_usd", "alert_pct", "spent_usd", "spent_pct", "projected_usd",
@@ -80,22 +96,25 @@ def budget_status(log: CallLog, budgets: Budgets, filters: Filters, *, now: date
         return pd.DataFrame(columns=columns)
     start, end = month_bounds(now)
     elapsed = max(now.astimezone(UTC) - start, MIN_ELAPSED)
-    month = end - start
-    sources = Filters(sources=filters.sources)
-    where, params = sources.where(extra=("ts >= ?", "ts <= ?"))
-    totals = log.query(f"""
-        SELECT 'tier' AS scope, tier AS name, sum(cost_usd)::VARCHAR AS spent FROM attempts {where} GROUP BY tier
-        UNION ALL
-        SELECT 'provider', provider, sum(cost_usd)::VARCHAR FROM attempts {where} GROUP BY provider""",
-        [start, now, *params] * 2)
+    month_span = end - start
+    month, params = _month_sql(filters, start, now)
+
+    def both(r: Reader) -> tuple[pd.DataFrame, pd.DataFrame]:
+        totals = r.query(f"""
+            WITH month AS ({month})
+            SELECT 'tier' AS scope, tier AS name, sum(cost_usd)::VARCHAR AS spent FROM month GROUP BY tier
+            UNION ALL
+            SELECT 'provider', provider, sum(cost_usd)::VARCHAR FROM month GROUP BY provider""", params)
+        return totals, budget_burndown(r, budgets, filters, now=now)
+
+    totals, curve = rollup.read(log, both)
     spent_by = {(r["scope"], r["name"]): Decimal(r["spent"]) for r in totals.to_dict("records")
                 if r["spent"] is not None and not pd.isna(r["spent"])}
-    curve = budget_burndown(log, budgets, filters, now=now)
     rows = []
     for scope, name, limit, alert_pct in limits:
         spent = spent_by.get((scope, name), Decimal(0))
         rate_per_s = spent / Decimal(elapsed.total_seconds())
-        projected = rate_per_s * Decimal(month.total_seconds())
+        projected = rate_per_s * Decimal(month_span.total_seconds())
         runs_out = _runs_out_on(curve, scope, name, limit, spent, rate_per_s, start, end)
         pct = float(spent / limit * 100) if limit else (100.0 if spent else 0.0)
         proj_pct = float(projected / limit * 100) if limit else (100.0 if projected else 0.0)

@@ -2,7 +2,10 @@
 
 The list is filtered like every other view and searched in DuckDB
 (case-insensitive substring of the prompt, output, request id or error), then
-paged, so a log of millions of rows never reaches pandas whole.
+paged, so a log of millions of rows never reaches pandas whole. The page is a
+top-N scan by time (DuckDB's dynamic filter on ``ts`` skips older row
+groups); the match count comes from the exact hourly rollup unless a search
+needs the text.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters
+from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
 
 __all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "RequestDetail", "export_requests", "list_requests", "request_detail"]
@@ -43,16 +48,28 @@ def _where(filters: Filters, search: str, statuses: tuple[str, ...]) -> tuple[st
     return where, params + fparams
 
 
-def list_requests(log: CallLog, filters: Filters, *, search: str = "", statuses: tuple[str, ...] = (),
+def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", statuses: tuple[str, ...] = (),
                   limit: int = 200, offset: int = 0) -> tuple[pd.DataFrame, int]:
     """The newest matching requests (one page of them) and how many match in all."""
     where, params = _where(filters, search, statuses)
     cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS)
-    # Two queries: a top-N scan for the page, and a bare count (a window count would sort every match).
-    page = log.query(f"SELECT {cols} FROM requests {where} ORDER BY ts DESC, request_id LIMIT ? OFFSET ?",
-                     [*params, int(limit), int(offset)])
-    total = int(log.query(f"SELECT count(*) AS n FROM requests {where}", params)["n"].iloc[0])
-    return page, total
+    if search.strip():
+        count_sql, count_params = f"SELECT count(*) AS n FROM requests {where}", params
+    else:
+        count_sql, count_params = _rollup_count(filters, statuses)
+
+    def both(r: Reader) -> tuple[pd.DataFrame, int]:
+        page = r.query(f"SELECT {cols} FROM requests {where} ORDER BY ts DESC, request_id LIMIT ? OFFSET ?",
+                       [*params, int(limit), int(offset)])
+        return page, int(r.query(count_sql, count_params)["n"].iloc[0])
+
+    return rollup.read(log, both)
+
+
+def _rollup_count(filters: Filters, statuses: tuple[str, ...]) -> tuple[str, list[Any]]:
+    extra = (f"status IN ({', '.join('?' for _ in statuses)})",) if statuses else ()
+    where, params = filters.where(time_column="hour", extra=extra)
+    return f"SELECT coalesce(sum(requests), 0)::BIGINT AS n FROM request_rollup {where}", [*statuses, *params]
 
 
 @dataclass(frozen=True, kw_only=True)

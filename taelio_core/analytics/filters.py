@@ -19,7 +19,8 @@ __all__ = ["BUCKETS", "SOURCES", "Filters", "bucket_for", "day_start"]
 
 SOURCES = ("live", "demo", "sandbox", "experiment", "test")
 # date_trunc parts a chart may group by (a closed set: safe to place in SQL text)
-BUCKETS = ("minute", "hour", "day", "week")
+# (No "minute": the rollups' grain is an hour, and the shortest range a filter can select is one day.)
+BUCKETS = ("hour", "day", "week")
 
 
 def day_start(day: date) -> datetime:
@@ -66,17 +67,20 @@ class Filters:
                        sources=self.sources, tiers=self.tiers, tasks=self.tasks, providers=self.providers)
 
     def where(self, alias: str = "", *, dates: bool = True, providers: bool = True,
-              extra: tuple[str, ...] = ()) -> tuple[str, list[Any]]:
-        """``("WHERE ...", params)`` for a table with ts/source/tier/task/provider columns."""
+              extra: tuple[str, ...] = (), time_column: str = "ts") -> tuple[str, list[Any]]:
+        """``("WHERE ...", params)`` for a table with ts/source/tier/task/provider columns.
+
+        ``time_column`` other than ``ts`` is a rollup's naive-UTC ``hour`` or ``day``: the bounds are
+        bound as naive UTC times too (they are midnights, so whole hours and days compare exactly).
+        """
         p = f"{alias}." if alias else ""
         parts: list[str] = list(extra)
         params: list[Any] = []
-        if dates and self.start_ts is not None:
-            parts.append(f"{p}ts >= ?")
-            params.append(self.start_ts)
-        if dates and self.end_ts is not None:
-            parts.append(f"{p}ts < ?")
-            params.append(self.end_ts)
+        naive = time_column != "ts"
+        for op, bound in ((">=", self.start_ts), ("<", self.end_ts)):
+            if dates and bound is not None:
+                parts.append(f"{p}{time_column} {op} ?")
+                params.append(bound.replace(tzinfo=None) if naive else bound)
         for column, values in (("source", self.sources), ("tier", self.tiers), ("task", self.tasks),
                                ("provider", self.providers if providers else ())):
             if values:
@@ -90,8 +94,6 @@ def bucket_for(filters: Filters, *, default: str = "day") -> str:
     span = filters.span
     if span is None:
         return default
-    if span <= timedelta(days=1):
-        return "minute" if span <= timedelta(hours=2) else "hour"
     if span <= timedelta(days=3):
         return "hour"
     if span > timedelta(days=180):

@@ -1,7 +1,10 @@
 """How the providers behave: latency, errors, fallbacks, success and health.
 
-All of it is computed in DuckDB from the ``attempts`` table (one row per
-provider attempt) and, for fallbacks, from ``requests``. A request *fell
+All of it is computed in DuckDB from the hourly rollups of ``attempts`` (one
+row per provider attempt) and, for fallbacks, of ``requests`` (``rollup.py``):
+counts and rates are exact; latency percentiles come from histograms, within
+``rollup.QUANTILE_ERROR`` (4.4 %). Provider health reads the raw rows of its
+recent window (exact), which the log's time order keeps to a few row groups. A request *fell
 back* when at least one attempt failed before the answer (``fallback_depth
 > 0``): the seed's fallback rate is the share of requests that did.
 
@@ -16,12 +19,16 @@ Provider health is judged on recent attempts (default: the last hour):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters, bucket_for, check_bucket
+from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
+
+Log = CallLog | Reader
 
 __all__ = ["DOWN_BELOW", "DOWN_STREAK", "HEALTHY_MIN", "availability_over_time", "errors_by_type",
            "errors_over_time", "fallback_rate", "fallback_rate_over_time", "latency_by_provider",
@@ -36,100 +43,118 @@ def _b(bucket: str | None, filters: Filters) -> str:
     return check_bucket(bucket or bucket_for(filters))
 
 
-def latency_by_provider(log: CallLog, filters: Filters) -> pd.DataFrame:
+def _latency(filters: Filters, keys: tuple[tuple[str, str], ...], metrics: dict[str, dict[str, float]]) -> tuple[str, list]:
+    """Percentiles per ``keys`` of each ``metric`` (latency, ttft) of successful attempts, joined on the keys."""
+    names = [name for _, name in keys]
+    parts, params = [], []
+    for metric, quantiles in metrics.items():
+        where, p = filters.where(time_column="hour", extra=(f"metric = '{metric}'",))
+        parts.append(rollup.histogram_quantiles("latency_histogram", keys, where, quantiles))
+        params += p
+    sql = f"({parts[0]})"
+    for part in parts[1:]:
+        sql = f"({sql}) FULL OUTER JOIN ({part}) USING ({', '.join(names)})"
+    return f"SELECT * FROM {sql}", params
+
+
+def latency_by_provider(log: Log, filters: Filters) -> pd.DataFrame:
     """Per provider, over its successful attempts: latency p50/p95/p99 and time-to-first-token p50/p95 (ms)."""
-    where, params = filters.where(extra=("status = 'ok'",))
-    return log.query(f"""
-        SELECT provider, count(*) AS ok_attempts,
-               quantile_cont(latency_ms, 0.5) AS p50_ms, quantile_cont(latency_ms, 0.95) AS p95_ms,
-               quantile_cont(latency_ms, 0.99) AS p99_ms,
-               quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms, quantile_cont(ttft_ms, 0.95) AS ttft_p95_ms
-        FROM attempts {where} GROUP BY provider ORDER BY provider""", params)
+    pct, pct_params = _latency(filters, (("provider", "provider"),),
+                               {"latency": {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99},
+                                "ttft": {"ttft_p50_ms": 0.5, "ttft_p95_ms": 0.95}})
+    where, params = filters.where(time_column="hour", extra=("status = 'ok'",))
+    return rollup.read(log, lambda r: r.query(f"""
+        WITH ok AS (SELECT provider, sum(attempts)::BIGINT AS ok_attempts FROM attempt_rollup {where} GROUP BY ALL),
+             pct AS ({pct})
+        SELECT provider, ok_attempts, p50_ms, p95_ms, p99_ms, ttft_p50_ms, ttft_p95_ms
+        FROM ok LEFT JOIN pct USING (provider) ORDER BY provider""", params + pct_params))
 
 
-def latency_over_time(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
+def latency_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """Latency p50/p95/p99 per provider and time bucket (successful attempts)."""
     b = _b(bucket, filters)
-    where, params = filters.where(extra=("status = 'ok'",))
-    return log.query(f"""
-        SELECT date_trunc('{b}', ts AT TIME ZONE 'UTC') AS bucket, provider,
-               quantile_cont(latency_ms, 0.5) AS p50_ms, quantile_cont(latency_ms, 0.95) AS p95_ms,
-               quantile_cont(latency_ms, 0.99) AS p99_ms
-        FROM attempts {where} GROUP BY ALL ORDER BY bucket, provider""", params)
+    pct, params = _latency(filters, ((f"date_trunc('{b}', hour)", "bucket"), ("provider", "provider")),
+                           {"latency": {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}})
+    return rollup.read(log, lambda r: r.query(f"{pct} ORDER BY bucket, provider", params))
 
 
-def _rate(log: CallLog, filters: Filters, *, table: str, key: str, hit: str, total_as: str, hits_as: str,
-          rate_as: str, bucket: str | None = None) -> pd.DataFrame:
+def _rate(log: Log, filters: Filters, *, table: str, count: str, key: str, hit: str, total_as: str,
+          hits_as: str, rate_as: str, bucket: str | None = None) -> pd.DataFrame:
     """Per ``key`` (and time bucket): rows, rows matching ``hit``, and their share. Names are constants."""
-    where, params = filters.where()
-    time_col = f"date_trunc('{check_bucket(bucket)}', ts AT TIME ZONE 'UTC') AS bucket, " if bucket else ""
+    where, params = filters.where(time_column="hour")
+    time_col = f"date_trunc('{check_bucket(bucket)}', hour) AS bucket, " if bucket else ""
     order = "bucket, " if bucket else ""
-    return log.query(f"""
-        SELECT {time_col}{key}, count(*) AS {total_as}, count(*) FILTER (WHERE {hit}) AS {hits_as},
-               (count(*) FILTER (WHERE {hit}) / count(*))::DOUBLE AS {rate_as}
-        FROM {table} {where} GROUP BY ALL ORDER BY {order}{key}""", params)
+    return rollup.read(log, lambda r: r.query(f"""
+        SELECT {time_col}{key}, sum({count})::BIGINT AS {total_as},
+               coalesce(sum({count}) FILTER (WHERE {hit}), 0)::BIGINT AS {hits_as},
+               (coalesce(sum({count}) FILTER (WHERE {hit}), 0) / sum({count}))::DOUBLE AS {rate_as}
+        FROM {table} {where} GROUP BY ALL ORDER BY {order}{key}""", params))
 
 
-_FALLBACKS = {"table": "requests", "key": "tier", "hit": "fallback_depth > 0", "total_as": "requests",
-              "hits_as": "fallbacks", "rate_as": "rate"}
-_SUCCESSES = {"table": "attempts", "key": "provider", "hit": "status = 'ok'", "total_as": "attempts",
-              "hits_as": "ok"}
+_FALLBACKS = {"table": "request_rollup", "count": "requests", "key": "tier", "hit": "fell_back",
+              "total_as": "requests", "hits_as": "fallbacks", "rate_as": "rate"}
+_SUCCESSES = {"table": "attempt_rollup", "count": "attempts", "key": "provider", "hit": "status = 'ok'",
+              "total_as": "attempts", "hits_as": "ok"}
 
 
-def fallback_rate(log: CallLog, filters: Filters) -> pd.DataFrame:
+def fallback_rate(log: Log, filters: Filters) -> pd.DataFrame:
     """Per tier: requests, how many fell back, and the rate."""
     return _rate(log, filters, **_FALLBACKS)
 
 
-def fallback_rate_over_time(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
+def fallback_rate_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """Per tier and time bucket: requests, fallbacks and the rate."""
     return _rate(log, filters, **_FALLBACKS, bucket=_b(bucket, filters))
 
 
-def errors_by_type(log: CallLog, filters: Filters) -> pd.DataFrame:
+def errors_by_type(log: Log, filters: Filters) -> pd.DataFrame:
     """Failed attempts per provider x error type, with their share of that provider's attempts."""
-    where, params = filters.where()
-    return log.query(f"""
-        WITH a AS (SELECT provider, error_type FROM attempts {where})
-        SELECT provider, error_type, count(*) AS errors,
-               (count(*) / any_value(total))::DOUBLE AS share_of_attempts
-        FROM (SELECT *, count(*) OVER (PARTITION BY provider) AS total FROM a)
-        WHERE error_type IS NOT NULL
-        GROUP BY provider, error_type ORDER BY provider, errors DESC, error_type""", params)
+    where, params = filters.where(time_column="hour")
+    return rollup.read(log, lambda r: r.query(f"""
+        WITH a AS (SELECT provider, error_type, sum(attempts) AS n FROM attempt_rollup {where} GROUP BY ALL)
+        SELECT provider, error_type, n::BIGINT AS errors,
+               (n / sum(n) OVER (PARTITION BY provider))::DOUBLE AS share_of_attempts
+        FROM a QUALIFY error_type IS NOT NULL
+        ORDER BY provider, errors DESC, error_type""", params))
 
 
-def errors_over_time(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
+def errors_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """Failed attempts per time bucket x error type (x provider)."""
     b = _b(bucket, filters)
-    where, params = filters.where(extra=("error_type IS NOT NULL",))
-    return log.query(f"""
-        SELECT date_trunc('{b}', ts AT TIME ZONE 'UTC') AS bucket, error_type, provider, count(*) AS errors
-        FROM attempts {where} GROUP BY ALL ORDER BY bucket, error_type, provider""", params)
+    where, params = filters.where(time_column="hour", extra=("error_type IS NOT NULL",))
+    return rollup.read(log, lambda r: r.query(f"""
+        SELECT date_trunc('{b}', hour) AS bucket, error_type, provider, sum(attempts)::BIGINT AS errors
+        FROM attempt_rollup {where} GROUP BY ALL ORDER BY bucket, error_type, provider""", params))
 
 
-def success_by_provider(log: CallLog, filters: Filters) -> pd.DataFrame:
+def success_by_provider(log: Log, filters: Filters) -> pd.DataFrame:
     """Per provider: attempts, successes and the success rate."""
     return _rate(log, filters, **_SUCCESSES, rate_as="success_rate")
 
 
-def availability_over_time(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
+def availability_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """Per provider and time bucket: attempts, successes and the share that succeeded."""
     return _rate(log, filters, **_SUCCESSES, rate_as="availability", bucket=_b(bucket, filters))
 
 
-def provider_health(log: CallLog, configured: Mapping[str, str | None], filters: Filters, *, now: datetime,
+def provider_health(log: Log, configured: Mapping[str, str | None], filters: Filters, *, now: datetime,
                     window: timedelta = timedelta(hours=1)) -> pd.DataFrame:
     """One row per provider in ``configured`` (name -> None when usable, else why not), in that order.
 
-    Uses the filter's sources, tiers and tasks, but its own time window ending at ``now``.
+    Uses the filter's sources, tiers and tasks, but its own time window ending at ``now``. The window's
+    figures come from its raw attempts (exact percentiles); the last error's time from the rollup (and the
+    raw rows of the hour holding ``now``), then its text from the one raw row at that time.
     """
     names = list(configured)
     base = Filters(sources=filters.sources, tiers=filters.tiers, tasks=filters.tasks, providers=tuple(names))
+    this_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     # ``extra`` clauses come first in the WHERE, so their parameters lead.
     recent_where, recent_params = base.where(extra=("ts >= ?", "ts <= ?"))
-    last_where, last_params = base.where(extra=("error_type IS NOT NULL", "ts <= ?"))
-    stats = log.query(f"""
-        WITH recent AS (
+    rolled_where, rolled_params = base.where(time_column="hour", extra=("error_type IS NOT NULL", "hour < ?"))
+    tail_where, tail_params = base.where(extra=("error_type IS NOT NULL", "ts >= ?", "ts <= ?"))
+
+    def query(r: Reader) -> tuple[pd.DataFrame, dict[str, dict]]:
+        stats = r.query(f"""
             SELECT provider, count(*) AS attempts,
                    (count(*) FILTER (WHERE status = 'ok') / count(*))::DOUBLE AS success_rate,
                    quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS p50_ms,
@@ -137,14 +162,26 @@ def provider_health(log: CallLog, configured: Mapping[str, str | None], filters:
                    quantile_cont(ttft_ms, 0.5) FILTER (WHERE status = 'ok') AS ttft_p50_ms,
                    arg_max(status, ts, {DOWN_STREAK}) AS latest_statuses,
                    max(ts) AS last_attempt_at
-            FROM attempts {recent_where} GROUP BY provider),
-        last_error AS (
-            SELECT provider, arg_max(error, ts) AS last_error, arg_max(error_type, ts) AS last_error_type,
-                   max(ts) AS last_error_at
-            FROM attempts {last_where} GROUP BY provider)
-        SELECT * FROM recent FULL OUTER JOIN last_error USING (provider)""",
-        [now - window, now, *recent_params, now, *last_params])
-    by_name = {row["provider"]: row for row in stats.to_dict("records")}
+            FROM attempts {recent_where} GROUP BY provider""", [now - window, now, *recent_params])
+        last_at = r.query(f"""
+            SELECT provider, max(t) AS t FROM (
+                SELECT provider, max(last_ts) AS t FROM attempt_rollup {rolled_where} GROUP BY provider
+                UNION ALL
+                SELECT provider, max(ts) FROM attempts {tail_where} GROUP BY provider)
+            GROUP BY provider""", [this_hour.replace(tzinfo=None), *rolled_params, this_hour, now, *tail_params])
+        last: dict[str, dict] = {}
+        for provider, at in zip(last_at["provider"], last_at["t"]):
+            where, params = base.where(extra=("provider = ?", "ts = ?", "error_type IS NOT NULL"))
+            row = r.query(f"SELECT error AS last_error, error_type AS last_error_type, ts AS last_error_at "
+                          f"FROM attempts {where} LIMIT 1", [provider, at, *params])
+            if len(row):
+                last[provider] = row.iloc[0].to_dict()
+        return stats, last
+
+    stats, last = rollup.read(log, query)
+    by_name = {row["provider"]: {**row, **last.get(row["provider"], {})} for row in stats.to_dict("records")}
+    for provider, row in last.items():
+        by_name.setdefault(provider, row)
     rows = []
     for name in names:
         row = by_name.get(name, {})

@@ -4,7 +4,10 @@ Spend is summed over *attempts*, so a failed attempt that was billed counts,
 and a provider is charged for what it served or tried. An attempt that used
 tokens but has no known price is *unpriced*: its cost stays NULL (never 0),
 and the figures here count such attempts so the UI can say how much of the
-total is missing. Every aggregation runs in DuckDB.
+total is missing. Every aggregation runs in DuckDB, over the hourly rollups
+(``rollup.py``): sums and counts there are exact, so every figure here is
+exactly what the same sum over the raw rows gives; only the cost-per-request
+quartiles come from a histogram (within ``rollup.QUANTILE_ERROR``).
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from decimal import Decimal
 
 import pandas as pd
 
+from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters, bucket_for, check_bucket
+from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
 
 __all__ = ["DIMENSIONS", "Headline", "cost_by_provider_tier", "cost_distribution_by_model", "headline",
@@ -21,41 +26,40 @@ __all__ = ["DIMENSIONS", "Headline", "cost_by_provider_tier", "cost_distribution
 
 # Columns a "most expensive ..." breakdown may group by (a closed set: safe in SQL text).
 DIMENSIONS = ("task", "tier", "provider", "model", "source")
-_UNPRICED = "(cost_usd IS NULL AND (input_tokens > 0 OR output_tokens > 0))"
-# An attempt that used no tokens cost nothing even when it has no price; one that did stays NULL.
-_COST = "sum(CASE WHEN cost_usd IS NULL AND NOT " + _UNPRICED + " THEN 0 ELSE cost_usd END)::DOUBLE"
+# An attempt that used no tokens cost nothing even when it has no price; a group of only unpriced
+# attempts stays NULL (as sum() over raw rows mapping unpriced costs to NULL and the rest to 0 would).
+_COST = "(CASE WHEN sum(attempts) > sum(unpriced) THEN coalesce(sum(cost_usd), 0) END)::DOUBLE"
+Log = CallLog | Reader
 
 
 def _bucket(bucket: str | None, filters: Filters) -> str:
     return check_bucket(bucket or bucket_for(filters))
 
 
-def cost_by_provider_tier(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
+def cost_by_provider_tier(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """One row per time bucket x provider x tier: cost (NULL when nothing in it was priced), attempts, unpriced."""
     b = _bucket(bucket, filters)
-    where, params = filters.where()
-    return log.query(f"""
-        SELECT date_trunc('{b}', ts AT TIME ZONE 'UTC') AS bucket, provider, tier,
-               {_COST} AS cost_usd,
-               count(*) AS attempts,
-               count(*) FILTER (WHERE {_UNPRICED}) AS unpriced
-        FROM attempts {where}
-        GROUP BY ALL ORDER BY bucket, provider, tier""", params)
+    where, params = filters.where(time_column="hour")
+    return rollup.read(log, lambda r: r.query(f"""
+        SELECT date_trunc('{b}', hour) AS bucket, provider, tier, {_COST} AS cost_usd,
+               sum(attempts)::BIGINT AS attempts, sum(unpriced)::BIGINT AS unpriced
+        FROM attempt_rollup {where}
+        GROUP BY ALL ORDER BY bucket, provider, tier""", params))
 
 
-def usage_over_time(log: CallLog, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
+def usage_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
     """Requests (by outcome) and tokens per time bucket."""
     b = _bucket(bucket, filters)
-    where, params = filters.where()
-    return log.query(f"""
-        SELECT date_trunc('{b}', ts AT TIME ZONE 'UTC') AS bucket,
-               count(*) AS requests,
-               count(*) FILTER (WHERE status = 'ok') AS ok,
-               count(*) FILTER (WHERE status <> 'ok') AS not_ok,
+    where, params = filters.where(time_column="hour")
+    return rollup.read(log, lambda r: r.query(f"""
+        SELECT date_trunc('{b}', hour) AS bucket,
+               sum(requests)::BIGINT AS requests,
+               coalesce(sum(requests) FILTER (WHERE status = 'ok'), 0)::BIGINT AS ok,
+               coalesce(sum(requests) FILTER (WHERE status <> 'ok'), 0)::BIGINT AS not_ok,
                sum(input_tokens)::BIGINT AS input_tokens,
                sum(output_tokens)::BIGINT AS output_tokens
-        FROM requests {where}
-        GROUP BY ALL ORDER BY bucket""", params)
+        FROM request_rollup {where}
+        GROUP BY ALL ORDER BY bucket""", params))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,68 +95,71 @@ class Headline:
         return float((self.spend_usd - self.previous_spend_usd) / self.previous_spend_usd)
 
 
-def _totals(log: CallLog, filters: Filters) -> tuple[int, int, Decimal | None, int, int, int, int]:
-    where_r, params_r = filters.where()
-    where_a, params_a = filters.where()
-    row = log.query(f"""
-        WITH r AS (SELECT count(*) AS requests, count(*) FILTER (WHERE status = 'ok') AS ok,
+def _totals(log: Log, filters: Filters) -> tuple[int, int, Decimal | None, int, int, int, int]:
+    where, params = filters.where(time_column="hour")
+    row = rollup.read(log, lambda r: r.query(f"""
+        WITH r AS (SELECT coalesce(sum(requests), 0)::BIGINT AS requests,
+                          coalesce(sum(requests) FILTER (WHERE status = 'ok'), 0)::BIGINT AS ok,
                           coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
                           coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens
-                   FROM requests {where_r}),
-             a AS (SELECT sum(cost_usd)::VARCHAR AS spend,
-                          count(*) FILTER (WHERE cost_usd IS NOT NULL) AS priced,
-                          count(*) FILTER (WHERE {_UNPRICED}) AS unpriced
-                   FROM attempts {where_a})
-        SELECT * FROM r, a""", params_r + params_a).iloc[0]
+                   FROM request_rollup {where}),
+             a AS (SELECT sum(cost_usd)::VARCHAR AS spend, coalesce(sum(priced), 0)::BIGINT AS priced,
+                          coalesce(sum(unpriced), 0)::BIGINT AS unpriced
+                   FROM attempt_rollup {where})
+        SELECT * FROM r, a""", params + params)).iloc[0]
     spend = None if pd.isna(row["spend"]) else Decimal(row["spend"])
     return (int(row["requests"]), int(row["ok"]), spend, int(row["input_tokens"]), int(row["output_tokens"]),
             int(row["priced"]), int(row["unpriced"]))
 
 
-def headline(log: CallLog, filters: Filters) -> Headline:
-    requests, ok, spend, tin, tout, priced, unpriced = _totals(log, filters)
-    prev_requests = prev_spend = None
-    previous = filters.previous()
-    if previous is not None:
-        prev_requests, _, prev_spend, *_ = _totals(log, previous)
-    return Headline(requests=requests, ok_requests=ok, spend_usd=spend, previous_requests=prev_requests,
-                    previous_spend_usd=prev_spend, input_tokens=tin, output_tokens=tout,
-                    priced_attempts=priced, unpriced_attempts=unpriced)
+def headline(log: Log, filters: Filters) -> Headline:
+    def both(r: Reader) -> Headline:
+        requests, ok, spend, tin, tout, priced, unpriced = _totals(r, filters)
+        prev_requests = prev_spend = None
+        previous = filters.previous()
+        if previous is not None:
+            prev_requests, _, prev_spend, *_ = _totals(r, previous)
+        return Headline(requests=requests, ok_requests=ok, spend_usd=spend, previous_requests=prev_requests,
+                        previous_spend_usd=prev_spend, input_tokens=tin, output_tokens=tout,
+                        priced_attempts=priced, unpriced_attempts=unpriced)
+    return rollup.read(log, both)
 
 
-def cost_distribution_by_model(log: CallLog, filters: Filters) -> pd.DataFrame:
+def cost_distribution_by_model(log: Log, filters: Filters) -> pd.DataFrame:
     """Per model that served requests: the spread of cost per request (quartiles, whiskers, mean).
 
-    Requests whose cost is unknown are left out of the spread and counted in ``unpriced``.
+    Requests whose cost is unknown are left out of the spread and counted in ``unpriced``. Counts, min,
+    max and mean are exact; the quantiles come from the cost histogram (within ``rollup.QUANTILE_ERROR``).
     """
-    where, params = filters.where(extra=("model IS NOT NULL",))
-    return log.query(f"""
-        SELECT provider, model,
-               count(cost_usd) AS priced, count(*) - count(cost_usd) AS unpriced,
-               min(cost_usd)::DOUBLE AS min,
-               quantile_cont(cost_usd::DOUBLE, 0.05) AS p05,
-               quantile_cont(cost_usd::DOUBLE, 0.25) AS q1,
-               quantile_cont(cost_usd::DOUBLE, 0.5) AS median,
-               quantile_cont(cost_usd::DOUBLE, 0.75) AS q3,
-               quantile_cont(cost_usd::DOUBLE, 0.95) AS p95,
-               max(cost_usd)::DOUBLE AS max,
-               avg(cost_usd)::DOUBLE AS mean
-        FROM requests {where}
-        GROUP BY ALL ORDER BY median DESC NULLS LAST, provider, model""", params)
+    where, params = filters.where(time_column="hour", extra=("model IS NOT NULL",))
+    where_d, params_d = filters.where(time_column="day")
+    spread = rollup.histogram_quantiles(
+        "request_cost_histogram", (("provider", "provider"), ("model", "model")), where_d,
+        {"p05": 0.05, "q1": 0.25, "median": 0.5, "q3": 0.75, "p95": 0.95})
+    return rollup.read(log, lambda r: r.query(f"""
+        WITH s AS ({spread}),
+             t AS (SELECT provider, model, sum(priced)::BIGINT AS priced,
+                          (sum(requests) - sum(priced))::BIGINT AS unpriced,
+                          min(cost_min)::DOUBLE AS min, max(cost_max)::DOUBLE AS max,
+                          (sum(cost_usd) / nullif(sum(priced), 0))::DOUBLE AS mean
+                   FROM request_rollup {where} GROUP BY ALL)
+        SELECT t.provider, t.model, priced, unpriced, min, p05, q1, median, q3, p95, max, mean
+        FROM t LEFT JOIN s ON t.provider IS NOT DISTINCT FROM s.provider AND t.model = s.model
+        ORDER BY median DESC NULLS LAST, t.provider, t.model""", params_d + params))
 
 
-def spend_by(log: CallLog, filters: Filters, by: str | tuple[str, ...] = "task") -> pd.DataFrame:
+def spend_by(log: Log, filters: Filters, by: str | tuple[str, ...] = "task") -> pd.DataFrame:
     """Spend grouped by ``by`` (task, tier, provider, model, source), most expensive first, with its share."""
     dims = (by,) if isinstance(by, str) else tuple(by)
     bad = [d for d in dims if d not in DIMENSIONS]
     if bad or not dims:
         raise ValueError(f"can group spend by {', '.join(DIMENSIONS)}, not {', '.join(bad) or 'nothing'}")
     cols = ", ".join(dims)
-    where, params = filters.where()
-    return log.query(f"""
-        SELECT {cols}, {_COST} AS cost_usd, count(*) AS attempts,
-               count(*) FILTER (WHERE n = 1) AS requests,   -- each tried request has exactly one attempt 1
-               count(*) FILTER (WHERE {_UNPRICED}) AS unpriced,
+    where, params = filters.where(time_column="hour")
+    return rollup.read(log, lambda r: r.query(f"""
+        SELECT {cols}, {_COST} AS cost_usd, sum(attempts)::BIGINT AS attempts,
+               sum(first_attempts)::BIGINT AS requests,   -- each tried request has exactly one attempt 1
+               sum(unpriced)::BIGINT AS unpriced,
                (sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0))::DOUBLE AS share
-        FROM attempts {where}
-        GROUP BY ALL ORDER BY cost_usd DESC NULLS LAST, {cols}""", params)
+        FROM attempt_rollup {where}
+        GROUP BY ALL ORDER BY cost_usd DESC NULLS LAST, {cols}""", params))

@@ -305,6 +305,78 @@ DROP TABLE attempts;
 ALTER TABLE requests_005 RENAME TO requests;
 ALTER TABLE attempts_005 RENAME TO attempts;
 """),
+    ("006_analytics_rollups", """
+-- Hourly (UTC) aggregates of requests and attempts for the dashboard, kept by
+-- taelio_core/analytics/rollup.py from a row watermark. Only sums, counts,
+-- minima and maxima: every figure they give is exact, except percentiles,
+-- which come from log-scale histograms (1/8 octave bins, within 4.4 %).
+CREATE TABLE rollup_watermarks (
+    source_table    VARCHAR PRIMARY KEY,    -- requests | attempts
+    rows_done       BIGINT NOT NULL,        -- how many rows the table held when last folded
+    next_rowid      BIGINT NOT NULL,        -- rows with rowid below this are folded in
+    refreshed_at    TIMESTAMPTZ
+);
+CREATE TABLE attempt_rollup (
+    hour            TIMESTAMP NOT NULL,     -- UTC, naive
+    source          VARCHAR NOT NULL,
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    provider        VARCHAR NOT NULL,
+    model           VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,
+    error_type      VARCHAR,
+    attempts        BIGINT NOT NULL,
+    first_attempts  BIGINT NOT NULL,        -- n = 1: one per request that was tried
+    priced          BIGINT NOT NULL,        -- cost_usd IS NOT NULL
+    unpriced        BIGINT NOT NULL,        -- no price although tokens were used
+    cost_usd        DECIMAL(38, 10),        -- NULL when nothing in the group was priced
+    input_tokens    BIGINT NOT NULL,
+    output_tokens   BIGINT NOT NULL,
+    last_ts         TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE request_rollup (
+    hour            TIMESTAMP NOT NULL,
+    source          VARCHAR NOT NULL,
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    provider        VARCHAR,
+    model           VARCHAR,
+    status          VARCHAR NOT NULL,
+    fell_back       BOOLEAN NOT NULL,       -- fallback_depth > 0
+    requests        BIGINT NOT NULL,
+    priced          BIGINT NOT NULL,
+    cost_usd        DECIMAL(38, 10),
+    cost_min        DECIMAL(18, 10),
+    cost_max        DECIMAL(18, 10),
+    input_tokens    BIGINT NOT NULL,
+    output_tokens   BIGINT NOT NULL,
+    last_ts         TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE latency_histogram (        -- successful attempts
+    hour            TIMESTAMP NOT NULL,
+    source          VARCHAR NOT NULL,
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    provider        VARCHAR NOT NULL,
+    metric          VARCHAR NOT NULL,       -- latency | ttft
+    bin             INTEGER NOT NULL,       -- floor(8 * log2(ms)); -100000 for <= 0
+    n               BIGINT NOT NULL,
+    lo              DOUBLE NOT NULL,
+    hi              DOUBLE NOT NULL
+);
+CREATE TABLE request_cost_histogram (   -- priced requests; a day grain (its query has no time axis)
+    day             TIMESTAMP NOT NULL,
+    source          VARCHAR NOT NULL,
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    provider        VARCHAR,
+    model           VARCHAR NOT NULL,
+    bin             INTEGER NOT NULL,
+    n               BIGINT NOT NULL,
+    lo              DOUBLE NOT NULL,
+    hi              DOUBLE NOT NULL
+);
+"""),
 ]
 
 

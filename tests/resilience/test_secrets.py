@@ -161,7 +161,10 @@ def test_a_planted_key_appears_nowhere(fake_server, tmp_path, caplog, monkeypatc
 # placeholder lists, column lists, time buckets from a fixed set, and _rate's constant keyword tables).
 # test_analytics_resists_injection below checks the same code with hostile values at run time.
 FRAGMENT_NAMES = {"where", "where_r", "where_a", "recent_where", "last_where", "marks_t", "marks_p", "cols", "b",
-                  "time_col", "key", "total_as", "hit", "hits_as", "rate_as", "table", "order"}
+                  "time_col", "key", "total_as", "hit", "hits_as", "rate_as", "table", "order",
+                  # the rollups (analytics/rollup.py): constant table/key lists, Filters.where on the rollups,
+                  # and histogram-quantile SQL built from constant names and float literals
+                  "rollup", "keys", "touched", "count", "rolled_where", "tail_where", "month", "pct", "spread"}
 
 
 def test_sql_is_parameterised():
