@@ -17,6 +17,8 @@ import pytest
 from taelio_core import analytics as A
 from taelio_core.analytics import rollup
 from taelio_core.calllog import DuckDBCallLog
+from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
+from taelio_core.calllog.rows import encode
 from taelio_core.demo import generate_demo_data
 from taelio_core.policy import load_policy
 from tests.seeded_log import NOW, build_results, seed_log
@@ -122,10 +124,12 @@ def test_refresh_folds_each_row_once_and_ignores_rows_the_log_ignored(tmp_path: 
         assert log.write(rollup.refresh) == requests + attempts
         assert log.write(rollup.refresh) == 0
         spend = A.headline(log, A.Filters()).spend_usd
-        # The same requests again (a journal replayed twice): the log ignores them, and so does the rollup.
-        for result in seeded.results[:30]:
-            log.record(result)
-        log.flush(timeout=30)
+        # The same requests again (a bulk load or a journal replayed twice): the log skips the requests
+        # it holds already, and so does the rollup.
+        rows = [encode(result) for result in seeded.results[:30]]
+        log.append_rows(rows_to_table([q for q, _ in rows], REQUEST_SCHEMA),
+                        rows_to_table([a for _, attempts in rows for a in attempts], ATTEMPT_SCHEMA))
+        assert log.query("SELECT count(*) FROM requests").iloc[0, 0] == requests
         assert log.write(rollup.refresh) == 0
         assert A.headline(log, A.Filters()).spend_usd == spend
 
