@@ -17,7 +17,7 @@ engine, filters = open_analytics_page(
     "Calls", "every request with its tier, task, provider, status, attempts, cost and latency, and each one's "
              "full routing trace")
 c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
-search = c1.text_input("Search", placeholder="Words in the prompt, output or error, or a request id",
+search = c1.text_input("Search", placeholder="Words in the prompt, output or error, a provider, a model, or a request id",
                        key="calls_search")
 statuses = c2.multiselect("Status", ["ok", "failed", "truncated", "rejected"], key="calls_status",
                           placeholder="Any status")
@@ -38,8 +38,10 @@ elif rows.empty:
     st.info("No request matches this search and filter. Clear the search, pick other statuses, "
             "or widen the filter in the sidebar.")
 else:
+    # A request that failed without using tokens was billed nothing: its cost cell is blank, not $0.
+    billed = rows["cost_usd"].where((rows["status"] == "ok") | (rows["cost_usd"] != 0))
     table = rows.assign(attempts=rows["n_attempts"], provider=rows["provider"].fillna("none served"),
-                        model=rows["model"].fillna("–"))
+                        model=rows["model"].fillna("–"), cost_usd=billed)
     selection = st.dataframe(
         table, hide_index=True, width="stretch", height=420, on_select="rerun", selection_mode="single-row",
         key=f"calls_table_{query}",

@@ -12,10 +12,13 @@ The page then works exactly as it would under ``app.py``.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-__all__ = ["PAGES", "draw_shell", "ensure_shell"]
+__all__ = ["FILTERED_PAGES", "PAGES", "draw_shell", "ensure_shell"]
 
 # (script, title, icon): the dashboard's pages, in menu order.
 PAGES = (
@@ -26,13 +29,15 @@ PAGES = (
     ("pages/compare.py", "Compare", ":material/compare:"),
     ("pages/sandbox.py", "Sandbox", ":material/science:"),
 )
+# The pages that read the logged data through the sidebar's filter; the others do not show it.
+FILTERED_PAGES = frozenset({"pages/costs.py", "pages/health.py", "pages/calls.py"})
 
 
 def _configure() -> None:
     st.set_page_config(page_title="Taelio", page_icon=":material/alt_route:", layout="wide")
 
 
-def _sidebar() -> None:
+def _sidebar(script: str) -> None:
     from ui.engine import open_engine
     from ui.sidebar import render_sidebar
 
@@ -42,15 +47,16 @@ def _sidebar() -> None:
         for path, title, icon in PAGES:
             st.page_link(path, label=title, icon=icon)
         st.divider()
-    render_sidebar(engine)
+    render_sidebar(engine, with_filters=script in FILTERED_PAGES)
 
 
 def draw_shell():  # noqa: ANN201 - st.navigation's page object
     """For ``app.py``: configure, register the pages, draw the sidebar; returns the page to run."""
     _configure()
-    page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
-                          for i, (path, title, icon) in enumerate(PAGES)], position="hidden")
-    _sidebar()
+    pages = {path: st.Page(path, title=title, icon=icon, default=i == 0)
+             for i, (path, title, icon) in enumerate(PAGES)}
+    page = st.navigation(list(pages.values()), position="hidden")
+    _sidebar(next((path for path, p in pages.items() if p.url_path == page.url_path), ""))
     return page
 
 
@@ -59,4 +65,19 @@ def ensure_shell() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False  # what st.navigation records: later runs go through app.py
         _configure()
-        _sidebar()
+        _sidebar(_running_page())
+
+
+def _running_page() -> str:
+    """The page script this run executes (``pages/<name>.py``), found on the call stack.
+
+    Run alone, a page is not known to Streamlit's page registry by its path, but its
+    code runs under its own file name.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if path.parent.name == "pages":
+            return f"pages/{path.name}"
+        frame = frame.f_back
+    return ""

@@ -10,9 +10,10 @@ stay safe when the pieces are joined.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
-__all__ = ["escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
+from taelio_core.formatting import money  # one money format for the UI and the CLI
+
+__all__ = ["cost_text", "escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
 
 # Every ASCII punctuation character CommonMark lets one escape, plus Streamlit's own ($ : ~ |).
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^%@/])")
@@ -25,17 +26,17 @@ def escape_markdown(text: str) -> str:
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
 
 
-def money(value: Decimal | float | None, *, unpriced: str = "unpriced") -> str:
+def cost_text(value: object, *, status: str, tokens: int) -> str:
+    """A request's or attempt's cost as a cell: "–" where nothing was billed, never "$0" for a failure.
+
+    A failed call that used no tokens costs nothing and has nothing to price; "unpriced" is kept for a
+    call that used tokens the catalogue has no price for.
+    """
     if value is None or (isinstance(value, float) and value != value):
-        return unpriced
-    v = float(value)
-    if v == 0:
-        return "$0"
-    if abs(v) < 0.01:
-        return f"${v:.6f}".rstrip("0")
-    if abs(v) < 100:
-        return f"${v:,.4f}".rstrip("0").rstrip(".")
-    return f"${v:,.2f}"
+        return "unpriced" if tokens else "–"
+    if status != "ok" and float(value) == 0:  # type: ignore[arg-type]
+        return "–"
+    return money(value)  # type: ignore[arg-type]
 
 
 def fmt_ms(value: float | None) -> str:

@@ -17,7 +17,7 @@ import streamlit as st
 from taelio_core.analytics import RequestDetail
 from taelio_core.errors import PLAIN_WORDS
 from taelio_core.trace import GenerationResult
-from ui.text import escape_markdown, fmt_ms, money
+from ui.text import cost_text, escape_markdown, fmt_ms
 
 __all__ = ["TraceData", "render_trace", "trace_from_detail", "trace_from_result"]
 
@@ -70,7 +70,8 @@ def _attempt_rows(data: TraceData) -> pd.DataFrame:
             "error": f"{plain}: {detail}" if plain and detail else plain,
             "latency": fmt_ms(a.get("latency_ms")), "TTFT": fmt_ms(a.get("ttft_ms")),
             "tokens in/out": f"{a.get('input_tokens') or 0:,} / {a.get('output_tokens') or 0:,}",
-            "cost": money(a.get("cost_usd"), unpriced="unpriced" if (a.get("output_tokens") or 0) else "–"),
+            "cost": cost_text(a.get("cost_usd"), status=a["status"],
+                              tokens=(a.get("input_tokens") or 0) + (a.get("output_tokens") or 0)),
         })
     return pd.DataFrame(rows, columns=["#", "provider:model", "status", "error", "latency", "TTFT",
                                        "tokens in/out", "cost"])
@@ -92,10 +93,12 @@ def render_trace(data: TraceData, *, title: str = "Routing trace") -> None:
     else:
         st.caption("No provider was tried.")
     served = f"`{data['provider']}:{data['model']}`" if data.get("provider") else "nobody"
+    tokens = (data.get("input_tokens") or 0) + (data.get("output_tokens") or 0)
     icon = _MARK.get("ok" if data["status"] == "ok" else "error", "")
     st.markdown(f"{icon} **{data['status']}** · served by {served} · {len(data['attempts'])} attempt(s), "
                 f"{len(data['skipped'])} skipped · total {fmt_ms(data.get('latency_ms'))} · first token "
                 f"{fmt_ms(data.get('ttft_ms'))} · {data.get('input_tokens') or 0:,} in / "
-                f"{data.get('output_tokens') or 0:,} out tokens · {money(data.get('cost_usd'))}")
+                f"{data.get('output_tokens') or 0:,} out tokens · "
+                f"{cost_text(data.get('cost_usd'), status=data['status'], tokens=tokens)}")
     if data.get("error") and data["status"] != "ok":
         st.error(escape_markdown(str(data["error"])), icon=":material/error:")

@@ -1,7 +1,7 @@
 """The request list behind the Calls page, and everything about one request.
 
 The list is filtered like every other view and searched in DuckDB
-(case-insensitive substring of the prompt, output, request id or error), then
+(case-insensitive substring of the prompt, output, request id, error, provider or model), then
 paged, so a log of millions of rows never reaches pandas whole. The page is a
 top-N scan by time (DuckDB's dynamic filter on ``ts`` skips older row
 groups); the match count comes from the exact hourly rollup unless a search
@@ -26,6 +26,9 @@ LIST_COLUMNS = ("ts", "request_id", "source", "tier", "task", "provider", "model
                 "fallback_depth", "cost_usd", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
                 "parent_id")
 STATUSES = ("ok", "failed", "truncated", "rejected")
+# What the search box matches (case-insensitive, anywhere in the text). ``provider`` and ``model`` are
+# who served the request; the providers tried before it are in its attempts, not searched here.
+SEARCHED = ("prompt", "output", "request_id", "error", "parent_id", "provider", "model")
 
 
 def _like(text: str) -> str:
@@ -38,9 +41,8 @@ def _where(filters: Filters, search: str, statuses: tuple[str, ...]) -> tuple[st
     extra: list[str] = []
     params: list[Any] = []
     if search.strip():
-        extra.append("(" + " OR ".join(f"{c} ILIKE ? ESCAPE '\\'" for c in
-                                        ("prompt", "output", "request_id", "error", "parent_id")) + ")")
-        params.extend([_like(search.strip())] * 5)
+        extra.append("(" + " OR ".join(f"{c} ILIKE ? ESCAPE '\\'" for c in SEARCHED) + ")")
+        params.extend([_like(search.strip())] * len(SEARCHED))
     if statuses:
         extra.append(f"status IN ({', '.join('?' for _ in statuses)})")
         params.extend(statuses)

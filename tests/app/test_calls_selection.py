@@ -66,3 +66,29 @@ def test_a_page_past_the_last_says_so(seeded_app):
     at.number_input(key="calls_page").set_value(9).run()
     assert not at.exception and not at.dataframe
     assert any("Page 9 is past the last page (2)" in i.value for i in at.info)
+
+
+def test_the_search_matches_the_provider_and_the_model_that_served(seeded_app):
+    at = open_page(make_app(), "calls")
+    for typed, field, value in (("CLAUDE-3-SONNET", "model", "claude-3-sonnet-20240229"),
+                                ("anthropic", "provider", "anthropic")):
+        at.text_input(key="calls_search").input(typed).run()
+        assert not at.exception
+        shown = at.dataframe[0].value
+        expected = [r for r in seeded_app.results if getattr(r, field) == value]
+        assert expected and len(shown) == len(expected)
+        assert set(shown[field]) == {value}
+
+
+def test_a_failed_request_that_billed_nothing_shows_no_cost_not_zero_dollars(seeded_app):
+    at = open_page(make_app(), "calls")
+    table = at.dataframe[0].value
+    failed = table["status"] == "failed"
+    assert failed.any() and (~failed).any()
+    assert table.loc[failed, "cost_usd"].isna().all()
+    assert table.loc[~failed & table["model"].str.startswith("gpt"), "cost_usd"].gt(0).all()
+    _select_row(at, int(failed.to_numpy().nonzero()[0][0]))
+    assert not at.exception
+    assert set(at.dataframe[1].value["cost"]) == {"–"}
+    total = next(m.value for m in at.markdown if "served by" in m.value)
+    assert "$0" not in total and total.rstrip().endswith("–")
