@@ -10,6 +10,7 @@ can name them without importing the router.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -22,8 +23,13 @@ __all__ = ["CallSink", "Guard", "RequestContext", "failure_sentence", "new_id"]
 
 
 def new_id() -> str:
-    """A random 128-bit id as 32 hex characters, the shape of ``uuid4().hex`` at a tenth of its cost."""
-    return os.urandom(16).hex()
+    """A 128-bit id as 32 hex characters (the shape of ``uuid4().hex``, at a tenth of its cost).
+
+    As in UUIDv7, the first 48 bits are the time in milliseconds since the epoch and the other 80 are
+    random: the call log finds a request by id in the hour its id names instead of scanning every row
+    (``analytics.calls.id_time``), and the demo generator's ids have the same shape.
+    """
+    return (time.time_ns() // 1_000_000).to_bytes(6, "big").hex() + os.urandom(10).hex()
 
 
 class CallSink(Protocol):

@@ -261,6 +261,32 @@ def test_request_detail_has_attempts_and_trace(seeded):
     assert A.request_detail(log, "no-such-request") is None
 
 
+def test_request_ids_name_their_time_and_the_lookup_finds_them_by_it_or_by_a_scan(tmp_path: Path):
+    from dataclasses import replace
+
+    from taelio_core.analytics.calls import id_time
+    from taelio_core.context import new_id
+
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    fresh = new_id()
+    assert len(fresh) == 32 and int(fresh, 16) >= 0
+    assert before <= id_time(fresh) <= datetime.now(UTC) + timedelta(seconds=1)
+    assert id_time("req-0000-0c5c") is None and id_time("f" * 32) is None    # no time, a future time
+    results = build_results(n=12)
+    # Three shapes of id: one naming the request's own time, one naming a time two days off (a
+    # replayed or imported request), and one naming no time at all: each is found, with its attempts.
+    stamp = f"{int(results[0].started_at.timestamp() * 1000):012x}"
+    off = f"{int((results[1].started_at - timedelta(days=2)).timestamp() * 1000):012x}"
+    ids = [stamp + "0" * 20, off + "1" * 20, "plain-id"]
+    results = [replace(r, request_id=i) for r, i in zip(results, ids)] + results[3:]
+    seeded = seed_log(tmp_path / "ids.duckdb", results)
+    with DuckDBCallLog(seeded.path) as log:
+        for result in results[:3]:
+            d = A.request_detail(log, result.request_id)
+            assert d is not None and d.request["request_id"] == result.request_id
+            assert list(d.attempts.provider) == [a.provider for a in result.attempts]
+
+
 def test_export_writes_the_filtered_requests_as_csv_and_parquet(seeded):
     import io
 

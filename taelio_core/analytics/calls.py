@@ -10,7 +10,9 @@ needs the text.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -83,26 +85,66 @@ class RequestDetail:
     related: pd.DataFrame          # the other requests with the same parent (idea <-> story)
 
 
-def request_detail(log: CallLog, request_id: str) -> RequestDetail | None:
-    req = log.query("SELECT * EXCLUDE (cost_usd), cost_usd::DOUBLE AS cost_usd FROM requests "
-                    "WHERE request_id = ?", [request_id])
+def id_time(request_id: str) -> datetime | None:
+    """The time a request id names (its first 48 bits, in ms: ``context.new_id``), if it is plausible.
+
+    Ids from elsewhere (older logs, other tools) name no time, or a nonsense one: then None.
+    """
+    try:
+        ms = int(request_id[:12], 16)
+    except ValueError:
+        return None
+    if len(request_id) != 32 or not _ID_EARLIEST_MS <= ms <= time.time() * 1000 + 86_400_000:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+_ID_EARLIEST_MS = 1_577_836_800_000          # 2020-01-01: no Taelio id is older
+# How far a request's logged time may be from the time in its id (the id is made as the request starts).
+_ID_SLACK = timedelta(hours=1)
+# How long after its request an attempt may start (retries, fallbacks and deadlines end far sooner).
+_ATTEMPT_SLACK = timedelta(days=1)
+
+_DETAIL_SQL = "SELECT * EXCLUDE (cost_usd), cost_usd::DOUBLE AS cost_usd FROM requests WHERE request_id = ?"
+
+
+def request_detail(log: CallLog | Reader, request_id: str) -> RequestDetail | None:
+    """One request, its attempts, trace and related requests, read on one connection.
+
+    The tables have no index on ``request_id`` (migration 005), so every lookup also names a time range,
+    which lets DuckDB skip the row groups outside it: the request's around the time its id names, its
+    attempts from its own time on. An id that names no time falls back to a scan.
+    """
+    return rollup.read(log, lambda r: _detail(r, request_id))
+
+
+def _detail(r: Reader, request_id: str) -> RequestDetail | None:
+    req = pd.DataFrame()
+    named = id_time(request_id)
+    if named is not None:
+        req = r.query(_DETAIL_SQL + " AND ts BETWEEN ? AND ?", [request_id, named - _ID_SLACK, named + _ID_SLACK])
+    if req.empty:
+        req = r.query(_DETAIL_SQL, [request_id])
     if req.empty:
         return None
     row = req.iloc[0].to_dict()
-    attempts = log.query("""
+    ts = pd.Timestamp(row["ts"]).to_pydatetime()
+    attempts = r.query("""
         SELECT n, ts, provider, model, status, error_type, error, http_status, latency_ms, ttft_ms,
                input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE AS cost_usd, price_source,
                finish_reason, simulated, retry, hedge
-        FROM attempts WHERE request_id = ? ORDER BY n""", [request_id])
+        FROM attempts WHERE request_id = ? AND ts BETWEEN ? AND ? ORDER BY n""",
+                       [request_id, ts - _ID_SLACK, ts + _ATTEMPT_SLACK])
     try:
         trace = json.loads(row.get("trace") or "{}")
     except (TypeError, ValueError):
         trace = {}
     related = pd.DataFrame()
     if row.get("parent_id"):
-        related = log.query("""
+        related = r.query("""
             SELECT ts, request_id, task, status, provider, model FROM requests
-            WHERE parent_id = ? AND request_id <> ? ORDER BY ts""", [row["parent_id"], request_id])
+            WHERE parent_id = ? AND request_id <> ? AND ts BETWEEN ? AND ? ORDER BY ts""",
+                          [row["parent_id"], request_id, ts - _ATTEMPT_SLACK, ts + _ATTEMPT_SLACK])
     return RequestDetail(request=row, attempts=attempts, chain=list(trace.get("chain") or []),
                          skipped=list(trace.get("skipped") or []), related=related)
 
