@@ -8,7 +8,7 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui.empty_state import open_analytics_page
 from ui.engine import cached
-from ui.text import escape_markdown
+from ui.text import cost_text, escape_markdown
 from ui.trace_view import render_trace, trace_from_detail
 
 PAGE_SIZE = 200
@@ -38,17 +38,19 @@ elif rows.empty:
     st.info("No request matches this search and filter. Clear the search, pick other statuses, "
             "or widen the filter in the sidebar.")
 else:
-    # A request that failed without using tokens was billed nothing: its cost cell is blank, not $0.
-    billed = rows["cost_usd"].where((rows["status"] == "ok") | (rows["cost_usd"] != 0))
+    # Cost as text, as everywhere else: "–" where a failed request was billed nothing (never "$0" or a
+    # grid's "None"), "unpriced" where tokens were used without a known price.
+    cost = [cost_text(None if c != c else c, status=s, tokens=int(i) + int(o))
+            for c, s, i, o in zip(rows["cost_usd"], rows["status"], rows["input_tokens"], rows["output_tokens"])]
     table = rows.assign(attempts=rows["n_attempts"], provider=rows["provider"].fillna("none served"),
-                        model=rows["model"].fillna("–"), cost_usd=billed)
+                        model=rows["model"].fillna("–"), cost=cost)
     selection = st.dataframe(
         table, hide_index=True, width="stretch", height=420, on_select="rerun", selection_mode="single-row",
         key=f"calls_table_{query}",
-        column_order=["ts", "tier", "task", "provider", "model", "status", "attempts", "cost_usd", "latency_ms",
+        column_order=["ts", "tier", "task", "provider", "model", "status", "attempts", "cost", "latency_ms",
                       "source", "request_id"],
         column_config={"ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-                       "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f"),
+                       "cost": st.column_config.TextColumn("cost"),
                        "latency_ms": st.column_config.NumberColumn("latency", format="%.0f ms"),
                        "request_id": st.column_config.TextColumn("request id")})
     picked = [i for i in selection.selection.rows if 0 <= i < len(rows)]
