@@ -17,8 +17,8 @@ engine, filters = open_analytics_page(
     "Calls", "every request with its tier, task, provider, status, attempts, cost and latency, and each one's "
              "full routing trace")
 c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
-search = c1.text_input("Search", placeholder="Words in the prompt, output or error, a provider, a model, or a request id",
-                       key="calls_search")
+search = c1.text_input("Search", key="calls_search",
+                       placeholder="Words in the prompt, output or error, a provider, a model, or a request id")
 statuses = c2.multiselect("Status", ["ok", "failed", "truncated", "rejected"], key="calls_status",
                           placeholder="Any status")
 page_no = c3.number_input("Page", min_value=1, value=1, step=1, key="calls_page")

@@ -127,8 +127,9 @@ def test_refresh_folds_each_row_once_and_ignores_rows_the_log_ignored(tmp_path: 
         # The same requests again (a bulk load or a journal replayed twice): the log skips the requests
         # it holds already, and so does the rollup.
         rows = [encode(result) for result in seeded.results[:30]]
-        log.append_rows(rows_to_table([q for q, _ in rows], REQUEST_SCHEMA),
-                        rows_to_table([a for _, attempts in rows for a in attempts], ATTEMPT_SCHEMA))
+        written = log.append_rows(rows_to_table([q for q, _ in rows], REQUEST_SCHEMA),
+                                  rows_to_table([a for _, attempts in rows for a in attempts], ATTEMPT_SCHEMA))
+        assert written == 0                  # append_rows counts the requests it wrote, not those it was given
         assert log.query("SELECT count(*) FROM requests").iloc[0, 0] == requests
         assert log.write(rollup.refresh) == 0
         assert A.headline(log, A.Filters()).spend_usd == spend

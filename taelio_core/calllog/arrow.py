@@ -158,7 +158,8 @@ def _hash_text(columns: list[Any], names: list[str], store_text: bool) -> None:
 
 
 def complete_text(requests: pa.Table, store_text: bool) -> pa.Table:
-    """A bulk requests table with its missing text hashes filled in, and its text dropped in hash-only mode."""
+    """A bulk requests table (already ``conform``-ed) with its missing text hashes filled in, and its text
+    dropped in hash-only mode."""
     names = ("prompt", "output", "prompt_sha256", "output_sha256")
     missing = pc.sum(pc.or_(pc.and_(pc.is_null(requests["prompt_sha256"]), pc.is_valid(requests["prompt"])),
                             pc.and_(pc.is_null(requests["output_sha256"]),
@@ -166,12 +167,12 @@ def complete_text(requests: pa.Table, store_text: bool) -> pa.Table:
     if not missing and (store_text or requests["prompt"].null_count + requests["output"].null_count
                         == 2 * requests.num_rows):
         return requests
-    at = [requests.schema.get_field_index(n) for n in REQUEST_SCHEMA.names]
+    # ``conform`` has given the table REQUEST_SCHEMA's column order, so a column's index is the schema's.
     columns: list[Any] = [None] * len(REQUEST_SCHEMA.names)
     for n in names:
         columns[REQUEST_SCHEMA.get_field_index(n)] = requests[n].to_pylist()
     _hash_text(columns, REQUEST_SCHEMA.names, store_text)
     for n in names:
         i = REQUEST_SCHEMA.get_field_index(n)
-        requests = requests.set_column(at[i], REQUEST_SCHEMA.field(i), pa.array(columns[i], pa.string()))
+        requests = requests.set_column(i, REQUEST_SCHEMA.field(i), pa.array(columns[i], pa.string()))
     return requests

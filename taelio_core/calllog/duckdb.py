@@ -300,7 +300,8 @@ class DuckDBCallLog(CallLog):
 
     @staticmethod
     def _insert(con: duckdb.DuckDBPyConnection, requests: pa.Table, attempts: pa.Table,
-                *, skip_stored: bool = False) -> None:
+                *, skip_stored: bool = False) -> int:
+        """Insert both tables in one transaction; return how many requests were new (``skip_stored``)."""
         _taelio_requests, _taelio_attempts = requests, attempts    # noqa: F841 - read by DuckDB by name
         con.execute("BEGIN")
         try:
@@ -313,6 +314,7 @@ class DuckDBCallLog(CallLog):
             con.execute(_INSERT_REQUESTS)
             con.execute(_INSERT_ATTEMPTS)
             con.execute("COMMIT")
+            return _taelio_requests.num_rows
         except BaseException:
             con.execute("ROLLBACK")
             raise
@@ -377,8 +379,7 @@ class DuckDBCallLog(CallLog):
             raise CallLogError(f"cannot append to the log: {first_line(e)}") from None
         requests = complete_text(requests, self.store_text)
         with self.connect() as con:
-            self._insert(con, requests, attempts, skip_stored=True)
-        return requests.num_rows
+            return self._insert(con, requests, attempts, skip_stored=True)
 
     def flush(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -43,7 +43,7 @@ DOOMED_SHARE = 0.003   # requests every provider rejects (400: too long), so the
 def generate_demo_data(log: CallLog, policy: RoutingPolicy, *, days: int = 30, requests: int | None = None,
                        seed: int = 0, now: datetime | None = None,
                        progress: Callable[[float], None] | None = None) -> int:
-    """Write simulated requests (default 400 a day) over the ``days`` before ``now``; return how many.
+    """Write simulated requests (default 400 a day) over the ``days`` before ``now``; return how many were new.
 
     ``progress`` gets the fraction done (0.0 to 1.0) after each batch.
     """
@@ -59,13 +59,14 @@ def generate_demo_data(log: CallLog, policy: RoutingPolicy, *, days: int = 30, r
     per_hour = rng.multinomial(total, plan.hour_weights)
     if progress is not None:
         progress(0.0)
-    written = 0
+    written = done = 0
     for hours in _batches(per_hour):
         req, att = _batch(rng, plan, text, plan.hour_start_us[hours], plan.hour_span_us[hours], per_hour[hours],
                           plan.load[hours])
-        written += log.append_rows(req, att)
+        written += log.append_rows(req, att)      # fewer than given when the log holds some already
+        done += req.num_rows
         if progress is not None:
-            progress(min(1.0, written / total))
+            progress(min(1.0, done / total))
     if progress is not None and total == 0:
         progress(1.0)
     return written
