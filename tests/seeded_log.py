@@ -4,6 +4,12 @@ The requests are built as ``GenerationResult`` values and written through the
 real ``DuckDBCallLog`` into a real DuckDB file. The values are kept, so tests
 can compute what every chart should say in plain Python, independently of
 the SQL under test.
+
+Every caller names the clock its traffic ends at (``now=``); there is no
+default. A test that passes ``FIXED_NOW`` must also pass it to the code under
+test (``now=``/``today=``); a test of a running dashboard, whose filters use
+the real clock, seeds with ``clock_now()``. Mixing the two breaks as soon as
+the calendar moves past the fixed date's window.
 """
 from __future__ import annotations
 
@@ -18,7 +24,14 @@ from taelio_core.calllog import DuckDBCallLog
 from taelio_core.generation import Usage
 from taelio_core.trace import Attempt, GenerationResult, RouteEntry, Skip
 
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+FIXED_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def clock_now() -> datetime:
+    """The real clock, as a running dashboard reads it (whole seconds)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 CHAINS = {
     "free": [("gemini", "gemini-1.5-flash"), ("openai", "gpt-3.5-turbo"), ("anthropic", "claude-3-haiku-20240307")],
     "pro": [("openai", "gpt-4"), ("anthropic", "claude-3-sonnet-20240229"), ("gemini", "gemini-1.5-pro")],
@@ -42,7 +55,7 @@ def _price(model: str, usage: Usage) -> Decimal | None:
     return (per_in * usage.input_tokens + per_in * 2 * usage.output_tokens) / Decimal(1_000_000)
 
 
-def build_results(*, n: int = 240, now: datetime = NOW, days: int = 20, seed: int = 7,
+def build_results(*, now: datetime, n: int = 240, days: int = 20, seed: int = 7,
                   source: str = "demo") -> list[GenerationResult]:
     rng = random.Random(seed)
     out = []
@@ -86,7 +99,7 @@ def build_results(*, n: int = 240, now: datetime = NOW, days: int = 20, seed: in
     return out
 
 
-def seed_log(path: Path, results: list[GenerationResult] | None = None, *, now: datetime = NOW) -> Seeded:
+def seed_log(path: Path, results: list[GenerationResult] | None = None, *, now: datetime) -> Seeded:
     results = results if results is not None else build_results(now=now)
     log = DuckDBCallLog(path)
     for result in results:

@@ -18,14 +18,14 @@ import pytest
 from taelio_core import analytics as A
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.policy import Budgets
-from tests.seeded_log import NOW, build_results, seed_log
+from tests.seeded_log import FIXED_NOW as NOW, build_results, seed_log
 
 TODAY = NOW.date()
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory):
-    s = seed_log(tmp_path_factory.mktemp("log") / "calls.duckdb")
+    s = seed_log(tmp_path_factory.mktemp("log") / "calls.duckdb", now=NOW)
     log = DuckDBCallLog(s.path)
     yield s, log
     log.close()
@@ -195,7 +195,7 @@ def test_provider_health_down_when_the_latest_attempts_all_failed(tmp_path: Path
     from dataclasses import replace
     failed = [replace(r, attempts=tuple(replace(a, status="error", error_type="unavailable", error="boom",
                                                 provider="openai") for a in r.attempts)) for r in bad]
-    seed_log(tmp_path / "down.duckdb", failed)
+    seed_log(tmp_path / "down.duckdb", failed, now=NOW)
     with DuckDBCallLog(tmp_path / "down.duckdb") as log:
         health = A.provider_health(log, {"openai": None}, A.Filters(), now=NOW)
     assert health.iloc[0]["status"] == "down" and health.iloc[0]["success_rate"] == 0.0
@@ -272,14 +272,14 @@ def test_request_ids_name_their_time_and_the_lookup_finds_them_by_it_or_by_a_sca
     assert len(fresh) == 32 and int(fresh, 16) >= 0
     assert before <= id_time(fresh) <= datetime.now(UTC) + timedelta(seconds=1)
     assert id_time("req-0000-0c5c") is None and id_time("f" * 32) is None    # no time, a future time
-    results = build_results(n=12)
+    results = build_results(n=12, now=NOW)
     # Three shapes of id: one naming the request's own time, one naming a time two days off (a
     # replayed or imported request), and one naming no time at all: each is found, with its attempts.
     stamp = f"{int(results[0].started_at.timestamp() * 1000):012x}"
     off = f"{int((results[1].started_at - timedelta(days=2)).timestamp() * 1000):012x}"
     ids = [stamp + "0" * 20, off + "1" * 20, "plain-id"]
     results = [replace(r, request_id=i) for r, i in zip(results, ids)] + results[3:]
-    seeded = seed_log(tmp_path / "ids.duckdb", results)
+    seeded = seed_log(tmp_path / "ids.duckdb", results, now=NOW)
     with DuckDBCallLog(seeded.path) as log:
         for result in results[:3]:
             d = A.request_detail(log, result.request_id)

@@ -21,7 +21,7 @@ from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_ta
 from taelio_core.calllog.rows import encode
 from taelio_core.demo import generate_demo_data
 from taelio_core.policy import load_policy
-from tests.seeded_log import NOW, build_results, seed_log
+from tests.seeded_log import FIXED_NOW as NOW, build_results, seed_log
 
 TODAY = NOW.date()
 FILTERS = [
@@ -89,17 +89,17 @@ def _check_against_raw(log: DuckDBCallLog, f: A.Filters) -> None:
 
 @pytest.mark.parametrize("f", FILTERS, ids=["all", "last5d", "pro-openai-anthropic", "idea-range", "live-none"])
 def test_rollup_figures_equal_raw_sql_with_filters(tmp_path: Path, f: A.Filters):
-    seeded = seed_log(tmp_path / "calls.duckdb")
+    seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
     with DuckDBCallLog(seeded.path) as log:
         _check_against_raw(log, f)
 
 
 def test_rollup_stays_exact_as_more_rows_arrive_in_old_and_new_hours(tmp_path: Path):
-    seeded = seed_log(tmp_path / "calls.duckdb")
+    seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
     with DuckDBCallLog(seeded.path) as log:
         before = A.headline(log, A.Filters())
         # More traffic: some in hours already folded, some later, some from another source.
-        for batch in (build_results(n=80, seed=11), build_results(n=40, seed=12, now=NOW + timedelta(hours=3),
+        for batch in (build_results(n=80, seed=11, now=NOW), build_results(n=40, seed=12, now=NOW + timedelta(hours=3),
                                                                   days=1, source="live")):
             for result in batch:
                 log.record(result)
@@ -117,7 +117,7 @@ def test_rollup_stays_exact_as_more_rows_arrive_in_old_and_new_hours(tmp_path: P
 
 
 def test_refresh_folds_each_row_once_and_ignores_rows_the_log_ignored(tmp_path: Path):
-    seeded = seed_log(tmp_path / "calls.duckdb")
+    seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
     with DuckDBCallLog(seeded.path) as log:
         requests, attempts = log.query("SELECT count(*) FROM requests").iloc[0, 0], \
             log.query("SELECT count(*) FROM attempts").iloc[0, 0]
@@ -136,7 +136,7 @@ def test_refresh_folds_each_row_once_and_ignores_rows_the_log_ignored(tmp_path: 
 
 
 def test_rollup_is_rebuilt_when_rows_disappear(tmp_path: Path):
-    seeded = seed_log(tmp_path / "calls.duckdb")
+    seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
     with DuckDBCallLog(seeded.path) as log:
         A.headline(log, A.Filters())
         log.write(lambda con: con.execute("DELETE FROM attempts WHERE tier = 'admin'"))
@@ -179,7 +179,7 @@ def test_histogram_percentiles_are_within_the_stated_error_of_exact_sql(tmp_path
 
 
 def test_page_views_read_everything_in_one_snapshot(tmp_path: Path):
-    seeded = seed_log(tmp_path / "calls.duckdb")
+    seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
     with DuckDBCallLog(seeded.path) as log:
         f = A.Filters.last_days(10, today=TODAY)
         from taelio_core.policy import Budgets

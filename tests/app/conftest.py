@@ -6,14 +6,13 @@ may instead put a ready engine in ``st.session_state["taelio_engine"]``.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.policies import fast_current_policy_text, policy_text
-from tests.seeded_log import Seeded, build_results, seed_log
+from tests.seeded_log import Seeded, build_results, clock_now, seed_log
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
@@ -59,7 +58,7 @@ def open_page(at: AppTest, page: str) -> AppTest:
 @pytest.fixture()
 def seeded_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Seeded:
     """A log whose traffic ends now (so it is inside the sidebar's default dates), named by DATABASE_URL."""
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = clock_now()
     seeded = seed_log(tmp_path / "calls.duckdb", build_results(now=now, days=20), now=now)
     monkeypatch.setenv("DATABASE_URL", str(seeded.path))
     return seeded

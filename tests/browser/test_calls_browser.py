@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.harness import screenshot, streamlit_server, wait_drawn
-from tests.seeded_log import seed_log
+from tests.seeded_log import clock_now, seed_log
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -26,7 +26,7 @@ def _click_row(page, row: int) -> None:  # noqa: ANN001 - playwright Page
 
 def test_clicking_a_row_opens_its_attempts_trace_prompt_and_output(tmp_path: Path, chromium: str, page,
                                                                     screenshots: Path):
-    seeded = seed_log(tmp_path / "calls.duckdb")
+    seeded = seed_log(tmp_path / "calls.duckdb", now=clock_now())
     newest = sorted(seeded.results, key=lambda r: (-r.started_at.timestamp(), r.request_id))
     row = next(i for i, r in enumerate(newest) if r.ok and r.fallback_depth == 1)
     wanted = newest[row]

@@ -12,7 +12,7 @@ import pytest
 
 from taelio_core.calllog import DuckDBCallLog
 from tests.browser.harness import screenshot, streamlit_server, wait_drawn
-from tests.seeded_log import seed_log
+from tests.seeded_log import clock_now, seed_log
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, chromium: str):
     home = tmp_path_factory.mktemp("app")
-    seeded = seed_log(home / "calls.duckdb")
+    seeded = seed_log(home / "calls.duckdb", now=clock_now())
     with streamlit_server({"DATABASE_URL": str(seeded.path)}, cwd=home) as (url, _proc):
         yield url, seeded
 
