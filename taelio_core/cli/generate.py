@@ -8,6 +8,7 @@ from typing import TextIO
 from taelio_core.cli import EXIT_ALL_FAILED, add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError
+from taelio_core.inputs import read_prompt
 from taelio_core.router import Truncated
 from taelio_core.trace import GenerationResult, Inputs, StoryResult
 
@@ -120,11 +121,9 @@ def _prompt(args: argparse.Namespace) -> str:
         return args.prompt
     try:
         if args.prompt_file == "-":
-            return sys.stdin.buffer.read().decode("utf-8")
+            return read_prompt(sys.stdin.buffer, "standard input")
         with open(args.prompt_file, "rb") as f:
-            return f.read().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{args.prompt_file} is not valid UTF-8 (byte {e.start + 1})", field="prompt-file") from None
+            return read_prompt(f, args.prompt_file)
     except OSError as e:
         raise InputError(f"cannot read {args.prompt_file}: {e.strerror}", field="prompt-file") from None
 
