@@ -20,22 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from taelio_core.errors import ConfigError, register_secret
+from taelio_core.providers.registry import base_url_variables, find_kind, key_variables
 from taelio_core.redaction import register_url_secrets, safe_url
 
 __all__ = ["ACCEPTED_DB_FORMS", "KEY_ENV", "BASE_URL_ENV", "Secret", "Settings", "database_path", "load_settings"]
 
-# provider kind -> the environment variables that may hold its key, in order
-KEY_ENV: dict[str, tuple[str, ...]] = {
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-}
-# each SDK's own base-URL variable, honoured when the policy sets no base_url
-BASE_URL_ENV: dict[str, str] = {
-    "gemini": "GOOGLE_GEMINI_BASE_URL",
-    "openai": "OPENAI_BASE_URL",
-    "anthropic": "ANTHROPIC_BASE_URL",
-}
+# provider kind -> the environment variables that may hold its key, in order; and each SDK's own base-URL
+# variable, honoured when the policy sets no base_url. Both are live views of the provider registry.
+KEY_ENV = key_variables()
+BASE_URL_ENV = base_url_variables()
 DEFAULT_DB = Path("data") / "taelio.duckdb"
 
 
@@ -80,12 +73,13 @@ class Settings:
         return None
 
     def key_for(self, kind: str, api_key_env: str | None = None) -> Secret | None:
-        names = (api_key_env,) if api_key_env else KEY_ENV.get(kind, ())
-        return self.key(tuple(n for n in names if n))
+        found = find_kind(kind, discover=False)
+        names = found.key_names(api_key_env) if found else ((api_key_env,) if api_key_env else ())
+        return self.key(names)
 
     def base_url_for(self, kind: str) -> str | None:
-        name = BASE_URL_ENV.get(kind)
-        return self.lookup(name) if name else None
+        found = find_kind(kind, discover=False)
+        return self.lookup(found.base_url_env) if found and found.base_url_env else None
 
     @property
     def any_real_key(self) -> bool:
