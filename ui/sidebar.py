@@ -16,9 +16,9 @@ import streamlit as st
 
 from taelio_core.analytics import SOURCES, Filters
 from taelio_core.engine import Taelio
-from ui.engine import data_version
+from ui.engine import data_version, on_bump
 
-__all__ = ["DEFAULT_DAYS", "current_filters", "provider_keys", "render_sidebar"]
+__all__ = ["DEFAULT_DAYS", "current_filters", "log_status", "provider_keys", "render_sidebar"]
 
 DEFAULT_DAYS = 30
 _FILTERS = "filters"
@@ -89,9 +89,20 @@ def render_sidebar(engine: Taelio, *, with_filters: bool = True) -> Filters:
             filters = current_filters()
             st.caption("The data filter is on Costs, Health and Calls.")
         st.divider()
-        total = data_version(engine)
-        st.caption(f"Call log: `{engine.log.location}`  \n{total:,} requests logged · policy `{policy.name}`")
+        status = st.empty()
+
+    def show_status() -> None:
+        status.caption(log_status(engine.log.location, data_version(engine), policy.name))
+
+    show_status()
+    on_bump(show_status)     # a request logged later in this run updates the count at once
     return filters
+
+
+def log_status(location: str, requests: int, policy: str) -> str:
+    """The sidebar's last line: where the log lives, how many requests it holds, and the policy."""
+    noun = "request" if requests == 1 else "requests"
+    return f"Call log: `{location}`  \n{requests:,} {noun} logged · policy `{policy}`"
 
 
 def _filter_widgets(engine: Taelio) -> Filters:
