@@ -6,9 +6,9 @@ Taelio keeps its pages in the top-level ``pages/`` folder and lists them with
 st.navigation command"; until then (the first request after a restart that
 opens a page's URL directly, e.g. a bookmarked ``/costs``; and every AppTest
 run) it runs that page file alone, without ``app.py``. ``inside_app()`` tells
-a page which case it is in; ``ui.shell.get_engine`` then registers the
-navigation itself and draws the shell. Only public API: ``st.navigation``,
-``st.Page``. See ``docs/dashboard.md``.
+a page which case it is in, and ``ui.shell.get_engine`` then draws the same
+shell around it. Only public API (``st.navigation``, ``st.Page``) and a flag
+of our own. See ``docs/dashboard.md``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-__all__ = ["FILTERED_PAGES", "PAGES", "inside_app", "navigation", "running_inside_app"]
+__all__ = ["PAGES", "inside_app", "navigation", "running_inside_app"]
 
 # (script, title, icon): the dashboard's pages, in menu order.
 PAGES = (
@@ -30,21 +30,16 @@ PAGES = (
     ("pages/compare.py", "Compare", ":material/compare:"),
     ("pages/sandbox.py", "Sandbox", ":material/science:"),
 )
-# The pages that read the logged data through the sidebar's filter; the others do not show it.
-FILTERED_PAGES = frozenset({"pages/costs.py", "pages/health.py", "pages/calls.py"})
 
 # Set while app.py runs the chosen page, in the script thread of that run (sessions run in threads of
 # their own, so one session's run never sees another's flag).
 _inside = threading.local()
 
 
-def navigation() -> tuple[Any, str]:
-    """Register the pages (navigation drawn by us in the sidebar); the page to run and its script path."""
-    pages = {path: st.Page(path, title=title, icon=icon, default=i == 0)
-             for i, (path, title, icon) in enumerate(PAGES)}
-    page = st.navigation(list(pages.values()), position="hidden")
-    script = next((path for path, p in pages.items() if p.url_path == page.url_path), "")
-    return page, script
+def navigation() -> Any:  # noqa: ANN401 - st.navigation's page object
+    """Register the pages (the links are drawn by ``ui.shell`` in the sidebar); the page to run."""
+    pages = [st.Page(path, title=title, icon=icon, default=i == 0) for i, (path, title, icon) in enumerate(PAGES)]
+    return st.navigation(pages, position="hidden")
 
 
 @contextmanager

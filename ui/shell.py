@@ -9,6 +9,8 @@ Pages open with ``get_engine()``. When Streamlit ran the page file alone
 (before any ``st.navigation`` call in this process it still follows the
 ``pages/`` folder convention: see ``ui.navigation``), ``get_engine`` draws the
 same shell first, so the page looks and works exactly as under ``app.py``.
+The shell needs no name for the page it runs: the pages that read the log
+through the sidebar's filter draw it there themselves (``ui.sidebar``).
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ import streamlit as st
 
 from taelio_core.engine import Taelio
 from ui.engine import open_engine
-from ui.navigation import FILTERED_PAGES, PAGES, inside_app, navigation, running_inside_app
+from ui.navigation import PAGES, inside_app, navigation, running_inside_app
 from ui.sidebar import render_sidebar
 
-__all__ = ["FILTERED_PAGES", "PAGES", "get_engine", "run_app"]
+__all__ = ["PAGES", "get_engine", "run_app"]
 
 
-def _draw(script: str) -> None:
+def _draw() -> None:
     st.set_page_config(page_title="Taelio", page_icon=":material/alt_route:", layout="wide")
     engine = open_engine()
     with st.sidebar:
@@ -30,13 +32,13 @@ def _draw(script: str) -> None:
         for path, title, icon in PAGES:
             st.page_link(path, label=title, icon=icon)
         st.divider()
-    render_sidebar(engine, with_filters=script in FILTERED_PAGES)
+    render_sidebar(engine)
 
 
 def run_app() -> None:
     """For ``app.py``: configure, register the pages, draw the sidebar, run the chosen page."""
-    page, script = navigation()
-    _draw(script)
+    page = navigation()
+    _draw()
     with running_inside_app():
         page.run()
 
@@ -44,8 +46,5 @@ def run_app() -> None:
 def get_engine() -> Taelio:
     """For a page: the shared engine, with the shell drawn around the page."""
     if not inside_app():
-        # Streamlit ran this page file alone. Registering the navigation makes it follow app.py from
-        # now on, and names the page it is running (for the sidebar's filter).
-        _, script = navigation()
-        _draw(script)
+        _draw()    # Streamlit ran this page file alone: the same shell around it
     return open_engine()
