@@ -26,13 +26,15 @@ what to do (retry, fall back, stop) from the class alone::
     └── CallLogError           the log file cannot be opened or written
 
 Messages never contain API keys: adapters build them from status codes and
-the provider's error text, which ``redact`` scrubs of anything key-shaped.
+the provider's error text, which ``redact`` (``redaction.py``) scrubs of every registered secret
+(any case, any run of 8+ of its characters) and anything key-shaped.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from taelio_core.redaction import redact, register_secret
 
 if TYPE_CHECKING:
     from taelio_core.generation import Usage
@@ -57,33 +59,8 @@ __all__ = [
     "TaelioError",
     "UnexpectedError",
     "redact",
+    "register_secret",
 ]
-
-# Shapes of provider API keys (OpenAI sk-..., Anthropic sk-ant-..., Google AIza...)
-# plus anything that follows "key=" or a bearer token in an error string.
-_KEY_PATTERNS = [
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"(?i)(api[_-]?key|x-goog-api-key|x-api-key|authorization|bearer)([\"']?\s*[:=]\s*[\"']?|\s+)([A-Za-z0-9_\-\.]{8,})"),
-]
-_known_secrets: set[str] = set()
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a configured key so that ``redact`` removes it wherever it appears."""
-    if value and len(value) >= 6:
-        _known_secrets.add(value)
-
-
-def redact(text: str) -> str:
-    """Remove anything that looks like an API key from ``text``."""
-    for secret in _known_secrets:
-        if secret in text:
-            text = text.replace(secret, "[redacted]")
-    text = _KEY_PATTERNS[0].sub("[redacted]", text)
-    text = _KEY_PATTERNS[1].sub("[redacted]", text)
-    return _KEY_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
-
 
 class TaelioError(Exception):
     """Root of every error Taelio raises on purpose."""

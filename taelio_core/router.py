@@ -2,7 +2,7 @@
 
 One code path serves whole and streamed answers, live traffic, experiments
 and the sandbox. This module holds the public API (``route``, ``agenerate``,
-``astream``, ``afull_story``, ``aprobe`` and their blocking twins) and what
+``astream``, ``aprobe`` and their blocking twins) and what
 every request shares: its context (``context.RequestContext``), its deadline, the guards consulted
 around each attempt (``guards.Guards``: circuit breakers, budgets, health marks)
 and the call log that gets each finished ``GenerationResult``.
@@ -12,7 +12,7 @@ returns the result; ``attempts.AttemptRunner`` makes and prices each call.
 Time comes only from the injected ``Clock`` and timeouts from the running
 loop, so the sandbox can run this same router in virtual time.
 
-The router is async. ``Router.generate``/``stream``/``full_story`` are
+The router is async. ``Router.generate``/``stream``/``probe`` are
 blocking twins for threads (Streamlit, the CLI); they run the coroutine on
 one shared background loop, so many threads can generate at once.
 """
@@ -28,7 +28,7 @@ from taelio_core.budgets import BudgetGuard
 from taelio_core.clock import Clock, SystemClock
 from taelio_core.chain_walk import ChainWalk, Truncated, WalkSetup
 from taelio_core.context import CallSink, Guard, RequestContext, new_id
-from taelio_core.errors import AllProvidersFailed, InputError, TaelioError
+from taelio_core.errors import InputError, TaelioError
 from taelio_core.generation import ChatRequest
 from taelio_core.guards import Guards
 from taelio_core.inputs import Inputs, check_inputs
@@ -37,7 +37,7 @@ from taelio_core.pricing import Pricer
 from taelio_core.providers.base import Provider
 from taelio_core.runtime import background_loop
 from taelio_core.streams import GenerationStream
-from taelio_core.trace import GenerationResult, RouteEntry, StoryResult
+from taelio_core.trace import GenerationResult, RouteEntry
 
 # CallSink, Guard, RequestContext and GenerationStream live in ``context`` and ``streams``; they are
 # re-exported here because callers think of them as the router's.
@@ -198,25 +198,6 @@ class Router:
                                            continue_on_truncation=continue_on_truncation),
                                 request_id=ctx.request_id, sink=self.sink)
 
-    async def afull_story(self, tier: str, inputs: Inputs, *, source: str | None = None,
-                          user_id: str | None = None, idea_task: str = "idea",
-                          story_task: str = "story") -> StoryResult:
-        """The seed's full-story-orchestrated: an idea, then a story on it, each routed on its own."""
-        parent_id = new_id()
-        try:
-            idea = await self.agenerate(tier, idea_task, inputs, parent_id=parent_id, source=source, user_id=user_id)
-        except AllProvidersFailed as e:
-            raise AllProvidersFailed(f"no idea could be generated: {e}", attempts=e.attempts,
-                                     result=StoryResult(parent_id=parent_id, idea=e.result, story=None)) from None
-        story_inputs = replace(inputs, idea=idea.text)
-        try:
-            story = await self.agenerate(tier, story_task, story_inputs, parent_id=parent_id, source=source,
-                                         user_id=user_id)
-        except AllProvidersFailed as e:
-            raise AllProvidersFailed(f"the idea was generated, but no story: {e}", attempts=e.attempts,
-                                     result=StoryResult(parent_id=parent_id, idea=idea, story=e.result)) from None
-        return StoryResult(parent_id=parent_id, idea=idea, story=story)
-
     async def aprobe(self, provider: str, task: str, *, prompt: str = "A lighthouse keeper finds a message.",
                      max_tokens: int = 64) -> GenerationResult:
         """A tiny live request to one provider (the seed's ``POST /providers/test``), logged as source=test.
@@ -268,9 +249,6 @@ class Router:
     # ---- blocking twins, for threads ---------------------------------------------------
     def generate(self, tier: str, task: str, inputs: Inputs, **kw: object) -> GenerationResult:
         return background_loop().run(self.agenerate(tier, task, inputs, **kw))  # type: ignore[arg-type]
-
-    def full_story(self, tier: str, inputs: Inputs, **kw: object) -> StoryResult:
-        return background_loop().run(self.afull_story(tier, inputs, **kw))  # type: ignore[arg-type]
 
     def stream(self, tier: str, task: str, inputs: Inputs, **kw: object) -> GenerationStream:
         """A stream usable with a plain ``for`` loop from any thread."""

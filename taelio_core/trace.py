@@ -13,7 +13,7 @@ from taelio_core.errors import PLAIN_WORDS, AllProvidersFailed, BudgetExceeded
 from taelio_core.generation import Usage
 from taelio_core.inputs import Inputs  # noqa: F401 - it moved to ``inputs``; old imports keep working
 
-__all__ = ["Attempt", "GenerationResult", "RouteEntry", "Skip", "StoryResult"]
+__all__ = ["Attempt", "GenerationResult", "RouteEntry", "Skip"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,20 +193,3 @@ class GenerationResult:
                 "chain": [e.as_dict() for e in self.chain],
                 "skipped": [{"provider": s.provider, "model": s.model, "reason": s.reason} for s in self.skipped],
                 "attempts": [a.as_dict() for a in self.attempts]}
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoryResult:
-    """The seed's full-story-orchestrated: an idea, then a story built on it, under one parent id."""
-
-    parent_id: str
-    idea: GenerationResult
-    story: GenerationResult | None
-
-    @property
-    def ok(self) -> bool:
-        return self.idea.ok and self.story is not None and self.story.ok
-
-    def as_dict(self) -> dict[str, object]:
-        return {"parent_id": self.parent_id, "idea": self.idea.as_dict(),
-                "story": None if self.story is None else self.story.as_dict()}

@@ -172,16 +172,6 @@ def test_provider_override_only_where_the_tier_allows_it() -> None:
     assert (result.provider, result.model, len(result.chain)) == ("gemini", "gemini-1.5-pro", 1)
 
 
-def test_full_story_links_idea_and_story_and_feeds_the_idea_in() -> None:
-    router, providers, sink = make_router()
-    story = asyncio.run(router.afull_story("pro", INPUTS))
-    assert story.idea.task == "idea" and story.story.task == "story"
-    assert story.idea.parent_id == story.story.parent_id == story.parent_id
-    _model, request = providers["anthropic"].calls[-1]          # pro/story starts with anthropic
-    assert story.idea.text in request.user
-    assert len(sink.results) == 2
-
-
 def _stream_router(events_by_provider: dict[str, list]) -> tuple[Router, Sink]:  # noqa: ANN001
     providers = {name: FunctionProvider(name, answer(), stream_fn=(lambda evs: (lambda m, r: evs))(evs))
                  for name, evs in events_by_provider.items()}

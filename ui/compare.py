@@ -144,18 +144,22 @@ def _inputs_widget(ex: Experiments, kind: str):  # noqa: ANN202 - returns a thun
 
 
 def pick_experiment(ex: Experiments) -> str | None:
+    """The experiment on screen. The picker's own key holds it, so Create can select what it made."""
     listing = ex.store.list()
     if listing.empty:
         st.info("No experiments yet: create one with the form above.")
         return None
     ids = listing.experiment_id.tolist()
     names = dict(zip(ids, listing.name, strict=True))
-    current = st.session_state.get(CURRENT)
-    index = ids.index(current) if current in ids else 0
-    chosen = st.selectbox("Experiment", ids, index=index, format_func=lambda i: f"{names[i]} ({i})",
-                          key="pick_experiment")
-    st.session_state[CURRENT] = chosen
-    return chosen
+    if st.session_state.get(CURRENT) not in ids:
+        st.session_state.pop(CURRENT, None)        # deleted or from another log: fall back to the newest
+    return st.selectbox("Experiment", ids, format_func=lambda i: f"{names[i]} ({i})", key=CURRENT)
+
+
+def _save_cap(ex: Experiments, experiment_id: str, key: str) -> None:
+    """Runs only when the user edits the cap widget, for the experiment that widget belongs to."""
+    value = float(st.session_state[key] or 0)
+    ex.store.set_cost_cap(experiment_id, Decimal(str(value)) if value > 0 else None)
 
 
 def run_panel(ex: Experiments, experiment_id: str) -> None:
@@ -183,11 +187,11 @@ def run_panel(ex: Experiments, experiment_id: str) -> None:
         st.session_state["compare_run"] = ex.judge.start(experiment_id)
         st.session_state["compare_run_kind"] = "judge"
         st.rerun()
-    new_cap = c3.number_input("Cost cap, USD (0 = none)", min_value=0.0, step=0.5, key="run_cap",
-                              value=float(experiment.cost_cap_usd or 0))
-    if new_cap != float(experiment.cost_cap_usd or 0):
-        ex.store.set_cost_cap(experiment_id, Decimal(str(new_cap)) if new_cap > 0 else None)
-        st.rerun()
+    # One widget per experiment, written back only from its own on_change: a value typed for one
+    # experiment can never land on another when the picker moves (it once overwrote caps that way).
+    cap_key = f"run_cap_{experiment_id}"
+    c3.number_input("Cost cap, USD (0 = none)", min_value=0.0, step=0.5, key=cap_key,
+                    value=float(experiment.cost_cap_usd or 0), on_change=_save_cap, args=(ex, experiment_id, cap_key))
     if handle is None:
         return
     if not handle.done:

@@ -209,3 +209,64 @@ def test_done_when_twenty_prompts_two_templates_across_two_providers(page_env: P
     assert "95% CI" in verdict
     board = at.dataframe[0].value
     assert board.iloc[0]["Variant"].startswith("T2") and board.iloc[0]["Cost per win"].startswith("$")
+
+
+def _picker(at: AppTest):  # noqa: ANN202
+    return next(s for s in at.selectbox if s.label == "Experiment")
+
+
+def _cap_input(at: AppTest):  # noqa: ANN202
+    return next(n for n in at.number_input if n.label.startswith("Cost cap, USD (0 = none)"))
+
+
+def _create_with_cap(at: AppTest, name: str, cap: float) -> str:
+    at.text_input(key="new_name").set_value(name)
+    at.radio(key="new_kind").set_value("Single prompt")
+    at.run()
+    at.text_area(key="new_prompt").set_value("A lighthouse keeper finds a message")
+    at.number_input(key="new_cap").set_value(cap)
+    at.button(key="new_create").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    created = experiments().store.list()
+    return created[created.name == name].experiment_id.iloc[0]
+
+
+def test_switching_between_three_experiments_never_writes_one_caps_value_into_another(page_env: Path) -> None:
+    at = _page()
+    caps = {_create_with_cap(at, "cap one", 0.03): Decimal("0.03"),
+            _create_with_cap(at, "cap two", 1.0): Decimal("1"),
+            _create_with_cap(at, "cap three", 0.02): Decimal("0.02")}
+    ids = list(caps)
+    for eid in [ids[0], ids[1], ids[2], ids[0], ids[2], ids[1], ids[0]]:
+        _picker(at).set_value(eid)
+        at.run()
+        assert not at.exception, at.exception
+        shown = _cap_input(at).value
+        assert Decimal(str(shown)) == caps[eid], f"{eid} shows cap {shown}"
+    table = experiments().store.log.query("SELECT experiment_id, cost_cap_usd FROM experiments")
+    assert {r.experiment_id: Decimal(str(r.cost_cap_usd)) for r in table.itertuples()} == caps
+
+
+def test_changing_the_cap_writes_it_to_the_experiment_on_screen_only(page_env: Path) -> None:
+    at = _page()
+    first = _create_with_cap(at, "cap one", 0.03)
+    second = _create_with_cap(at, "cap two", 1.0)
+    _cap_input(at).set_value(2.5)
+    at.run()
+    _picker(at).set_value(first)
+    at.run()
+    table = experiments().store.log.query("SELECT experiment_id, cost_cap_usd FROM experiments")
+    assert {r.experiment_id: Decimal(str(r.cost_cap_usd)) for r in table.itertuples()} == {
+        first: Decimal("0.03"), second: Decimal("2.5")}
+
+
+def test_a_new_experiment_is_selected_and_runnable_after_create(page_env: Path) -> None:
+    at = _page()
+    _create_with_cap(at, "older", 1.0)
+    at.run()
+    newest = _create_with_cap(at, "newer", 1.0)
+    at.run()
+    assert _picker(at).value == newest
+    assert not at.button(key="run_start").disabled
+    assert not any("Nothing to run" in c.value for c in at.caption)
