@@ -19,6 +19,8 @@ what to do (retry, fall back, stop) from the class alone::
     │   ├── ContentBlocked     safety/refusal stop
     │   ├── BadResponse        malformed, empty, or a stream that ended without a finish reason
     │   └── StreamTruncated    a stream that broke after text was shown
+    ├── UnexpectedError        an exception no mapper knows: a Taelio (or SDK) bug, not the provider's
+    │                          fault; breakers ignore it, its traceback goes to the process log
     ├── BudgetExceeded         a hard budget stopped the request
     ├── AllProvidersFailed     carries every attempt
     └── CallLogError           the log file cannot be opened or written
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from taelio_core.redaction import redact, register_secret
 
 if TYPE_CHECKING:
+    from taelio_core.generation import Usage
     from taelio_core.trace import Attempt
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "RateLimited",
     "StreamTruncated",
     "TaelioError",
+    "UnexpectedError",
     "redact",
     "register_secret",
 ]
@@ -98,10 +102,18 @@ class InputError(TaelioError):
 
 
 class ProviderError(TaelioError):
-    """One provider attempt failed. Subclasses say how; ``retryable`` says whether trying again may help."""
+    """One provider attempt failed. Subclasses say how; ``retryable`` says whether trying again may help.
+
+    ``sent`` is False when the request never left (connect failure, client
+    setup), True when it was sent and no answer came, None when unknown.
+    ``usage`` is what the provider reported before a stream broke (it bills
+    that), or None.
+    """
 
     retryable: bool = False
     error_type: str = "error"
+    sent: bool | None = None
+    usage: Usage | None = None
 
     def __init__(self, message: str, *, provider: str = "", model: str = "",
                  http_status: int | None = None) -> None:
@@ -159,6 +171,25 @@ class StreamTruncated(ProviderError):
         super().__init__(message, **kw)
 
 
+class UnexpectedError(TaelioError):
+    """An attempt ended in an exception that no adapter's mapper knows.
+
+    That is a bug in Taelio or a change in an SDK, never evidence about the
+    provider: circuit breakers do not count it (``error_type`` is not in
+    ``[breakers] count``), the attempt is logged with its traceback to the
+    process log (python ``logging``, not the call log), and the router falls
+    back so the user still gets an answer. ``__cause__`` is the original.
+    """
+
+    error_type = "unexpected"
+    retryable = False
+    http_status: int | None = None
+
+    def __init__(self, message: str, *, provider: str = "", model: str = "") -> None:
+        self.provider, self.model = provider, model
+        super().__init__(message)
+
+
 class BudgetExceeded(TaelioError):
     def __init__(self, message: str, *, scope: str = "") -> None:
         self.scope = scope
@@ -202,5 +233,6 @@ PLAIN_WORDS: dict[str, str] = {
     "bad_response": "malformed or empty response",
     "truncated": "stream cut off mid-answer",
     "cancelled": "cancelled (another entry answered first)",
+    "unexpected": "failed on an unexpected error in Taelio (not counted against the provider)",
     "error": "failed",
 }
