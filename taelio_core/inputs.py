@@ -11,12 +11,11 @@ import codecs
 import re
 from typing import BinaryIO
 from functools import lru_cache
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from taelio_core.errors import InputError
-from taelio_core.trace import Inputs
 
-__all__ = ["MAX_FIELD_CHARS", "MAX_PROMPT_CHARS", "check_inputs", "check_text", "read_prompt"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_PROMPT_CHARS", "Inputs", "check_inputs", "check_text", "read_prompt"]
 
 MAX_PROMPT_CHARS = 32_000   # ~8k tokens: enough for any premise, far below every model's context
 MAX_FIELD_CHARS = 200       # genre, tone
@@ -24,6 +23,22 @@ MAX_IDEA_CHARS = 64_000
 # Unicode's Cc category is exactly U+0000-U+001F and U+007F-U+009F; newline, tab and CR are allowed.
 # One regex search runs in C: the per-character loop it replaced cost ~3 ms on a 32k-character prompt.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inputs:
+    """What the user typed. ``idea`` feeds tasks that build on another (story)."""
+
+    prompt: str
+    genre: str = ""
+    tone: str = ""
+    idea: str | None = None
+
+    def variables(self, task_needs: str | None = None) -> dict[str, str]:
+        out = {"prompt": self.prompt, "genre": self.genre or "any", "tone": self.tone or "any"}
+        if task_needs:
+            out[task_needs] = self.idea or self.prompt
+        return out
 
 
 def read_prompt(stream: BinaryIO, name: str, *, limit: int = MAX_PROMPT_CHARS) -> str:

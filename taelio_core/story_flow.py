@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from taelio_core.context import new_id
 from taelio_core.errors import InputError
-from taelio_core.fallback import Truncated
+from taelio_core.chain_walk import Truncated
 from taelio_core.policy import RoutingPolicy
 from taelio_core.router import Router
 from taelio_core.runtime import background_loop

@@ -158,6 +158,9 @@ class AnthropicProvider(Provider):
         yield StreamEnd(usage=_stream_usage(start_usage, delta_usage, output_tokens), finish_reason=stop or "",
                         response_model=response_model or model)
 
+    async def warm(self) -> None:
+        self._clients.get()
+
     async def aclose(self) -> None:
         client = self._clients.discard()
         if client is not None:

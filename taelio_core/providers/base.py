@@ -83,6 +83,10 @@ class Provider(ABC):
         A stream that stops without a finish reason raises ``BadResponse``.
         """
 
+    async def warm(self) -> None:
+        """Make this event loop's SDK client now, before an attempt's timer starts: a slow first client setup
+        (SSL context, connection pool) on a loaded machine is not the provider's timeout."""
+
     async def aclose(self) -> None:
         """Release clients. Safe to call more than once."""
 

@@ -210,6 +210,9 @@ class GeminiProvider(Provider):
         self._finish(model, finish, "".join(parts))
         yield StreamEnd(usage=usage, finish_reason=finish, response_model=response_model or model)
 
+    async def warm(self) -> None:
+        self._clients.get()
+
     async def aclose(self) -> None:
         client = self._clients.discard()
         if client is not None:

@@ -174,6 +174,9 @@ class OpenAIProvider(Provider):
         self._check_finish(model, finish, "".join(parts))
         yield StreamEnd(usage=usage or Usage(), finish_reason=finish or "", response_model=response_model or model)
 
+    async def warm(self) -> None:
+        self._clients.get()
+
     async def aclose(self) -> None:
         client = self._clients.discard()
         if client is not None:
