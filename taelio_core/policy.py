@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from taelio_core.errors import ConfigError
 from taelio_core.generation import GenerationSettings
+from taelio_core.providers.registry import find_kind, kind_names
 from taelio_core.resilience import BreakerConfig, HedgeConfig, ResilienceConfig
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 
 BUILTIN_DIR = Path(__file__).parent / "policies"
 BUILTIN_POLICIES = {"seed": BUILTIN_DIR / "seed.toml", "current": BUILTIN_DIR / "current.toml"}
-PROVIDER_KINDS = ("gemini", "openai", "anthropic", "openai_compatible", "simulated")
 BASE_PLACEHOLDERS = frozenset({"prompt", "genre", "tone"})
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
@@ -65,7 +65,7 @@ class Defaults(_Strict):
 
 
 class ProviderConfig(_Strict):
-    kind: Literal["gemini", "openai", "anthropic", "openai_compatible", "simulated"]
+    kind: str  # a kind in the provider registry (checked by parse_policy, which names the known ones)
     base_url: str | None = None
     # Environment variable holding the key. Empty string: the server needs no key.
     api_key_env: str | None = None
@@ -356,6 +356,12 @@ def parse_policy(text: str, *, source: str = "<policy>") -> RoutingPolicy:
         for name in getattr(model, section):
             if not _NAME.match(name):
                 raise fail("names are lower-case letters, digits, '-' and '_'", section, name)
+
+    for name, cfg in model.providers.items():
+        kind = find_kind(cfg.kind)
+        if kind is None:
+            raise fail(f"unknown provider kind '{cfg.kind}' (known: {', '.join(kind_names())}; a new kind is a "
+                       f"module taelio_core/providers/{cfg.kind}.py that registers it)", "providers", name, "kind")
 
     for task_name, task in model.tasks.items():
         allowed = set(BASE_PLACEHOLDERS)

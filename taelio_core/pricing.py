@@ -19,18 +19,17 @@ from genai_prices import data_snapshot
 
 from taelio_core.generation import Usage
 from taelio_core.policy import PriceOverride
+from taelio_core.providers.registry import find_kind
 
 __all__ = ["CATALOGUE", "Price", "Pricer", "catalogue_provider"]
 
 CATALOGUE = f"genai-prices {version('genai-prices')}"
 MTOK = Decimal(1_000_000)
 
-# Policy provider kinds -> genai-prices provider ids.
-_CATALOGUE_IDS = {"gemini": "google", "openai": "openai", "anthropic": "anthropic"}
-
-
 def catalogue_provider(kind: str) -> str | None:
-    return _CATALOGUE_IDS.get(kind)
+    """The kind's provider id in genai-prices, from the provider registry (None: the catalogue has none)."""
+    found = find_kind(kind, discover=False)
+    return found.catalogue_id if found else None
 
 
 @dataclass(frozen=True, kw_only=True)

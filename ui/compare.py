@@ -23,7 +23,7 @@ from taelio_core.experiments import (
     parse_csv,
     single_prompt,
 )
-from ui.engine import get_engine
+from ui.shell import get_engine
 
 __all__ = ["create_form", "experiments", "pick_experiment", "run_panel"]
 

@@ -6,28 +6,23 @@ name, so routing, pricing and logging behave as they would live.
 """
 from __future__ import annotations
 
-from importlib import import_module
+from typing import TYPE_CHECKING
 
-from taelio_core.policy import RoutingPolicy, SimulatorConfig
 from taelio_core.providers.base import Availability, Provider
+from taelio_core.providers.registry import ProviderKind, find_kind, register_provider
 from taelio_core.providers.simulated import SimProfile, SimulatedProvider
-from taelio_core.settings import KEY_ENV, Settings
 
-__all__ = ["ADAPTERS", "Availability", "Provider", "SimProfile", "SimulatedProvider", "SIM_TIMEOUT_WAIT_S",
-           "build_providers", "sim_profile"]
+if TYPE_CHECKING:  # the policy and settings import this package's registry: no import cycle at run time
+    from taelio_core.policy import RoutingPolicy, SimulatorConfig
+    from taelio_core.settings import Settings
+
+__all__ = ["Availability", "Provider", "ProviderKind", "SimProfile", "SimulatedProvider", "SIM_TIMEOUT_WAIT_S",
+           "build_providers", "register_provider", "sim_profile"]
 
 # A simulated timeout built here (demo mode, or a simulated provider in the policy) fails after this long
 # instead of the attempt's whole timeout (30 s by default): the trace still shows a timeout and the
 # fallback, without making the person at the Generate page wait half a minute for it.
 SIM_TIMEOUT_WAIT_S = 2.0
-
-# kind -> "module:Class", imported only when a policy uses it
-ADAPTERS = {
-    "openai": "taelio_core.providers.openai:OpenAIProvider",
-    "anthropic": "taelio_core.providers.anthropic:AnthropicProvider",
-    "gemini": "taelio_core.providers.gemini:GeminiProvider",
-    "openai_compatible": "taelio_core.providers.openai_compatible:OpenAICompatibleProvider",
-}
 
 
 def sim_profile(cfg: SimulatorConfig | None) -> SimProfile:
@@ -55,16 +50,12 @@ def build_providers(policy: RoutingPolicy, settings: Settings, *, mode: str | No
             providers[name] = SimulatedProvider(name=name, profile=profile,
                                                 seed=(seed if seed is not None else 0) * 1000 + i)
             continue
-        module_name, _, class_name = ADAPTERS[cfg.kind].partition(":")
-        cls = getattr(import_module(module_name), class_name)
-        if cfg.kind == "openai_compatible":
-            key_env = cfg.api_key_env or ""
-            key = settings.key((key_env,)) if key_env else None
-            providers[name] = cls(name=name, api_key=key.get() if key else None, base_url=cfg.base_url,
-                                  key_required=bool(key_env), key_env=key_env)
-            continue
-        key = settings.key_for(cfg.kind, cfg.api_key_env)
-        key_env = cfg.api_key_env or " or ".join(KEY_ENV[cfg.kind])
-        providers[name] = cls(name=name, api_key=key.get() if key else None,
-                              base_url=cfg.base_url or settings.base_url_for(cfg.kind), key_env=key_env)
+        kind = find_kind(cfg.kind)
+        if kind is None:  # the policy parser checks kinds; a policy built by hand may not have been parsed
+            raise ValueError(f"provider '{name}' has kind '{cfg.kind}', which no module registers")
+        names = kind.key_names(cfg.api_key_env)
+        key = settings.key(names) if names else None
+        providers[name] = kind.load()(name=name, api_key=key.get() if key else None,
+                                      base_url=cfg.base_url or settings.base_url_for(cfg.kind),
+                                      key_required=bool(names), key_env=" or ".join(names))
     return providers

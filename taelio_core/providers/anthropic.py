@@ -18,6 +18,7 @@ import anthropic
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider, close_quietly
+from taelio_core.providers.registry import find_kind
 from taelio_core.providers.transport import (
     connection_failure,
     detail_of,
@@ -80,6 +81,7 @@ class AnthropicProvider(Provider):
     """The Messages API on api.anthropic.com, or on ``base_url``."""
 
     kind = "anthropic"
+    facts = find_kind("anthropic", discover=False)  # SDK, key and base-URL variables, catalogue id: one registry
 
     def __init__(self, *, name: str, api_key: str | None = None, base_url: str | None = None,
                  key_env: str = "", key_required: bool = True) -> None:
@@ -155,6 +157,9 @@ class AnthropicProvider(Provider):
         self._check_stop(model, stop, "".join(parts))
         yield StreamEnd(usage=_stream_usage(start_usage, delta_usage, output_tokens), finish_reason=stop or "",
                         response_model=response_model or model)
+
+    async def warm(self) -> None:
+        self._clients.get()
 
     async def aclose(self) -> None:
         client = self._clients.discard()

@@ -22,6 +22,7 @@ from google.genai import types
 from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider, close_quietly
+from taelio_core.providers.registry import find_kind
 from taelio_core.providers.transport import (
     async_transport,
     detail_of,
@@ -122,6 +123,7 @@ class GeminiProvider(Provider):
     """The Gemini API (generativelanguage.googleapis.com), or ``base_url``."""
 
     kind = "gemini"
+    facts = find_kind("gemini", discover=False)  # SDK, key and base-URL variables, catalogue id: one registry
 
     def __init__(self, *, name: str, api_key: str | None = None, base_url: str | None = None,
                  key_env: str = "", key_required: bool = True) -> None:
@@ -207,6 +209,9 @@ class GeminiProvider(Provider):
             await close_quietly(chunks)
         self._finish(model, finish, "".join(parts))
         yield StreamEnd(usage=usage, finish_reason=finish, response_model=response_model or model)
+
+    async def warm(self) -> None:
+        self._clients.get()
 
     async def aclose(self) -> None:
         client = self._clients.discard()

@@ -20,6 +20,7 @@ import openai
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider, close_quietly
+from taelio_core.providers.registry import find_kind
 from taelio_core.providers.transport import (
     connection_failure,
     detail_of,
@@ -88,6 +89,7 @@ class OpenAIProvider(Provider):
     """Chat Completions on api.openai.com, or on ``base_url``."""
 
     kind = "openai"
+    facts = find_kind("openai", discover=False)  # SDK, key and base-URL variables, catalogue id: one registry
     # The name of the output limit: OpenAI's current name; OpenAI-compatible servers use the older one.
     max_tokens_param = "max_completion_tokens"
     # Sent when no key is configured, so the SDK never falls back to $OPENAI_API_KEY (which would send
@@ -171,6 +173,9 @@ class OpenAIProvider(Provider):
             await close_quietly(events)
         self._check_finish(model, finish, "".join(parts))
         yield StreamEnd(usage=usage or Usage(), finish_reason=finish or "", response_model=response_model or model)
+
+    async def warm(self) -> None:
+        self._clients.get()
 
     async def aclose(self) -> None:
         client = self._clients.discard()

@@ -16,6 +16,7 @@ configured gets a placeholder, never ``$OPENAI_API_KEY``.
 from __future__ import annotations
 
 from taelio_core.providers.base import Availability
+from taelio_core.providers.registry import find_kind
 from taelio_core.providers.openai import OpenAIProvider
 
 __all__ = ["OpenAICompatibleProvider"]
@@ -23,6 +24,7 @@ __all__ = ["OpenAICompatibleProvider"]
 
 class OpenAICompatibleProvider(OpenAIProvider):
     kind = "openai_compatible"
+    facts = find_kind("openai_compatible", discover=False)  # SDK, key and base-URL variables, catalogue id: one registry
     max_tokens_param = "max_tokens"
 
     def __init__(self, *, name: str, api_key: str | None = None, base_url: str | None = None,

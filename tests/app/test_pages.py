@@ -96,6 +96,28 @@ def test_generate_shows_the_fallback_attempt_when_the_first_entry_fails(tmp_path
     assert list(reopened["provider:model"]) == ["alpha:a-1", "beta:b-1"]
 
 
+def test_generate_full_flow_shows_both_parts_and_their_combined_total(tmp_path: Path, monkeypatch):
+    policy = tmp_path / "apptest.toml"
+    policy.write_text(FAILING_FIRST_POLICY + '\n[pricing."beta:b-1"]\ninput_per_mtok = 3\noutput_per_mtok = 15\n')
+    monkeypatch.setenv("TAELIO_POLICY", str(policy))
+    monkeypatch.setenv("DATABASE_URL", str(tmp_path / "gen.duckdb"))
+    at = open_page(make_app(), "generate")
+    assert at.session_state["gen_task"] == "full"          # the full flow is the default task
+    at.text_area(key="gen_prompt").input("A lighthouse")
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.dataframe) == 2                           # one trace per part
+    with DuckDBCallLog(tmp_path / "gen.duckdb") as log:
+        rows = log.query("SELECT parent_id, input_tokens, output_tokens, cost_usd FROM requests")
+    assert len(rows) == 2 and rows["parent_id"].nunique() == 1
+    tokens = f"{int(rows['input_tokens'].sum()):,} / {int(rows['output_tokens'].sum()):,}"
+    assert metric(at, "Tokens in / out") == tokens
+    assert rows["cost_usd"].notna().all()
+    assert metric(at, "Cost") == money(sum((Decimal(str(c)) for c in rows["cost_usd"]), Decimal(0)))
+    assert metric(at, "Latency").endswith(("ms", "s"))
+    assert any(rows["parent_id"].iloc[0] in c.value for c in at.caption)
+
+
 def test_generate_every_provider_failed_is_one_sentence_with_the_trace(tmp_path: Path, monkeypatch):
     both_fail = failing_first_policy(beta_errors={"rate_limited": 1.0})
     at = _generate_idea(tmp_path, monkeypatch, both_fail)
