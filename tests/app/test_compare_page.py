@@ -9,15 +9,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from taelio_core.experiments import Cell
-from tests.app.conftest import FIVE_ROWS, ROOT
+from tests.app.conftest import FIVE_ROWS, make_app, open_page
 from ui.compare import experiments
 
-PAGE = str(ROOT / "pages" / "compare.py")
-
-
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.run()
+    """The Compare page inside the whole app (its shell and navigation), as a user opens it."""
+    at = open_page(make_app(), "compare")
     assert not at.exception, at.exception
     return at
 
