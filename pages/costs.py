@@ -8,6 +8,7 @@ from ui import charts
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
 from ui.engine import cached, rounded_now
+from ui.text import money
 
 engine, filters = open_analytics_page(
     "Costs & budgets", "spend per provider and tier over time, tokens, cost per request by model, the most "
@@ -43,6 +44,16 @@ for col, by, frame in ((c1, "task", view.by_task), (c2, "tier", view.by_tier)):
     with col:
         st.markdown(f"**By {by}**")
         st.plotly_chart(charts.spend_bars(frame, by), key=f"top_{by}")
+
+st.subheader("Top users")
+users = cached(engine, A.top_users, filters)
+if users.empty:
+    st.caption("No request in this selection carries a user: users come from the HTTP API's tokens "
+               "(`taelio serve`).")
+else:
+    st.dataframe(users.assign(cost=[money(None if c != c else c) for c in users["cost_usd"]]), hide_index=True,
+                 width="stretch", column_order=["user_id", "requests", "failed", "tokens", "unpriced", "cost"],
+                 column_config={"user_id": st.column_config.TextColumn("user")})
 
 st.subheader("Budgets this month")
 render_budgets(engine, view.budget_status, view.budget_curve, now)
