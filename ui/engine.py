@@ -27,7 +27,8 @@ from typing import Any, Callable
 import streamlit as st
 
 from taelio_core.engine import Taelio
-from taelio_core.errors import TaelioError
+from taelio_core.errors import CallLogError, TaelioError
+from ui.log_problem import show_log_problem
 from taelio_core.settings import KEY_ENV
 
 __all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "on_bump", "open_engine", "rounded_now"]
@@ -62,6 +63,8 @@ def open_engine() -> Taelio:
         return injected
     try:
         engine = _open_engine(_fingerprint())
+    except CallLogError as e:
+        show_log_problem(e)
     except TaelioError as e:
         st.error(f"Taelio cannot start: {e}")
         st.stop()
@@ -78,7 +81,11 @@ def _count(_log: Any, location: str) -> int:
 
 def data_version(engine: Taelio) -> int:
     """How many requests the log holds (at most ``VERSION_TTL_S`` s old)."""
-    return _count(engine.log, engine.log.location)
+    try:
+        return _count(engine.log, engine.log.location)
+    except CallLogError as e:              # damaged since it was opened: a page that says so, not a traceback
+        show_log_problem(e)
+        raise
 
 
 # Per script thread: what to redraw after this run logged something (the sidebar's count).
@@ -111,8 +118,12 @@ def _run(_log: Any, location: str, version: int, module: str, name: str, args: t
 
 def cached(engine: Taelio, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(engine.log, *args, **kwargs)``, cached until the log changes."""
-    return _run(engine.log, engine.log.location, data_version(engine), fn.__module__, fn.__name__, args,
-                tuple(sorted(kwargs.items())))
+    try:
+        return _run(engine.log, engine.log.location, data_version(engine), fn.__module__, fn.__name__, args,
+                    tuple(sorted(kwargs.items())))
+    except CallLogError as e:
+        show_log_problem(e)
+        raise
 
 
 NOW_STEP = timedelta(minutes=5)
