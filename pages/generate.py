@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from taelio_core.trace import Inputs
-from ui.engine import get_engine
+from ui.shell import get_engine
 from ui.generate_flow import FULL, flow_tasks, recent, run_generation, show_generation
 
 engine = get_engine()

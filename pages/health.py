@@ -6,8 +6,9 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui import charts
 from ui.empty_state import no_match, require_data
-from ui.engine import cached, get_engine
+from ui.engine import cached
 from ui.health_view import breaker_panel, health_table, render_probe
+from ui.shell import get_engine
 from ui.sidebar import current_filters
 
 engine = get_engine()

@@ -24,6 +24,7 @@ what to do (retry, fall back, stop) from the class alone::
     ├── BudgetExceeded         a hard budget stopped the request
     ├── AllProvidersFailed     carries every attempt
     └── CallLogError           the log file cannot be opened or written
+        └── LogUnusable        the file fails the open check: damaged, truncated, or not a Taelio log
 
 Messages never contain API keys: adapters build them from status codes and
 the provider's error text, which ``redact`` (``redaction.py``) scrubs of every registered secret
@@ -50,6 +51,7 @@ __all__ = [
     "ConfigError",
     "ContentBlocked",
     "InputError",
+    "LogUnusable",
     "ModelNotFound",
     "ProviderError",
     "ProviderTimeout",
@@ -196,6 +198,16 @@ class BudgetExceeded(TaelioError):
 
 class CallLogError(TaelioError):
     pass
+
+
+class LogUnusable(CallLogError):
+    """The log file fails the open check (``calllog/check.py``): says which file, what is wrong, how to recover."""
+
+    def __init__(self, path: object, problem: str, *, recovery: str | None = None) -> None:
+        self.path, self.problem = str(path), problem
+        self.recovery = recovery or (f"move it aside (mv {path} {path}.damaged) and Taelio starts a new one; "
+                                     "requests not yet written stay in its journal")
+        super().__init__(f"the log {path} {problem}: {self.recovery}")
 
 
 class AllProvidersFailed(TaelioError):

@@ -198,20 +198,23 @@ class Router:
                                            continue_on_truncation=continue_on_truncation),
                                 request_id=ctx.request_id, sink=self.sink)
 
-    async def aprobe(self, provider: str, task: str, *, prompt: str = "A lighthouse keeper finds a message.",
-                     max_tokens: int = 64) -> GenerationResult:
+    async def aprobe(self, provider: str, task: str, *, model: str | None = None,
+                     prompt: str = "A lighthouse keeper finds a message.", max_tokens: int = 64) -> GenerationResult:
         """A tiny live request to one provider (the seed's ``POST /providers/test``), logged as source=test.
 
-        Uses the first model that provider has for ``task`` in the policy. Never raises on provider failure:
-        the result says what happened.
+        Uses ``model``, or else the first model that provider has for ``task`` in the policy. Never raises on
+        provider failure: the result says what happened.
         """
         self._check_names(self.policy.tiers[0], task, provider)
         for tier in self.policy.tiers:
-            entries = [e for e in self.policy.chain(tier, task) if e.provider == provider]
+            entries = [e for e in self.policy.chain(tier, task)
+                       if e.provider == provider and model in (None, e.model)]
             if entries:
                 break
         else:
-            raise InputError(f"provider '{provider}' has no model for task '{task}' in any chain", field="provider")
+            which = f"model '{model}'" if model else "model"
+            raise InputError(f"provider '{provider}' has no {which} for task '{task}' in any chain",
+                             field="model" if model else "provider")
         inputs = check_inputs(Inputs(prompt=prompt, genre="any", tone="any", idea=prompt))
         request = self.render(task, inputs, tier)
         request = replace(request, settings=replace(request.settings, max_tokens=max_tokens))

@@ -108,6 +108,14 @@ class Settings:
         return value == "full"
 
     @property
+    def adopt_log(self) -> bool:
+        """``TAELIO_ADOPT_LOG=1``: add Taelio's tables to a DuckDB file that already holds other tables."""
+        value = (self.lookup("TAELIO_ADOPT_LOG") or "0").strip().lower()
+        if value not in ("0", "1", "true", "false", "yes", "no"):
+            raise ConfigError(f"must be 1 or 0, not '{value}'", source="TAELIO_ADOPT_LOG")
+        return value in ("1", "true", "yes")
+
+    @property
     def journal_mode(self) -> str:
         """``TAELIO_JOURNAL``: ``write`` (default; survives a killed process), ``fsync`` (survives a power
         cut, ~2 ms a request) or ``off`` (a killed process loses its unflushed rows)."""

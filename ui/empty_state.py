@@ -12,7 +12,8 @@ import streamlit as st
 from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
 from taelio_core.analytics import Filters
-from ui.engine import bump, data_version, get_engine
+from ui.engine import bump, data_version
+from ui.shell import get_engine
 from ui.sidebar import current_filters
 
 __all__ = ["DEMO_DAYS", "load_demo_data", "no_match", "open_analytics_page", "require_data"]

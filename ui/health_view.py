@@ -12,7 +12,7 @@ from ui.sidebar import provider_keys
 from ui.text import escape_markdown, fmt_ms, fmt_pct
 from ui.trace_view import render_trace, trace_from_result
 
-__all__ = ["STATUS_ICON", "health_table", "render_probe"]
+__all__ = ["STATUS_ICON", "breaker_panel", "health_table", "probe_models", "render_probe"]
 
 STATUS_ICON = {"healthy": "🟢 healthy", "degraded": "🟠 degraded", "down": "🔴 down",
                "not configured": "⚪ not configured", "no recent calls": "⚫ no recent calls"}
@@ -38,19 +38,28 @@ def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def probe_models(policy, provider: str, task: str) -> list[str]:  # noqa: ANN001 - RoutingPolicy
+    """The models ``provider`` has for ``task`` in any tier's chain, in chain order."""
+    return list(dict.fromkeys(e.model for tier in policy.tiers for e in policy.chain(tier, task)
+                              if e.provider == provider))
+
+
 def render_probe(engine: Taelio) -> None:
-    """A Test provider button per provider and task: a tiny request, shown and logged (source=test)."""
+    """Test a provider: one tiny request to the chosen provider:model for a task, shown and logged (source=test)."""
     policy = engine.policy
-    st.caption("Sends one tiny request to the provider's first model for the task. It is logged with "
-               "source = test" + (" and answered by the simulator (demo mode)." if engine.mode == "demo"
-                                  else " and costs a fraction of a cent."))
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    st.caption("Sends one tiny request to the chosen model. It is logged with source = test"
+               + (" and answered by the simulator (demo mode)." if engine.mode == "demo"
+                  else " and costs a fraction of a cent."))
+    c1, c2, c3, c4 = st.columns([2, 2, 3, 1], vertical_alignment="bottom")
     provider = c1.selectbox("Provider", list(policy.providers), key="probe_provider")
     task = c2.selectbox("Task", policy.tasks, key="probe_task")
-    if c3.button("Test provider", icon=":material/network_check:", key="probe_run"):
+    models = probe_models(policy, provider, task)
+    model = c3.selectbox("Model", models, key=f"probe_model_{provider}_{task}", disabled=not models,
+                         placeholder="No model of this provider serves this task")
+    if c4.button("Test provider", icon=":material/network_check:", key="probe_run", disabled=not models):
         try:
-            with st.spinner(f"Testing {provider} with a {task} request…"):
-                result = engine.router.probe(provider, task)
+            with st.spinner(f"Testing {provider}:{model} with a {task} request…"):
+                result = engine.router.probe(provider, task, model=model)
         except TaelioError as e:
             st.error(escape_markdown(str(e)), icon=":material/error:")
             return

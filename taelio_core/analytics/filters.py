@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["BUCKETS", "SOURCES", "Filters", "bucket_for", "day_start"]
 
-SOURCES = ("live", "demo", "sandbox", "experiment", "test")
+SOURCES = ("live", "demo", "api", "sandbox", "experiment", "test")
 # date_trunc parts a chart may group by (a closed set: safe to place in SQL text)
 # (No "minute": the rollups' grain is an hour, and the shortest range a filter can select is one day.)
 BUCKETS = ("hour", "day", "week")
