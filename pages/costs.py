@@ -5,6 +5,7 @@ import streamlit as st
 
 from taelio_core import analytics as A
 from ui import charts
+from ui.guard_view import render_budget_rule
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
 from ui.engine import cached, rounded_now
@@ -45,6 +46,7 @@ for col, by, frame in ((c1, "task", view.by_task), (c2, "tier", view.by_tier)):
         st.plotly_chart(charts.spend_bars(frame, by), key=f"top_{by}")
 
 st.subheader("Budgets this month")
+render_budget_rule(engine)
 render_budgets(engine, view.budget_status, view.budget_curve, now)
 
 st.subheader("Export")

@@ -7,6 +7,7 @@ from taelio_core import analytics as A
 from ui import charts
 from ui.empty_state import no_match, require_data
 from ui.engine import cached
+from ui.guard_view import render_guards
 from ui.health_view import breaker_panel, health_table, render_probe
 from ui.shell import get_engine
 from ui.sidebar import current_filters
@@ -28,6 +29,7 @@ def status_panel() -> None:
 
 
 status_panel()
+render_guards(engine)
 
 with st.expander("Test a provider", expanded=False, icon=":material/network_check:"):
     render_probe(engine)
