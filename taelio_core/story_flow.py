@@ -49,6 +49,8 @@ def flow_tasks(policy: RoutingPolicy) -> tuple[str, str] | None:
 class PartStarted:
     task: str
     label: str
+    request_id: str   # the id this part's request is logged under
+    parent_id: str    # shared by both parts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +160,8 @@ async def astream_story(router: Router, tier: str, inputs: Inputs, *, provider: 
     for task in tasks:
         stream = router.astream(tier, task, part_inputs, provider=provider, parent_id=parent_id, source=source,
                                 user_id=user_id, continue_on_truncation=True)
-        yield PartStarted(task=task, label=router.policy.task(task).label or task)
+        yield PartStarted(task=task, label=router.policy.task(task).label or task, request_id=stream.request_id,
+                          parent_id=parent_id)
         async for item in stream:
             if isinstance(item, Truncated):
                 yield PartTruncated(task=task, provider=item.provider, model=item.model, reason=item.reason)
