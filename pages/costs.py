@@ -5,6 +5,7 @@ import streamlit as st
 
 from taelio_core import analytics as A
 from ui import charts
+from ui.guard_view import render_budget_rule
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
 from ui.engine import cached, rounded_now
@@ -63,6 +64,7 @@ else:
                  column_config={"user_id": st.column_config.TextColumn("user")})
 
 st.subheader("Budgets this month")
+render_budget_rule(engine)
 render_budgets(engine, view.budget_status, view.budget_curve, now)
 
 st.subheader("Export")
