@@ -156,8 +156,8 @@ class ChainWalk:
                 limits = self._limits()
                 decision = decide_retry(self._s.resilience, error_type=attempt.error_type,
                                         retry_after=attempt.retry_after_s, retries=retries,
-                                        remaining_s=self._remaining(), rng=self._s.rng,
-                                        entries_after=self._usable_after(), attempt_s=limits.timeout_s)
+                                        remaining_s=self._remaining(), rng=self._s.rng, attempt_s=limits.timeout_s,
+                                        rest_s=self._usable_after() * ctx.request.settings.timeout_s)
                 if decision.wait_s is None:
                     break
                 await self._s.clock.sleep(decision.wait_s)

@@ -149,13 +149,14 @@ class RetryDecision:
 
 
 def decide_retry(cfg: ResilienceConfig, *, error_type: str | None, retry_after: float | None, retries: int,
-                 remaining_s: float, rng: random.Random, entries_after: int = 0,
-                 attempt_s: float = 0.0) -> RetryDecision:
+                 remaining_s: float, rng: random.Random, attempt_s: float = 0.0,
+                 rest_s: float = 0.0) -> RetryDecision:
     """The per-error-class rule. ``retries`` is how many retries this entry already had.
 
     A timeout is retried on the same entry only when the time left could
-    also cover the rest of the chain: the retry (``attempt_s``) plus one
-    such attempt for each of the ``entries_after`` usable entries after it.
+    also cover the rest of the chain: the retry (``attempt_s``) plus
+    ``rest_s``, the own timeouts of the usable entries after it. Otherwise a
+    silent provider would eat the time its fallbacks need.
     """
     if error_type == "rate_limited":
         if retry_after is None:
@@ -172,9 +173,9 @@ def decide_retry(cfg: ResilienceConfig, *, error_type: str | None, retry_after: 
     if error_type in cfg.retry_on:
         if retries >= cfg.max_retries:
             return RetryDecision(wait_s=None, reason=f"{retries} retries used: falling back")
-        if error_type == "timeout" and entries_after and remaining_s < attempt_s * (entries_after + 1):
-            return RetryDecision(wait_s=None, reason=f"a retry would leave the {entries_after} entries after it "
-                                                     "too little time: falling back")
+        if error_type == "timeout" and rest_s and remaining_s < attempt_s + rest_s:
+            return RetryDecision(wait_s=None, reason="a retry would leave the entries after it too little time: "
+                                                     "falling back")
         cap = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** retries))
         wait = rng.uniform(0.0, cap)  # full jitter
         if wait >= remaining_s:

@@ -63,7 +63,7 @@ def run_generate(args: argparse.Namespace) -> int:
             print_trace(result, sys.stdout, text_shown=args.stream)
         if result.status == "failed":
             raise AllProvidersFailed(result.error or "every provider failed", attempts=result.attempts)
-        return 0
+        return result.exit_code  # a cut answer no later entry completed is 3, not 0
     finally:
         engine.close()
 

@@ -65,7 +65,12 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.db:
         os.environ["DATABASE_URL"] = str(args.db)
 
+    import signal
+
     import uvicorn
+    # Uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it found in
+    # place; this one makes that a normal end (exit 0) once requests in flight finished and the log flushed.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     sys.stderr.write(f"taelio: serving the API on http://{args.host}:{args.port} (docs at /docs)\n")
     uvicorn.run("taelio_core.api.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, access_log=False, log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from taelio_core.errors import BadResponse, register_secret
+from taelio_core.errors import BadResponse, ProviderError, register_secret
 from taelio_core.redaction import register_url_secrets, safe_url
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 
-__all__ = ["Availability", "LoopLocal", "Provider", "close_quietly"]
+__all__ = ["Availability", "LoopLocal", "Provider", "billed", "close_quietly"]
 
 C = TypeVar("C")
 
@@ -111,6 +111,13 @@ async def chunked(completion: Completion, *, size: int = 3) -> AsyncIterator[Str
         yield TextDelta(text=piece if i == 0 else " " + piece)
     yield StreamEnd(usage=completion.usage, finish_reason=completion.finish_reason,
                     response_model=completion.response_model)
+
+
+def billed(error: BaseException, usage: Usage | None) -> BaseException:
+    """``error`` carrying the usage the provider reported before a stream broke (it bills that much), if any."""
+    if isinstance(error, ProviderError) and usage is not None and (usage.input_tokens or usage.output_tokens):
+        error.usage = usage
+    return error
 
 
 async def close_quietly(stream: Any) -> None:

@@ -49,6 +49,38 @@ def api_policy_text() -> str:
         pricing={"gemini:g-1": (1.0, 2.0), "openai:o-1": (3.0, 6.0), "anthropic:a-1": (2.0, 4.0)})
 
 
+class RemoteFake:
+    """The fake provider server in its own process (``python -m tests.fakeserver``), scripted over HTTP.
+
+    For load: in this process it would share the GIL with the thousand clients it is measured against.
+    """
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fakeserver", "--zero-latency"], cwd=ROOT,
+                                     stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
+        if not line.startswith("READY "):
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        self.url = line.removeprefix("READY ")
+
+    # The same base URLs and variables an in-process fake gives (its methods only read ``url``).
+    def base_url(self, provider: str) -> str:
+        return FakeServer.base_url(self, provider)  # type: ignore[arg-type]
+
+    def env(self, **keys: str) -> dict[str, str]:
+        return FakeServer.env(self, **keys)  # type: ignore[arg-type]
+
+    def fail(self, provider: str, fault: str, *, times: int | None = 1) -> None:
+        httpx.post(self.url + "/_fake/fail", json={"provider": provider, "fault": fault, "times": times}).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.post(self.url + "/_fake/reset", json={}).raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as s:
@@ -58,7 +90,7 @@ def free_port() -> int:
 
 @dataclass(kw_only=True)
 class ApiServer:
-    fake: FakeServer
+    fake: FakeServer | RemoteFake
     url: str
     db: Path
     stderr_path: Path
@@ -66,8 +98,9 @@ class ApiServer:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, tmp: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None) -> ApiServer:
-        fake = FakeServer().start()
+    def start(cls, tmp: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None,
+              remote_fake: bool = False) -> ApiServer:
+        fake = RemoteFake() if remote_fake else FakeServer().start()
         policy = tmp / "api.toml"
         policy.write_text(api_policy_text())
         db = tmp / "api.duckdb"

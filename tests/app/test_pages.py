@@ -11,7 +11,7 @@ import pytest
 
 from taelio_core.calllog import DuckDBCallLog
 from tests.app.conftest import FAILING_FIRST_POLICY, failing_first_policy, make_app, metric, open_page
-from ui.text import money
+from ui.text import fmt_pct, money
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -43,7 +43,7 @@ def test_health_fallback_rate_matches_the_seeded_data(seeded_app):
     for tier in ("free", "pro", "admin"):
         mine = [r for r in seeded_app.results if r.tier == tier]
         fell = sum(1 for r in mine if r.fallback_depth > 0)
-        assert metric(at, tier) == f"{fell / len(mine):.1%}"
+        assert metric(at, tier) == fmt_pct(fell / len(mine))      # the one percentage format: "21.7 %"
     table = at.dataframe[0].value.set_index("provider")
     assert list(table.index) == ["gemini", "openai", "anthropic"]
     assert set(table["key"]) == {"simulated (demo)"}
