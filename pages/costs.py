@@ -6,6 +6,7 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui import charts
 from ui.alerts_view import alerts_panel
+from ui.guard_view import render_budget_rule
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
 from ui.engine import cached, rounded_now
@@ -53,6 +54,7 @@ for col, by, frame in ((c1, "task", view.by_task), (c2, "tier", view.by_tier)):
         charts.show("", frame, charts.spend_bars, f"top_{by}", by=by, empty=f"No spend by {by} in this range.")
 
 st.subheader("Budgets this month")
+render_budget_rule(engine)
 render_budgets(engine, view.budget_status, view.budget_curve, now)
 alerts_panel(engine, kinds=("budget_alert", "budget_over", "budget_projected"), title="Budget alerts")
 

@@ -160,7 +160,8 @@ def test_taelio_alerts_check_sends_from_cron_and_list_shows_when(hook, tmp_path,
     from taelio_core.cli import main
     from tests.seeded_log import build_results, clock_now, seed_log
     now = clock_now()
-    db = seed_log(tmp_path / "cli.duckdb", build_results(now=now, n=40, days=1), now=now).path
+    # live traffic (budgets never count demo data)
+    db = seed_log(tmp_path / "cli.duckdb", build_results(now=now, n=40, days=1, source="live"), now=now).path
     monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{hook.server_port}/{SECRET_PATH}")
     args = ["--policy", str(_tiny_budget_policy(tmp_path)), "--db", str(db), "alerts"]
     assert main([*args, "check", "--json"]) == 0

@@ -7,6 +7,7 @@ import pytest
 
 from taelio_core.alerts import WEBHOOK_ENV
 from tests.app.conftest import make_app, open_page
+from tests.seeded_log import build_results, clock_now, seed_log
 from tests.test_alerts import SECRET_PATH, _tiny_budget_policy, hook  # noqa: F401 - the local webhook fixture
 
 
@@ -16,8 +17,11 @@ def _alerts_table(at):  # noqa: ANN001, ANN202
     return tables[0]
 
 
-def test_costs_shows_budget_alerts_with_the_time_they_were_sent(seeded_app, hook, tmp_path: Path,  # noqa: ANN001, F811
+def test_costs_shows_budget_alerts_with_the_time_they_were_sent(hook, tmp_path: Path,  # noqa: F811
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    now = clock_now()       # live traffic ending now (budgets never count demo data)
+    seeded = seed_log(tmp_path / "live.duckdb", build_results(now=now, n=60, days=2, source="live"), now=now)
+    monkeypatch.setenv("DATABASE_URL", str(seeded.path))
     monkeypatch.setenv("TAELIO_POLICY", str(_tiny_budget_policy(tmp_path)))
     monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{hook.server_port}/{SECRET_PATH}")
     at = open_page(make_app(), "costs")
