@@ -5,6 +5,7 @@ import streamlit as st
 
 from taelio_core import analytics as A
 from ui import charts
+from ui.alerts_view import alerts_panel
 from ui.guard_view import render_budget_rule
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
@@ -66,6 +67,7 @@ else:
 st.subheader("Budgets this month")
 render_budget_rule(engine)
 render_budgets(engine, view.budget_status, view.budget_curve, now)
+alerts_panel(engine, kinds=("budget_alert", "budget_over", "budget_projected"), title="Budget alerts")
 
 st.subheader("Export")
 render_export(engine, filters, headline.requests)
