@@ -16,6 +16,7 @@ import streamlit as st
 
 from taelio_core.analytics import SOURCES, Filters
 from taelio_core.engine import Taelio
+from ui.demo_data import demo_data_section
 from ui.engine import data_version
 
 __all__ = ["DEFAULT_DAYS", "current_filters", "provider_keys", "render_sidebar"]
@@ -88,6 +89,7 @@ def render_sidebar(engine: Taelio, *, with_filters: bool = True) -> Filters:
         else:
             filters = current_filters()
             st.caption("The data filter is on Costs, Health and Calls.")
+        demo_data_section(engine)
         st.divider()
         total = data_version(engine)
         st.caption(f"Call log: `{engine.log.location}`  \n{total:,} requests logged · policy `{policy.name}`")
