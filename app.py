@@ -1,11 +1,11 @@
 """Taelio's dashboard: ``streamlit run app.py``.
 
 Draws the shell (page config, navigation, the shared sidebar with the mode,
-the data filter and the log's location; see ``ui.shell``), then runs the
-page chosen in the navigation.
+the data filter and the log's location; see ``ui.shell``) and runs the page
+chosen in the navigation.
 """
 from __future__ import annotations
 
-from ui.shell import draw_shell
+from ui.shell import run_app
 
-draw_shell().run()
+run_app()

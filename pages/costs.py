@@ -20,29 +20,36 @@ render_headline(headline, filters)
 if no_match(headline.requests):
     st.stop()
 
+axis = view.axis
 c1, c2 = st.columns([2, 1])
 with c1:
-    charts.show("Spend by provider × tier", charts.cost_stacked(view.cost), "cost_stacked")
+    charts.show("Spend by provider × tier", view.cost, charts.cost_stacked, "cost_stacked", axis=axis,
+                empty="Nothing was tried in this range, so nothing was spent.")
 with c2:
-    charts.show("Share of spend", charts.share_pie(view.by_provider, "provider"), "share_pie")
+    charts.show("Share of spend", view.by_provider[view.by_provider["cost_usd"].fillna(0) > 0], charts.share_pie,
+                "share_pie", names="provider", empty="No priced spend in this range.")
 
 c1, c2 = st.columns(2)
 with c1:
-    charts.show("Tokens over time", charts.tokens_area(view.usage), "tokens")
+    charts.show("Tokens over time", view.usage, charts.tokens_area, "tokens", axis=axis,
+                empty="No tokens were used in this range.")
 with c2:
     dist = view.distribution
-    charts.show("Cost per request by model", charts.cost_box(dist), "cost_box")
+    charts.show("Cost per request by model", dist[dist["priced"] > 0], charts.cost_box, "cost_box",
+                empty="No priced requests in this range.")
     unpriced = dist[dist["unpriced"] > 0]
     if len(unpriced):
         st.caption("Unpriced requests, left out of the spread: "
                    + ", ".join(f"{m} ({n:,})" for m, n in zip(unpriced["model"], unpriced["unpriced"])))
+st.caption(f"Over time: one point per {axis.bucket} (UTC), chosen from the span of the data in the filter"
+           + ("; the shaded last one is still filling." if axis.partial_from is not None else "."))
 
 st.subheader("Most expensive")
 c1, c2 = st.columns(2)
 for col, by, frame in ((c1, "task", view.by_task), (c2, "tier", view.by_tier)):
     with col:
         st.markdown(f"**By {by}**")
-        st.plotly_chart(charts.spend_bars(frame, by), key=f"top_{by}")
+        charts.show("", frame, charts.spend_bars, f"top_{by}", by=by, empty=f"No spend by {by} in this range.")
 
 st.subheader("Budgets this month")
 render_budgets(engine, view.budget_status, view.budget_curve, now)

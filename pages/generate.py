@@ -4,8 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from taelio_core.trace import Inputs
-from ui.engine import get_engine
-from ui.generate_flow import FULL, full_flow_tasks, recent, run_generation, show_generation
+from ui.shell import get_engine
+from ui.generate_flow import FULL, flow_tasks, recent, run_generation, show_generation
 
 engine = get_engine()
 policy = engine.policy
@@ -17,7 +17,7 @@ if engine.mode == "demo":
             "[simulated] and nothing costs money.", icon=":material/science:")
 
 tasks = {name: (cfg.label or name) for name, cfg in policy.model.tasks.items()}
-if full_flow_tasks(engine):
+if flow_tasks(policy):
     tasks[FULL] = "Idea → story (full flow)"
 
 left, right = st.columns(2)

@@ -6,9 +6,21 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui import charts
 from ui.empty_state import no_match, require_data
-from ui.engine import cached, get_engine
-from ui.health_view import breaker_panel, health_table, render_probe
+from ui.engine import cached, rounded_now
+from ui.health_view import (
+    ERROR_COLUMNS,
+    PROVIDER_COLUMNS,
+    TABLE_COLUMNS,
+    breaker_panel,
+    health_table,
+    last_errors,
+    per_provider,
+    render_probe,
+    status_rule,
+)
+from ui.shell import get_engine
 from ui.sidebar import current_filters
+from ui.text import fmt_pct
 
 engine = get_engine()
 filters = current_filters()
@@ -20,9 +32,10 @@ auto = st.toggle("Auto-refresh every 15 s", key="health_auto",
 
 @st.fragment(run_every=15 if auto else None)
 def status_panel() -> None:
-    st.dataframe(health_table(engine, filters), hide_index=True, width="stretch")
-    st.caption("Status from the last hour of attempts: healthy ≥ 90 % success, degraded below, down below "
-               "50 % or when the last 3 attempts failed; not configured = no API key, so the router skips it.")
+    table = health_table(engine, filters)
+    st.dataframe(table, hide_index=True, width="stretch", column_config=TABLE_COLUMNS)
+    st.caption(status_rule())
+    last_errors(table)
     breaker_panel(engine.health())
 
 
@@ -36,16 +49,19 @@ if not require_data(engine, "latency percentiles, errors by type, fallback rate 
     st.stop()
 
 # Every chart below comes from one read of the log (one open, one snapshot), cached as one.
-view: A.HealthView = cached(engine, A.health_view, filters)
+view: A.HealthView = cached(engine, A.health_view, filters, now=rounded_now())
 success = view.success
 if no_match(int(success["attempts"].sum()) if len(success) else 0):
     st.stop()
 
+axis = view.axis
 c1, c2 = st.columns(2)
 with c1:
-    charts.show("Latency percentiles", charts.latency_lines(view.latency_over_time), "latency")
+    charts.show("Latency percentiles", view.latency_over_time, charts.latency_lines, "latency", axis=axis,
+                empty="No attempt succeeded in this range, so there is no latency to show.")
 with c2:
-    charts.show("Errors by type", charts.errors_stacked(view.errors_over_time), "errors")
+    charts.show("Errors by type", view.errors_over_time, charts.errors_stacked, "errors", axis=axis,
+                empty="No errors in this range: every attempt succeeded.")
 
 c1, c2 = st.columns(2)
 with c1:
@@ -53,20 +69,19 @@ with c1:
     fallback = view.fallback
     cols = st.columns(max(len(fallback), 1))
     for col, row in zip(cols, fallback.to_dict("records")):
-        col.metric(f"{row['tier']}", f"{row['rate']:.1%}", help=f"{row['fallbacks']:,} of {row['requests']:,} "
+        col.metric(f"{row['tier']}", fmt_pct(row["rate"]), help=f"{row['fallbacks']:,} of {row['requests']:,} "
                    "requests needed at least one fallback")
-    st.plotly_chart(charts.fallback_lines(view.fallback_over_time), key="fallback")
+    charts.show("", view.fallback_over_time, charts.fallback_lines, "fallback", axis=axis,
+                empty="No requests in this range.")
 with c2:
-    st.subheader("Availability")
-    st.plotly_chart(charts.availability(view.availability), key="availability")
+    charts.show("Availability", view.availability, charts.availability, "availability", axis=axis,
+                empty="No attempts in this range.")
+st.caption(f"Over time: one point per {axis.bucket} (UTC); Health keeps hourly or finer points up to a month, "
+           "so an outage of a few hours shows" + ("; the shaded last one is still filling." if axis.partial_from
+                                                   is not None else "."))
 
 st.subheader("Success, latency and errors per provider")
 c1, c2 = st.columns(2)
-c1.dataframe(success.merge(view.latency, on="provider", how="left"), hide_index=True, width="stretch",
-             column_order=["provider", "attempts", "success_rate", "p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms"],
-             column_config={"success_rate": st.column_config.NumberColumn("success", format="percent"),
-                            **{c: st.column_config.NumberColumn(c.replace("_ms", "").replace("_", " "),
-                                                                format="%.0f ms")
-                               for c in ("p50_ms", "p95_ms", "p99_ms", "ttft_p50_ms")}})
-c2.dataframe(view.errors, hide_index=True, width="stretch",
-             column_config={"share_of_attempts": st.column_config.NumberColumn("share", format="percent")})
+c1.dataframe(per_provider(success, view.latency), hide_index=True, width="stretch", column_config=PROVIDER_COLUMNS)
+c2.dataframe(view.errors.assign(share_of_attempts=view.errors["share_of_attempts"] * 100), hide_index=True,
+             width="stretch", column_config=ERROR_COLUMNS)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from ui.sandbox import (
     REPORT,
-    call_log,
+    REPORT_CONFIG,
     choose_models,
     choose_traffic,
     edit_policy_b,
@@ -13,16 +13,18 @@ from ui.sandbox import (
     run_panel,
 )
 from ui.sandbox_results import show_results
-from ui.shell import ensure_shell
+from ui.shell import get_engine
 
-ensure_shell()
+engine = get_engine()
 st.title("Sandbox")
 st.caption("Runs the real router in virtual time with simulated providers: a day of traffic takes seconds. "
            "Nothing here touches a real provider or live analytics.")
 
-log = call_log()
+log = engine.log
 with st.expander("1 · Policies", expanded=True):
-    policy_a = pick_policy_a()
+    policy_a = pick_policy_a(engine)
+    if policy_a is None:
+        st.stop()
     st.markdown("**Policy B** (the candidate)")
     policy_b = edit_policy_b(policy_a)
 
@@ -34,8 +36,8 @@ with st.expander("2 · Traffic and provider models", expanded=True):
     models = choose_models([policy_a] + ([policy_b] if policy_b else []), log)
 
 st.markdown("#### 3 · Run")
-run_panel(policy_a, policy_b, traffic, models, log)
+config = run_panel(policy_a, policy_b, traffic, models, log)
 
 report = st.session_state.get(REPORT)
 if report is not None:
-    show_results(report)
+    show_results(report, stale=st.session_state.get(REPORT_CONFIG) != config)

@@ -1,12 +1,18 @@
 """One attempt at one chain entry: call the provider once, time it, price it, classify how it ended.
 
 Every way a call can end becomes an ``Attempt`` (never an exception): an
-answer, a ``ProviderError``, a timeout, an adapter bug, a stream that broke
-after text was shown (``truncated``) or stopped without a finish reason, or a
-hedged call cancelled because another answered first (``cancelled``; priced
-on its estimated input, as providers bill a request they started on). The
-``ProviderError`` rides along in ``Outcome`` so the retry rules can read it
-(``RateLimited.retry_after``).
+answer, a ``ProviderError``, a timeout, a stream that broke after text was
+shown (``truncated``, priced on the usage the provider reported before the
+cut) or stopped without a finish reason, a hedged call cancelled because
+another answered first (``cancelled``; priced on its estimated input, as
+providers bill a request they started on), or an exception no adapter's
+mapper knows (``unexpected``: a Taelio bug, logged with its traceback to the
+process log and never counted against the provider).
+
+The SDK client is made (``Provider.warm``) before the attempt's timer
+starts, so a slow first client setup is not a provider timeout. A stream
+has two timers: the first text must come within ``first_token_s``, the whole
+answer within ``timeout_s``.
 
 Time comes from the injected ``Clock`` and timeouts from the running loop,
 so the sandbox can run all of this in virtual time.
@@ -14,6 +20,7 @@ so the sandbox can run all of this in virtual time.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,29 +28,33 @@ from typing import TYPE_CHECKING
 
 from taelio_core.budgets import estimate_input_tokens
 from taelio_core.clock import Clock
-from taelio_core.errors import BadResponse, ProviderError, ProviderTimeout
+from taelio_core.errors import BadResponse, ProviderError, ProviderTimeout, RateLimited, UnexpectedError
 from taelio_core.generation import StreamEnd, TextDelta, Usage
 from taelio_core.policy import ChainEntry
 from taelio_core.pricing import Pricer
+from taelio_core.resilience import AttemptLimits
 from taelio_core.providers.base import Provider
 from taelio_core.trace import Attempt
 
 if TYPE_CHECKING:
     from taelio_core.context import RequestContext
 
-__all__ = ["AttemptRunner", "Outcome"]
+__all__ = ["AttemptRunner", "AttemptStart"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outcome:
-    attempt: Attempt
-    error: ProviderError | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Start:
+class AttemptStart:
     started: datetime
     t0: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Tags:
+    retry: int = 0
+    hedge: bool = False
+    wait_ms: float = 0.0
 
 
 class AttemptRunner:
@@ -51,62 +62,64 @@ class AttemptRunner:
         self.pricer = pricer
         self.clock = clock
 
-    def start(self) -> _Start:
-        return _Start(started=self.clock.now(), t0=self.clock.monotonic())
+    def start(self) -> AttemptStart:
+        return AttemptStart(started=self.clock.now(), t0=self.clock.monotonic())
 
-    async def complete(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, *, timeout_s: float,
-                       retry: int = 0, hedge: bool = False, start: _Start | None = None,
-                       capped: bool = False) -> Outcome:
+    async def complete(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, limits: AttemptLimits, *,
+                       retry: int = 0, hedge: bool = False, wait_ms: float = 0.0,
+                       start: AttemptStart | None = None) -> Attempt:
         """The whole answer in one call."""
+        tags = _Tags(retry=retry, hedge=hedge, wait_ms=wait_ms)
+        await provider.warm()
         start = start or self.start()
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(limits.timeout_s):
                 completion = await provider.complete(entry.model, ctx.request)
             if not completion.text.strip():
                 raise BadResponse("the provider returned an empty completion", provider=entry.provider,
                                   model=entry.model, http_status=200)
         except TimeoutError:
-            error = ProviderTimeout(_timeout_message(timeout_s, capped), provider=entry.provider,
-                                    model=entry.model)
-            return self.failed(ctx, entry, provider, start, error, retry=retry, hedge=hedge)
+            return self.failed(ctx, entry, provider, start, _timeout(entry, limits, first_token=False), tags=tags)
         except ProviderError as error:
-            return self.failed(ctx, entry, provider, start, error, retry=retry, hedge=hedge)
-        except Exception as exc:  # noqa: BLE001 - an adapter bug must not take the request down
-            error = BadResponse(f"unexpected {type(exc).__name__} from the adapter", provider=entry.provider,
-                                model=entry.model)
-            return self.failed(ctx, entry, provider, start, error, retry=retry, hedge=hedge)
+            return self.failed(ctx, entry, provider, start, error, tags=tags)
+        except Exception as exc:  # noqa: BLE001 - our bug must not take the request down: logged, then fall back
+            return self.failed(ctx, entry, provider, start, _unexpected(exc, entry), tags=tags)
         latency = (self.clock.monotonic() - start.t0) * 1000.0
         price = self.pricer.price(entry.provider, entry.model, completion.usage, start.started)
-        return Outcome(attempt=Attempt(
+        return Attempt(
             n=0, provider=entry.provider, model=entry.model, status="ok", started_at=start.started,
             latency_ms=latency, ttft_ms=latency, usage=completion.usage, cost_usd=price.cost_usd,
             price_source=price.source, finish_reason=completion.finish_reason,
             response_model=completion.response_model or entry.model, simulated=provider.simulated,
-            text=completion.text, retry=retry, hedge=hedge))
+            text=completion.text, retry=retry, hedge=hedge, wait_ms=wait_ms)
 
-    async def as_stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, *, timeout_s: float,
-                        retry: int = 0, hedge: bool = False, start: _Start | None = None,
-                        capped: bool = False) -> AsyncIterator[str | Outcome]:
-        """``complete`` shaped like ``stream`` (no text, then the outcome), so races treat both alike."""
-        yield await self.complete(ctx, entry, provider, timeout_s=timeout_s, retry=retry, hedge=hedge, start=start,
-                                  capped=capped)
+    async def as_stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, limits: AttemptLimits, *,
+                        retry: int = 0, hedge: bool = False, wait_ms: float = 0.0,
+                        start: AttemptStart | None = None) -> AsyncIterator[str | Attempt]:
+        """``complete`` shaped like ``stream`` (no text, then the attempt), so races treat both alike."""
+        yield await self.complete(ctx, entry, provider, limits, retry=retry, hedge=hedge, wait_ms=wait_ms,
+                                  start=start)
 
-    async def stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, *, timeout_s: float,
-                     retry: int = 0, hedge: bool = False, start: _Start | None = None,
-                     capped: bool = False) -> AsyncIterator[str | Outcome]:
-        """Text chunks as they arrive, then the ``Outcome`` (always last)."""
+    async def stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, limits: AttemptLimits, *,
+                     retry: int = 0, hedge: bool = False, wait_ms: float = 0.0,
+                     start: AttemptStart | None = None) -> AsyncIterator[str | Attempt]:
+        """Text chunks as they arrive, then the ``Attempt`` (always last)."""
+        tags = _Tags(retry=retry, hedge=hedge, wait_ms=wait_ms)
+        await provider.warm()
         start = start or self.start()
-        tags = {"retry": retry, "hedge": hedge}
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        loop_time = asyncio.get_running_loop().time
+        deadline = loop_time() + limits.timeout_s
+        first_deadline = deadline if limits.first_token_s is None else min(deadline,
+                                                                           loop_time() + limits.first_token_s)
         parts: list[str] = []
         ttft: float | None = None
         events = provider.stream(entry.model, ctx.request)
         end: StreamEnd | None = None
-        error: ProviderError | None = None
+        error: ProviderError | UnexpectedError | None = None
         try:
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
+                    async with asyncio.timeout_at(first_deadline if ttft is None else deadline):
                         event = await anext(events)
                 except StopAsyncIteration:
                     break
@@ -128,13 +141,11 @@ class AttemptRunner:
                 error = BadResponse("the provider returned an empty completion", provider=entry.provider,
                                     model=entry.model, http_status=200)
         except TimeoutError:
-            error = ProviderTimeout(_timeout_message(timeout_s, capped), provider=entry.provider,
-                                    model=entry.model)
+            error = _timeout(entry, limits, first_token=ttft is None and first_deadline < deadline)
         except ProviderError as exc:
             error = exc
-        except Exception as exc:  # noqa: BLE001
-            error = BadResponse(f"unexpected {type(exc).__name__} from the adapter", provider=entry.provider,
-                                model=entry.model)
+        except Exception as exc:  # noqa: BLE001 - our bug: logged with its traceback, then fall back
+            error = _unexpected(exc, entry)
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
@@ -143,21 +154,23 @@ class AttemptRunner:
                 except Exception:  # noqa: BLE001 - closing a broken stream may fail again
                     pass
         if error is not None:
-            yield self.failed(ctx, entry, provider, start, error, ttft=ttft, partial="".join(parts),
-                              usage=end.usage if end else None, **tags)
+            # A stream cut short is billed as the provider billed it: the usage it reported before the cut.
+            usage = end.usage if end else getattr(error, "usage", None)
+            yield self.failed(ctx, entry, provider, start, error, ttft=ttft, partial="".join(parts), usage=usage,
+                              tags=tags)
             return
         assert end is not None
         latency = (self.clock.monotonic() - start.t0) * 1000.0
         price = self.pricer.price(entry.provider, entry.model, end.usage, start.started)
-        yield Outcome(attempt=Attempt(
+        yield Attempt(
             n=0, provider=entry.provider, model=entry.model, status="ok", started_at=start.started,
             latency_ms=latency, ttft_ms=ttft, usage=end.usage, cost_usd=price.cost_usd, price_source=price.source,
             finish_reason=end.finish_reason, response_model=end.response_model or entry.model,
-            simulated=provider.simulated, text="".join(parts), **tags))
+            simulated=provider.simulated, text="".join(parts), retry=retry, hedge=hedge, wait_ms=wait_ms)
 
-    def failed(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, start: _Start,
-               error: ProviderError, *, ttft: float | None = None, partial: str = "", usage: Usage | None = None,
-               retry: int = 0, hedge: bool = False) -> Outcome:
+    def failed(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, start: AttemptStart,
+               error: ProviderError | UnexpectedError, *, ttft: float | None = None, partial: str = "",
+               usage: Usage | None = None, tags: _Tags = _Tags()) -> Attempt:
         usage = usage or Usage()
         price = self.pricer.price(entry.provider, entry.model, usage, start.started) if (
             usage.input_tokens or usage.output_tokens) else None
@@ -165,16 +178,17 @@ class AttemptRunner:
         message = str(error)
         if truncated:
             message = f"stopped after {len(partial):,} characters of text: {message}"
-        attempt = Attempt(
+        return Attempt(
             n=0, provider=entry.provider, model=entry.model, status="truncated" if truncated else "error",
             started_at=start.started, latency_ms=(self.clock.monotonic() - start.t0) * 1000.0, ttft_ms=ttft,
-            error_type=error.error_type, error=message,
+            error_type="truncated" if truncated else error.error_type, error=message,
             http_status=error.http_status, usage=usage, cost_usd=price.cost_usd if price else None,
             price_source=price.source if price else None, simulated=provider.simulated, text=partial,
-            retry=retry, hedge=hedge)
-        return Outcome(attempt=attempt, error=error)
+            retry=tags.retry, hedge=tags.hedge, wait_ms=tags.wait_ms,
+            retry_after_s=error.retry_after if isinstance(error, RateLimited) else None,
+            sent=getattr(error, "sent", None))
 
-    def cancelled(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, start: _Start, *,
+    def cancelled(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, start: AttemptStart, *,
                   retry: int = 0, hedge: bool = False) -> Attempt:
         """A hedged call that lost the race.
 
@@ -192,6 +206,26 @@ class AttemptRunner:
             simulated=provider.simulated, retry=retry, hedge=hedge)
 
 
-def _timeout_message(timeout_s: float, capped: bool) -> str:
-    """``capped``: the attempt's timeout was cut short to keep the request within its deadline."""
-    return "no answer before the request's deadline" if capped else f"no answer within {timeout_s:g} s"
+def _timeout(entry: ChainEntry, limits: AttemptLimits, *, first_token: bool) -> ProviderTimeout:
+    if first_token:
+        text = f"sent, no first token within {limits.first_token_s:g} s"
+    elif limits.cut:
+        text = f"sent, no answer within {limits.timeout_s:.3g} s ({limits.cut})"
+    else:
+        text = f"sent, no answer within {limits.timeout_s:g} s"
+    error = ProviderTimeout(text, provider=entry.provider, model=entry.model)
+    error.sent = True
+    return error
+
+
+def _unexpected(exc: BaseException, entry: ChainEntry) -> UnexpectedError:
+    """An exception no mapper knows: log it with its traceback (the process log, never the call log)."""
+    cause = exc.__cause__ if isinstance(exc, UnexpectedError) and exc.__cause__ is not None else exc
+    log.error("unexpected %s from the %s adapter (%s:%s); falling back", type(cause).__name__, entry.provider,
+              entry.provider, entry.model, exc_info=cause)
+    if isinstance(exc, UnexpectedError):
+        return exc
+    error = UnexpectedError(f"unexpected {type(exc).__name__} in Taelio's {entry.provider} adapter",
+                            provider=entry.provider, model=entry.model)
+    error.__cause__ = exc
+    return error

@@ -2,7 +2,9 @@
 
 ``RequestContext`` is the request's state while its chain is walked (the
 chain, the attempts and skips so far, what the guards hold for it, its
-deadline); ``Guard`` is the protocol circuit breakers and budgets implement;
+deadline); the walk returns the ``GenerationResult`` built from it.
+``Guard`` is the protocol circuit breakers and budgets implement (``guards.Guards``
+runs them together);
 ``CallSink`` is where the finished ``GenerationResult`` goes. They live
 apart from ``router`` so that the breakers, budgets, attempts and chain walk
 can name them without importing the router.
@@ -17,7 +19,8 @@ from typing import Protocol
 
 from taelio_core.generation import ChatRequest
 from taelio_core.policy import ChainEntry
-from taelio_core.trace import Attempt, GenerationResult, Inputs, Skip
+from taelio_core.trace import Attempt, GenerationResult, Skip
+from taelio_core.inputs import Inputs
 
 __all__ = ["CallSink", "Guard", "RequestContext", "failure_sentence", "new_id"]
 
@@ -76,7 +79,7 @@ class RequestContext:
     routing_reason: str | None = None
     budget_blocked: bool = False
     in_flight: list[ChainEntry] = field(default_factory=list)   # admitted by the guards, not yet observed
-    result: GenerationResult | None = None
+    pinned_provider: str | None = None  # the caller chose this provider
 
     @property
     def deadline(self) -> float:

@@ -19,20 +19,26 @@ what to do (retry, fall back, stop) from the class alone::
     │   ├── ContentBlocked     safety/refusal stop
     │   ├── BadResponse        malformed, empty, or a stream that ended without a finish reason
     │   └── StreamTruncated    a stream that broke after text was shown
+    ├── UnexpectedError        an exception no mapper knows: a Taelio (or SDK) bug, not the provider's
+    │                          fault; breakers ignore it, its traceback goes to the process log
     ├── BudgetExceeded         a hard budget stopped the request
     ├── AllProvidersFailed     carries every attempt
     └── CallLogError           the log file cannot be opened or written
+        └── LogUnusable        the file fails the open check: damaged, truncated, or not a Taelio log
 
 Messages never contain API keys: adapters build them from status codes and
-the provider's error text, which ``redact`` scrubs of anything key-shaped.
+the provider's error text, which ``redact`` (``redaction.py``) scrubs of every registered secret
+(any case, any run of 8+ of its characters) and anything key-shaped.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from taelio_core.redaction import redact, register_secret
+
 if TYPE_CHECKING:
+    from taelio_core.generation import Usage
     from taelio_core.trace import Attempt
 
 __all__ = [
@@ -45,6 +51,7 @@ __all__ = [
     "ConfigError",
     "ContentBlocked",
     "InputError",
+    "LogUnusable",
     "ModelNotFound",
     "ProviderError",
     "ProviderTimeout",
@@ -52,34 +59,10 @@ __all__ = [
     "RateLimited",
     "StreamTruncated",
     "TaelioError",
+    "UnexpectedError",
     "redact",
+    "register_secret",
 ]
-
-# Shapes of provider API keys (OpenAI sk-..., Anthropic sk-ant-..., Google AIza...)
-# plus anything that follows "key=" or a bearer token in an error string.
-_KEY_PATTERNS = [
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"(?i)(api[_-]?key|x-goog-api-key|x-api-key|authorization|bearer)([\"']?\s*[:=]\s*[\"']?|\s+)([A-Za-z0-9_\-\.]{8,})"),
-]
-_known_secrets: set[str] = set()
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a configured key so that ``redact`` removes it wherever it appears."""
-    if value and len(value) >= 6:
-        _known_secrets.add(value)
-
-
-def redact(text: str) -> str:
-    """Remove anything that looks like an API key from ``text``."""
-    for secret in _known_secrets:
-        if secret in text:
-            text = text.replace(secret, "[redacted]")
-    text = _KEY_PATTERNS[0].sub("[redacted]", text)
-    text = _KEY_PATTERNS[1].sub("[redacted]", text)
-    return _KEY_PATTERNS[2].sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
-
 
 class TaelioError(Exception):
     """Root of every error Taelio raises on purpose."""
@@ -119,10 +102,18 @@ class InputError(TaelioError):
 
 
 class ProviderError(TaelioError):
-    """One provider attempt failed. Subclasses say how; ``retryable`` says whether trying again may help."""
+    """One provider attempt failed. Subclasses say how; ``retryable`` says whether trying again may help.
+
+    ``sent`` is False when the request never left (connect failure, client
+    setup), True when it was sent and no answer came, None when unknown.
+    ``usage`` is what the provider reported before a stream broke (it bills
+    that), or None.
+    """
 
     retryable: bool = False
     error_type: str = "error"
+    sent: bool | None = None
+    usage: Usage | None = None
 
     def __init__(self, message: str, *, provider: str = "", model: str = "",
                  http_status: int | None = None) -> None:
@@ -180,6 +171,25 @@ class StreamTruncated(ProviderError):
         super().__init__(message, **kw)
 
 
+class UnexpectedError(TaelioError):
+    """An attempt ended in an exception that no adapter's mapper knows.
+
+    That is a bug in Taelio or a change in an SDK, never evidence about the
+    provider: circuit breakers do not count it (``error_type`` is not in
+    ``[breakers] count``), the attempt is logged with its traceback to the
+    process log (python ``logging``, not the call log), and the router falls
+    back so the user still gets an answer. ``__cause__`` is the original.
+    """
+
+    error_type = "unexpected"
+    retryable = False
+    http_status: int | None = None
+
+    def __init__(self, message: str, *, provider: str = "", model: str = "") -> None:
+        self.provider, self.model = provider, model
+        super().__init__(message)
+
+
 class BudgetExceeded(TaelioError):
     def __init__(self, message: str, *, scope: str = "") -> None:
         self.scope = scope
@@ -188,6 +198,16 @@ class BudgetExceeded(TaelioError):
 
 class CallLogError(TaelioError):
     pass
+
+
+class LogUnusable(CallLogError):
+    """The log file fails the open check (``calllog/check.py``): says which file, what is wrong, how to recover."""
+
+    def __init__(self, path: object, problem: str, *, recovery: str | None = None) -> None:
+        self.path, self.problem = str(path), problem
+        self.recovery = recovery or (f"move it aside (mv {path} {path}.damaged) and Taelio starts a new one; "
+                                     "requests not yet written stay in its journal")
+        super().__init__(f"the log {path} {problem}: {self.recovery}")
 
 
 class AllProvidersFailed(TaelioError):
@@ -213,5 +233,6 @@ PLAIN_WORDS: dict[str, str] = {
     "bad_response": "malformed or empty response",
     "truncated": "stream cut off mid-answer",
     "cancelled": "cancelled (another entry answered first)",
+    "unexpected": "failed on an unexpected error in Taelio (not counted against the provider)",
     "error": "failed",
 }

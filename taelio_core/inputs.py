@@ -7,14 +7,15 @@ tabs are fine), and the prompt is at most ``MAX_PROMPT_CHARS`` characters.
 """
 from __future__ import annotations
 
+import codecs
 import re
+from typing import BinaryIO
 from functools import lru_cache
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from taelio_core.errors import InputError
-from taelio_core.trace import Inputs
 
-__all__ = ["MAX_FIELD_CHARS", "MAX_PROMPT_CHARS", "check_inputs", "check_text"]
+__all__ = ["MAX_FIELD_CHARS", "MAX_PROMPT_CHARS", "Inputs", "check_inputs", "check_text", "read_prompt"]
 
 MAX_PROMPT_CHARS = 32_000   # ~8k tokens: enough for any premise, far below every model's context
 MAX_FIELD_CHARS = 200       # genre, tone
@@ -22,6 +23,48 @@ MAX_IDEA_CHARS = 64_000
 # Unicode's Cc category is exactly U+0000-U+001F and U+007F-U+009F; newline, tab and CR are allowed.
 # One regex search runs in C: the per-character loop it replaced cost ~3 ms on a 32k-character prompt.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inputs:
+    """What the user typed. ``idea`` feeds tasks that build on another (story)."""
+
+    prompt: str
+    genre: str = ""
+    tone: str = ""
+    idea: str | None = None
+
+    def variables(self, task_needs: str | None = None) -> dict[str, str]:
+        out = {"prompt": self.prompt, "genre": self.genre or "any", "tone": self.tone or "any"}
+        if task_needs:
+            out[task_needs] = self.idea or self.prompt
+        return out
+
+
+def read_prompt(stream: BinaryIO, name: str, *, limit: int = MAX_PROMPT_CHARS) -> str:
+    """Read UTF-8 text from ``stream``, at most ``limit`` + 1 characters: ``/dev/zero`` is refused, not read forever.
+
+    ``InputError`` (field ``prompt-file``) when the text is longer than ``limit`` or not UTF-8.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    parts: list[str] = []
+    count, offset = 0, 0
+    while count <= limit:
+        chunk = stream.read(min(65_536, (limit + 1 - count) * 4 + 4))
+        held = len(decoder.getstate()[0])      # bytes of a character the last chunk cut in two
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:
+            raise InputError(f"{name} is not valid UTF-8 (byte {offset - held + e.start + 1})",
+                             field="prompt-file") from None
+        offset += len(chunk)
+        parts.append(text)
+        count += len(text)
+        if not chunk:
+            break
+    if count > limit:
+        raise InputError(f"{name} holds more than {limit:,} characters (the prompt's limit)", field="prompt-file")
+    return "".join(parts)
 
 
 def check_text(value: str, field: str, *, limit: int, required: bool) -> str:

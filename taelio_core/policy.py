@@ -82,6 +82,9 @@ class TaskConfig(SettingsOverride):
 class TierConfig(SettingsOverride):
     label: str = ""
     allow_provider_override: bool = False
+    # Per user (the token's ``sub``) on the HTTP API; None: no limit.
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_day: int | None = Field(default=None, gt=0)
     tasks: dict[str, SettingsOverride] = Field(default_factory=dict)
 
 

@@ -6,6 +6,8 @@ tune them, and both can be read in one place::
 
     [resilience]
     deadline_s = 60            # no request outlives this, retries and fallbacks included
+    first_token_s = 15         # a stream's first text must come within this (then timeout_s bounds the rest)
+    share_deadline = true      # an attempt gets at most (time left) / (usable entries left, itself included)
     max_retries = 2            # per entry, for timeouts and server errors
     backoff_base_s = 0.5       # exponential backoff with full jitter: U(0, min(max, base * 2^n))
     backoff_max_s = 8.0
@@ -35,7 +37,9 @@ __all__ = [
     "BreakerConfig",
     "HedgeConfig",
     "ResilienceConfig",
+    "AttemptLimits",
     "RetryDecision",
+    "attempt_limits",
     "decide_retry",
     "percentile",
 ]
@@ -49,6 +53,8 @@ class _Strict(BaseModel):
 
 class ResilienceConfig(_Strict):
     deadline_s: float = Field(default=60.0, gt=0, le=3600)
+    first_token_s: float = Field(default=15.0, gt=0, le=3600)
+    share_deadline: bool = True
     max_retries: int = Field(default=2, ge=0, le=10)
     backoff_base_s: float = Field(default=0.5, ge=0, le=60)
     backoff_max_s: float = Field(default=8.0, ge=0, le=600)
@@ -101,6 +107,40 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AttemptLimits:
+    """How long one attempt may take, and what to say when it runs out.
+
+    ``timeout_s`` bounds the whole answer; ``first_token_s`` (streams) the
+    wait for the first text. ``cut`` says why ``timeout_s`` is shorter than
+    the entry's own timeout, or is "".
+    """
+
+    timeout_s: float
+    first_token_s: float | None = None
+    cut: str = ""
+
+
+def attempt_limits(cfg: ResilienceConfig, *, own_timeout_s: float, remaining_s: float, entries_left: int,
+                   streaming: bool) -> AttemptLimits:
+    """The timers of the next attempt.
+
+    ``entries_left`` counts the usable chain entries not yet tried, this one
+    included. With ``share_deadline`` an attempt may use at most its equal
+    share of the time left, so a provider that never answers cannot eat the
+    time its fallbacks need: with the defaults (60 s, three entries) each gets
+    20 s at most, and one silent entry leaves the next 20 s or more.
+    """
+    timeout, cut = own_timeout_s, ""
+    share = remaining_s / max(1, entries_left) if cfg.share_deadline else remaining_s
+    if share < timeout:
+        timeout = share
+        cut = "the request's deadline" if entries_left <= 1 or not cfg.share_deadline else (
+            f"its share of the {remaining_s:.3g} s left for {entries_left} entries")
+    first = min(cfg.first_token_s, timeout) if streaming else None
+    return AttemptLimits(timeout_s=max(0.001, timeout), first_token_s=first, cut=cut)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RetryDecision:
     """Wait ``wait_s`` and try the same entry again, or (``wait_s is None``) move on, because ``reason``."""
 
@@ -109,8 +149,15 @@ class RetryDecision:
 
 
 def decide_retry(cfg: ResilienceConfig, *, error_type: str | None, retry_after: float | None, retries: int,
-                 remaining_s: float, rng: random.Random) -> RetryDecision:
-    """The per-error-class rule. ``retries`` is how many retries this entry already had."""
+                 remaining_s: float, rng: random.Random, attempt_s: float = 0.0,
+                 rest_s: float = 0.0) -> RetryDecision:
+    """The per-error-class rule. ``retries`` is how many retries this entry already had.
+
+    A timeout is retried on the same entry only when the time left could
+    also cover the rest of the chain: the retry (``attempt_s``) plus
+    ``rest_s``, the own timeouts of the usable entries after it. Otherwise a
+    silent provider would eat the time its fallbacks need.
+    """
     if error_type == "rate_limited":
         if retry_after is None:
             return RetryDecision(wait_s=None, reason="rate limited without Retry-After: falling back")
@@ -126,6 +173,9 @@ def decide_retry(cfg: ResilienceConfig, *, error_type: str | None, retry_after: 
     if error_type in cfg.retry_on:
         if retries >= cfg.max_retries:
             return RetryDecision(wait_s=None, reason=f"{retries} retries used: falling back")
+        if error_type == "timeout" and rest_s and remaining_s < attempt_s + rest_s:
+            return RetryDecision(wait_s=None, reason="a retry would leave the entries after it too little time: "
+                                                     "falling back")
         cap = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** retries))
         wait = rng.uniform(0.0, cap)  # full jitter
         if wait >= remaining_s:

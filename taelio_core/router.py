@@ -2,48 +2,47 @@
 
 One code path serves whole and streamed answers, live traffic, experiments
 and the sandbox. This module holds the public API (``route``, ``agenerate``,
-``astream``, ``afull_story``, ``aprobe`` and their blocking twins) and what
+``astream``, ``aprobe`` and their blocking twins) and what
 every request shares: its context (``context.RequestContext``), its deadline, the guards consulted
-around each attempt (circuit breakers, budgets: each ``Guard`` says why an
-entry is skipped) and the finished ``GenerationResult`` handed to the call
-log. ``fallback.ChainWalk`` walks the chain (retries, hedging, fallback);
-``attempts.AttemptRunner`` makes and prices each call.
+around each attempt (``guards.Guards``: circuit breakers, budgets, health marks)
+and the call log that gets each finished ``GenerationResult``.
+``chain_walk.ChainWalk`` walks the chain (retries, hedging, fallback) and
+returns the result; ``attempts.AttemptRunner`` makes and prices each call.
 
 Time comes only from the injected ``Clock`` and timeouts from the running
 loop, so the sandbox can run this same router in virtual time.
 
-The router is async. ``Router.generate``/``stream``/``full_story`` are
+The router is async. ``Router.generate``/``stream``/``probe`` are
 blocking twins for threads (Streamlit, the CLI); they run the coroutine on
 one shared background loop, so many threads can generate at once.
 """
 from __future__ import annotations
 
 import random
-from collections import deque
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from taelio_core.attempts import AttemptRunner
 from taelio_core.breakers import CircuitBreakers
 from taelio_core.budgets import BudgetGuard
 from taelio_core.clock import Clock, SystemClock
-from taelio_core.context import CallSink, Guard, RequestContext, failure_sentence, new_id
-from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError, TaelioError
-from taelio_core.fallback import ChainWalk, Truncated
+from taelio_core.chain_walk import ChainWalk, Truncated, WalkSetup
+from taelio_core.context import CallSink, Guard, RequestContext, new_id
+from taelio_core.errors import InputError, TaelioError
 from taelio_core.generation import ChatRequest
-from taelio_core.inputs import check_inputs
+from taelio_core.guards import Guards
+from taelio_core.inputs import Inputs, check_inputs
 from taelio_core.policy import ChainEntry, RoutingPolicy
 from taelio_core.pricing import Pricer
 from taelio_core.providers.base import Provider
 from taelio_core.runtime import background_loop
 from taelio_core.streams import GenerationStream
-from taelio_core.trace import Attempt, GenerationResult, Inputs, RouteEntry, Skip, StoryResult
+from taelio_core.trace import GenerationResult, RouteEntry
 
 # CallSink, Guard, RequestContext and GenerationStream live in ``context`` and ``streams``; they are
 # re-exported here because callers think of them as the router's.
-__all__ = ["CallSink", "GenerationStream", "Guard", "RequestContext", "Router", "Truncated", "new_id"]
+__all__ = ["CallSink", "GenerationStream", "Guard", "Guards", "RequestContext", "Router", "Truncated", "new_id"]
 
-TTFT_SAMPLES = 200  # recent first-token times kept per provider:model, for a learnt hedging threshold
 _RENDERED_MAX = 256  # rendered requests kept per router: a repeated prompt (the sandbox, retries of a form)
 
 
@@ -71,10 +70,11 @@ class Router:
         self.budgets = budgets or BudgetGuard(
             policy, self.pricer, clock=self.clock,
             simulated_providers=[n for n, p in providers.items() if p.simulated])
-        self.guards: list[Guard] = [self.breakers, self.budgets, *guards]
-        self._ttft: dict[str, deque[float]] = {}
+        self.guards = Guards(self.breakers, self.budgets, guards)
         self._rendered: dict[tuple[str, str | None, Inputs], ChatRequest] = {}
-        self._plain_routes: dict[tuple[ChainEntry, ...], tuple[RouteEntry, ...]] = {}
+        self._walk_setup = WalkSetup(providers=providers, guards=self.guards, runner=self.runner, clock=self.clock,
+                                     rng=self.rng, resilience=policy.model.resilience, hedging=policy.model.hedging,
+                                     policy_name=policy.name)
 
     # ---- selection info ------------------------------------------------------------
     def route(self, tier: str, task: str) -> list[RouteEntry]:
@@ -86,7 +86,7 @@ class Router:
             availability = provider.availability()
             reason = availability.reason
             if availability.available:
-                reason = self.breakers.peek(entry) or ""
+                reason = self.guards.peek(entry) or ""
             out.append(RouteEntry(provider=entry.provider, model=entry.model,
                                   available=availability.available and not reason,
                                   reason=reason, simulated=provider.simulated))
@@ -146,19 +146,27 @@ class Router:
             source=source or self.source, inputs=inputs, request=self.render(task, inputs, tier),
             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
             user_id=user_id, chain=chain, chain_tier=tier,
-            deadline_s=deadline_s or self.policy.model.resilience.deadline_s, routing_reason=reason)
-        for guard in self.guards:
-            reroute = getattr(guard, "reroute", None)
-            out = reroute(ctx) if reroute is not None else None
-            if out is not None:
-                use, why = out
-                degraded = self.policy.chain(use, task)
-                if provider is not None:
-                    degraded = tuple(e for e in degraded if e.provider == provider) or degraded
-                ctx.chain, ctx.chain_tier, ctx.routing_reason = degraded, use, why
-                ctx.request = self.render(task, inputs, use)
-                break
+            deadline_s=deadline_s or self.policy.model.resilience.deadline_s, routing_reason=reason,
+            pinned_provider=provider)
+        out = self.guards.reroute(ctx)
+        if out is not None:
+            use, why = out
+            degraded = self.policy.chain(use, task)
+            if provider is not None:
+                degraded = tuple(e for e in degraded if e.provider == provider) or degraded
+            ctx.chain, ctx.chain_tier, ctx.routing_reason = degraded, use, why
+            ctx.request = self.render(task, inputs, use)
         return ctx
+
+    def _walk(self, ctx: RequestContext, *, streaming: bool, exclude: Collection[str] = (),
+              continue_on_truncation: bool = False) -> ChainWalk:
+        return ChainWalk(self._walk_setup, ctx, streaming=streaming, exclude=exclude,
+                         continue_on_truncation=continue_on_truncation)
+
+    def _log(self, result: GenerationResult) -> GenerationResult:
+        if self.sink is not None:
+            self.sink.record(result)
+        return result
 
     async def agenerate(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                         parent_id: str | None = None, experiment_id: str | None = None,
@@ -171,9 +179,7 @@ class Router:
         """
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
                             experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
-        async for _ in self._execute(ctx, streaming=False, exclude=exclude, continue_on_truncation=False):
-            pass
-        return self._finish(ctx)
+        return self._log(await self._walk(ctx, streaming=False, exclude=exclude).run()).raise_for_status()
 
     def astream(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                 parent_id: str | None = None, experiment_id: str | None = None, source: str | None = None,
@@ -188,41 +194,27 @@ class Router:
         """
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
                             experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
-        return GenerationStream(self, ctx, exclude, continue_on_truncation)
+        return GenerationStream(self._walk(ctx, streaming=True, exclude=exclude,
+                                           continue_on_truncation=continue_on_truncation),
+                                request_id=ctx.request_id, sink=self.sink)
 
-    async def afull_story(self, tier: str, inputs: Inputs, *, source: str | None = None,
-                          user_id: str | None = None, idea_task: str = "idea",
-                          story_task: str = "story") -> StoryResult:
-        """The seed's full-story-orchestrated: an idea, then a story on it, each routed on its own."""
-        parent_id = new_id()
-        try:
-            idea = await self.agenerate(tier, idea_task, inputs, parent_id=parent_id, source=source, user_id=user_id)
-        except AllProvidersFailed as e:
-            raise AllProvidersFailed(f"no idea could be generated: {e}", attempts=e.attempts,
-                                     result=StoryResult(parent_id=parent_id, idea=e.result, story=None)) from None
-        story_inputs = replace(inputs, idea=idea.text)
-        try:
-            story = await self.agenerate(tier, story_task, story_inputs, parent_id=parent_id, source=source,
-                                         user_id=user_id)
-        except AllProvidersFailed as e:
-            raise AllProvidersFailed(f"the idea was generated, but no story: {e}", attempts=e.attempts,
-                                     result=StoryResult(parent_id=parent_id, idea=idea, story=e.result)) from None
-        return StoryResult(parent_id=parent_id, idea=idea, story=story)
-
-    async def aprobe(self, provider: str, task: str, *, prompt: str = "A lighthouse keeper finds a message.",
-                     max_tokens: int = 64) -> GenerationResult:
+    async def aprobe(self, provider: str, task: str, *, model: str | None = None,
+                     prompt: str = "A lighthouse keeper finds a message.", max_tokens: int = 64) -> GenerationResult:
         """A tiny live request to one provider (the seed's ``POST /providers/test``), logged as source=test.
 
-        Uses the first model that provider has for ``task`` in the policy. Never raises on provider failure:
-        the result says what happened.
+        Uses ``model``, or else the first model that provider has for ``task`` in the policy. Never raises on
+        provider failure: the result says what happened.
         """
         self._check_names(self.policy.tiers[0], task, provider)
         for tier in self.policy.tiers:
-            entries = [e for e in self.policy.chain(tier, task) if e.provider == provider]
+            entries = [e for e in self.policy.chain(tier, task)
+                       if e.provider == provider and model in (None, e.model)]
             if entries:
                 break
         else:
-            raise InputError(f"provider '{provider}' has no model for task '{task}' in any chain", field="provider")
+            which = f"model '{model}'" if model else "model"
+            raise InputError(f"provider '{provider}' has no {which} for task '{task}' in any chain",
+                             field="model" if model else "provider")
         inputs = check_inputs(Inputs(prompt=prompt, genre="any", tone="any", idea=prompt))
         request = self.render(task, inputs, tier)
         request = replace(request, settings=replace(request.settings, max_tokens=max_tokens))
@@ -248,145 +240,19 @@ class Router:
                              started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
                              chain=tuple(chain), chain_tier=tier, routing_reason=routing_reason,
                              deadline_s=self.policy.model.resilience.deadline_s)
-        async for _ in self._execute(ctx, streaming=False, exclude=(), continue_on_truncation=False):
-            pass
-        assert ctx.result is not None
-        return ctx.result
+        return self._log(await self._walk(ctx, streaming=False).run())
 
     def probe(self, provider: str, task: str, **kw: object) -> GenerationResult:
         return background_loop().run(self.aprobe(provider, task, **kw))  # type: ignore[arg-type]
 
-    async def _execute(self, ctx: RequestContext, *, streaming: bool, exclude: Collection[str],
-                       continue_on_truncation: bool) -> AsyncIterator[str | Truncated]:
-        if ctx.result is not None:  # decided before any entry was tried (a spent budget)
-            return
-        walk = ChainWalk(self, ctx, streaming=streaming, exclude=exclude,
-                         continue_on_truncation=continue_on_truncation)
-        try:
-            async for item in walk.run():
-                yield item
-        finally:
-            # A caller that stops reading a stream (or is cancelled) must not leave a budget reservation or a
-            # half-open trial held forever.
-            for entry in list(ctx.in_flight):
-                self._release(ctx, entry)
-
-    # ---- guards (used by the chain walk) ---------------------------------------------------
-    def _skip_reason(self, ctx: RequestContext, entry: ChainEntry, provider: Provider,
-                     exclude: Collection[str]) -> str | None:
-        """Why ``entry`` cannot be tried now, or None. Admits it with every guard when it can."""
-        if entry.ref in exclude:
-            return "excluded by the caller"
-        availability = provider.availability()
-        if not availability.available:
-            return availability.reason or "unavailable"
-        admitted: list[Guard] = []
-        for guard in self.guards:
-            if guard is self.breakers and ctx.source == "test":
-                continue  # a manual probe is how one checks a provider whose circuit is open
-            reason = guard.admit(ctx, entry)
-            if reason is not None:
-                for earlier in admitted:
-                    _release_guard(earlier, ctx, entry)
-                if getattr(guard, "stops_request", False):
-                    ctx.budget_blocked = True
-                return reason
-            admitted.append(guard)
-        ctx.in_flight.append(entry)
-        return None
-
-    def _release(self, ctx: RequestContext, entry: ChainEntry) -> None:
-        if entry in ctx.in_flight:
-            ctx.in_flight.remove(entry)
-        for guard in self.guards:
-            _release_guard(guard, ctx, entry)
-
-    def _skip(self, ctx: RequestContext, entry: ChainEntry, reason: str) -> None:
-        ctx.skipped.append(Skip(provider=entry.provider, model=entry.model, reason=reason))
-
-    def _record_attempt(self, ctx: RequestContext, attempt: Attempt) -> None:
-        attempt = attempt.numbered(len(ctx.attempts) + 1)
-        ctx.attempts.append(attempt)
-        for i, held in enumerate(ctx.in_flight):
-            if held.provider == attempt.provider and held.model == attempt.model:
-                del ctx.in_flight[i]
-                break
-        if attempt.ok and attempt.ttft_ms is not None:
-            self._ttft.setdefault(attempt_ref(attempt), deque(maxlen=TTFT_SAMPLES)).append(attempt.ttft_ms)
-        for guard in self.guards:
-            guard.observe(ctx, attempt)
-
     def recent_ttft(self, ref: str) -> list[float]:
         """Recent first-token times (ms) of ``provider:model``'s answers, for a learnt hedging threshold."""
-        return list(self._ttft.get(ref, ()))
-
-    def _conclude(self, ctx: RequestContext, status: str, attempt: Attempt | None) -> None:
-        latency = (self.clock.monotonic() - ctx.t0) * 1000.0
-        error = None
-        if status == "failed" and ctx.budget_blocked and not ctx.attempts:
-            status = "rejected"
-            reasons = [s.reason for s in ctx.skipped if s.reason.startswith("budget:")] or ["a budget is spent"]
-            error = f"Budget reached for {ctx.tier}/{ctx.task}: {reasons[0].removeprefix('budget: ')}."
-        elif status == "failed":
-            error = failure_sentence(ctx)
-        elif status == "truncated" and attempt is not None:
-            error = f"{attempt.provider}:{attempt.model} stopped mid-answer ({attempt.plain_error})"
-        served = attempt if attempt is not None else None
-        ttft = None
-        if served is not None and served.ttft_ms is not None:
-            ttft = (served.started_at - ctx.started_at).total_seconds() * 1000.0 + served.ttft_ms
-        ctx.result = GenerationResult(
-            request_id=ctx.request_id, parent_id=ctx.parent_id, tier=ctx.tier, task=ctx.task,
-            policy=self.policy.name, source=ctx.source, status=status, started_at=ctx.started_at,
-            text=served.text if served is not None else "",
-            provider=served.provider if served else None, model=served.model if served else None,
-            latency_ms=latency, ttft_ms=ttft, chain=self._route_entries(ctx),
-            attempts=tuple(ctx.attempts), skipped=tuple(ctx.skipped), error=error,
-            routing_reason=ctx.routing_reason, prompt=ctx.request.user, experiment_id=ctx.experiment_id,
-            simulated=bool(served and served.simulated), user_id=ctx.user_id)
-        if self.sink is not None:
-            self.sink.record(ctx.result)
-
-    def _route_entries(self, ctx: RequestContext) -> tuple[RouteEntry, ...]:
-        if not ctx.skipped:  # the usual case: the same entries every time for this chain
-            routes = self._plain_routes.get(ctx.chain)
-            if routes is None:
-                routes = self._plain_routes[ctx.chain] = tuple(
-                    RouteEntry(provider=e.provider, model=e.model, available=True,
-                               simulated=self.providers[e.provider].simulated) for e in ctx.chain)
-            return routes
-        skipped = {(s.provider, s.model): s.reason for s in ctx.skipped}
-        return tuple(RouteEntry(provider=e.provider, model=e.model, available=(e.provider, e.model) not in skipped,
-                           reason=skipped.get((e.provider, e.model), ""),
-                           simulated=self.providers[e.provider].simulated) for e in ctx.chain)
-
-    def _finish(self, ctx: RequestContext) -> GenerationResult:
-        result = ctx.result
-        assert result is not None
-        if result.status == "rejected":
-            raise BudgetExceeded(result.error or "a hard budget is spent", scope=result.tier)
-        if result.status == "failed":
-            raise AllProvidersFailed(result.error or "every provider failed", attempts=result.attempts,
-                                     skipped=result.skipped, result=result)
-        return result
+        return self.guards.recent_ttft(ref)
 
     # ---- blocking twins, for threads ---------------------------------------------------
     def generate(self, tier: str, task: str, inputs: Inputs, **kw: object) -> GenerationResult:
         return background_loop().run(self.agenerate(tier, task, inputs, **kw))  # type: ignore[arg-type]
 
-    def full_story(self, tier: str, inputs: Inputs, **kw: object) -> StoryResult:
-        return background_loop().run(self.afull_story(tier, inputs, **kw))  # type: ignore[arg-type]
-
     def stream(self, tier: str, task: str, inputs: Inputs, **kw: object) -> GenerationStream:
         """A stream usable with a plain ``for`` loop from any thread."""
         return self.astream(tier, task, inputs, **kw)  # type: ignore[arg-type]
-
-
-def attempt_ref(attempt: Attempt) -> str:
-    return f"{attempt.provider}:{attempt.model}"
-
-
-def _release_guard(guard: Guard, ctx: RequestContext, entry: ChainEntry) -> None:
-    release = getattr(guard, "release", None)
-    if release is not None:
-        release(ctx, entry)

@@ -13,6 +13,7 @@ demo mode is on exactly when no provider key is set at all.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ from pathlib import Path
 
 from taelio_core.errors import ConfigError, register_secret
 from taelio_core.providers.registry import base_url_variables, find_kind, key_variables
+from taelio_core.redaction import register_url_secrets, safe_url
 
-__all__ = ["KEY_ENV", "BASE_URL_ENV", "Secret", "Settings", "database_path", "load_settings"]
+__all__ = ["ACCEPTED_DB_FORMS", "KEY_ENV", "BASE_URL_ENV", "Secret", "Settings", "database_path", "load_settings"]
 
 # provider kind -> the environment variables that may hold its key, in order; and each SDK's own base-URL
 # variable, honoured when the policy sets no base_url. Both are live views of the provider registry.
@@ -106,6 +108,14 @@ class Settings:
         return value == "full"
 
     @property
+    def adopt_log(self) -> bool:
+        """``TAELIO_ADOPT_LOG=1``: add Taelio's tables to a DuckDB file that already holds other tables."""
+        value = (self.lookup("TAELIO_ADOPT_LOG") or "0").strip().lower()
+        if value not in ("0", "1", "true", "false", "yes", "no"):
+            raise ConfigError(f"must be 1 or 0, not '{value}'", source="TAELIO_ADOPT_LOG")
+        return value in ("1", "true", "yes")
+
+    @property
     def journal_mode(self) -> str:
         """``TAELIO_JOURNAL``: ``write`` (default; survives a killed process), ``fsync`` (survives a power
         cut, ~2 ms a request) or ``off`` (a killed process loses its unflushed rows)."""
@@ -115,22 +125,48 @@ class Settings:
         return value
 
 
-def database_path(url: str | None) -> Path:
-    """``duckdb:///relative/or/absolute/path`` (or a bare path) -> Path."""
-    if not url:
+ACCEPTED_DB_FORMS = ("duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb, "
+                     "or a path ending in .duckdb")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+
+
+def database_path(url: str | None, *, source: str = "DATABASE_URL") -> Path:
+    """The call log's file from ``DATABASE_URL`` (or ``--db``); refuse anything that is not one of the accepted forms.
+
+    Never guessed: ``nonsense`` would become a file ``./nonsense``, and ``duckdb:/abs/x.duckdb`` (one
+    slash) a folder tree ``./duckdb:/abs/``. As in SQLAlchemy URLs, ``duckdb:///data/x.duckdb`` is
+    relative and ``duckdb:////abs/x.duckdb`` absolute. ``--db`` (``source="--db"``) also takes any
+    bare path, since the user names a file on purpose there.
+    """
+    if url is None or url == "":
         return DEFAULT_DB
-    url = url.strip()
-    if "://" not in url:
-        return Path(url)
-    scheme, _, rest = url.partition("://")
-    if scheme.lower() != "duckdb":
-        raise ConfigError(
-            f"unsupported scheme '{scheme}': Taelio logs to DuckDB; use duckdb:///path/to/file.duckdb",
-            source="DATABASE_URL")
-    if not rest.startswith("/") or rest in ("/", ""):
-        raise ConfigError("expected duckdb:///path/to/file.duckdb", source="DATABASE_URL")
-    # As in SQLAlchemy URLs: duckdb:///data/x.duckdb is relative, duckdb:////abs/x.duckdb absolute.
-    return Path(rest[1:])
+    text = url.strip()
+    if not text:
+        raise ConfigError(f"is blank; accepted forms: {ACCEPTED_DB_FORMS}", source=source)
+    scheme = _SCHEME.match(text)
+    if scheme and "://" in text and text.index("://") == len(scheme.group(1)):
+        name, rest = scheme.group(1).lower(), text[len(scheme.group(1)) + 3:]
+        if name in ("postgresql", "postgres"):
+            raise ConfigError("PostgreSQL is recognised but not supported yet: Taelio logs to DuckDB for now; "
+                              f"accepted forms: {ACCEPTED_DB_FORMS}", source=source)
+        if name != "duckdb":
+            raise ConfigError(f"unsupported scheme '{scheme.group(1)}': Taelio logs to DuckDB; "
+                              f"accepted forms: {ACCEPTED_DB_FORMS}", source=source)
+        if not rest.startswith("/") or rest.strip("/") == "":
+            raise ConfigError(f"'{_shown(text)}' names no file; accepted forms: {ACCEPTED_DB_FORMS}", source=source)
+        return Path(rest[1:])
+    if scheme and len(scheme.group(1)) > 1:       # duckdb:/x, duckdb:x, file:x (one letter: a Windows drive)
+        raise ConfigError(f"'{_shown(text)}' is not a URL Taelio reads (a scheme needs '://'); "
+                          f"accepted forms: {ACCEPTED_DB_FORMS}", source=source)
+    if source == "DATABASE_URL" and not text.lower().endswith(".duckdb"):
+        raise ConfigError(f"'{_shown(text)}' is neither a duckdb:/// URL nor a .duckdb file; "
+                          f"accepted forms: {ACCEPTED_DB_FORMS}", source=source)
+    return Path(text)
+
+
+def _shown(text: str) -> str:
+    """A value safe to echo: no userinfo, no query, at most 80 characters."""
+    return safe_url(text)[:80]
 
 
 def load_settings(env: Mapping[str, str] | None = None, secrets_file: str | os.PathLike[str] | None = None
@@ -147,4 +183,6 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: str | os.P
     settings = Settings(env=env, secrets=secrets, secrets_source=str(path) if secrets else None)
     for names in KEY_ENV.values():  # register every configured key with redact()
         settings.key(names)
+    for name in (*BASE_URL_ENV.values(), "DATABASE_URL"):  # and any password or ?key= in a URL
+        register_url_secrets(settings.lookup(name))
     return settings

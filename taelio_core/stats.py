@@ -14,7 +14,10 @@ here says how sure we are:
   likelihood (Hunter's MM algorithm; a tie is half a win each way), an
   Elo-scaled rating with bootstrap intervals, and the matrix of win
   probabilities.
-* ``comparisons_needed`` and ``verdict``: the plain sentence the page shows.
+* ``holm``: the correction for looking at many pairs at once; a verdict
+  needs the Holm-corrected sign test below 0.05, not a lead in a handful.
+* ``comparisons_needed``, ``decided_votes_to_decide`` and ``verdict``: the
+  plain sentence the page shows, with the votes still likely needed.
 
 Pure numpy/scipy: no I/O, no pandas, deterministic for a given seed.
 """
@@ -35,6 +38,8 @@ __all__ = [
     "Verdict",
     "bradley_terry",
     "comparisons_needed",
+    "decided_votes_to_decide",
+    "holm",
     "paired_bootstrap",
     "sign_test",
     "verdict",
@@ -240,48 +245,115 @@ def comparisons_needed(delta: float, *, alpha: float = 0.05, power: float = 0.8)
     return math.ceil(((z_a * 0.5 + z_b * math.sqrt(p1 * (1 - p1))) / delta) ** 2)
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given.
+
+    Looking at many pairs and reporting the one that "won" finds a winner by
+    chance; Holm's correction keeps the chance of any false verdict among
+    them at alpha, and is never weaker than Bonferroni.
+    """
+    m = len(p_values)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def decided_votes_to_decide(lead_wins: int, decided: int, *, multiplier: float = 1.0, alpha: float = 0.05,
+                            limit: int = 1_000_000) -> int | None:
+    """Decided votes in all at which the leader, keeping its observed share, would pass the exact sign test.
+
+    The p-value is multiplied by ``multiplier`` (the number of pairs, for a
+    Bonferroni-bounded Holm family). None for a level split, or beyond ``limit``.
+    """
+    if decided == 0 or 2 * lead_wins == decided:
+        return None
+    share = max(lead_wins, decided - lead_wins) / decided
+
+    def passes(n: int) -> bool:
+        k = round(share * n)
+        return multiplier * float(sps.binomtest(k, n, 0.5).pvalue) < alpha
+
+    if passes(decided):
+        return decided
+    low, high = decided, max(decided + 1, 2 * decided)
+    while not passes(high):           # the p-value falls roughly geometrically with n at a fixed share
+        if high > limit:
+            return None
+        low, high = high, 2 * high
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if passes(mid) else (mid, high)
+    return high
+
+
 @dataclass(frozen=True, kw_only=True)
 class Verdict:
     text: str
-    decided: bool                 # a difference is established at 95%
+    decided: bool                 # the sign test, Holm-corrected over ``pairs``, is below alpha
     leader: str | None
     share: float | None           # the leader's share of decided votes
     interval: Interval | None
-    p_value: float
-    more_needed: int | None       # comparisons still needed when undecided
+    p_value: float                # exact sign test on this pair
+    p_adjusted: float             # after Holm's correction over ``pairs``
+    pairs: int                    # pairs in the family the correction covers
+    more_needed: int | None       # further votes (ties included, at the observed rate) likely needed
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def verdict(name_a: str, name_b: str, wins_a: int, wins_b: int, ties: int = 0, both_bad: int = 0, *,
+            p_adjusted: float | None = None, pairs: int = 1, alpha: float = 0.05,
             min_effect: float = 0.05) -> Verdict:
-    """One sentence a team can defend, e.g. "B beats A: 62% of decided votes, 95% CI 54–70%, n = 120"."""
+    """One sentence a team can defend.
+
+    A leader is named a winner only when the exact sign test on decided votes,
+    corrected by Holm over the ``pairs`` compared (pass ``p_adjusted`` from
+    ``holm``), is below ``alpha``. Until then the sentence says "Not decided
+    yet" and how many more votes would likely settle it if the split holds.
+    """
     decided_votes = wins_a + wins_b
     total = decided_votes + ties + both_bad
     extra = _extra(ties, both_bad)
     test = sign_test(wins_a, wins_b)
+    adjusted = test.p_value if p_adjusted is None else p_adjusted
+    family = f", {adjusted:.3f} after Holm's correction for {pairs} pairs" if pairs > 1 else ""
+    base = {"p_value": test.p_value, "p_adjusted": adjusted, "pairs": pairs}
     if decided_votes == 0:
         need = comparisons_needed(min_effect)
-        text = (f"Not enough evidence yet: no decided votes between {name_a} and {name_b}{extra}; about "
-                f"{need:,} decided comparisons would detect a {min_effect * 100:.0f}-point difference.")
-        return Verdict(text=text, decided=False, leader=None, share=None, interval=None, p_value=1.0,
-                       more_needed=need)
+        text = (f"Not decided yet: no decided votes between {name_a} and {name_b}{extra}; about {need:,} decided "
+                f"votes would detect a {min_effect * 100:.0f}-point difference.")
+        return Verdict(text=text, decided=False, leader=None, share=None, interval=None, more_needed=need, **base)
     leader, loser, lead_wins = (name_b, name_a, wins_b) if wins_b >= wins_a else (name_a, name_b, wins_a)
     ci = wilson(lead_wins, decided_votes)
+    score = f"{lead_wins}–{decided_votes - lead_wins}"
     share = f"{ci.estimate:.0%} of decided votes, 95% CI {ci.low * 100:.0f}–{ci.high * 100:.0f}%"
-    if ci.excludes(0.5) and wins_a != wins_b:
-        text = f"{leader} beats {loser}: {share}, n = {decided_votes}{extra}."
-        return Verdict(text=text, decided=True, leader=leader, share=ci.estimate, interval=ci,
-                       p_value=test.p_value, more_needed=None)
-    effect = max(min_effect, round(abs(ci.estimate - 0.5), 2))
-    effect = min(effect, 0.45)
-    needed = comparisons_needed(effect)
+    if wins_a != wins_b and adjusted < alpha:
+        text = (f"{leader} beats {loser}: {share}, n = {decided_votes}{extra}; exact sign test "
+                f"{_p(test.p_value)}{family}.")
+        return Verdict(text=text, decided=True, leader=leader, share=ci.estimate, interval=ci, more_needed=None,
+                       **base)
     decided_rate = decided_votes / total if total else 1.0
-    more = max(1, math.ceil((needed - decided_votes) / max(decided_rate, 0.05))) if needed > decided_votes else 1
-    lead = (f"{leader} and {loser} are level" if wins_a == wins_b
-            else f"{leader} leads {loser} with {share}")
-    text = (f"Not enough evidence yet: {lead}, n = {decided_votes}{extra}; about {more:,} more comparisons "
-            f"would detect a {effect * 100:.0f}-point difference.")
-    return Verdict(text=text, decided=False, leader=None if wins_a == wins_b else leader, share=ci.estimate,
-                   interval=ci, p_value=test.p_value, more_needed=more)
+    if wins_a == wins_b:
+        effect = min_effect
+        need = comparisons_needed(effect)
+        text = (f"Not decided yet: {name_a} and {name_b} are level {score}, n = {decided_votes}{extra}; a level split "
+                f"decides nothing however long it goes on; about {need:,} decided votes would detect a "
+                f"{effect * 100:.0f}-point difference.")
+        more = max(1, math.ceil((need - decided_votes) / decided_rate)) if need > decided_votes else None
+        return Verdict(text=text, decided=False, leader=None, share=ci.estimate, interval=ci, more_needed=more,
+                       **base)
+    target = decided_votes_to_decide(lead_wins, decided_votes, multiplier=pairs, alpha=alpha)
+    more = None if target is None else max(1, math.ceil((target - decided_votes) / decided_rate))
+    ahead = (f"about {more:,} more vote{'s' if more != 1 else ''} would likely decide it if the split holds"
+             if more is not None else "at this split no practical number of votes would decide it")
+    text = (f"Not decided yet: {leader} leads {loser} {score} ({share}), n = {decided_votes}{extra}; exact sign "
+            f"test {_p(test.p_value)}{family}, not below {alpha:g}; {ahead}.")
+    return Verdict(text=text, decided=False, leader=leader, share=ci.estimate, interval=ci, more_needed=more, **base)
 
 
 def _extra(ties: int, both_bad: int) -> str:

@@ -9,26 +9,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
-from taelio_core.errors import PLAIN_WORDS
+from taelio_core.errors import PLAIN_WORDS, AllProvidersFailed, BudgetExceeded
 from taelio_core.generation import Usage
+from taelio_core.inputs import Inputs  # noqa: F401 - it moved to ``inputs``; old imports keep working
 
-__all__ = ["Attempt", "GenerationResult", "Inputs", "RouteEntry", "Skip", "StoryResult"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Inputs:
-    """What the user typed. ``idea`` feeds tasks that build on another (story)."""
-
-    prompt: str
-    genre: str = ""
-    tone: str = ""
-    idea: str | None = None
-
-    def variables(self, task_needs: str | None = None) -> dict[str, str]:
-        out = {"prompt": self.prompt, "genre": self.genre or "any", "tone": self.tone or "any"}
-        if task_needs:
-            out[task_needs] = self.idea or self.prompt
-        return out
+__all__ = ["Attempt", "GenerationResult", "RouteEntry", "Skip"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,8 +60,11 @@ class Attempt:
     finish_reason: str | None = None
     response_model: str | None = None
     simulated: bool = False
-    retry: int = 0                   # 0 for the first try of an entry, 1.. for retries
+    retry: int = 0                   # 0 for the first try of an entry, 1.. for retries of the same entry
     hedge: bool = False              # started because the entry before it was slow
+    wait_ms: float = 0.0             # the backoff (or Retry-After) wait before this retry
+    retry_after_s: float | None = None  # what a 429 asked for
+    sent: bool | None = None         # False: never left (connect failure); True: sent, no answer; None: unknown
     text: str = field(default="", repr=False)  # the answer, or the part shown before a stream broke
 
     @property
@@ -109,7 +97,7 @@ class Attempt:
                 "cached_tokens": self.usage.cached_tokens,
                 "cost_usd": None if self.cost_usd is None else float(self.cost_usd),
                 "price_source": self.price_source, "simulated": self.simulated, "retry": self.retry,
-                "hedge": self.hedge}
+                "hedge": self.hedge, "wait_ms": round(self.wait_ms, 2), "sent": self.sent}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,10 +124,27 @@ class GenerationResult:
     experiment_id: str | None = None
     simulated: bool = False
     user_id: str | None = None
+    pinned_provider: str | None = None   # the caller chose this provider: the chain was cut to its entries
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def raise_for_status(self) -> GenerationResult:
+        """This result when it has an answer (a cut one included); ``BudgetExceeded`` or ``AllProvidersFailed``
+        (carrying every attempt the walk fell back on) when it has none."""
+        if self.status == "rejected":
+            raise BudgetExceeded(self.error or "a hard budget is spent", scope=self.tier)
+        if self.status == "failed":
+            raise AllProvidersFailed(self.error or "every provider failed", attempts=self.attempts,
+                                     skipped=self.skipped, result=self)
+        return self
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code for this result: 0 answered, 3 no answer (failed, or cut off mid-answer with no
+        later entry completing it), 4 refused by a hard budget."""
+        return {"ok": 0, "rejected": 4}.get(self.status, 3)
 
     @property
     def usage(self) -> Usage:
@@ -162,8 +167,15 @@ class GenerationResult:
 
     @property
     def fallback_depth(self) -> int:
-        """Failed attempts before the answer (or all of them when none came)."""
-        return sum(1 for a in self.attempts if not a.ok)
+        """How many times the walk moved on to another chain entry: the entries tried that did not serve the
+        answer (all of them when none did). Retries of one entry are not fallbacks (``retries`` counts them)."""
+        served = (self.provider, self.model) if self.ok else None
+        return len({(a.provider, a.model) for a in self.attempts} - {served})
+
+    @property
+    def retries(self) -> int:
+        """Attempts that retried the same entry."""
+        return sum(1 for a in self.attempts if a.retry)
 
     def as_dict(self) -> dict[str, object]:
         cost = self.cost_usd
@@ -176,23 +188,8 @@ class GenerationResult:
                 "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 2),
                 "input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
                 "error": self.error, "routing_reason": self.routing_reason,
+                "pinned_provider": self.pinned_provider, "fallback_depth": self.fallback_depth,
+                "retries": self.retries,
                 "chain": [e.as_dict() for e in self.chain],
                 "skipped": [{"provider": s.provider, "model": s.model, "reason": s.reason} for s in self.skipped],
                 "attempts": [a.as_dict() for a in self.attempts]}
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoryResult:
-    """The seed's full-story-orchestrated: an idea, then a story built on it, under one parent id."""
-
-    parent_id: str
-    idea: GenerationResult
-    story: GenerationResult | None
-
-    @property
-    def ok(self) -> bool:
-        return self.idea.ok and self.story is not None and self.story.ok
-
-    def as_dict(self) -> dict[str, object]:
-        return {"parent_id": self.parent_id, "idea": self.idea.as_dict(),
-                "story": None if self.story is None else self.story.as_dict()}

@@ -188,6 +188,6 @@ def test_page_views_read_everything_in_one_snapshot(tmp_path: Path):
         assert costs.headline == A.headline(log, f)
         pd.testing.assert_frame_equal(costs.by_task, A.spend_by(log, f, "task"))
         pd.testing.assert_frame_equal(costs.budget_status, A.budget_status(log, budgets, f, now=NOW))
-        health = A.health_view(log, f)
+        health = A.health_view(log, f, now=NOW)
         pd.testing.assert_frame_equal(health.fallback, A.fallback_rate(log, f))
         pd.testing.assert_frame_equal(health.latency, A.latency_by_provider(log, f))

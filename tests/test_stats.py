@@ -10,6 +10,8 @@ from taelio_core.stats import (
     ELO_SCALE,
     bradley_terry,
     comparisons_needed,
+    decided_votes_to_decide,
+    holm,
     paired_bootstrap,
     sign_test,
     verdict,
@@ -118,12 +120,46 @@ def test_comparisons_needed_matches_the_normal_approximation_formula() -> None:
 def test_verdict_sentences() -> None:
     clear = verdict("A", "B", 46, 74, ties=10)
     assert clear.decided and clear.leader == "B"
-    assert clear.text == "B beats A: 62% of decided votes, 95% CI 53–70%, n = 120 (plus 10 ties)."
+    assert clear.text == ("B beats A: 62% of decided votes, 95% CI 53–70%, n = 120 (plus 10 ties); "
+                          "exact sign test p = 0.013.")
     unclear = verdict("A", "B", 20, 25)
     assert not unclear.decided and unclear.more_needed and unclear.more_needed > 100
-    assert unclear.text.startswith("Not enough evidence yet: B leads A with 56% of decided votes")
-    assert "more comparisons would detect a 6-point difference" in unclear.text
+    assert unclear.text.startswith("Not decided yet: B leads A 25–20 (56% of decided votes")
+    assert f"about {unclear.more_needed} more votes would likely decide it if the split holds" in unclear.text
     level = verdict("A", "B", 30, 30)
-    assert "level" in level.text and level.leader is None
+    assert "A and B are level 30–30" in level.text and level.leader is None and not level.decided
     none = verdict("A", "B", 0, 0, ties=3)
     assert not none.decided and "no decided votes" in none.text
+
+
+def test_four_votes_to_none_is_not_a_winner_and_says_how_many_more_votes_would_decide() -> None:
+    # The case: 4-0 was shown as "beats ... 100% of decided votes"; the exact sign test gives p = 0.125.
+    four = verdict("default-gpt4", "terse-haiku", 0, 4)
+    assert not four.decided and four.p_value == pytest.approx(0.125)
+    assert four.text.startswith("Not decided yet: terse-haiku leads default-gpt4 4–0")
+    # 6-0 is the first all-one-way split below 0.05 (p = 0.03125): two more votes if the split holds.
+    assert four.more_needed == 2 and "about 2 more votes would likely decide it" in four.text
+    # Ties do not count towards a decision, so at one tie per decided vote it takes twice as many votes.
+    assert verdict("x", "y", 0, 4, ties=4).more_needed == 4
+
+
+def test_a_clear_split_is_decided_and_holm_raises_the_bar_when_several_pairs_are_compared() -> None:
+    ten = verdict("a", "b", 0, 10)
+    assert ten.decided and ten.p_value == pytest.approx(2 / 1024)
+    assert ten.text.endswith("n = 10; exact sign test p = 0.002.")
+    six = sign_test(0, 6).p_value                       # 0.03125: decided alone, not among 3 pairs
+    assert verdict("a", "b", 0, 6).decided
+    adjusted = holm([six, 0.5, 1.0])
+    assert adjusted[0] == pytest.approx(3 * six)
+    among_three = verdict("a", "b", 0, 6, p_adjusted=adjusted[0], pairs=3)
+    assert not among_three.decided and "0.094 after Holm's correction for 3 pairs" in among_three.text
+    # with a Bonferroni-bounded multiplier of 3, 7-0 (p = 0.0156 x 3 = 0.047) is the first to pass
+    assert among_three.more_needed == 1
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order_given() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+    assert holm([0.6, 0.6]) == pytest.approx([1.0, 1.0])
+    assert decided_votes_to_decide(2, 4) is None           # level: never decides
+    assert decided_votes_to_decide(4, 4) == 6

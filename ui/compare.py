@@ -13,6 +13,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from taelio_core.errors import TaelioError
+from taelio_core.formatting import money
 from taelio_core.experiments import (
     Experiments,
     ExperimentSpec,
@@ -22,7 +23,7 @@ from taelio_core.experiments import (
     parse_csv,
     single_prompt,
 )
-from ui.engine import get_engine
+from ui.shell import get_engine
 
 __all__ = ["create_form", "experiments", "pick_experiment", "run_panel"]
 
@@ -168,8 +169,8 @@ def run_panel(ex: Experiments, experiment_id: str) -> None:
     retry = st.checkbox("Also retry failed cells", key="run_retry")
     estimate = ex.runner.estimate(experiment_id, retry_failed=retry)
     spent = ex.store.spent(experiment_id)
-    cap_text = "no cap" if experiment.cost_cap_usd is None else f"cap ${experiment.cost_cap_usd:.2f}"
-    st.caption(f"Estimate: {estimate.sentence()} Spent so far ${spent:.4f} ({cap_text}).")
+    cap_text = "no cap" if experiment.cost_cap_usd is None else f"cap {money(experiment.cost_cap_usd)}"
+    st.caption(f"Estimate: {estimate.sentence()} Spent so far {money(spent)} ({cap_text}).")
     handle: RunHandle | None = st.session_state.get("compare_run")
     busy = handle is not None and not handle.done
     c1, c2, c3 = st.columns(3)
@@ -213,7 +214,7 @@ def _progress(handle: RunHandle) -> None:
         st.progress(0.0, text=f"{kind}: starting…")
     else:
         eta = "" if p.eta_s is None else f", about {p.eta_s:.0f} s left"
-        st.progress(p.fraction, text=f"{kind}: {p.run_done}/{p.run_total}{eta}; spent ${p.spent_usd:.4f}")
+        st.progress(p.fraction, text=f"{kind}: {p.run_done}/{p.run_total}{eta}; spent {money(p.spent_usd)}")
     if st.button("Cancel", key="run_cancel", shortcut="Esc"):
         handle.cancel()
         st.toast("Cancelling: calls in flight will finish and be kept.")

@@ -12,14 +12,15 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from taelio_core.experiments import Experiments, ExperimentResults, next_matchup
+from taelio_core.experiments.display import ms, percent, summary_table, variant_order
 from taelio_core.experiments.live_splits import analyse_splits
+from taelio_core.formatting import money
 from ui.safe_text import safe_markdown
 
 __all__ = ["live_splits", "matrix_view", "results_view", "side_by_side", "vote_view"]
 
 
-def _cost(value: float | None) -> str:
-    return "unpriced" if value is None or pd.isna(value) else f"${value:.5f}"
+TABLE_PX = 860          # what a table shows without scrolling sideways beside the sidebar (1400 px window)
 
 
 def side_by_side(res: ExperimentResults) -> None:
@@ -29,15 +30,16 @@ def side_by_side(res: ExperimentResults) -> None:
     prompts = m.drop_duplicates("input_id").set_index("input_id").prompt
     input_id = st.selectbox("Input", prompts.index.tolist(), key="sbs_input",
                             format_func=lambda i: f"#{i}: {prompts[i][:80]}")
-    row = m[m.input_id == input_id]
+    order = {v: i for i, v in enumerate(variant_order(res))}
+    row = m[m.input_id == input_id].sort_values("variant", key=lambda c: c.map(order))
     for col, cell in zip(st.columns(len(row)), row.itertuples(), strict=True):
         with col:
             st.markdown(f"**{safe_markdown(cell.label)}**")
             if cell.status == "pending":
                 st.caption("not run yet")
                 continue
-            st.caption(f"{cell.latency_ms or 0:.0f} ms · {cell.input_tokens or 0}→{cell.output_tokens or 0} tokens · "
-                       f"{_cost(cell.cost_usd)}")
+            st.caption(f"{ms(cell.latency_ms)} · {cell.input_tokens or 0:,}→{cell.output_tokens or 0:,} tokens · "
+                       f"{money(cell.cost_usd)}")
             if cell.status != "ok":
                 st.error(cell.error or cell.status)
             st.markdown(safe_markdown(cell.output))
@@ -56,21 +58,35 @@ def matrix_view(res: ExperimentResults) -> None:
     ids = set(flags[keep].input_id)
     m = res.matrix[res.matrix.input_id.isin(ids)].copy()
     icon = {"ok": "✅", "failed": "❌", "truncated": "✂️", "pending": "…"}
-    m["cell"] = [f"{icon.get(s, s)} {o[:70]}" if s == "ok" else f"{icon.get(s, s)} {e or ''}"[:80]
+    m["cell"] = [f"{icon.get(s, s)} {o[:60]}" if s == "ok" else f"{icon.get(s, s)} {e or ''}"[:70]
                  for s, o, e in zip(m.status, m.output, m.error, strict=True)]
-    table = m.pivot(index="input_id", columns="label", values="cell")
+    order = variant_order(res)              # best rated first, else as the experiment lists them
+    labels = [res.label(v) for v in order]
+    table = m.pivot(index="input_id", columns="variant", values="cell").reindex(columns=order)
+    table.columns = labels
     table = flags.set_index("input_id").loc[table.index, ["prompt", "votes"]].join(table)
-    st.caption(f"{len(table)} of {len(flags)} inputs")
-    st.dataframe(table, width="stretch")
+    table.index.name = "#"
+    table = table.rename(columns={"prompt": "Prompt", "votes": "Votes"})
+    st.caption(f"{len(table)} of {len(flags)} inputs; variants best rated first" if res.leaderboard is not None
+               else f"{len(table)} of {len(flags)} inputs")
+    # Every variant on screen at once: the answer columns share the page's width.
+    each = max(120, min(360, (TABLE_PX - 300) // max(1, len(labels))))
+    config = {"Prompt": st.column_config.TextColumn(width=180), "Votes": st.column_config.NumberColumn(width=60),
+              **{label: st.column_config.TextColumn(width=each) for label in labels}}
+    st.dataframe(table, width="stretch", column_config=config)
     st.markdown("**Per variant**")
-    cols = {"label": "Variant", "model": "Model", "calls": "Calls", "error_rate": "Error rate",
-            "mean_latency_ms": "Mean ms", "p95_latency_ms": "p95 ms", "cost_per_call_usd": "Cost/call $",
-            "mean_input_tokens": "Tokens in", "mean_output_tokens": "Tokens out"}
-    st.dataframe(res.summary[list(cols)].rename(columns=cols), hide_index=True, width="stretch")
+    cols = ["Variant", "Model", "Calls", "Errors", "Mean latency", "p95 latency", "Tokens in", "Tokens out",
+            "Cost per call", "Total cost"]
+    st.dataframe(summary_table(res)[cols], hide_index=True, width="stretch")
 
 
+@st.fragment
 def vote_view(ex: Experiments, experiment_id: str) -> None:
-    """Blind A/B: names hidden, sides random; keys A, B, T (tie), X (both bad), S (skip)."""
+    """Blind A/B: names hidden, sides random; keys A, B, T (tie), X (both bad), S (skip).
+
+    A fragment: a vote reruns only this view (store the vote, draw the next
+    pair), not the page with its estimate, tables and statistics.
+    """
     experiment = ex.store.load(experiment_id)
     voter = st.text_input("Your name (optional, stored with each vote)", key="vote_voter")
     state = st.session_state
@@ -94,26 +110,25 @@ def vote_view(ex: Experiments, experiment_id: str) -> None:
     with right.container(border=True):
         st.markdown("**B**")
         st.markdown(safe_markdown(m.right_text))
-    buttons = st.columns(5)
-    choice = None
-    for col, (label, value, key) in zip(buttons, [("A is better", "left", "A"), ("B is better", "right", "B"),
-                                                 ("Tie", "tie", "T"), ("Both bad", "both_bad", "X"),
-                                                 ("Skip", "skip", "S")], strict=True):
-        if col.button(f"{label} ({key})", key=f"vote_{value}", shortcut=key, width="stretch"):
-            choice = value
-    if choice is None:
-        return
+    for col, (label, value, key) in zip(st.columns(5), [("A is better", "left", "A"), ("B is better", "right", "B"),
+                                                       ("Tie", "tie", "T"), ("Both bad", "both_bad", "X"),
+                                                       ("Skip", "skip", "S")], strict=True):
+        col.button(f"{label} ({key})", key=f"vote_{value}", shortcut=key, width="stretch", on_click=_vote,
+                   args=(ex, experiment.experiment_id, experiment.labels, m, value, voter))
+
+
+def _vote(ex: Experiments, experiment_id: str, names: dict[str, str], m, choice: str, voter: str) -> None:  # noqa: ANN001
+    """A vote button's callback: runs before the fragment redraws, so the next pair shows at once."""
+    state = st.session_state
     if choice == "skip":
         state.vs_skip.add((m.input_id, *sorted((m.left, m.right))))
     else:
         ex.store.add_vote(experiment_id, m.input_id, m.left, m.right, choice, voter=voter)
         state.vs_count += 1
-        names = experiment.labels
         said = {"left": "A", "right": "B", "tie": "a tie", "both_bad": "both bad"}[choice]
         state.vs_last = (f"Recorded: {said}. A was {names[m.left]}, B was {names[m.right]} "
-                           f"(input #{m.input_id}).")
+                         f"(input #{m.input_id}).")
     state.vs_match = None
-    st.rerun()
 
 
 def results_view(ex: Experiments, experiment_id: str) -> None:
@@ -142,18 +157,18 @@ def results_view(ex: Experiments, experiment_id: str) -> None:
     if res.leaderboard is None:
         st.info("No leaderboard yet: cast some votes or run the LLM judge.")
         return
-    board = s.sort_values("rating", ascending=False)
-    table = pd.DataFrame({"Variant": board.label, "Rating": board.rating.round(0),
-                          "95% CI": [f"{lo:.0f}–{hi:.0f}" for lo, hi in zip(board.rating_low, board.rating_high,
-                                                                             strict=True)],
-                          "Wins": board.wins, "Losses": board.losses, "Ties": board.ties,
-                          "Cost per win": [_cost(v) for v in board.cost_per_win_usd],
-                          "Cost per call": [_cost(v) for v in board.cost_per_call_usd]})
+    cols = ["Variant", "Rating", "Rating 95% CI", "Wins", "Losses", "Ties", "Cost per win", "Cost per call"]
+    table = summary_table(res)
+    if "Checks passed" in table:
+        cols.append("Checks passed")
+    table = table[cols]
     st.markdown(f"**Leaderboard** (Bradley–Terry from {res.leaderboard_source}; ratings on the Elo scale)")
     st.dataframe(table, hide_index=True, width="stretch")
-    names = [res.label(n) for n in res.leaderboard.names]
-    prob = pd.DataFrame(res.leaderboard.win_prob, index=names, columns=names)
-    for i in range(len(names)):
+    order = variant_order(res)
+    prob = pd.DataFrame(res.leaderboard.win_prob, index=res.leaderboard.names,
+                        columns=res.leaderboard.names).loc[order, order]
+    prob.index = prob.columns = [res.label(n) for n in order]
+    for i in range(len(order)):
         prob.iloc[i, i] = float("nan")
     st.markdown("**Win probability** (row beats column)")
     st.dataframe(prob.map(lambda v: "–" if pd.isna(v) else f"{v:.0%}"), width="stretch")
@@ -161,20 +176,31 @@ def results_view(ex: Experiments, experiment_id: str) -> None:
 
 
 def _quality_cost_chart(s: pd.DataFrame) -> None:
-    d = s.dropna(subset=["cost_per_call_usd", "rating"])
+    """Rating against cost per call, one coloured marker per variant named in the legend.
+
+    Names sit in the legend, not beside the points: cheap variants crowd
+    near zero and their labels overlapped. Costs that span more than 20x
+    go on a log axis so the cheap ones spread out.
+    """
+    d = s.dropna(subset=["cost_per_call_usd", "rating"]).sort_values("rating", ascending=False)
     if d.empty:
         st.caption("The quality-against-cost chart needs priced calls; these models have no price.")
         return
-    fig = go.Figure(go.Scatter(
-        x=d.cost_per_call_usd, y=d.rating, mode="markers+text", text=d.label, textposition="top center",
-        error_y={"type": "data", "symmetric": False, "array": d.rating_high - d.rating,
-                 "arrayminus": d.rating - d.rating_low},
-        hovertemplate="%{text}<br>$%{x:.5f} per call<br>rating %{y:.0f}<extra></extra>"))
+    fig = go.Figure()
+    for r in d.itertuples():
+        fig.add_trace(go.Scatter(
+            x=[r.cost_per_call_usd], y=[r.rating], mode="markers", name=r.label, marker={"size": 12},
+            error_y={"type": "data", "symmetric": False, "array": [r.rating_high - r.rating],
+                     "arrayminus": [r.rating - r.rating_low]},
+            customdata=[[money(r.cost_per_call_usd), f"{r.rating:,.0f}"]],
+            hovertemplate=f"{r.label}<br>%{{customdata[0]}} per call<br>rating %{{customdata[1]}}<extra></extra>"))
     low, high = float(d.cost_per_call_usd.min()), float(d.cost_per_call_usd.max())
-    pad = (high - low) * 0.2 or high * 0.2 or 1e-6
-    fig.update_layout(title="Quality against cost", xaxis_title="Cost per call (USD)",
-                      yaxis_title="Rating (95% CI)", height=380, margin={"t": 50, "b": 40},
-                      xaxis={"range": [max(0.0, low - pad), high + pad], "tickprefix": "$", "tickformat": ".5f"})
+    log = low > 0 and high / low > 20
+    xaxis: dict[str, object] = {"type": "log", "tickprefix": "$"} if log else {
+        "range": [0, high * 1.15], "tickprefix": "$", "tickformat": ".2~r"}
+    fig.update_layout(title="Quality against cost", xaxis_title="Cost per call (USD" + (", log scale)" if log else ")"),
+                      yaxis_title="Rating (95% CI)", height=400, margin={"t": 50, "b": 40}, xaxis=xaxis,
+                      legend={"title": {"text": "Variant (best first)"}})
     st.plotly_chart(fig, width="stretch")
 
 
@@ -188,7 +214,12 @@ def live_splits(ex: Experiments) -> None:
         st.markdown(f"**{a.tier} × {a.task}**")
         for sentence in a.sentences:
             st.write(sentence)
-        cols = {"arm": "Arm", "requests": "Requests", "success_rate": "Success", "success_low": "Low",
-                "success_high": "High", "mean_latency_ms": "Mean ms", "p95_latency_ms": "p95 ms",
-                "cost_per_call_usd": "Cost/call $", "served_by": "Mostly served by"}
-        st.dataframe(a.arms[list(cols)].rename(columns=cols), hide_index=True, width="stretch")
+        arms = a.arms
+        st.dataframe(pd.DataFrame({
+            "Arm": arms.arm, "Requests": arms.requests.map(lambda n: f"{n:,}"),
+            "Success": arms.success_rate.map(percent),
+            "Success 95% CI": [f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(arms.success_low, arms.success_high,
+                                                                                 strict=True)],
+            "Mean latency": arms.mean_latency_ms.map(ms), "p95 latency": arms.p95_latency_ms.map(ms),
+            "Cost per call": arms.cost_per_call_usd.map(money), "Mostly served by": arms.served_by}),
+            hide_index=True, width="stretch")

@@ -23,6 +23,8 @@ def render_headline(h: A.Headline, filters: A.Filters) -> None:
     delta = None
     if h.spend_change is not None:
         delta = f"{h.spend_change:+,.0%} vs prev. {days} d"      # short: a metric's delta is one line
+    elif days and not h.previous_covered:
+        delta = "too little history"
     elif days:
         delta = f"prev. {days} d: {money(h.previous_spend_usd, unpriced='none')}"
     cols = st.columns(5)
@@ -31,7 +33,9 @@ def render_headline(h: A.Headline, filters: A.Filters) -> None:
                    delta_arrow="auto" if h.spend_change is not None else "off",
                    help="Sum of every priced attempt in the period (failed attempts that were billed included)"
                         + (f", against the {days} days before it ({money(h.previous_spend_usd, unpriced='none')})."
-                           if days else "."))
+                           if days and h.previous_covered else
+                           f". The log does not reach back over the {days} days before it, so there is no "
+                           "comparison." if days else "."))
     cols[1].metric("Requests", f"{h.requests:,}", help=f"{h.ok_requests:,} answered")
     cols[2].metric("Cost per request", money(h.cost_per_request, unpriced="–"))
     cols[3].metric("Tokens", fmt_tokens(h.input_tokens + h.output_tokens), delta_color="off", delta_arrow="off",

@@ -13,7 +13,8 @@ import streamlit as st
 from taelio_core.analytics import Filters
 from taelio_core.engine import Taelio
 from ui.demo_data import DEMO_DAYS, load_demo_data
-from ui.engine import data_version, get_engine
+from ui.engine import data_version
+from ui.shell import get_engine
 from ui.sidebar import current_filters
 
 __all__ = ["DEMO_DAYS", "load_demo_data", "no_match", "open_analytics_page", "require_data"]

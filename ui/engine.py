@@ -1,20 +1,24 @@
 """One engine per configuration, and cached analytics that refresh when the log grows.
 
-``get_engine`` builds ``Taelio.open()`` once per configuration (policy, log
+``open_engine`` builds ``Taelio.open()`` once per configuration (policy, log
 path, mode, keys) with ``st.cache_resource``: one router, one call-log handle
-for every session. Tests can hand the app an engine of their own by putting
-it in ``st.session_state["taelio_engine"]`` before the first run.
+for every session, the Sandbox included. Pages get it through
+``ui.shell.get_engine``, which also makes sure the page has its shell. Tests can hand the app an engine of
+their own by putting it in ``st.session_state["taelio_engine"]`` before the
+first run.
 
 Analytics results are cached with ``st.cache_data`` keyed on the log's
 location and its *data version* (the number of requests it holds, read at
 most every ``VERSION_TTL_S`` seconds). A request logged by this app, the CLI
 or another replica changes the version, so every page shows it on the next
-run without a restart. ``bump()`` forces that after this app writes.
+run without a restart. ``bump()`` forces that after this app writes, and tells the sidebar's count
+(``on_bump``) so it never lags one interaction behind.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from pathlib import Path
@@ -23,10 +27,11 @@ from typing import Any, Callable
 import streamlit as st
 
 from taelio_core.engine import Taelio
-from taelio_core.errors import TaelioError
+from taelio_core.errors import CallLogError, TaelioError
+from ui.log_problem import show_log_problem
 from taelio_core.settings import KEY_ENV
 
-__all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "get_engine", "rounded_now", "open_engine"]
+__all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "on_bump", "open_engine", "rounded_now"]
 
 ENGINE_KEY = "taelio_engine"
 VERSION_TTL_S = 2
@@ -51,14 +56,6 @@ def _open_engine(fingerprint: str) -> Taelio:
     return Taelio.open()
 
 
-def get_engine() -> Taelio:
-    """For a page: the shared engine, inside the app shell (see ``ui.shell``)."""
-    from ui.shell import ensure_shell
-
-    ensure_shell()
-    return open_engine()
-
-
 def open_engine() -> Taelio:
     """The shared engine, or a clear error on the page (never a traceback) when the config is wrong."""
     injected = st.session_state.get(ENGINE_KEY)
@@ -66,6 +63,8 @@ def open_engine() -> Taelio:
         return injected
     try:
         engine = _open_engine(_fingerprint())
+    except CallLogError as e:
+        show_log_problem(e)
     except TaelioError as e:
         st.error(f"Taelio cannot start: {e}")
         st.stop()
@@ -82,7 +81,20 @@ def _count(_log: Any, location: str) -> int:
 
 def data_version(engine: Taelio) -> int:
     """How many requests the log holds (at most ``VERSION_TTL_S`` s old)."""
-    return _count(engine.log, engine.log.location)
+    try:
+        return _count(engine.log, engine.log.location)
+    except CallLogError as e:              # damaged since it was opened: a page that says so, not a traceback
+        show_log_problem(e)
+        raise
+
+
+# Per script thread: what to redraw after this run logged something (the sidebar's count).
+_after_bump = threading.local()
+
+
+def on_bump(redraw: Callable[[], None]) -> None:
+    """Call ``redraw`` when this run logs something (``bump``); set anew by every run's sidebar."""
+    _after_bump.redraw = redraw
 
 
 def bump(engine: Taelio) -> None:
@@ -92,6 +104,9 @@ def bump(engine: Taelio) -> None:
     except TaelioError as e:
         st.warning(f"The request is queued but not yet in the log: {e}")
     _count.clear()
+    redraw = getattr(_after_bump, "redraw", None)
+    if redraw is not None:
+        redraw()
 
 
 @st.cache_data(ttl=QUERY_TTL_S, show_spinner=False, max_entries=512)
@@ -103,8 +118,12 @@ def _run(_log: Any, location: str, version: int, module: str, name: str, args: t
 
 def cached(engine: Taelio, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(engine.log, *args, **kwargs)``, cached until the log changes."""
-    return _run(engine.log, engine.log.location, data_version(engine), fn.__module__, fn.__name__, args,
-                tuple(sorted(kwargs.items())))
+    try:
+        return _run(engine.log, engine.log.location, data_version(engine), fn.__module__, fn.__name__, args,
+                    tuple(sorted(kwargs.items())))
+    except CallLogError as e:
+        show_log_problem(e)
+        raise
 
 
 NOW_STEP = timedelta(minutes=5)

@@ -4,6 +4,11 @@ Everything that is not about widgets lives in ``taelio_core.sandbox``; this
 module turns its values into tables, forms and Plotly figures, and keeps
 the page's state (policy B's TOML, the last report) in ``st.session_state``.
 
+Policy A is the policy the dashboard runs (the engine's, by its real name),
+or any built-in or file policy; policy B starts as a copy of A, a built-in
+or a file, and carries its own name. Replay, fitting and saving use the
+engine's own call log: the page never opens a second handle on the file.
+
 A run happens in the script thread with a progress bar. Cancel is a real
 button: pressing it makes Streamlit rerun the page, which stops the running
 script at the next progress update; the engine cleans up its loop on the way
@@ -11,6 +16,7 @@ out and the rerun says the run was cancelled.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -18,7 +24,8 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import streamlit as st
 
-from taelio_core.calllog import CallLog, open_call_log
+from taelio_core.calllog import CallLog
+from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
 from taelio_core.policy import BUILTIN_POLICIES, RoutingPolicy, load_policy
 from taelio_core.sandbox.fitting import fit_models
@@ -36,37 +43,23 @@ from taelio_core.sandbox.policy_edit import (
     apply_settings_table,
     chain_table,
     policy_from_toml,
+    renamed,
     settings_table,
 )
 from taelio_core.sandbox.simulation import simulate
 from taelio_core.sandbox.store import save_report
 from taelio_core.sandbox.traffic import LIVE_SOURCES, Traffic, replay_traffic, synthetic_traffic
-from taelio_core.settings import load_settings
 
-__all__ = ["REPORT", "call_log", "choose_models", "choose_traffic", "edit_policy_b", "pick_policy_a", "run_panel"]
+__all__ = ["REPORT", "REPORT_CONFIG", "choose_models", "choose_traffic", "edit_policy_b", "pick_policy_a",
+           "run_panel"]
 
-ENGINE_KEY = "taelio_engine"   # tests (and the dashboard shell) may put an engine here
 B_TEXT = "sandbox_b_text"
 REPORT = "sandbox_report"
+REPORT_CONFIG = "sandbox_report_config"   # the configuration the shown report was run with
 EDITOR_VERSION = "sandbox_editor_version"
 RUNNING = "sandbox_running"
-
-
-@st.cache_resource(show_spinner=False)
-def _open_log(location: str | None) -> CallLog:
-    return open_call_log(load_settings(), location)
-
-
-def call_log() -> CallLog | None:
-    """The dashboard's call log (for replay, fitting and saving runs), or None with a warning."""
-    engine = st.session_state.get(ENGINE_KEY)
-    if engine is not None and engine.log is not None:
-        return engine.log
-    try:
-        return _open_log(st.session_state.get("sandbox_db"))
-    except TaelioError as e:
-        st.warning(f"The call log cannot be opened, so replay, fitting and saving are off: {e}")
-        return None
+RUNNING_POLICY = "running"                # Policy A's choice: the policy the dashboard runs
+POLICY_FILE = "file"                      # Policy A's choice: a TOML file
 
 
 @st.cache_data(ttl=120, show_spinner="Reading the log…", max_entries=8)
@@ -87,12 +80,27 @@ def _hour() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H")
 
 
-def pick_policy_a() -> RoutingPolicy:
-    engine = st.session_state.get(ENGINE_KEY)
-    names = list(BUILTIN_POLICIES)
-    default = engine.policy.name if engine is not None and engine.policy.name in names else names[-1]
-    name = st.selectbox("Policy A (current)", names, index=names.index(default), key="sandbox_a")
-    return load_policy(name)
+def pick_policy_a(engine: Taelio) -> RoutingPolicy | None:
+    """The running policy (by its real name), a built-in one, or a TOML file; None until a file is given."""
+    running = engine.policy
+    options = [RUNNING_POLICY, *(name for name in BUILTIN_POLICIES if name != running.name), POLICY_FILE]
+    labels = {RUNNING_POLICY: f"{running.name} (the running policy)", POLICY_FILE: "A policy file (TOML)…"}
+    choice = st.selectbox("Policy A", options, key="sandbox_a",
+                          format_func=lambda o: labels.get(o, f"{o} (built in)"),
+                          help="What runs now, to compare a candidate against; or any other policy.")
+    if choice == RUNNING_POLICY:
+        return running
+    if choice != POLICY_FILE:
+        return load_policy(choice)
+    upload = st.file_uploader("Policy A's TOML file", type=["toml"], key="sandbox_a_file")
+    if upload is None:
+        st.info("Choose a policy TOML file for A.")
+        return None
+    try:
+        return policy_from_toml(upload.getvalue().decode("utf-8"), source=upload.name)
+    except (TaelioError, UnicodeDecodeError) as e:
+        st.error(f"Policy A is not valid: {e}")
+        return None
 
 
 def _reset_b(text: str) -> None:
@@ -104,7 +112,12 @@ def edit_policy_b(policy_a: RoutingPolicy) -> RoutingPolicy | None:
     """Policy B: starts as a copy of A; import a TOML file; edit its chains and settings as tables."""
     if B_TEXT not in st.session_state:
         _reset_b(policy_a.text)
-    upload = st.file_uploader("Import a policy TOML as B", type=["toml"], key="sandbox_import")
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    start = c1.selectbox("Start B from", ["copy of A", *BUILTIN_POLICIES], key="sandbox_b_from",
+                         format_func=lambda o: o if o == "copy of A" else f"{o} (built in)")
+    if c2.button("Reset B", key="sandbox_reset", help="Replace B's edits with the chosen start"):
+        _reset_b(policy_a.text if start == "copy of A" else load_policy(start).text)
+    upload = st.file_uploader("Or import a policy TOML as B", type=["toml"], key="sandbox_import")
     if upload is not None and st.session_state.get("sandbox_imported") != upload.file_id:
         try:
             imported = policy_from_toml(upload.getvalue().decode("utf-8"), source=upload.name)
@@ -114,8 +127,6 @@ def edit_policy_b(policy_a: RoutingPolicy) -> RoutingPolicy | None:
             st.session_state["sandbox_imported"] = upload.file_id
             _reset_b(imported.text)
             st.success(f"Imported {upload.name} as policy B.")
-    if st.button("Reset B to a copy of A", key="sandbox_reset"):
-        _reset_b(policy_a.text)
     base = policy_from_toml(st.session_state[B_TEXT], source="policy B")
     version = st.session_state.get(EDITOR_VERSION, 0)
     st.markdown("**Chains** (one row per tier × task, in order; blank cells are skipped)")
@@ -124,12 +135,16 @@ def edit_policy_b(policy_a: RoutingPolicy) -> RoutingPolicy | None:
     st.markdown("**Settings** (TOML values; blank = not set)")
     settings = st.data_editor(settings_table(base), key=f"sandbox_settings_{version}", hide_index=True,
                               num_rows="dynamic", width="stretch")
+    # B carries a name of its own (what an export is saved as), not A's.
+    own = base.name if base.name != policy_a.name else f"{policy_a.name}-b"
+    name = st.text_input("Policy B's name", own, key=f"sandbox_b_name_{version}",
+                         help="Lowercase letters, digits, - and _; saved in the exported TOML")
     try:
         edited = apply_settings_table(apply_chain_table(base, chains), settings)
+        return renamed(edited, name.strip())
     except TaelioError as e:
         st.error(f"Policy B is not valid: {e}")
         return None
-    return edited
 
 
 def choose_traffic(policy: RoutingPolicy, log: CallLog | None) -> Traffic | None:
@@ -195,8 +210,14 @@ def _number(value: object) -> float | None:
     return None if math.isnan(number) or number <= 0 else number
 
 
+def config_key(*parts: object) -> str:
+    """A digest of what a run depends on: results shown under another digest are stale."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
 def run_panel(policy_a: RoutingPolicy, policy_b: RoutingPolicy | None, traffic: Traffic | None,
-              models: ModelSet, log: CallLog | None) -> None:
+              models: ModelSet, log: CallLog | None) -> str:
+    """Scenario, seeds, Run and Cancel; returns the digest of the configuration now on screen."""
     labels = {"none": "No scenario"} | {k: v.label for k, v in SCENARIOS.items()}
     c1, c2 = st.columns([3, 1])
     scenario = c1.selectbox("Scenario", list(labels), format_func=labels.get, key="sandbox_scenario")
@@ -212,8 +233,11 @@ def run_panel(policy_a: RoutingPolicy, policy_b: RoutingPolicy | None, traffic: 
         st.session_state[RUNNING] = False
         if cancelled:
             st.info("Cancelled: the run was stopped before it finished; nothing was saved.")
+    config = config_key(policy_a.text, policy_b.text if policy_b else None,
+                        traffic.description if traffic else None, traffic.tier_counts() if traffic else None,
+                        repr(models), scenario, int(seeds))
     if not run or policy_b is None or traffic is None:
-        return
+        return config
     st.session_state[RUNNING] = True
     bar = st.progress(0.0, text="Simulating…")
     try:
@@ -223,7 +247,7 @@ def run_panel(policy_a: RoutingPolicy, policy_b: RoutingPolicy | None, traffic: 
     except TaelioError as e:
         st.session_state[RUNNING] = False
         st.error(str(e))
-        return
+        return config
     st.session_state[RUNNING] = False
     bar.empty()
     if log is not None:
@@ -232,3 +256,5 @@ def run_panel(policy_a: RoutingPolicy, policy_b: RoutingPolicy | None, traffic: 
         except TaelioError as e:
             st.warning(f"The run was not saved: {e}")
     st.session_state[REPORT] = report
+    st.session_state[REPORT_CONFIG] = config
+    return config

@@ -13,10 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from taelio_core.formatting import money
 from taelio_core.sandbox.policy_edit import policy_to_toml
 from taelio_core.sandbox.simulation import SimulationReport
 
-__all__ = ["served_figure", "show_results", "tier_delta_table", "timeline_figure"]
+__all__ = ["sample_traces", "served_figure", "show_results", "tier_delta_table", "timeline_figure"]
 
 KEY_METRICS = ("availability", "fallback_rate", "cost_usd", "p50_ms", "p95_ms", "p99_ms", "budget_burn_pct")
 _PERCENT = {"availability", "fallback_rate"}
@@ -30,7 +31,7 @@ def _fmt(metric: str, value: float, *, signed: bool = False) -> str:
     if metric in _PERCENT:
         return f"{value * 100:{sign}.2f} " + ("pp" if signed else "%")
     if metric == "cost_usd":
-        return f"{('+' if value >= 0 else '-') if signed else ''}${abs(value) if signed else value:,.4f}"
+        return ("+" if signed and value >= 0 else "") + money(value)
     if metric.endswith("_pct"):
         return f"{value:{sign}.2f} " + ("pp" if signed else "%")
     return f"{value:{sign},.0f}"
@@ -86,27 +87,48 @@ def _mark_scenario(fig: go.Figure, report: SimulationReport) -> None:
                 return
 
 
-def show_results(report: SimulationReport) -> None:
+def sample_traces(traces: list[dict[str, object]], limit: int = 6) -> list[dict[str, object]]:
+    """Up to ``limit`` traces, failed and truncated ones first (one per status), then the others in order."""
+    first_of_status: dict[object, dict[str, object]] = {}
+    for trace in traces:
+        if trace["status"] != "ok":
+            first_of_status.setdefault(trace["status"], trace)
+    chosen = list(first_of_status.values())[:limit]
+    chosen += [t for t in traces if all(t is not c for c in chosen)][:limit - len(chosen)]
+    return sorted(chosen, key=lambda t: t["i"])
+
+
+def show_results(report: SimulationReport, *, stale: bool = False) -> None:
     scenario = report.scenario.label if report.scenario else "no scenario"
     st.subheader("Results")
-    st.caption(f"Run {report.run_id} · {report.traffic.description} · {scenario} · seeds {report.seeds} · "
-               f"{report.requests_simulated:,} requests simulated in {report.wall_s:.1f} s "
+    if stale:
+        st.warning("These results are from an earlier configuration: the policies, traffic, models, scenario "
+                   "or seeds have changed since. Run again to see the current one.", icon=":material/history:")
+    st.caption(f"{'Stale · ' if stale else ''}Run {report.run_id} · {report.traffic.description} · {scenario} · "
+               f"seeds {report.seeds} · {report.requests_simulated:,} requests simulated in {report.wall_s:.1f} s "
                f"({report.rate:,.0f}/s) · saved as source=sandbox")
+    seeds = len(report.seeds)
     if report.policy_b is not None:
-        st.markdown("**B against A, per tier**")
+        st.markdown(f"**B ({report.policy_b.name}) against A ({report.policy_a.name}), per tier**")
+        st.caption(f"A and B are means over {seeds} seed{'s' if seeds != 1 else ''}; the band is the lowest and "
+                   "highest B − A of one seed. \"same\": the difference is within the band, or no larger than "
+                   "one policy's own spread across seeds.")
         st.dataframe(tier_delta_table(report), hide_index=True, width="stretch")
-    tab_a, tab_b = st.tabs(["Policy A", "Policy B"])
+    tab_a, tab_b = st.tabs([f"Policy A · {report.policy_a.name}",
+                            f"Policy B · {report.policy_b.name}" if report.policy_b else "Policy B"])
     for tab, arm in ((tab_a, "A"), (tab_b, "B")):
         if arm == "B" and report.policy_b is None:
             continue
         with tab:
+            st.caption(f"One seed ({report.seeds[0]}) in detail"
+                       + (f"; the table above averages all {seeds}." if seeds > 1 else "."))
             st.dataframe(report.tiers(arm), hide_index=True, width="stretch")
             st.dataframe(report.providers(arm), hide_index=True, width="stretch")
             st.plotly_chart(served_figure(report, arm), key=f"sandbox_served_{arm}")
     st.plotly_chart(timeline_figure(report), key="sandbox_timeline")
-    with st.expander("Sample traces"):
+    with st.expander("Sample traces (failed and truncated ones first)"):
         for arm in ("A", "B") if report.policy_b is not None else ("A",):
-            for trace in report.traces(arm)[:6]:
+            for trace in sample_traces(report.traces(arm)):
                 st.markdown(f"**{arm} · request {trace['i']}** · {trace['tier']}/{trace['task']} · "
                             f"{trace['status']} · {trace['latency_ms']:,.0f} ms")
                 st.dataframe(pd.DataFrame(trace["attempts"])[
@@ -115,7 +137,7 @@ def show_results(report: SimulationReport) -> None:
     st.markdown("**Export**")
     c1, c2 = st.columns(2)
     if report.policy_b is not None:
-        c1.download_button("Download policy B (TOML)", policy_to_toml(report.policy_b), file_name="policy-b.toml",
+        c1.download_button("Download policy B (TOML)", policy_to_toml(report.policy_b), file_name=f"{report.policy_b.name}.toml",
                            mime="application/toml", key="sandbox_export_b")
-    c2.download_button("Download policy A (TOML)", policy_to_toml(report.policy_a), file_name="policy-a.toml",
+    c2.download_button("Download policy A (TOML)", policy_to_toml(report.policy_a), file_name=f"{report.policy_a.name}.toml",
                        mime="application/toml", key="sandbox_export_a")

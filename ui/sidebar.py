@@ -1,7 +1,9 @@
 """The sidebar every page shares: mode, data filter, and where the log lives.
 
 The filter widgets are drawn only on the pages that read the log through
-them (Costs, Health, Calls); elsewhere they would do nothing. Streamlit drops a
+them (Costs, Health, Calls): the shell leaves a place for them, and a page's
+first ``current_filters()`` call draws them there; elsewhere the place says
+where the filter is. Streamlit drops a
 widget's value when a run does not draw it, so each value is also kept under a
 key of its own and handed back when the filter is drawn again: a filter set on
 Costs is still set after a visit to Generate. The resulting ``Filters`` is kept
@@ -10,6 +12,7 @@ in ``st.session_state["filters"]`` for the pages to read with
 """
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 
 import streamlit as st
@@ -17,13 +20,17 @@ import streamlit as st
 from taelio_core.analytics import SOURCES, Filters
 from taelio_core.engine import Taelio
 from ui.demo_data import demo_data_section
-from ui.engine import data_version
+from ui.engine import data_version, on_bump
 
-__all__ = ["DEFAULT_DAYS", "current_filters", "provider_keys", "render_sidebar"]
+__all__ = ["DEFAULT_DAYS", "current_filters", "log_status", "provider_keys", "render_sidebar"]
 
 DEFAULT_DAYS = 30
 _FILTERS = "filters"
 _WIDGETS = ("filter_sources", "filter_dates", "filter_tiers", "filter_tasks", "filter_providers")
+_NOT_HERE = "The data filter is on Costs, Health and Calls."
+
+# This run's filter place in the sidebar (per script thread: each session's run has its own thread).
+_this_run = threading.local()
 
 
 def _restore_kept() -> None:
@@ -78,22 +85,30 @@ def _date_range() -> tuple[date | None, date | None]:
     return picked, picked
 
 
-def render_sidebar(engine: Taelio, *, with_filters: bool = True) -> Filters:
-    """Mode, the data filter (``with_filters``: on the pages that read the log) and the log's location."""
+def render_sidebar(engine: Taelio) -> None:
+    """Mode, a place for the data filter (see ``current_filters``) and the log's location."""
     policy = engine.policy
     with st.sidebar:
         _mode_badge(engine)
         st.divider()
-        if with_filters:
-            filters = _filter_widgets(engine)
-        else:
-            filters = current_filters()
-            st.caption("The data filter is on Costs, Health and Calls.")
+        place = st.empty()
+        place.caption(_NOT_HERE)
+        _this_run.filters = (place, engine)
         demo_data_section(engine)
         st.divider()
-        total = data_version(engine)
-        st.caption(f"Call log: `{engine.log.location}`  \n{total:,} requests logged · policy `{policy.name}`")
-    return filters
+        status = st.empty()
+
+    def show_status() -> None:
+        status.caption(log_status(engine.log.location, data_version(engine), policy.name))
+
+    show_status()
+    on_bump(show_status)     # a request logged later in this run updates the count at once
+
+
+def log_status(location: str, requests: int, policy: str) -> str:
+    """The sidebar's last line: where the log lives, how many requests it holds, and the policy."""
+    noun = "request" if requests == 1 else "requests"
+    return f"Call log: `{location}`  \n{requests:,} {noun} logged · policy `{policy}`"
 
 
 def _filter_widgets(engine: Taelio) -> Filters:
@@ -117,5 +132,14 @@ def _filter_widgets(engine: Taelio) -> Filters:
 
 
 def current_filters() -> Filters:
-    """The sidebar's selection (the default range when a page runs on its own, e.g. in a test)."""
+    """The sidebar's selection, its widgets drawn in the sidebar on the first call of a run.
+
+    Without a sidebar (a page run on its own in a test), the kept selection or the default range.
+    """
+    place = getattr(_this_run, "filters", None)
+    if place is not None:
+        _this_run.filters = None
+        slot, engine = place
+        with slot.container():
+            return _filter_widgets(engine)
     return st.session_state.get(_FILTERS) or Filters.last_days(DEFAULT_DAYS)

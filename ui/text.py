@@ -1,5 +1,10 @@
 """Showing numbers and untrusted text.
 
+One format each, everywhere in the dashboard: money (``taelio_core.formatting``),
+percentages with one decimal and a space (``92.3 %``), latency in whole
+milliseconds (``1483 ms``, as the tables' ``PCT_FORMAT``/``MS_FORMAT`` columns
+print them too), and column names in lower case but for acronyms (``TTFT p50``).
+
 LLM output (and anything a user typed that is echoed back) is untrusted. It
 is rendered through Markdown with every Markdown, HTML and Streamlit
 directive character backslash-escaped, so it shows exactly as written: no
@@ -13,7 +18,10 @@ import re
 
 from taelio_core.formatting import money  # one money format for the UI and the CLI
 
-__all__ = ["cost_text", "escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
+__all__ = ["MS_FORMAT", "PCT_FORMAT", "cost_text", "escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
+
+MS_FORMAT = "%.0f ms"        # a NumberColumn of milliseconds, as fmt_ms prints one
+PCT_FORMAT = "%.1f %%"       # a NumberColumn of percentages (0-100), as fmt_pct prints a share
 
 # Every ASCII punctuation character CommonMark lets one escape, plus Streamlit's own ($ : ~ |).
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^%@/])")
@@ -42,13 +50,14 @@ def cost_text(value: object, *, status: str, tokens: int) -> str:
 def fmt_ms(value: float | None) -> str:
     if value is None or value != value:
         return "–"
-    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+    return MS_FORMAT % value
 
 
-def fmt_pct(value: float | None, digits: int = 1) -> str:
+def fmt_pct(value: float | None) -> str:
+    """A share (0.923) as a percentage: ``92.3 %``."""
     if value is None or value != value:
         return "–"
-    return f"{value * 100:.{digits}f} %"
+    return PCT_FORMAT % (value * 100)
 
 
 def fmt_tokens(value: int | float | None) -> str:

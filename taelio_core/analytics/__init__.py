@@ -25,6 +25,9 @@ from taelio_core.analytics.calls import (
 from taelio_core.analytics.rollup import QUANTILE_ERROR
 from taelio_core.analytics.filters import BUCKETS, SOURCES, Filters, bucket_for
 from taelio_core.analytics.reliability import (
+    DOWN_BELOW,
+    DOWN_STREAK,
+    HEALTHY_MIN,
     availability_over_time,
     errors_by_type,
     errors_over_time,
@@ -35,6 +38,7 @@ from taelio_core.analytics.reliability import (
     provider_health,
     success_by_provider,
 )
+from taelio_core.analytics.time_buckets import TimeAxis, choose_bucket
 from taelio_core.analytics.views import CostsView, HealthView, costs_view, health_view
 from taelio_core.analytics.spend import (
     Headline,
@@ -46,7 +50,7 @@ from taelio_core.analytics.spend import (
 )
 
 __all__ = [
-    "BUCKETS", "CostsView", "EXPORT_COLUMNS", "HealthView", "LEVELS", "LIST_COLUMNS", "QUANTILE_ERROR", "SOURCES", "Filters", "Headline", "RequestDetail",
+    "BUCKETS", "DOWN_BELOW", "DOWN_STREAK", "HEALTHY_MIN", "TimeAxis", "choose_bucket", "CostsView", "EXPORT_COLUMNS", "HealthView", "LEVELS", "LIST_COLUMNS", "QUANTILE_ERROR", "SOURCES", "Filters", "Headline", "RequestDetail",
     "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
     "cost_distribution_by_model", "costs_view", "errors_by_type", "errors_over_time", "fallback_rate",
     "export_requests", "fallback_rate_over_time", "headline", "health_view", "latency_by_provider", "latency_over_time", "list_requests",

@@ -17,10 +17,10 @@ from typing import Any
 
 __all__ = ["BUCKETS", "SOURCES", "Filters", "bucket_for", "day_start"]
 
-SOURCES = ("live", "demo", "sandbox", "experiment", "test")
-# date_trunc parts a chart may group by (a closed set: safe to place in SQL text)
-# (No "minute": the rollups' grain is an hour, and the shortest range a filter can select is one day.)
-BUCKETS = ("hour", "day", "week")
+SOURCES = ("live", "demo", "api", "sandbox", "experiment", "test")
+# date_trunc parts a chart may group by (a closed set: safe to place in SQL text). "minute" needs the
+# minute-grain rollups of ``time_buckets.fine_rollups`` (the stored ones are hourly).
+BUCKETS = ("minute", "hour", "day", "week")
 
 
 def day_start(day: date) -> datetime:

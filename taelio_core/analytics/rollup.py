@@ -34,6 +34,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import duckdb
@@ -41,7 +42,7 @@ import pandas as pd
 
 from taelio_core.calllog import CallLog
 
-__all__ = ["BINS_PER_OCTAVE", "QUANTILE_ERROR", "Reader", "histogram_quantiles", "read", "refresh"]
+__all__ = ["BINS_PER_OCTAVE", "QUANTILE_ERROR", "Reader", "build_fine", "histogram_quantiles", "read", "refresh"]
 
 T = TypeVar("T")
 BINS_PER_OCTAVE = 8
@@ -148,6 +149,28 @@ def refresh(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("INSERT OR REPLACE INTO rollup_watermarks VALUES (?, ?, ?, now())", [table, total, hi])
         folded += total - done
     return folded
+
+
+_MINUTE = "date_trunc('minute', ts AT TIME ZONE 'UTC')"
+_ROWS = "rowid >= $lo AND rowid < $hi"
+
+
+def build_fine(con: duckdb.DuckDBPyConnection, *, start: datetime, end: datetime) -> list[str]:
+    """Temporary minute-grain twins of the hourly rollups, over ``start <= ts < end``; returns their names.
+
+    The same groups and sums as the hourly tables (their ``hour`` column holds minutes), built from the raw
+    rows of that span, so every query written for the rollups reads them unchanged while they exist: a
+    temporary table shadows the stored one of the same name on this connection.
+    """
+    made = []
+    for table, rollups in _ROLLUPS.items():
+        for r in rollups:
+            if r.keys[0] != "hour":
+                continue                   # the daily cost histogram has no finer use
+            sql = r.delta.replace(_HOUR, _MINUTE).replace(_ROWS, "ts >= $lo AND ts < $hi")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {r.table} AS {sql}", {"lo": start, "hi": end})
+            made.append(r.table)
+    return made
 
 
 class Reader:

@@ -12,6 +12,7 @@ quartiles come from a histogram (within ``rollup.QUANTILE_ERROR``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -75,6 +76,9 @@ class Headline:
     output_tokens: int
     priced_attempts: int
     unpriced_attempts: int
+    # Whether the log's history (under the same sources, tiers, tasks, providers) reaches back to the start
+    # of the previous period: a comparison against a window that held 17 hours of data says nothing.
+    previous_covered: bool = False
 
     @property
     def cost_per_request(self) -> Decimal | None:
@@ -90,7 +94,7 @@ class Headline:
     @property
     def spend_change(self) -> float | None:
         """Relative change against the previous period (0.25 = +25 %), None when it cannot be said."""
-        if self.spend_usd is None or not self.previous_spend_usd:
+        if self.spend_usd is None or not self.previous_spend_usd or not self.previous_covered:
             return None
         return float((self.spend_usd - self.previous_spend_usd) / self.previous_spend_usd)
 
@@ -116,13 +120,24 @@ def headline(log: Log, filters: Filters) -> Headline:
     def both(r: Reader) -> Headline:
         requests, ok, spend, tin, tout, priced, unpriced = _totals(r, filters)
         prev_requests = prev_spend = None
+        covered = False
         previous = filters.previous()
         if previous is not None:
             prev_requests, _, prev_spend, *_ = _totals(r, previous)
+            covered = _history_reaches(r, filters, previous.start_ts)
         return Headline(requests=requests, ok_requests=ok, spend_usd=spend, previous_requests=prev_requests,
                         previous_spend_usd=prev_spend, input_tokens=tin, output_tokens=tout,
-                        priced_attempts=priced, unpriced_attempts=unpriced)
+                        priced_attempts=priced, unpriced_attempts=unpriced, previous_covered=covered)
     return rollup.read(log, both)
+
+
+def _history_reaches(r: Reader, filters: Filters, start: datetime | None) -> bool:
+    """Whether the log holds data (of the filter's kind, any date) from ``start``'s hour or before."""
+    if start is None:
+        return False
+    where, params = filters.where(time_column="hour", dates=False)
+    first = r.query(f"SELECT min(hour) AS first FROM request_rollup {where}", params).iloc[0]["first"]
+    return first is not None and not pd.isna(first) and pd.Timestamp(first) <= pd.Timestamp(start.replace(tzinfo=None))
 
 
 def cost_distribution_by_model(log: Log, filters: Filters) -> pd.DataFrame:

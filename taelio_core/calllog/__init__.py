@@ -11,5 +11,6 @@ __all__ = ["CallLog", "DuckDBCallLog", "open_call_log"]
 def open_call_log(settings: Settings, path: str | None = None) -> CallLog:
     """The log named by ``path``, else ``DATABASE_URL``, else ``data/taelio.duckdb``."""
     from taelio_core.settings import database_path
-    target = database_path(path) if path else settings.database_path
-    return DuckDBCallLog(target, store_text=settings.store_text, journal=settings.journal_mode)
+    target = database_path(path, source="--db") if path else settings.database_path
+    return DuckDBCallLog(target, store_text=settings.store_text, journal=settings.journal_mode,
+                         adopt=settings.adopt_log)

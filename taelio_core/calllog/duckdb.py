@@ -43,7 +43,9 @@ Why it is built this way:
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -58,16 +60,18 @@ import pyarrow.compute as pc
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
 from taelio_core.calllog.base import CallLog
+from taelio_core.calllog.check import check_log
 from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
 from taelio_core.calllog.rows import encode
 from taelio_core.calllog.schema import migrate
 from taelio_core.calllog.sharing import first_line, open_with_retry, others_waiting
-from taelio_core.errors import CallLogError
+from taelio_core.errors import CallLogError, LogUnusable
 from taelio_core.trace import GenerationResult
 
 __all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S", "migrate", "rows_to_table"]
 
 T = TypeVar("T")
+log = logging.getLogger("taelio.calllog")
 LOCK_TIMEOUT_S = 60.0
 MAX_BATCH = 100_000
 FLUSH_INTERVAL_S = 0.5
@@ -98,7 +102,7 @@ def _is_data_error(exc: BaseException) -> bool:
 class DuckDBCallLog(CallLog):
     def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = FLUSH_INTERVAL_S,
                  lock_timeout: float = LOCK_TIMEOUT_S, journal: str = "write", max_batch: int = MAX_BATCH,
-                 idle_release: float = IDLE_RELEASE_S, share_for: float = SHARE_FOR_S) -> None:
+                 idle_release: float = IDLE_RELEASE_S, share_for: float = SHARE_FOR_S, adopt: bool = False) -> None:
         if journal not in JOURNAL_MODES:
             raise CallLogError(f"unknown journal mode '{journal}' (modes: {', '.join(JOURNAL_MODES)})")
         self.path = Path(path)
@@ -109,6 +113,7 @@ class DuckDBCallLog(CallLog):
         self.max_batch = max_batch
         self.idle_release = idle_release
         self.share_for = share_for
+        self.adopt = adopt           # add Taelio's tables to a DuckDB file that holds other tables
         self._requests: list[tuple[Any, ...]] = []
         self._attempts: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
@@ -139,7 +144,9 @@ class DuckDBCallLog(CallLog):
             raise CallLogError(f"cannot create the log's folder {self.path.parent}: {e.strerror}") from None
         if self.path.exists() and not self.path.is_file():
             raise CallLogError(f"the log {self.path} is not a file")
+        had_wal = self.path.with_name(self.path.name + ".wal").exists()
         with self.connect() as con:
+            check_log(con, self.path, had_wal=had_wal, adopt=self.adopt)
             try:
                 migrate(con)
             except duckdb.Error as e:
@@ -201,7 +208,7 @@ class DuckDBCallLog(CallLog):
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="taelio-calllog", daemon=True)
                 self._thread.start()
-                atexit.register(self.close)
+                atexit.register(self._close_at_exit)
             if queued == 1 or queued >= self.max_batch:
                 self._wake.notify()
         if journal is not None and journal.fsync:
@@ -245,6 +252,9 @@ class DuckDBCallLog(CallLog):
                 except Exception as e:  # noqa: BLE001 - keep the rows and try again
                     self.last_error = first_line(e)
                     failures += 1
+                    if failures == 1:
+                        log.warning("the log %s could not take %d request(s) (%s); they wait in memory and in %s",
+                                    self.path, len(requests), self.last_error, self._kept_where())
                     self._release()
                     with self._lock:
                         self._requests[:0] = requests
@@ -402,6 +412,7 @@ class DuckDBCallLog(CallLog):
             return len(self._requests) + self._in_flight
 
     def close(self) -> None:
+        """Flush and let go; ``CallLogError`` when requests could not be written (never a silent exit 0)."""
         with self._lock:
             if self._closed:
                 return
@@ -411,11 +422,30 @@ class DuckDBCallLog(CallLog):
             self._thread.join()
         if self._journal is not None:
             self._journal.close()
+        with self._lock:
+            stranded = len(self._requests)
+        if stranded:
+            raise CallLogError(f"{stranded} request(s) could not be written to the log {self.path} "
+                               f"({self.last_error or 'the writer stopped'}): they are {self._kept_where()}")
+
+    def _kept_where(self) -> str:
+        if self._journal is None:
+            return "lost when this process exits (TAELIO_JOURNAL=off)"
+        return f"kept in the journal {self._journal.dir} and written by the next open of the log"
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close()
+        except CallLogError as e:
+            sys.stderr.write(f"taelio: {e}\n")
 
     # ---- reading ---------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
         with self.connect() as con:
-            return con.execute(sql, params).df()
+            try:
+                return con.execute(sql, params).df()
+            except duckdb.IOException as e:       # a block the file no longer has: the file, not the query
+                raise LogUnusable(self.path, f"cannot be read ({first_line(e)})") from None
 
     def write(self, fn: Callable[[Any], T]) -> T:
         with self.connect() as con:

@@ -1,4 +1,4 @@
-"""``taelio experiment create|run|status|results|list``: the Compare page's experiments, from a shell.
+"""``taelio experiment create|run|status|results|vote|list``: the Compare page's experiments, from a shell.
 
 Same core code as the page (``taelio_core.experiments``), so a run started
 here shows on the page and the other way round. A variant is given as
@@ -19,9 +19,20 @@ from pydantic import ValidationError
 from taelio_core.cli import add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
 from taelio_core.errors import InputError
-from taelio_core.experiments import Experiments, ExperimentSpec, Progress, VariantSpec, parse_csv, single_prompt
+from taelio_core.experiments import (
+    Experiments,
+    ExperimentSpec,
+    Progress,
+    VariantSpec,
+    next_matchup,
+    parse_csv,
+    single_prompt,
+)
+from taelio_core.experiments.display import summary_table, text_table
 
 __all__ = ["parse_variant", "register"]
+
+_KEY_CHOICES = {"a": "left", "b": "right", "t": "tie", "x": "both_bad", "tie": "tie", "both_bad": "both_bad"}
 
 _KEYS = {"system", "user", "temperature", "max_tokens", "timeout_s", "label", "model"}
 
@@ -70,6 +81,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     res.add_argument("--pair", help="two variant ids for the verdict, e.g. v1,v3 (default: the top two)")
     add_json_flag(res)
     res.set_defaults(func=run_results)
+
+    v = sub.add_parser("vote", help="vote blind between two answers (A, B, tie, both bad), or record one vote")
+    v.add_argument("experiment_id")
+    v.add_argument("--voter", help="your name, stored with each vote")
+    v.add_argument("--input", type=int, dest="input_id", help="record one vote: the input's number")
+    v.add_argument("--left", help="record one vote: the variant id shown as A")
+    v.add_argument("--right", help="record one vote: the variant id shown as B")
+    v.add_argument("--choice", choices=["a", "b", "tie", "both_bad"], help="record one vote: the verdict")
+    add_json_flag(v)
+    v.set_defaults(func=run_vote)
 
     ls = sub.add_parser("list", help="all experiments")
     add_json_flag(ls)
@@ -268,20 +289,86 @@ def run_results(args: argparse.Namespace) -> int:
             emit_json(res.as_dict())
             return 0
         out = sys.stdout
-        cols = ["variant", "label", "calls", "error_rate", "mean_latency_ms", "p95_latency_ms", "cost_per_call_usd",
-                "wins", "losses", "ties", "cost_per_win_usd", "rating"]
-        out.write(res.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}") + "\n\n")
+        e = res.experiment
+        cells = res.matrix[res.matrix.status != "pending"]
+        out.write(f"{e.experiment_id} {e.name!r}: {len(e.variants)} variants x {len(e.inputs)} inputs; "
+                  f"{int((cells.status == 'ok').sum())} of {len(res.matrix)} cells ok; "
+                  f"spent {money(ex.store.spent(e.experiment_id))}; {res.n_votes} votes, {res.n_judged} judged pairs\n\n")
+        board = "best rated first" if res.leaderboard is not None else "no ratings yet"
+        out.write(f"Variants ({board}; latency of ok answers; money per call):\n")
+        out.write(text_table(summary_table(res), ["Variant", "Model", "Calls", "Errors", "Mean latency", "p95 latency",
+                                                  "Cost per call", "Wins", "Losses", "Ties", "Cost per win",
+                                                  "Rating", "Rating 95% CI"]))
         if res.leaderboard is not None:
-            out.write(f"leaderboard (Bradley-Terry on {res.leaderboard_source}, 95% CI):\n")
-            for rank, (name, rating, low, high) in enumerate(res.leaderboard.ranked(), start=1):
-                out.write(f"  {rank}. {res.label(name)}: {rating:.0f} ({low:.0f}-{high:.0f})\n")
+            out.write(f"\nRatings: Bradley-Terry on {res.leaderboard_source}, Elo scale, 95% CI.\n")
         if res.verdict is not None:
-            out.write(f"votes: {res.verdict.text}\n")
+            out.write(f"\nvotes: {res.verdict.text}\n")
         if res.judge_verdict is not None:
             out.write(f"judge: {res.judge_verdict.text}\n")
         return 0
     finally:
         engine.close()
+
+
+def run_vote(args: argparse.Namespace) -> int:
+    """One recorded vote with --input/--left/--right/--choice; otherwise blind pairs on stdin until q or EOF."""
+    engine, ex = _open(args)
+    try:
+        experiment = ex.store.load(args.experiment_id)
+        one = [args.input_id, args.left, args.right, args.choice]
+        if any(x is not None for x in one):
+            if any(x is None for x in one):
+                raise InputError("--input, --left, --right and --choice go together to record one vote",
+                                 field="choice")
+            if args.input_id not in {r.input_id for r in experiment.inputs}:
+                raise InputError(f"--input: experiment {experiment.experiment_id} has no input {args.input_id}",
+                                 field="input")
+            for flag, vid in (("--left", args.left), ("--right", args.right)):
+                if vid not in experiment.labels:
+                    raise InputError(f"{flag}: no variant '{vid}' (variants: {', '.join(experiment.labels)})",
+                                     field=flag.strip("-"))
+            choice = _KEY_CHOICES[args.choice]
+            vote_id = ex.store.add_vote(experiment.experiment_id, args.input_id, args.left, args.right, choice,
+                                        voter=args.voter)
+            doc = {"vote_id": vote_id, "experiment_id": experiment.experiment_id, "input_id": args.input_id,
+                   "left": args.left, "right": args.right, "choice": choice}
+            emit_json(doc) if args.json else sys.stdout.write(f"recorded {choice} on input #{args.input_id}\n")
+            return 0
+        return _vote_interactively(ex, experiment, args.voter)
+    finally:
+        engine.close()
+
+
+def _vote_interactively(ex: Experiments, experiment, voter: str | None) -> int:  # noqa: ANN001
+    import random
+
+    out, skip, count = sys.stdout, set(), 0
+    rng = random.Random()
+    while True:
+        m = next_matchup(ex.store, experiment, rng=rng, voter=voter, skip=skip)
+        if m is None:
+            out.write("nothing (more) to vote on: a pair needs two ok answers to the same input\n")
+            break
+        out.write(f"\n=== input #{m.input_id} ===\n{m.prompt}\n\n--- A ---\n{m.left_text}\n\n--- B ---\n"
+                  f"{m.right_text}\n\n[a] A better  [b] B better  [t] tie  [x] both bad  [s] skip  [q] quit: ")
+        out.flush()
+        key = sys.stdin.readline()
+        if not key:
+            break
+        key = key.strip().lower()
+        if key == "q":
+            break
+        if key == "s":
+            skip.add((m.input_id, *sorted((m.left, m.right))))
+            continue
+        if key not in ("a", "b", "t", "x"):
+            out.write(f"'{key}' is not one of a, b, t, x, s, q\n")
+            continue
+        ex.store.add_vote(experiment.experiment_id, m.input_id, m.left, m.right, _KEY_CHOICES[key], voter=voter)
+        count += 1
+        out.write(f"recorded. A was {experiment.labels[m.left]}, B was {experiment.labels[m.right]}.\n")
+    out.write(f"{count} vote{'s' if count != 1 else ''} recorded\n")
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -291,7 +378,8 @@ def run_list(args: argparse.Namespace) -> int:
         if args.json:
             emit_json(df.to_dict("records"))
         else:
-            sys.stdout.write(df.to_string(index=False) + "\n" if len(df) else "no experiments yet\n")
+            table = df.assign(created_at=df.created_at.map(lambda t: f"{t:%Y-%m-%d %H:%M}"))
+            sys.stdout.write(text_table(table.astype(str)) if len(df) else "no experiments yet\n")
         return 0
     finally:
         engine.close()

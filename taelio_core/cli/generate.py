@@ -8,8 +8,10 @@ from typing import TextIO
 from taelio_core.cli import EXIT_ALL_FAILED, add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError
+from taelio_core.inputs import read_prompt
 from taelio_core.router import Truncated
-from taelio_core.trace import GenerationResult, Inputs, StoryResult
+from taelio_core.story_flow import FULL, PartFinished, PartStarted, PartText, PartTruncated, StoryFinished, stream_story
+from taelio_core.trace import GenerationResult, Inputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,7 +49,7 @@ def run_generate(args: argparse.Namespace) -> int:
         info = sys.stderr if args.json else sys.stdout
         _announce(engine, sys.stderr)
         inputs = Inputs(prompt=_prompt(args), genre=args.genre, tone=args.tone, idea=args.idea)
-        if args.task == "full":
+        if args.task == FULL:
             return _run_full(engine, args, inputs, info)
         if args.task not in engine.policy.tasks:
             raise InputError(f"--task: unknown task '{args.task}' (tasks: {', '.join(engine.policy.tasks)}, full)",
@@ -61,7 +63,7 @@ def run_generate(args: argparse.Namespace) -> int:
             print_trace(result, sys.stdout, text_shown=args.stream)
         if result.status == "failed":
             raise AllProvidersFailed(result.error or "every provider failed", attempts=result.attempts)
-        return 0
+        return result.exit_code  # a cut answer no later entry completed is 3, not 0
     finally:
         engine.close()
 
@@ -86,32 +88,37 @@ def _one(engine, args, task: str, inputs: Inputs, info: TextIO, parent_id: str |
 
 
 def _run_full(engine, args: argparse.Namespace, inputs: Inputs, info: TextIO) -> int:  # noqa: ANN001
-    import uuid
-    from dataclasses import replace
-    parent_id = uuid.uuid4().hex
-    if not args.json and args.stream:
-        info.write("--- idea ---\n")
-    idea = _one(engine, args, "idea", inputs, info, parent_id)
-    _raise_if_rejected(idea)
+    """The core's story flow: with ``--stream`` each part's heading, then its text as it arrives, then its trace."""
     story = None
-    if idea.ok:
-        if not args.json and args.stream:
-            info.write("--- story ---\n")
-        story = _one(engine, args, "story", replace(inputs, idea=idea.text), info, parent_id)
-        _raise_if_rejected(story)
-    doc = StoryResult(parent_id=parent_id, idea=idea, story=story)
+    for event in stream_story(engine.router, args.tier, inputs, provider=args.provider):
+        if isinstance(event, PartStarted) and args.stream:
+            info.write(f"=== {event.task} ===\n")
+        elif isinstance(event, PartText) and args.stream:
+            info.write(event.text)
+            info.flush()
+        elif isinstance(event, PartTruncated) and args.stream:
+            info.write(f"\n[{event.sentence}]\n")
+        elif isinstance(event, PartFinished):
+            if args.stream:
+                info.write("\n")
+            if not args.json:
+                if not args.stream:
+                    sys.stdout.write(f"=== {event.task} ===\n")
+                print_trace(event.result, sys.stdout, text_shown=args.stream)
+        elif isinstance(event, StoryFinished):
+            story = event.result
+    assert story is not None
+    for part in story.parts:
+        _raise_if_rejected(part)
     if args.json:
-        emit_json({"parent_id": parent_id, "idea": idea.as_dict(), "story": story.as_dict() if story else None})
+        emit_json(story.as_dict())
         args._json_written = True
     else:
-        sys.stdout.write("=== idea ===\n")
-        print_trace(idea, sys.stdout, text_shown=args.stream)
-        if story is not None:
-            sys.stdout.write("=== story ===\n")
-            print_trace(story, sys.stdout, text_shown=args.stream)
-    if not doc.ok:
-        failed = story if story is not None else idea
-        raise AllProvidersFailed(failed.error or "every provider failed", attempts=failed.attempts)
+        sys.stdout.write(f"=== total ===\ncost {money(story.cost_usd)}; latency {story.latency_ms:.0f} ms; "
+                         f"{story.input_tokens} in / {story.output_tokens} out tokens; parent {story.parent_id}\n")
+    if not story.ok:
+        failed = next((p for p in story.parts if not p.ok), story.idea)
+        raise AllProvidersFailed(story.error or "every provider failed", attempts=failed.attempts)
     return 0
 
 
@@ -120,11 +127,9 @@ def _prompt(args: argparse.Namespace) -> str:
         return args.prompt
     try:
         if args.prompt_file == "-":
-            return sys.stdin.buffer.read().decode("utf-8")
+            return read_prompt(sys.stdin.buffer, "standard input")
         with open(args.prompt_file, "rb") as f:
-            return f.read().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{args.prompt_file} is not valid UTF-8 (byte {e.start + 1})", field="prompt-file") from None
+            return read_prompt(f, args.prompt_file)
     except OSError as e:
         raise InputError(f"cannot read {args.prompt_file}: {e.strerror}", field="prompt-file") from None
 

@@ -20,6 +20,7 @@ from taelio_core.errors import InputError
 from taelio_core.experiments.model import Experiment, InputRow
 from taelio_core.experiments.runner import CancelToken, Progress, RunHandle
 from taelio_core.experiments.store import ExperimentStore
+from taelio_core.formatting import money
 from taelio_core.generation import ChatRequest, GenerationSettings
 from taelio_core.router import Router
 from taelio_core.runtime import background_loop
@@ -116,7 +117,7 @@ class Judge:
                 if cancel.cancelled or state["stop"]:
                     return
                 if cap is not None and state["spent"] >= cap:
-                    state["stop"] = f"Stopped at the cost cap: ${state['spent']:.4f} spent of ${cap:.4f}."
+                    state["stop"] = f"Stopped at the cost cap: {money(state['spent'])} spent of {money(cap)}."
                     return
                 text_a, text_b = cells[(row.input_id, a)].output, cells[(row.input_id, b)].output
                 ab, ba = await asyncio.gather(self._ask(experiment, row, text_a, text_b),

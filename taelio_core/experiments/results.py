@@ -6,6 +6,7 @@ charting, NaN where a call could not be priced (never 0).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -14,7 +15,17 @@ import pandas as pd
 
 from taelio_core.experiments.model import Experiment
 from taelio_core.experiments.store import ExperimentStore
-from taelio_core.stats import BradleyTerry, PairedDifference, Verdict, bradley_terry, paired_bootstrap, verdict, wilson
+from taelio_core.stats import (
+    BradleyTerry,
+    PairedDifference,
+    Verdict,
+    bradley_terry,
+    holm,
+    paired_bootstrap,
+    sign_test,
+    verdict,
+    wilson,
+)
 
 __all__ = ["ExperimentResults", "results"]
 
@@ -49,12 +60,21 @@ class ExperimentResults:
                 "summary": clean(self.summary), "leaderboard": board, "leaderboard_source": self.leaderboard_source,
                 "pair": list(self.pair) if self.pair else None,
                 "verdict": self.verdict.text if self.verdict else None,
+                "verdict_detail": _verdict_dict(self.verdict),
                 "judge_verdict": self.judge_verdict.text if self.judge_verdict else None,
+                "judge_verdict_detail": _verdict_dict(self.judge_verdict),
                 "judge_score_difference": None if self.judge_scores is None or self.judge_scores.n == 0 else {
                     "mean_a": self.judge_scores.mean_a, "mean_b": self.judge_scores.mean_b,
                     "diff": self.judge_scores.diff, "low": self.judge_scores.low, "high": self.judge_scores.high,
                     "n": self.judge_scores.n},
                 "votes": self.n_votes, "judged_pairs": self.n_judged}
+
+
+def _verdict_dict(v: Verdict | None) -> dict[str, object] | None:
+    if v is None:
+        return None
+    return {"decided": v.decided, "leader": v.leader, "share": v.share, "p_value": v.p_value,
+            "p_adjusted": v.p_adjusted, "pairs": v.pairs, "more_votes_needed": v.more_needed}
 
 
 def results(store: ExperimentStore, experiment_id: str, *, pair: tuple[str, str] | None = None,
@@ -107,17 +127,16 @@ def results(store: ExperimentStore, experiment_id: str, *, pair: tuple[str, str]
     the_verdict = judge_verdict = scores = None
     if pair is not None:
         a, b = pair
-        la, lb = experiment.labels[a], experiment.labels[b]
-        between = votes[((votes.left_variant == a) & (votes.right_variant == b))
-                        | ((votes.left_variant == b) & (votes.right_variant == a))]
-        the_verdict = verdict(la, lb, int((between.winner == a).sum()), int((between.winner == b).sum()),
-                              int((between.choice == "tie").sum()), int((between.choice == "both_bad").sum()))
+        vote_outcomes = pd.DataFrame({"x": votes.left_variant, "y": votes.right_variant, "winner": votes.winner,
+                                      "both_bad": votes.choice == "both_bad"})
+        the_verdict = _pair_verdict(experiment, ids, vote_outcomes, pair)
         jp = judged[((judged.variant_a == a) & (judged.variant_b == b))
                     | ((judged.variant_a == b) & (judged.variant_b == a))]
         if not jp.empty:
-            ok = jp[jp.consistent]
-            judge_verdict = verdict(la, lb, int((ok.winner == a).sum()), int((ok.winner == b).sum()),
-                                    int(ok.winner.isna().sum()))
+            ok = judged[judged.consistent]
+            judge_outcomes = pd.DataFrame({"x": ok.variant_a, "y": ok.variant_b, "winner": ok.winner,
+                                           "both_bad": False})
+            judge_verdict = _pair_verdict(experiment, ids, judge_outcomes, pair)
             sa = np.where(jp.variant_a == a, jp.score_a, jp.score_b).astype(float)
             sb = np.where(jp.variant_a == a, jp.score_b, jp.score_a).astype(float)
             keep = ~(np.isnan(sa) | np.isnan(sb))
@@ -126,6 +145,30 @@ def results(store: ExperimentStore, experiment_id: str, *, pair: tuple[str, str]
                              flags=_flags(experiment, matrix, votes, judged), leaderboard=board,
                              leaderboard_source=source, pair=pair, verdict=the_verdict, judge_verdict=judge_verdict,
                              judge_scores=scores, n_votes=len(votes), n_judged=len(judged))
+
+
+def _pair_verdict(experiment: Experiment, ids: list[str], outcomes: pd.DataFrame, pair: tuple[str, str]) -> Verdict:
+    """The verdict on ``pair``, its sign test Holm-corrected over every pair of the experiment's variants.
+
+    Every pair counts in the family, voted on or not: the page lets anyone pick
+    any pair, so a winner must survive the number of pairs one could look at.
+    ``outcomes`` has one row per comparison: ``x``, ``y``, ``winner`` (NaN for a
+    tie) and ``both_bad``.
+    """
+    tallies: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+    for x, y in itertools.combinations(ids, 2):
+        rows = outcomes[((outcomes.x == x) & (outcomes.y == y)) | ((outcomes.x == y) & (outcomes.y == x))]
+        bad = int(rows.both_bad.sum())
+        tallies[(x, y)] = (int((rows.winner == x).sum()), int((rows.winner == y).sum()),
+                           int((rows.winner.isna() & ~rows.both_bad).sum()), bad)
+    keys = list(tallies)
+    adjusted = dict(zip(keys, holm([sign_test(t[0], t[1]).p_value for t in tallies.values()]), strict=True))
+    a, b = pair
+    key = (a, b) if (a, b) in tallies else (b, a)
+    wx, wy, ties, bad = tallies[key]
+    wins_a, wins_b = (wx, wy) if key == (a, b) else (wy, wx)
+    return verdict(experiment.labels[a], experiment.labels[b], wins_a, wins_b, ties, bad,
+                   p_adjusted=adjusted[key], pairs=len(keys))
 
 
 def _summary(experiment: Experiment, matrix: pd.DataFrame, votes: pd.DataFrame, judged: pd.DataFrame,

@@ -8,6 +8,9 @@
   and logging path as live traffic, logged with ``source='experiment'``.
 * A run only does what is missing: resuming skips finished cells, and
   ``retry_failed`` redoes the failed ones.
+* The expected cost comes from the variant's own answers when it has some,
+  else from the log's history of the model on the same task, else a rough
+  guess; the estimate says which, and a run reports its spend against it.
 * Before an input starts, its expected cost is reserved against the cap; an
   input that would cross the cap is not started, and the run stops there.
 * ``cancel`` stops new inputs from starting; calls already in flight finish
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -23,17 +27,36 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
+
+from taelio_core.budgets import estimate_input_tokens
 from taelio_core.errors import TaelioError
 from taelio_core.experiments.model import Cell, Experiment, InputRow, Variant
 from taelio_core.experiments.store import ExperimentStore
+from taelio_core.formatting import money
 from taelio_core.router import Router
 from taelio_core.runtime import background_loop
 from taelio_core.trace import Inputs
 
 __all__ = ["CancelToken", "CostEstimate", "ExperimentRunner", "Progress", "RunHandle"]
 
-CHARS_PER_TOKEN = 4          # rough, for estimates only; real counts come from the provider
-DEFAULT_OUTPUT_TOKENS = 400  # expected output when the log has never seen the model
+DEFAULT_OUTPUT_TOKENS = 400  # expected output when neither the experiment nor the log has seen the model
+GUESS_INPUT_RATIO = 0.75     # input tokens per budget-estimate token with no history (~4 characters a token)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Unit:
+    """What one pending cell of a variant is expected to use, and where that expectation came from."""
+
+    input_price: Decimal         # USD per input token
+    output_price: Decimal        # USD per output token
+    input_ratio: float           # actual input tokens per ``estimate_input_tokens`` token
+    output_tokens: float         # expected output tokens
+    basis: str                   # own | history | guess
+
+
+BASIS_TEXT = {"own": "this experiment's answers", "history": "the log's history of the model on this task",
+              "guess": "a rough guess (no history: about 4 characters a token, 400 output tokens)"}
 
 
 class CancelToken:
@@ -56,12 +79,24 @@ class CostEstimate:
     expected_usd: Decimal
     max_usd: Decimal             # if every answer used its max_tokens
     unpriced: tuple[str, ...]    # provider:model refs the catalogue cannot price
+    basis: tuple[tuple[str, str], ...] = ()   # (variant label, own | history | guess) for each priced variant
+
+    def basis_sentence(self) -> str:
+        """Which history the expected figure stands on, variant by variant."""
+        groups: dict[str, list[str]] = {}
+        for label, kind in self.basis:
+            groups.setdefault(kind, []).append(label)
+        parts = [f"{BASIS_TEXT[k]} for {', '.join(groups[k])}" for k in ("own", "history", "guess") if k in groups]
+        if len(groups) == 1:
+            parts = [BASIS_TEXT[next(iter(groups))]]
+        return "; ".join(parts)
 
     def sentence(self) -> str:
         if self.cells == 0:
             return "Nothing to run: every cell is done."
-        text = (f"{self.cells} calls; expected about ${self.expected_usd:.4f}, at most ${self.max_usd:.4f} "
-                "if every answer runs to its token limit")
+        text = (f"{self.cells} calls; expected about {money(self.expected_usd)}"
+                + (f" (from {self.basis_sentence()})" if self.basis else "")
+                + f", at most {money(self.max_usd)} if every answer runs to its token limit")
         if self.unpriced:
             text += f"; {', '.join(self.unpriced)} cannot be priced and are not included"
         return text + "."
@@ -80,6 +115,15 @@ class Progress:
     state: str                   # running | finished | cancelled | capped
     message: str = ""
     input_wall_ms: dict[int, float] = field(default_factory=dict, repr=False)
+    run_estimate_usd: Decimal | None = None   # what this run was expected to cost when it started
+    run_spent_usd: Decimal = Decimal(0)       # what this run has cost so far
+
+    def estimate_against_actual(self) -> str:
+        """After a run: "Spent $0.045 on this run against an estimate of $0.048." (empty before anything ran)."""
+        if self.run_estimate_usd is None or self.run_done == 0:
+            return ""
+        return (f"Spent {money(self.run_spent_usd)} on this run against an estimate of "
+                f"{money(self.run_estimate_usd)}.")
 
     @property
     def fraction(self) -> float:
@@ -105,33 +149,58 @@ class ExperimentRunner:
                 work.append((row, todo))
         return work
 
-    def _unit_costs(self, experiment: Experiment) -> dict[str, tuple[Decimal, Decimal, int] | None]:
-        """Per variant: (input $/token, output $/token, expected output tokens), None when unpriced."""
+    def _unit_costs(self, experiment: Experiment) -> dict[str, _Unit | None]:
+        """Per variant, what a pending cell is expected to use, None when unpriced.
+
+        Best basis first: the variant's own finished cells in this experiment;
+        else the log's requests for the same provider:model on the same task
+        (the demo's long stories once made an idea estimate 2.5x the spend);
+        else a rough guess.
+        """
         now = datetime.now(timezone.utc)
+        cells = self.store.cells(experiment.experiment_id)
+        rows = {r.input_id: r for r in experiment.inputs}
         seen = self.store.log.query(
-            "SELECT provider, model, avg(output_tokens) AS tokens FROM requests WHERE status = 'ok' "
-            "GROUP BY provider, model")
-        typical = {(r.provider, r.model): float(r.tokens) for r in seen.itertuples()}
-        out: dict[str, tuple[Decimal, Decimal, int] | None] = {}
+            "SELECT provider, model, avg(output_tokens) AS tokens, "
+            "sum(input_tokens) FILTER (WHERE prompt IS NOT NULL) AS tin, "
+            "sum(strlen(prompt) // 3 + 16) AS guess FROM requests "
+            "WHERE status IN ('ok', 'truncated') AND task = ? AND provider IS NOT NULL GROUP BY provider, model",
+            [experiment.task])
+        history = {(r.provider, r.model): r for r in seen.itertuples()}
+        out: dict[str, _Unit | None] = {}
         for v in experiment.variants:
             prices = self.router.pricer.unit_prices(v.provider, v.model, now)
             if prices is None:
                 out[v.variant_id] = None
                 continue
-            tokens = typical.get((v.provider, v.model), DEFAULT_OUTPUT_TOKENS)
+            done = [c for (input_id, vid), c in cells.items()
+                    if vid == v.variant_id and c.status in ("ok", "truncated") and input_id in rows]
+            h = history.get((v.provider, v.model))
+            if done:
+                guessed = sum(estimate_input_tokens(v.render(rows[c.input_id].variables, experiment.task))
+                              for c in done)
+                ratio = sum(c.input_tokens for c in done) / max(1, guessed)
+                tokens, basis = sum(c.output_tokens for c in done) / len(done), "own"
+            elif h is not None and not pd.isna(h.tokens):
+                ratio = float(h.tin) / float(h.guess) if h.guess and not pd.isna(h.guess) else GUESS_INPUT_RATIO
+                tokens, basis = float(h.tokens), "history"
+            else:
+                ratio, tokens, basis = GUESS_INPUT_RATIO, float(DEFAULT_OUTPUT_TOKENS), "guess"
             mtok = Decimal(1_000_000)
-            out[v.variant_id] = (prices[0] / mtok, prices[1] / mtok, int(min(v.settings.max_tokens, tokens)))
+            out[v.variant_id] = _Unit(input_price=prices[0] / mtok, output_price=prices[1] / mtok, input_ratio=ratio,
+                                      output_tokens=min(float(v.settings.max_tokens), tokens), basis=basis)
         return out
 
     def _cell_cost(self, experiment: Experiment, row: InputRow, variant: Variant,
-                   units: dict[str, tuple[Decimal, Decimal, int] | None]) -> tuple[Decimal, Decimal]:
+                   units: dict[str, _Unit | None]) -> tuple[Decimal, Decimal]:
         unit = units[variant.variant_id]
         if unit is None:
             return Decimal(0), Decimal(0)
-        request = variant.render(row.variables, experiment.task)
-        tokens_in = (len(request.system) + len(request.user)) // CHARS_PER_TOKEN + 1
-        expected = tokens_in * unit[0] + unit[2] * unit[1]
-        worst = tokens_in * unit[0] + variant.settings.max_tokens * unit[1]
+        budget_tokens = estimate_input_tokens(variant.render(row.variables, experiment.task))
+        expected_in = Decimal(str(round(budget_tokens * unit.input_ratio, 1)))
+        expected = expected_in * unit.input_price + Decimal(str(round(unit.output_tokens, 1))) * unit.output_price
+        # The worst case stays the budget guard's deliberately high guess at the token limit.
+        worst = budget_tokens * unit.input_price + variant.settings.max_tokens * unit.output_price
         return expected, worst
 
     def estimate(self, experiment_id: str, *, retry_failed: bool = False) -> CostEstimate:
@@ -144,7 +213,9 @@ class ExperimentRunner:
                 e, w = self._cell_cost(experiment, row, v, units)
                 expected, worst, cells = expected + e, worst + w, cells + 1
         unpriced = tuple(v.ref for v in experiment.variants if units[v.variant_id] is None)
-        return CostEstimate(cells=cells, expected_usd=expected, max_usd=worst, unpriced=unpriced)
+        basis = tuple((v.label, unit.basis) for v in experiment.variants
+                      if (unit := units[v.variant_id]) is not None)
+        return CostEstimate(cells=cells, expected_usd=expected, max_usd=worst, unpriced=unpriced, basis=basis)
 
     # ---- running ---------------------------------------------------------------------------
     async def arun(self, experiment_id: str, *, concurrency: int | None = None, cost_cap: Decimal | None = None,
@@ -164,6 +235,7 @@ class ExperimentRunner:
         status = {"done": sum(c.ok for c in existing.values()),
                   "failed": sum(not c.ok for c in existing.values())}
         spent = await asyncio.to_thread(self.store.spent, experiment_id)
+        run_estimate = sum((self._cell_cost(experiment, row, v, units)[0] for row, vs in work for v in vs), Decimal(0))
         ledger = {"spent": spent, "reserved": Decimal(0), "run_done": 0}
         walls: dict[int, float] = {}
         stop: dict[str, str] = {}
@@ -174,7 +246,8 @@ class ExperimentRunner:
             eta = elapsed / done * (run_total - done) if done and state == "running" else None
             return Progress(total=total, done=status["done"], failed=status["failed"], run_total=run_total,
                             run_done=done, elapsed_s=elapsed, eta_s=eta, spent_usd=ledger["spent"], state=state,
-                            message=message, input_wall_ms=dict(walls))
+                            message=message, input_wall_ms=dict(walls), run_estimate_usd=run_estimate,
+                            run_spent_usd=ledger["spent"] - spent)
 
         semaphore = asyncio.Semaphore(limit)
 
@@ -184,7 +257,7 @@ class ExperimentRunner:
                     return
                 expected = sum((self._cell_cost(experiment, row, v, units)[0] for v in variants), Decimal(0))
                 if cap is not None and ledger["spent"] + ledger["reserved"] + expected > cap:
-                    stop["capped"] = (f"Stopped at the cost cap: ${ledger['spent']:.4f} spent of ${cap:.4f}; "
+                    stop["capped"] = (f"Stopped at the cost cap: {money(ledger['spent'])} spent of {money(cap)}; "
                                       "the next input would cross it. Raise the cap to go on.")
                     return
                 ledger["reserved"] += expected
@@ -218,6 +291,9 @@ class ExperimentRunner:
             failed = status["failed"]
             final = progress("finished", "All cells done." if not failed else
                              f"Done; {failed} cell{'s' if failed != 1 else ''} failed and can be retried.")
+        against = final.estimate_against_actual()
+        if against:
+            final = dataclasses.replace(final, message=f"{final.message} {against}")
         if on_progress is not None:
             on_progress(final)
         return final

@@ -15,9 +15,9 @@ from typing import Any
 
 import anthropic
 
-from taelio_core.errors import BadResponse, ContentBlocked, ProviderError
+from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, UnexpectedError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
-from taelio_core.providers.base import LoopLocal, Provider, close_quietly
+from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
 from taelio_core.providers.registry import find_kind
 from taelio_core.providers.transport import (
     connection_failure,
@@ -37,7 +37,8 @@ ERROR_TYPE_STATUS = {"invalid_request_error": 400, "authentication_error": 401, 
                      "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
 
 
-def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool = False) -> ProviderError:
+def map_error(exc: BaseException, *, provider: str, model: str,
+              streaming: bool = False) -> ProviderError | UnexpectedError:
     """Every exception the ``anthropic`` SDK (or its transport) raises, as one ``ProviderError`` subclass."""
     if isinstance(exc, ProviderError):
         return exc
@@ -151,17 +152,29 @@ class AnthropicProvider(Provider):
                     delta_usage = event.usage
                     output_tokens = event.usage.output_tokens if event.usage is not None else output_tokens
         except Exception as e:  # noqa: BLE001
-            raise map_error(e, provider=self.name, model=model, streaming=received) from e
+            error = map_error(e, provider=self.name, model=model, streaming=received)
+            raise billed(error, _reported(start_usage, delta_usage, output_tokens)) from e
         finally:
             await close_quietly(events)
-        self._check_stop(model, stop, "".join(parts))
+        try:
+            self._check_stop(model, stop, "".join(parts))
+        except ProviderError as error:
+            raise billed(error, _reported(start_usage, delta_usage, output_tokens)) from None
         yield StreamEnd(usage=_stream_usage(start_usage, delta_usage, output_tokens), finish_reason=stop or "",
                         response_model=response_model or model)
+
+    async def warm(self) -> None:
+        self._clients.get()
 
     async def aclose(self) -> None:
         client = self._clients.discard()
         if client is not None:
             await client.close()
+
+
+def _reported(start: Any, delta: Any, output_tokens: int | None) -> Usage | None:
+    """What a stream cut short had reported (``message_start`` carries the input side): None before that."""
+    return _stream_usage(start, delta, output_tokens) if start is not None else None
 
 
 def _stream_usage(start: Any, delta: Any, output_tokens: int | None) -> Usage:

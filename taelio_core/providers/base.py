@@ -13,12 +13,13 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
-from taelio_core.errors import BadResponse, register_secret
+from taelio_core.errors import BadResponse, ProviderError, register_secret
+from taelio_core.redaction import register_url_secrets, safe_url
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 
-__all__ = ["Availability", "LoopLocal", "Provider", "close_quietly"]
+__all__ = ["Availability", "LoopLocal", "Provider", "billed", "close_quietly"]
 
 C = TypeVar("C")
 
@@ -43,6 +44,7 @@ class Provider(ABC):
         self.name = name
         self._api_key = api_key
         register_secret(api_key)  # whatever its shape, no error message may show it
+        register_url_secrets(base_url)  # a password or ?key= in the URL, likewise
         self.base_url = base_url
         self.key_required = key_required
         self.key_env = key_env
@@ -50,7 +52,7 @@ class Provider(ABC):
     simulated: bool = False
 
     def __repr__(self) -> str:  # never shows the key
-        return f"<{type(self).__name__} {self.name!r} base_url={self.base_url!r}>"
+        return f"<{type(self).__name__} {self.name!r} base_url={safe_url(self.base_url)!r}>"
 
     @property
     def has_key(self) -> bool:
@@ -64,10 +66,11 @@ class Provider(ABC):
 
     @property
     def host(self) -> str | None:
-        """The base URL's host, safe to show (no key, no path)."""
+        """The base URL's host and port, safe to show (no userinfo, no path, no query)."""
         if not self.base_url:
             return None
-        return urlparse(self.base_url).netloc or self.base_url
+        shown = safe_url(self.base_url)
+        return urlsplit(shown).netloc or shown
 
     @abstractmethod
     async def complete(self, model: str, request: ChatRequest) -> Completion:
@@ -79,6 +82,10 @@ class Provider(ABC):
 
         A stream that stops without a finish reason raises ``BadResponse``.
         """
+
+    async def warm(self) -> None:
+        """Make this event loop's SDK client now, before an attempt's timer starts: a slow first client setup
+        (SSL context, connection pool) on a loaded machine is not the provider's timeout."""
 
     async def aclose(self) -> None:
         """Release clients. Safe to call more than once."""
@@ -104,6 +111,13 @@ async def chunked(completion: Completion, *, size: int = 3) -> AsyncIterator[Str
         yield TextDelta(text=piece if i == 0 else " " + piece)
     yield StreamEnd(usage=completion.usage, finish_reason=completion.finish_reason,
                     response_model=completion.response_model)
+
+
+def billed(error: BaseException, usage: Usage | None) -> BaseException:
+    """``error`` carrying the usage the provider reported before a stream broke (it bills that much), if any."""
+    if isinstance(error, ProviderError) and usage is not None and (usage.input_tokens or usage.output_tokens):
+        error.usage = usage
+    return error
 
 
 async def close_quietly(stream: Any) -> None:

@@ -19,9 +19,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError
+from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError, UnexpectedError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
-from taelio_core.providers.base import LoopLocal, Provider, close_quietly
+from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
 from taelio_core.providers.registry import find_kind
 from taelio_core.providers.transport import (
     async_transport,
@@ -43,7 +43,8 @@ _RPC_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANG
                "DATA_LOSS": 500, "UNIMPLEMENTED": 501, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504}
 
 
-def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool = False) -> ProviderError:
+def map_error(exc: BaseException, *, provider: str, model: str,
+              streaming: bool = False) -> ProviderError | UnexpectedError:
     """Every exception ``google-genai`` (or the raw ``httpx2`` under it) raises, as one ``ProviderError`` subclass."""
     if isinstance(exc, ProviderError):
         return exc
@@ -63,6 +64,8 @@ def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool 
         if status:
             return error_for_status(status, provider=provider, model=model, detail=message, retry_after=retry_after)
         return BadResponse(f"{at} reported an error: {message or 'no details'}.", **kw)
+    if isinstance(exc, genai_errors.ContinuationInterruptedError):  # a response that broke off after progress
+        return BadResponse(f"{at} broke off the answer after it had begun.", **kw)
     # Left: the raw httpx2 errors google-genai lets escape, unparseable bodies (UnknownApiResponseError and
     # pydantic's ValidationError are ValueErrors), anything else.
     return other_failure(exc, provider=provider, model=model, streaming=streaming)
@@ -201,14 +204,20 @@ class GeminiProvider(Provider):
                 if text:
                     parts.append(text)
                     yield TextDelta(text=text)
-        except ProviderError:
-            raise
+        except ProviderError as error:
+            raise billed(error, usage)
         except Exception as e:  # noqa: BLE001
-            raise map_error(e, provider=self.name, model=model, streaming=received) from e
+            raise billed(map_error(e, provider=self.name, model=model, streaming=received), usage) from e
         finally:
             await close_quietly(chunks)
-        self._finish(model, finish, "".join(parts))
+        try:
+            self._finish(model, finish, "".join(parts))
+        except ProviderError as error:
+            raise billed(error, usage) from None
         yield StreamEnd(usage=usage, finish_reason=finish, response_model=response_model or model)
+
+    async def warm(self) -> None:
+        self._clients.get()
 
     async def aclose(self) -> None:
         client = self._clients.discard()

@@ -17,9 +17,9 @@ from typing import Any
 
 import openai
 
-from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited
+from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited, UnexpectedError
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
-from taelio_core.providers.base import LoopLocal, Provider, close_quietly
+from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
 from taelio_core.providers.registry import find_kind
 from taelio_core.providers.transport import (
     connection_failure,
@@ -36,7 +36,8 @@ __all__ = ["OpenAIProvider", "map_error"]
 BLOCKED_FINISH = frozenset({"content_filter"})
 
 
-def map_error(exc: BaseException, *, provider: str, model: str, streaming: bool = False) -> ProviderError:
+def map_error(exc: BaseException, *, provider: str, model: str,
+              streaming: bool = False) -> ProviderError | UnexpectedError:
     """Every exception the ``openai`` SDK (or its transport) raises, as one ``ProviderError`` subclass."""
     if isinstance(exc, ProviderError):
         return exc
@@ -112,7 +113,7 @@ class OpenAIProvider(Provider):
         return {"model": model, "messages": messages, self.max_tokens_param: request.settings.max_tokens,
                 "temperature": request.settings.temperature, "timeout": request.settings.timeout_s}
 
-    def _error(self, exc: BaseException, model: str, *, streaming: bool = False) -> ProviderError:
+    def _error(self, exc: BaseException, model: str, *, streaming: bool = False) -> ProviderError | UnexpectedError:
         return map_error(exc, provider=self.name, model=model, streaming=streaming)
 
     async def complete(self, model: str, request: ChatRequest) -> Completion:
@@ -168,11 +169,17 @@ class OpenAIProvider(Provider):
                     if choice.finish_reason:
                         finish = choice.finish_reason
         except Exception as e:  # noqa: BLE001
-            raise self._error(e, model, streaming=received) from e
+            raise billed(self._error(e, model, streaming=received), usage) from e
         finally:
             await close_quietly(events)
-        self._check_finish(model, finish, "".join(parts))
+        try:
+            self._check_finish(model, finish, "".join(parts))
+        except ProviderError as error:
+            raise billed(error, usage) from None
         yield StreamEnd(usage=usage or Usage(), finish_reason=finish or "", response_model=response_model or model)
+
+    async def warm(self) -> None:
+        self._clients.get()
 
     async def aclose(self) -> None:
         client = self._clients.discard()

@@ -7,6 +7,12 @@ escape; every SDK lets a stream that breaks mid-body raise a raw
 exception classes and hands status codes and transport errors to this
 module, so an HTTP 503 or a refused connection means the same thing
 whichever SDK saw it. Only this module imports ``httpx2``.
+
+An exception that none of this knows (not an SDK error, not a transport
+error, not a parse error) is not turned into a provider fault: it becomes an
+``UnexpectedError`` around the original, which breakers ignore and the
+attempt runner logs with its traceback (the httpx way: map what you know,
+let the rest show).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from taelio_core.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    UnexpectedError,
 )
 
 __all__ = ["connection_failure", "detail_of", "error_body", "error_for_status", "map_transport_error", "other_failure",
@@ -113,11 +120,13 @@ def map_transport_error(exc: BaseException, *, provider: str, model: str,
     """
     at = where(provider, model)
     kw: dict[str, Any] = {"provider": provider, "model": model}
+    if isinstance(exc, httpx2.ConnectTimeout | httpx2.PoolTimeout):
+        return _never_sent(ProviderTimeout(f"{at} timed out connecting (never sent).", **kw))
     if isinstance(exc, httpx2.TimeoutException):
-        what = "connecting" if isinstance(exc, httpx2.ConnectTimeout) else "waiting for an answer"
-        return ProviderTimeout(f"{at} timed out {what}.", **kw)
+        return ProviderTimeout(f"{at} timed out waiting for an answer.", **kw)
     if isinstance(exc, httpx2.ConnectError):
-        return ProviderUnavailable(f"{at} could not be reached (connection refused or failed).", **kw)
+        return _never_sent(ProviderUnavailable(f"{at} could not be reached (connection refused or failed; "
+                                               "never sent).", **kw))
     if streaming and isinstance(exc, httpx2.NetworkError | httpx2.RemoteProtocolError):
         return BadResponse(f"{at} cut the stream off before it finished.", **kw)
     if isinstance(exc, httpx2.NetworkError | httpx2.RemoteProtocolError | httpx2.ProxyError):
@@ -132,6 +141,11 @@ def map_transport_error(exc: BaseException, *, provider: str, model: str,
                   | httpx2.CookieConflict | httpx2.HTTPError):
         return BadResponse(f"{at} sent a response that could not be read ({type(exc).__name__}).", **kw)
     return None
+
+
+def _never_sent(error: ProviderError) -> ProviderError:
+    error.sent = False
+    return error
 
 
 def error_body(exc: BaseException) -> dict:
@@ -162,17 +176,22 @@ def connection_failure(exc: BaseException, *, timed_out: bool, provider: str, mo
 
 
 def other_failure(exc: BaseException, *, provider: str, model: str, streaming: bool = False,
-                  client_errors: type[BaseException] | tuple[type[BaseException], ...] = ()) -> ProviderError:
+                  client_errors: type[BaseException] | tuple[type[BaseException], ...] = ()
+                  ) -> ProviderError | UnexpectedError:
     """What is left once an adapter has mapped its SDK's API errors: transport errors, unparseable
-    responses, the SDK's client-side errors (``client_errors``: missing credentials and the like), anything else."""
+    responses (``ValueError``: JSON, pydantic and the SDKs' parse errors), the SDK's client-side errors
+    (``client_errors``: missing credentials and the like); anything else is an ``UnexpectedError``."""
     at = where(provider, model)
     kw: dict[str, Any] = {"provider": provider, "model": model}
     transport = map_transport_error(exc, provider=provider, model=model, streaming=streaming)
     if transport is not None:
         return transport
-    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
+    if isinstance(exc, ValueError):
         # json.JSONDecodeError, pydantic.ValidationError and the SDKs' parse errors are ValueErrors.
         return BadResponse(f"{at} sent a malformed response ({type(exc).__name__}).", http_status=200, **kw)
     if client_errors and isinstance(exc, client_errors):
         return BadRequest(f"{at} could not be called ({type(exc).__name__}): {detail_of(exc)}.", **kw)
-    return BadResponse(f"{at} failed with an unexpected {type(exc).__name__}.", **kw)
+    # KeyError, TypeError, AttributeError... from our own code (or an SDK that changed): a bug, not the provider.
+    error = UnexpectedError(f"unexpected {type(exc).__name__} in Taelio's {provider} adapter", **kw)
+    error.__cause__ = exc
+    return error

@@ -74,6 +74,9 @@ class ArmRun:
         return len(self.requests) / self.wall_s if self.wall_s > 0 else math.inf
 
 
+UNUSUAL_TRACES = 3
+
+
 class _CompactSink:
     """The router's ``CallSink`` for the sandbox: one tuple per request and attempt, no database."""
 
@@ -84,6 +87,7 @@ class _CompactSink:
         self.attempts: list[tuple] = []
         self.traces: list[dict[str, object]] = []
         self.sample = sample
+        self.unusual: dict[str, int] = {}     # traces kept per status other than ok (see record)
 
     def record(self, result: GenerationResult) -> None:
         i = CURRENT_REQUEST.get().index
@@ -106,7 +110,12 @@ class _CompactSink:
                               result.model, result.latency_ms, result.ttft_ms, cost, unpriced,
                               len(result.attempts), depth, len(result.skipped), tokens_in, tokens_out,
                               result.routing_reason))
-        if i in self.sample:
+        # The sample is drawn before the run, so it rarely holds a failure: the first few requests of each
+        # status other than ok are kept too, so the traces show how requests fail, not only that they work.
+        unusual = result.status != "ok" and self.unusual.get(result.status, 0) < UNUSUAL_TRACES
+        if unusual:
+            self.unusual[result.status] = self.unusual.get(result.status, 0) + 1
+        if i in self.sample or unusual:
             trace = result.as_dict()
             trace["i"], trace["arrival_s"] = i, float(self.arrival[i])
             self.traces.append(trace)

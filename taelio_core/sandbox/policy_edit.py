@@ -21,7 +21,7 @@ from taelio_core.errors import ConfigError
 from taelio_core.policy import RoutingPolicy, _PolicyModel, parse_policy
 
 __all__ = ["apply_chain_table", "apply_settings_table", "chain_table", "policy_from_toml", "policy_to_toml",
-           "settings_sections", "settings_table"]
+           "renamed", "settings_sections", "settings_table"]
 
 # Sections edited elsewhere (chains, tasks) or not routing settings at all.
 _STRUCTURE = {"name", "description", "providers", "tasks", "tiers", "routes", "pricing", "simulator"}
@@ -35,6 +35,15 @@ def policy_from_toml(text: str, *, source: str = "imported policy") -> RoutingPo
 def policy_to_toml(policy: RoutingPolicy) -> str:
     """Export: the policy's TOML, ready to save as a file and use live."""
     return policy.text
+
+
+def renamed(policy: RoutingPolicy, name: str, *, source: str = "policy B") -> RoutingPolicy:
+    """``policy`` under another name (validated like any policy name), e.g. a candidate copied from A."""
+    if name == policy.name:
+        return policy
+    raw = _raw(policy)
+    raw["name"] = name
+    return _rebuild(raw, policy, source)
 
 
 def _raw(policy: RoutingPolicy) -> dict[str, Any]:

@@ -142,9 +142,12 @@ def compare(a_runs: Sequence[ArmRun], b_runs: Sequence[ArmRun], policy_a: Routin
             delta = float(np.mean(finite)) if finite else math.nan
             low = float(min(finite)) if finite else math.nan
             high = float(max(finite)) if finite else math.nan
+            # Noise: how far one policy's own figure moves from seed to seed. A difference no larger than
+            # that (or a per-seed band that holds zero) is "same", even if every seed leans one way.
+            noise = max(_spread(a_vals), _spread(b_vals))
             if not finite or metric == "requests" or (low <= 0 <= high and len(finite) > 1):
                 verdict = "same" if finite else ""
-            elif delta == 0:
+            elif delta == 0 or abs(delta) <= noise:
                 verdict = "same"
             else:
                 verdict = "B better" if (delta > 0) == higher_better else "A better"
@@ -159,6 +162,11 @@ def _get(frame: pd.DataFrame, tier: str, metric: str) -> float:
         return math.nan
     value = frame.at[tier, metric]
     return math.nan if value is None else float(value)
+
+
+def _spread(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(max(finite) - min(finite)) if len(finite) > 1 else 0.0
 
 
 def _nanmean(values: list[float]) -> float:

@@ -1,6 +1,7 @@
 """The Compare page in AppTest: create, run, vote, leaderboard, verdict; errors; safe output."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -8,15 +9,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from taelio_core.experiments import Cell
-from tests.app.conftest import FIVE_ROWS, ROOT
+from tests.app.conftest import FIVE_ROWS, make_app, open_page
 from ui.compare import experiments
 
-PAGE = str(ROOT / "pages" / "compare.py")
-
-
 def _page() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.run()
+    """The Compare page inside the whole app (its shell and navigation), as a user opens it."""
+    at = open_page(make_app(), "compare")
     assert not at.exception, at.exception
     return at
 
@@ -52,7 +50,8 @@ def test_the_whole_flow_create_run_vote_leaderboard_verdict(page_env: Path) -> N
     assert any("Created Terse vs default" in s.value and "2 variants × 5 inputs" in s.value for s in at.success)
     assert any("Estimate: 10 calls" in c.value for c in at.caption)
     _run_to_completion(at)
-    assert any(s.value == "All cells done." for s in at.success)
+    done = [s.value for s in at.success if s.value.startswith("All cells done.")]
+    assert done and " on this run against an estimate of $" in done[0]
     ex = experiments()
     eid = at.session_state["compare_experiment"]
     cells = ex.store.cells(eid)
@@ -78,7 +77,7 @@ def test_the_whole_flow_create_run_vote_leaderboard_verdict(page_env: Path) -> N
     assert len(verdicts) == 1 and ("n = 6" in verdicts[0])
     assert len(at.dataframe) >= 1
     board = at.dataframe[0].value
-    assert set(board.Variant) == labels and board["Wins"].sum() == 6
+    assert set(board.Variant) == labels and board["Wins"].astype(int).sum() == 6
     assert at.get("plotly_chart"), "the quality-vs-cost chart is drawn"
 
 
@@ -270,3 +269,41 @@ def test_a_new_experiment_is_selected_and_runnable_after_create(page_env: Path) 
     assert _picker(at).value == newest
     assert not at.button(key="run_start").disabled
     assert not any("Nothing to run" in c.value for c in at.caption)
+
+
+def test_the_matrix_shows_formatted_numbers_and_every_variant_best_rated_first(page_env: Path) -> None:
+    at = _page()
+    at.number_input(key="new_count").set_value(3)
+    at.run()
+    at.text_input(key="new_label_0").set_value("alpha")
+    at.text_input(key="new_label_1").set_value("beta")
+    at.text_input(key="new_label_2").set_value("zeta")
+    at.radio(key="new_kind").set_value("Paste CSV")
+    at.run()
+    at.text_area(key="new_csv_text").set_value(FIVE_ROWS)
+    at.button(key="new_create").click()
+    at.run()
+    _run_to_completion(at)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    for input_id in range(1, 6):                  # zeta beats both, beta beats alpha
+        ex.store.add_vote(eid, input_id, "v3", "v1", "left")
+        ex.store.add_vote(eid, input_id, "v3", "v2", "left")
+        ex.store.add_vote(eid, input_id, "v2", "v1", "left")
+    at.session_state["compare_tab"] = "Matrix"
+    at.run()
+    matrix, per_variant = at.dataframe[0].value, at.dataframe[1].value
+    assert list(matrix.columns) == ["Prompt", "Votes", "zeta", "beta", "alpha"]   # not alphabetical
+    assert list(per_variant.Variant) == ["zeta", "beta", "alpha"]
+    for value in per_variant["Mean latency"]:
+        assert re.fullmatch(r"[\d,]+ ms", value), value
+    for value in per_variant["Cost per call"]:
+        assert re.fullmatch(r"\$0\.\d{2,}|\$\d+\.\d\d", value) and len(value.split(".")[1].lstrip("0")) <= 3, value
+    assert per_variant["Errors"].tolist() == ["0.0%"] * 3
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    board, prob = at.dataframe[0].value, at.dataframe[1].value
+    assert list(board.Variant) == ["zeta", "beta", "alpha"] and list(prob.columns) == ["zeta", "beta", "alpha"]
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert '"showlegend"' not in chart or '"showlegend":false' not in chart.replace(" ", "")
+    assert '"mode":"markers+text"' not in chart.replace(" ", ""), "labels beside points overlap near $0"

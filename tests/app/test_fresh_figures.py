@@ -15,7 +15,7 @@ from taelio_core.calllog import DuckDBCallLog
 from tests.app.conftest import make_app, metric, open_page
 from tests.seeded_log import build_results
 from ui import engine as ui_engine
-from ui.text import money
+from ui.text import fmt_pct, money
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -49,4 +49,4 @@ def test_a_request_logged_elsewhere_shows_up_on_costs_and_health(seeded_app):
     at.switch_page("pages/health.py")
     at.run()
     pro = [r for r in seeded_app.results + more if r.tier == "pro"]
-    assert metric(at, "pro") == f"{sum(1 for r in pro if r.fallback_depth > 0) / len(pro):.1%}"
+    assert metric(at, "pro") == fmt_pct(sum(1 for r in pro if r.fallback_depth > 0) / len(pro))

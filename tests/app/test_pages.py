@@ -11,7 +11,7 @@ import pytest
 
 from taelio_core.calllog import DuckDBCallLog
 from tests.app.conftest import FAILING_FIRST_POLICY, failing_first_policy, make_app, metric, open_page
-from ui.text import money
+from ui.text import fmt_pct, money
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -43,7 +43,7 @@ def test_health_fallback_rate_matches_the_seeded_data(seeded_app):
     for tier in ("free", "pro", "admin"):
         mine = [r for r in seeded_app.results if r.tier == tier]
         fell = sum(1 for r in mine if r.fallback_depth > 0)
-        assert metric(at, tier) == f"{fell / len(mine):.1%}"
+        assert metric(at, tier) == fmt_pct(fell / len(mine))      # the one percentage format: "21.7 %"
     table = at.dataframe[0].value.set_index("provider")
     assert list(table.index) == ["gemini", "openai", "anthropic"]
     assert set(table["key"]) == {"simulated (demo)"}
@@ -94,6 +94,28 @@ def test_generate_shows_the_fallback_attempt_when_the_first_entry_fails(tmp_path
     at.selectbox(key="gen_reopen").set_value(0).run()   # ...and comes back from the session's list
     reopened = at.dataframe[0].value
     assert list(reopened["provider:model"]) == ["alpha:a-1", "beta:b-1"]
+
+
+def test_generate_full_flow_shows_both_parts_and_their_combined_total(tmp_path: Path, monkeypatch):
+    policy = tmp_path / "apptest.toml"
+    policy.write_text(FAILING_FIRST_POLICY + '\n[pricing."beta:b-1"]\ninput_per_mtok = 3\noutput_per_mtok = 15\n')
+    monkeypatch.setenv("TAELIO_POLICY", str(policy))
+    monkeypatch.setenv("DATABASE_URL", str(tmp_path / "gen.duckdb"))
+    at = open_page(make_app(), "generate")
+    assert at.session_state["gen_task"] == "full"          # the full flow is the default task
+    at.text_area(key="gen_prompt").input("A lighthouse")
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.dataframe) == 2                           # one trace per part
+    with DuckDBCallLog(tmp_path / "gen.duckdb") as log:
+        rows = log.query("SELECT parent_id, input_tokens, output_tokens, cost_usd FROM requests")
+    assert len(rows) == 2 and rows["parent_id"].nunique() == 1
+    tokens = f"{int(rows['input_tokens'].sum()):,} / {int(rows['output_tokens'].sum()):,}"
+    assert metric(at, "Tokens in / out") == tokens
+    assert rows["cost_usd"].notna().all()
+    assert metric(at, "Cost") == money(sum((Decimal(str(c)) for c in rows["cost_usd"]), Decimal(0)))
+    assert metric(at, "Latency").endswith(("ms", "s"))
+    assert any(rows["parent_id"].iloc[0] in c.value for c in at.caption)
 
 
 def test_generate_every_provider_failed_is_one_sentence_with_the_trace(tmp_path: Path, monkeypatch):

@@ -75,6 +75,7 @@ def test_one_generation_in_demo_mode_shows_the_trace(server, page, screenshots: 
     _no_exception(page)
     main = page.locator('[data-testid="stMain"]').inner_text()
     assert "[simulated" in main and "Routing trace: idea" in main
+    assert "Total for the full flow" in main and "under parent id" in main
     assert "served by" in main and "Chain for tier" in main
     assert main.count("request ") >= 2
     screenshot(page, screenshots / "generate-trace.png")

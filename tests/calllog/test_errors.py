@@ -35,7 +35,7 @@ def one_result(seed: int = 3):
         return e.result
 
 
-@pytest.mark.parametrize("url", ["postgres://db/taelio", "sqlite:///x.db", "mysql://root@localhost/x"])
+@pytest.mark.parametrize("url", ["oracle://db/taelio", "sqlite:///x.db", "mysql://root@localhost/x"])
 def test_database_url_with_an_unknown_scheme(url: str) -> None:
     settings = load_settings(env={"DATABASE_URL": url})
     with pytest.raises(ConfigError) as caught:

@@ -74,8 +74,23 @@ def test_generate_full_streams_idea_then_story(tmp_path: Path) -> None:
     doc = json.loads(out.stdout)
     assert doc["idea"]["status"] == "ok" and doc["story"]["status"] == "ok"
     assert doc["idea"]["parent_id"] == doc["story"]["parent_id"]
-    # streamed text went to stderr, in order
-    assert out.stderr.index(doc["idea"]["text"][:30]) < out.stderr.index(doc["story"]["text"][:30])
+    # streamed text went to stderr, in order, each part's heading before its text
+    err = out.stderr
+    assert (err.index("=== idea ===") < err.index(doc["idea"]["text"][:30]) < err.index("=== story ===")
+            < err.index(doc["story"]["text"][:30]))
+    total = doc["total"]
+    assert total["input_tokens"] == doc["idea"]["input_tokens"] + doc["story"]["input_tokens"]
+    assert total["cost_usd"] == pytest.approx(doc["idea"]["cost_usd"] + doc["story"]["cost_usd"])
+
+
+def test_generate_full_without_json_prints_each_heading_before_its_text_and_the_total(tmp_path: Path) -> None:
+    out = taelio("--db", str(tmp_path / "x.duckdb"), "generate", "--task", "full", "--tier", "free",
+                 "--prompt", "A lighthouse", "--stream")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    idea_at, story_at, total_at = text.index("=== idea ==="), text.index("=== story ==="), text.index("=== total ===")
+    assert idea_at < text.index("[simulated", idea_at) < text.index("status ok", idea_at) < story_at < total_at
+    assert text.count("[simulated") == 2 and "tokens; parent " in text[total_at:]
 
 
 def test_bad_input_is_one_sentence_exit_2(tmp_path: Path) -> None:

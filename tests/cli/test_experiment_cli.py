@@ -1,8 +1,10 @@
 """``taelio experiment``: create, run, status, results, list, with and without --json."""
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +69,7 @@ def test_the_whole_flow_in_json(fast_policy: Path, tmp_path: Path, capsys) -> No
     assert [r["label"] for r in res["summary"]] == ["openai:gpt-4.1", "brief"]
     assert res["leaderboard_source"] == "judge" and res["judge_verdict"]
     code, out, _ = _cli(base + ["results", eid], capsys)
-    assert "leaderboard (Bradley-Terry on judge, 95% CI)" in out and "votes: Not enough evidence yet" in out
+    assert "Ratings: Bradley-Terry on judge, Elo scale, 95% CI." in out and "votes: Not decided yet" in out
     # a second experiment from the saved set; rerunning the first does nothing
     code, out, _ = _cli(base + ["create", "--name", "again", "--variant", "openai:gpt-4.1", "--variant",
                                 "anthropic:claude-haiku-4-5", "--set", "three", "--json"], capsys)
@@ -109,3 +111,53 @@ def test_the_installed_entry_point_runs_the_command(fast_policy: Path, tmp_path:
                            "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["inputs"] == 1
+
+
+def _ran(tmp_path: Path, capsys, monkeypatch) -> tuple[list[str], str]:  # noqa: ANN001
+    """A two-variant experiment run in demo mode: the simulator stands in, priced as the real models."""
+    priced = tmp_path / "priced.toml"
+    priced.write_text(fast_current_policy_text())
+    monkeypatch.setenv("TAELIO_MODE", "demo")
+    base = ["--policy", str(priced), "--db", str(tmp_path / "t.duckdb"), "experiment"]
+    code, out, _ = _cli(base + ["create", "--name", "pilot", "--variant", "openai:gpt-4.1", "--variant",
+                                "brief=gemini:gemini-2.5-flash;user=Briefly: {prompt}", "--prompt", "A lighthouse",
+                                "--json"], capsys)
+    eid = json.loads(out)["experiment_id"]
+    assert _cli(base + ["run", eid, "--json"], capsys)[0] == 0
+    return base, eid
+
+
+def test_results_print_a_formatted_table_with_no_raw_floats_or_nan(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    base, eid = _ran(tmp_path, capsys, monkeypatch)
+    code, out, _ = _cli(base + ["results", eid], capsys)
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.startswith("Variant "))
+    assert header.split() [:4] == ["Variant", "Model", "Calls", "Errors"]
+    rows = out.split(header, 1)[1].splitlines()[2:4]
+    assert [r.split()[0] for r in rows] == ["openai:gpt-4.1", "brief"]       # the experiment's order: no votes yet
+    assert "NaN" not in out and "nan" not in out
+    assert re.search(r"\$0\.\d{3,}", rows[0]) and " ms" in rows[0] and "0.0%" in rows[0]
+    assert not re.search(r"(?<![$\d])\d+\.\d{4,}", out), "no raw floats such as 0.0001459 or 1483.0158"
+    code, out, _ = _cli(base + ["results", eid, "--json"], capsys)
+    doc = json.loads(out)
+    assert doc["verdict_detail"]["decided"] is False and doc["summary"][0]["cost_per_win_usd"] is None
+
+
+def test_votes_from_the_cli_one_recorded_or_blind_from_stdin(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    base, eid = _ran(tmp_path, capsys, monkeypatch)
+    code, out, _ = _cli(base + ["vote", eid, "--input", "1", "--left", "v1", "--right", "v2", "--choice", "b",
+                                "--voter", "ana", "--json"], capsys)
+    assert code == 0 and json.loads(out)["choice"] == "right"
+    monkeypatch.setattr("sys.stdin", io.StringIO("z\na\nq\n"))
+    code, out, _ = _cli(base + ["vote", eid, "--voter", "bo"], capsys)
+    assert code == 0
+    shown_before_vote = out.split("recorded.")[0]
+    assert "openai:gpt-4.1" not in shown_before_vote and "brief" not in shown_before_vote     # blind
+    assert "'z' is not one of a, b, t, x, s, q" in out and "1 vote recorded" in out
+    assert re.search(r"recorded\. A was (openai:gpt-4\.1|brief), B was (openai:gpt-4\.1|brief)\.", out)
+    code, out, _ = _cli(base + ["results", eid, "--json"], capsys)
+    assert json.loads(out)["votes"] == 2
+    code, _, err = _cli(base + ["vote", eid, "--input", "1", "--left", "v1", "--right", "v9", "--choice", "a"], capsys)
+    assert code == 2 and "--right: no variant 'v9' (variants: v1, v2)" in err
+    code, _, err = _cli(base + ["vote", eid, "--input", "1"], capsys)
+    assert code == 2 and "--input, --left, --right and --choice go together" in err

@@ -123,3 +123,46 @@ def test_vote_texts_hide_the_names_of_the_variants(experiments: Experiments, ran
     assert raw.startswith("[simulated sim:")            # the simulator signs its answers
     assert m.left_text.startswith("[simulated ▒▒▒]") and "sim:" not in m.left_text + m.right_text
     assert "alpha" not in m.left_text + m.right_text
+
+
+def test_four_votes_to_none_is_not_decided_and_the_page_and_cli_say_so(experiments: Experiments, ran) -> None:  # noqa: ANN001
+    eid = ran.experiment_id
+    for input_id in range(1, 5):
+        experiments.store.add_vote(eid, input_id, "v2", "v1", "left")        # beta 4, alpha 0
+    res = experiments.results(eid, pair=("v1", "v2"), n_boot=20)
+    assert not res.verdict.decided and res.verdict.leader == "beta"
+    assert res.verdict.text.startswith("Not decided yet: beta leads alpha 4–0")
+    # three variants are three pairs: Holm multiplies the smallest p by 3 (0.125 -> 0.375)
+    assert res.verdict.pairs == 3 and res.verdict.p_adjusted == pytest.approx(0.375)
+    detail = res.as_dict()["verdict_detail"]
+    assert detail["decided"] is False and detail["more_votes_needed"] == res.verdict.more_needed >= 3
+
+
+def test_six_to_none_wins_alone_but_not_among_three_pairs_until_the_holm_corrected_test_passes(
+        experiments: Experiments, ran) -> None:  # noqa: ANN001
+    eid = ran.experiment_id
+    for input_id in range(1, 7):
+        experiments.store.add_vote(eid, input_id, "v2", "v1", "left")        # beta 6-0: p = 0.031 alone
+    res = experiments.results(eid, pair=("v1", "v2"), n_boot=20)
+    assert not res.verdict.decided and "0.094 after Holm's correction for 3 pairs" in res.verdict.text
+    for input_id in range(1, 3):
+        experiments.store.add_vote(eid, input_id, "v1", "v2", "right")       # 8-0: p = 0.0078, x3 = 0.023
+    res = experiments.results(eid, pair=("v1", "v2"), n_boot=20)
+    assert res.verdict.decided and res.verdict.text.startswith("beta beats alpha: 100% of decided votes")
+
+
+def test_the_judge_verdict_follows_the_same_rule(experiments: Experiments, ran) -> None:  # noqa: ANN001
+    eid = ran.experiment_id
+
+    def judged(input_id: int, winner: str | None, consistent: bool = True) -> None:
+        experiments.store.save_judgment(eid, {
+            "input_id": input_id, "variant_a": "v1", "variant_b": "v2", "winner_ab": winner, "winner_ba": winner,
+            "consistent": consistent, "winner": winner if consistent else None, "score_a": 3.0, "score_b": 8.0,
+            "cost_usd": None, "request_ids": ""})
+
+    for input_id in range(1, 5):
+        judged(input_id, "v2")
+    judged(5, "v1", consistent=False)                   # inconsistent orders never count
+    res = experiments.results(eid, pair=("v1", "v2"), n_boot=20)
+    assert not res.judge_verdict.decided and res.judge_verdict.text.startswith("Not decided yet: beta leads alpha 4–0")
+    assert res.judge_verdict.pairs == 3

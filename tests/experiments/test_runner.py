@@ -13,6 +13,7 @@ import pytest
 from taelio_core.errors import ProviderUnavailable
 from taelio_core.experiments import CancelToken, ExperimentSpec, Experiments, VariantSpec, parse_csv
 from tests.experiments.conftest import LATENCY_MS
+from taelio_core.formatting import money
 from tests.experiments.virtual_time import run_virtual
 
 CSV = "prompt,genre\n" + "\n".join(f"Premise number {i},Mystery" for i in range(1, 5)) + "\n"
@@ -124,3 +125,47 @@ def test_the_estimate_prices_each_pending_cell_at_its_max_tokens_for_the_worst_c
     assert "2 calls" in est.sentence() and est.unpriced == ()
     run_virtual(experiments.runner.arun(exp.experiment_id))
     assert experiments.runner.estimate(exp.experiment_id).cells == 0
+
+
+def _story_history(log, model: str, n: int = 30, tokens: int = 900) -> None:  # noqa: ANN001
+    """The log's demo traffic: long stories from the same model (another task than the experiment's)."""
+    from datetime import datetime, timezone
+    rows = [[f"story-{model}-{i}", datetime(2026, 1, 1, tzinfo=timezone.utc), "demo", "pro", "story", "p", "ok", "sim",
+             model, 2000, tokens] for i in range(n)]
+    log.write(lambda con: con.executemany(
+        "INSERT INTO requests (request_id, ts, source, tier, task, policy, status, provider, model, input_tokens, "
+        "output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+
+
+def test_the_estimate_uses_the_models_history_on_this_task_not_its_long_stories(experiments, log) -> None:
+    # The issue's 2.5x: the model's average over all tasks (long demo stories) priced a short idea.
+    for m in "ab":
+        _story_history(log, m)
+    first = _create(experiments, ["a", "b"], csv="prompt,genre\nPremise number 0,Mystery\n")
+    assert "a rough guess" in experiments.runner.estimate(first.experiment_id).sentence()
+    run_virtual(experiments.runner.arun(first.experiment_id))
+    log.flush()
+    second = _create(experiments, ["a", "b"])
+    est = experiments.runner.estimate(second.experiment_id)
+    assert "(from the log's history of the model on this task)" in est.sentence()
+    final = run_virtual(experiments.runner.arun(second.experiment_id))
+    spent = experiments.store.spent(second.experiment_id)
+    assert final.run_estimate_usd == est.expected_usd and final.run_spent_usd == spent
+    assert abs(est.expected_usd / spent - 1) < Decimal("0.15"), (est.expected_usd, spent)
+    assert final.message.endswith(f"against an estimate of {money(est.expected_usd)}.")
+
+
+def test_after_a_partial_run_the_rest_is_estimated_from_this_experiments_own_answers(experiments, log) -> None:
+    for m in "ab":
+        _story_history(log, m)
+    exp = _create(experiments, ["a", "b"], concurrency=1)
+    token = CancelToken()
+    run_virtual(experiments.runner.arun(exp.experiment_id, cancel=token,
+                                        on_progress=lambda p: p.run_done >= 2 and token.cancel()))
+    est = experiments.runner.estimate(exp.experiment_id)
+    assert "(from this experiment's answers)" in est.sentence() and est.basis == (("sim:a", "own"), ("sim:b", "own"))
+    before = experiments.store.spent(exp.experiment_id)
+    rest = run_virtual(experiments.runner.arun(exp.experiment_id))
+    actual = experiments.store.spent(exp.experiment_id) - before
+    assert rest.run_spent_usd == actual
+    assert abs(est.expected_usd / actual - 1) < Decimal("0.15"), (est.expected_usd, actual)

@@ -52,6 +52,8 @@ blocked             each provider's safety stop: OpenAI ``content_filter``, Anth
 stream_cut          ``after_chunks`` text events, then the connection closes without the final event;
                     ``quiet=True`` ends the body cleanly instead, so only the missing finish reason shows
 reset               the connection is reset (RST) before any response
+echo_key            an error (``status=`` 401 by default; 400, 500...) whose message reflects the key
+                    lowercased and split by a space (``echoed_key_shapes``), to test redaction
 ==================  =================================================================================
 
 Connection refused needs no server: ``closed_port()`` gives a loopback port nothing listens on.

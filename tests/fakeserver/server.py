@@ -23,7 +23,7 @@ from tests.fakeserver.protocols import Protocol, Reply, Usage, protocol_for_path
 __all__ = ["FAULT_KINDS", "FakeServer", "Fault", "Recorded", "closed_port"]
 
 FAULT_KINDS = ("rate_limited", "server_error", "unavailable", "timeout", "malformed", "empty", "blocked", "auth",
-               "not_found", "bad_request", "status", "stream_cut", "slow_first_token", "reset")
+               "not_found", "bad_request", "status", "stream_cut", "slow_first_token", "reset", "echo_key")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +48,7 @@ class Fault:
         defaults: dict[str, dict[str, Any]] = {
             "rate_limited": {"status": 429, "retry_after": 1.0}, "server_error": {"status": 500},
             "unavailable": {"status": 503}, "not_found": {"status": 404}, "bad_request": {"status": 400},
-            "timeout": {"delay_s": 2.0}, "slow_first_token": {"delay_s": 0.3},
+            "timeout": {"delay_s": 2.0}, "slow_first_token": {"delay_s": 0.3}, "echo_key": {"status": 401},
         }
         return cls(kind=kind, **{**defaults.get(kind, {}), **kw})
 
@@ -242,6 +242,21 @@ class FakeServer:
                 self.requests.append(rec)
 
 
+def echoed_key_shapes(key: str) -> list[str]:
+    """The shapes an ``echo_key`` fault reflects the key in: lowercased, and split by a space (as sent)."""
+    half = len(key) // 2
+    return [key.lower(), f"{key[:half]} {key[half:]}"]
+
+
+def _echoing(reply: Reply, key: str) -> Reply:
+    """``reply`` with its error message reflecting ``key`` in each of ``echoed_key_shapes``."""
+    lowered, split = echoed_key_shapes(key)
+    error = dict(reply.body.get("error") or {})
+    # First, since adapters keep the first sentence of a provider's message.
+    error["message"] = f"Key {lowered!r} rejected (you sent '{split}'): {error.get('message', 'error')}"
+    return Reply(status=reply.status, body={**reply.body, "error": error}, headers=reply.headers)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "TaelioFake/1.0"
@@ -370,6 +385,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if kind == "auth":
             self._send_reply(protocol.auth_error(model, key or ""))
+            return
+        if kind == "echo_key":
+            self._send_reply(_echoing(protocol.error(fault.status or 401, model, key=key or ""), key or ""))
             return
         text = "" if kind == "empty" else fake.text_for(provider, model)
         if not stream:

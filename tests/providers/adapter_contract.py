@@ -24,6 +24,7 @@ from taelio_core.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    UnexpectedError,
 )
 from taelio_core.generation import ChatRequest, Completion, GenerationSettings, StreamEnd, TextDelta, Usage
 from taelio_core.providers.base import Provider
@@ -320,3 +321,13 @@ class AdapterContract:
         assert len(classes) >= self.min_sdk_classes
         for cls in classes:
             assert_specific(self.map_error(bare_instance(cls), provider=self.name, model=self.model), cls)
+
+    def test_an_unrelated_exception_does_not_pass_the_contract(self) -> None:
+        """The contract can fail: an exception no mapper knows (our own bug) is an ``UnexpectedError`` around the
+        original, never a provider fault, and the check every SDK class must pass rejects it."""
+        for exc in (RuntimeError("our bug"), KeyError("choices"), ZeroDivisionError("division by zero"),
+                    AttributeError("'NoneType' object has no attribute 'text'")):
+            err = self.map_error(exc, provider=self.name, model=self.model)
+            assert type(err) is UnexpectedError and err.__cause__ is exc and err.error_type == "unexpected"
+            with pytest.raises(AssertionError):
+                assert_specific(err, type(exc))  # type: ignore[arg-type]

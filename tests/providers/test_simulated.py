@@ -20,7 +20,7 @@ from taelio_core.generation import ChatRequest, GenerationSettings
 from taelio_core.providers import SIM_TIMEOUT_WAIT_S, SimProfile, SimulatedProvider, build_providers
 from taelio_core.router import Router
 from taelio_core.settings import load_settings
-from taelio_core.trace import Inputs
+from taelio_core.inputs import Inputs
 from tests.experiments.virtual_time import VirtualTimeLoop
 from tests.policies import build_policy
 

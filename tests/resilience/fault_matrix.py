@@ -22,7 +22,8 @@ from taelio_core.errors import TaelioError
 from taelio_core.policy import parse_policy
 from taelio_core.router import Truncated
 from taelio_core.settings import load_settings
-from taelio_core.trace import GenerationResult, Inputs
+from taelio_core.trace import GenerationResult
+from taelio_core.inputs import Inputs
 from tests.fakeserver import FakeServer, Fault, closed_port
 
 MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
@@ -83,10 +84,10 @@ CASES = [
     Case(name="404 model not found", fault=Fault.named("not_found"), times=None,
          attempts=_fallback([("P", "error", "model_not_found", 404, 0, False)]), status="ok", served_by="Q"),
     Case(name="stream cut mid-way", fault=Fault.stream_cut(after_chunks=6), times=None,
-         attempts=(("P", "truncated", "bad_response", None, 0, False),), status="truncated", served_by="P",
+         attempts=(("P", "truncated", "truncated", None, 0, False),), status="truncated", served_by="P",
          modes=("stream",)),
     Case(name="stream ends quietly, no finish reason", fault=Fault.stream_cut(after_chunks=6, quiet=True),
-         times=None, attempts=(("P", "truncated", "bad_response", 200, 0, False),), status="truncated",
+         times=None, attempts=(("P", "truncated", "truncated", 200, 0, False),), status="truncated",
          served_by="P", modes=("stream",)),
     Case(name="slow first token (no hedging)", fault=Fault.slow_first_token(delay_s=0.3), times=None,
          attempts=(("P", "ok", None, None, 0, False),), status="ok", served_by="P"),

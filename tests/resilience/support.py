@@ -11,7 +11,7 @@ from taelio_core.generation import ChatRequest, Completion, StreamEnd, TextDelta
 from taelio_core.policy import RoutingPolicy
 from taelio_core.providers.function import FunctionProvider
 from taelio_core.router import Router
-from taelio_core.trace import Inputs
+from taelio_core.inputs import Inputs
 from tests.policies import build_policy
 
 INPUTS = Inputs(prompt="A lighthouse keeper finds a message")

@@ -15,7 +15,7 @@ import pytest
 from taelio_core.errors import ConfigError, InputError
 from taelio_core.inputs import MAX_PROMPT_CHARS
 from taelio_core.settings import load_settings
-from taelio_core.trace import Inputs
+from taelio_core.inputs import Inputs
 from tests.resilience.support import policy, router, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,9 +66,9 @@ def test_a_one_megabyte_prompt_cli_from_a_file_and_stdin(tmp_path):
     big.write_text("y" * 1_048_576)
     db = str(tmp_path / "x.duckdb")
     assert_one_sentence(taelio("--db", db, "generate", "--prompt-file", str(big)),
-                        "prompt is 1,048,576 characters; the limit is 32,000")
+                        "premise.txt holds more than 32,000 characters (the prompt's limit)")
     assert_one_sentence(taelio("--db", db, "generate", "--prompt-file", "-", stdin=b"z" * 1_048_576),
-                        "the limit is 32,000")
+                        "standard input holds more than 32,000 characters")
     code, out, _ = taelio("--db", db, "generate", "--prompt-file", "-", stdin="A lighthouse".encode())
     assert code == 0 and "status ok" in out
 
@@ -138,7 +138,7 @@ def test_negative_or_non_numeric_budgets_cli(tmp_path, table):
 
 
 def test_database_url_with_an_unknown_scheme_core():
-    with pytest.raises(ConfigError, match="DATABASE_URL: unsupported scheme 'postgresql'"):
+    with pytest.raises(ConfigError, match="DATABASE_URL: PostgreSQL is recognised but not supported yet"):
         _ = load_settings(env={"DATABASE_URL": "postgresql://u:pw@host/db"}).database_path
 
 

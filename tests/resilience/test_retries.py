@@ -94,14 +94,17 @@ def test_rate_limit_without_retry_after_falls_back():
 
 
 def test_no_request_outlives_its_deadline():
-    """A provider that never answers: the attempt's timeout is cut to the deadline, the rest are skipped."""
+    """Without the deadline share, a provider that never answers has its timeout cut to the deadline, and the
+    rest are skipped."""
     r = router({"a": FunctionProvider("a", never), "b": scripted("b", ["late"])},
-               clock=LoopClock(datetime(2026, 1, 1, tzinfo=timezone.utc)))
+               clock=LoopClock(datetime(2026, 1, 1, tzinfo=timezone.utc)),
+               extra="[resilience]\nshare_deadline = false\n")
     with pytest.raises(AllProvidersFailed) as info:
         run(r.agenerate("pro", "idea", INPUTS, deadline_s=0.05))
     result = info.value.result
     assert [(a.provider, a.error_type) for a in result.attempts] == [("a", "timeout")]
-    assert result.attempts[0].error == "no answer before the request's deadline"  # not the 5 s attempt timeout
+    # not the 5 s attempt timeout
+    assert result.attempts[0].error == "sent, no answer within 0.05 s (the request's deadline)"
     assert [(s.provider, s.reason) for s in result.skipped] == [
         ("b", "the request's deadline (0.05 s) has passed"), ("c", "the request's deadline (0.05 s) has passed")]
 

@@ -25,7 +25,7 @@ from taelio_core.calllog.rows import sha256
 from taelio_core.engine import Taelio
 from taelio_core.errors import AllProvidersFailed
 from taelio_core.settings import load_settings
-from taelio_core.trace import Inputs
+from taelio_core.inputs import Inputs
 from tests.policies import policy_text
 from tests.resilience.support import INPUTS, policy, scripted
 

@@ -164,3 +164,22 @@ def test_progress_is_reported_and_returning_false_cancels() -> None:
         assert 0 < e.done < e.total == 400
     else:
         raise AssertionError("the run was not cancelled")
+
+
+def test_sample_traces_include_failed_requests_even_when_the_drawn_sample_holds_none() -> None:
+    from ui.sandbox_results import sample_traces
+
+    policy = current_policy()
+    traffic = synthetic_traffic(requests=300, tiers=policy.tiers, tasks=policy.tasks, duration_s=3600, seed=0)
+
+    def rare_failures(i: int, provider: str, model: str, tried: int) -> Outcome:
+        # Every 50th request fails on every entry of its chain; the others are answered at once.
+        return Outcome(error="unavailable" if i % 50 == 7 else None, latency_s=0.001, retry_after_s=0.0)
+
+    run = run_policy(policy, traffic, models_from_policy(policy), seed=0, script=rare_failures)
+    failed = set(run.requests.loc[run.requests["status"] != "ok", "i"])
+    assert failed, "the script must make some requests fail"
+    traced = {t["i"]: t["status"] for t in run.traces}
+    assert any(traced.get(i) not in (None, "ok") for i in failed)
+    shown = sample_traces(run.traces)
+    assert len(shown) <= 6 and any(t["status"] != "ok" for t in shown)

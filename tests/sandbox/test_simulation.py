@@ -41,3 +41,33 @@ def test_cancelling_stops_worker_processes_too() -> None:
     traffic = synthetic_traffic(requests=3000, tiers=a.tiers, tasks=a.tasks, seed=3)
     with pytest.raises(SimulationCancelled):
         simulate(a, traffic, models_from_policy(a), policy_b=a, workers=2, progress=lambda share: share < 0.3)
+
+
+def test_a_difference_no_larger_than_the_spread_across_seeds_is_same_even_if_every_seed_leans_one_way() -> None:
+    from taelio_core.sandbox.engine import ArmRun
+    from taelio_core.sandbox.results import compare
+    import pandas as pd
+    from taelio_core.policy import load_policy
+
+    policy = load_policy("seed")
+
+    def run(latencies: list[float], seed: int) -> ArmRun:
+        n = len(latencies)
+        requests = pd.DataFrame({"i": range(n), "arrival_s": [float(k) for k in range(n)], "tier": ["free"] * n,
+                                 "task": ["idea"] * n, "status": ["ok"] * n, "provider": ["p"] * n,
+                                 "model": ["m"] * n, "latency_ms": latencies, "ttft_ms": latencies,
+                                 "cost_usd": [0.001] * n, "unpriced": [False] * n, "n_attempts": [1] * n,
+                                 "fallback_depth": [0] * n, "n_skipped": [0] * n, "tokens_in": [10] * n,
+                                 "tokens_out": [10] * n, "routing_reason": [""] * n})
+        return ArmRun(policy="seed", seed=seed, requests=requests, attempts=pd.DataFrame(), traces=[],
+                      wall_s=1.0, virtual_s=float(n))
+
+    # A's own p50 moves by 100 ms from seed to seed; B is 2 ms slower on both seeds: noise, not "A better".
+    a = [run([500.0] * 9, 0), run([600.0] * 9, 1)]
+    b = [run([502.0] * 9, 0), run([602.0] * 9, 1)]
+    table = compare(a, b, policy, policy, 3600.0).set_index(["tier", "metric"])
+    assert table.at[("free", "p50_ms"), "delta"] == 2.0
+    assert table.at[("free", "p50_ms"), "verdict"] == "same"
+    # A real difference, beyond the spread, still has a verdict.
+    b = [run([900.0] * 9, 0), run([1000.0] * 9, 1)]
+    assert compare(a, b, policy, policy, 3600.0).set_index(["tier", "metric"]).at[("free", "p50_ms"), "verdict"] == "A better"

@@ -1,0 +1,117 @@
+"""What every endpoint shares: the engine, the auth settings, the limits, the metrics, and who is calling.
+
+``authed`` is the dependency every endpoint but the operations ones uses:
+it reads ``Authorization: Bearer <JWT>`` (never a token in the query
+string), checks it, checks the tier against the policy (403 when unknown),
+and counts the request against the caller's per-minute limit (429).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from taelio_core.api.auth import AuthSettings, Caller, Unauthorized, verify_token
+from taelio_core.api.limits import LimitExceeded, UserLimits
+from taelio_core.api.metrics import ApiMetrics
+from taelio_core.api.problems import ApiProblem, from_taelio_error
+from taelio_core.engine import Taelio
+from taelio_core.errors import AllProvidersFailed, BudgetExceeded
+from taelio_core.router import Router
+from taelio_core.streams import GenerationStream
+from taelio_core.trace import GenerationResult, Inputs, RouteEntry
+
+__all__ = ["ApiService", "SOURCE", "authed", "get_service"]
+
+SOURCE = "api"
+_QUERY_TOKENS = ("access_token", "token", "jwt", "api_key", "authorization")
+bearer = HTTPBearer(auto_error=False, description="A JWT minted with `taelio token` (HS256, JWT_SECRET).")
+
+
+class ApiService:
+    def __init__(self, engine: Taelio, auth: AuthSettings, *, limits: UserLimits | None = None,
+                 metrics: ApiMetrics | None = None, store_user: str | None = None) -> None:
+        self.engine, self.auth = engine, auth
+        self.limits = limits or UserLimits(engine.policy)
+        self.metrics = metrics or ApiMetrics()
+        mode = (store_user if store_user is not None else os.environ.get("TAELIO_STORE_USER", "full")).lower()
+        if mode not in ("full", "hash"):
+            from taelio_core.errors import ConfigError
+            raise ConfigError(f"TAELIO_STORE_USER must be 'full' or 'hash', not '{mode}'")
+        self.hash_users = mode == "hash"
+
+    @property
+    def router(self) -> Router:
+        return self.engine.router
+
+    def user_id(self, caller: Caller) -> str:
+        """The user as the call log stores it: the token's ``sub``, or its SHA-256 with TAELIO_STORE_USER=hash."""
+        return hashlib.sha256(caller.sub.encode()).hexdigest() if self.hash_users else caller.sub
+
+    def stream(self, caller: Caller, task: str, inputs: Inputs) -> GenerationStream:
+        """One task for the caller, streamed (a bad task or input raises here, before any byte is sent)."""
+        return self.router.astream(caller.tier, task, inputs, continue_on_truncation=True, source=SOURCE,
+                                   user_id=self.user_id(caller))
+
+    async def generate(self, caller: Caller, task: str, inputs: Inputs) -> GenerationResult:
+        """One task for the caller; a failure is an ``ApiProblem`` (502 with every attempt, 402 for a budget)."""
+        try:
+            result = await self.router.agenerate(caller.tier, task, inputs, source=SOURCE,
+                                                 user_id=self.user_id(caller))
+        except (AllProvidersFailed, BudgetExceeded) as e:
+            self.finished(caller, getattr(e, "result", None))
+            raise from_taelio_error(e) from None
+        self.finished(caller, result)
+        return result
+
+    def finished(self, caller: Caller, result: GenerationResult | None) -> None:
+        if result is None:
+            return
+        self.metrics.observe_result(result)
+        usage = result.usage
+        self.limits.spend_tokens(caller.tier, caller.sub, usage.input_tokens + usage.output_tokens)
+
+    def record_cancelled(self, caller: Caller, *, request_id: str, parent_id: str | None, task: str,
+                         inputs: Inputs, started_at: datetime, t0: float, text: str) -> None:
+        """Log a request whose client went away mid-stream, as ``cancelled`` (the provider call was cancelled).
+
+        The chain walk logs only requests it finished; a cancelled one would otherwise leave no row.
+        """
+        router = self.router
+        chain = tuple(RouteEntry(provider=e.provider, model=e.model, available=True,
+                                 simulated=router.providers[e.provider].simulated)
+                      for e in router.policy.chain(caller.tier, task))
+        result = GenerationResult(
+            request_id=request_id, parent_id=parent_id, tier=caller.tier, task=task, policy=router.policy.name,
+            source=SOURCE, status="cancelled", started_at=started_at, text=text, provider=None, model=None,
+            latency_ms=(router.clock.monotonic() - t0) * 1000.0, ttft_ms=None, chain=chain, attempts=(),
+            skipped=(), error="the client disconnected before the answer was complete",
+            prompt=inputs.prompt, user_id=self.user_id(caller))
+        if router.sink is not None:
+            router.sink.record(result)
+        self.metrics.observe_result(result)
+
+
+def get_service(request: Request) -> ApiService:
+    return request.app.state.service
+
+
+async def authed(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
+    service = get_service(request)
+    if any(name in request.query_params for name in _QUERY_TOKENS):
+        raise Unauthorized("A token in the query string is not accepted; send it as 'Authorization: Bearer <token>'.")
+    if credentials is None:
+        raise Unauthorized("This endpoint needs 'Authorization: Bearer <token>'.")
+    caller = verify_token(service.auth, credentials.credentials)
+    if caller.tier not in service.engine.policy.model.tiers:
+        raise ApiProblem(403, f"The token's tier '{caller.tier}' is not a tier of the policy "
+                              f"({', '.join(service.engine.policy.tiers)}).")
+    try:
+        service.limits.admit(caller.tier, caller.sub)
+    except LimitExceeded as e:
+        raise ApiProblem(429, e.detail, headers={"Retry-After": str(e.retry_after_s)}) from None
+    request.state.caller = caller
+    return caller

@@ -1,0 +1,357 @@
+"""The retry, hedging and fallback walk over one request's chain, within the request's deadline.
+
+For each entry in order:
+
+* skip it when it cannot be used (no key, excluded, an open breaker, a spent
+  budget, no time left before the deadline); the reason goes in the trace;
+* try it, with timers from ``resilience.attempt_limits``: its own timeout,
+  cut to its share of the time left, and for a stream a first-token timeout;
+* on failure apply the error class's rule (``resilience.decide_retry``):
+  wait for Retry-After or back off and retry the same entry, or fall back
+  at once. Each retry is its own ``Attempt`` with ``retry`` = 1, 2... and the
+  wait before it (``wait_ms``); only a move to another entry is a fallback;
+* a stream that broke after text was shown is ``truncated``, never retried:
+  the request ends there, or (``continue_on_truncation``) the caller gets a
+  ``Truncated`` marker and the walk goes on with the next entry.
+
+With hedging on for the tier, the first entry tried gets a head start of
+``threshold`` ms; if it has produced no first token by then, the next
+usable entry starts too (``hedge=True``) and whichever gives a first token
+(or, not streaming, an answer) first wins. The loser is cancelled and
+logged as ``cancelled``. Racers are not retried: the walk simply moves on.
+
+Like pydantic-ai's ``FallbackModel``, a ``ChainWalk`` has one public way in
+(``run`` for a whole answer, ``stream`` for text then the result) and
+*returns* its ``GenerationResult``; the guards it consults are one
+``Guards`` object, and every attempt it fell back on is in the result.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from taelio_core.attempts import AttemptRunner, AttemptStart
+from taelio_core.clock import Clock
+from taelio_core.context import failure_sentence
+from taelio_core.guards import Guards
+from taelio_core.policy import ChainEntry
+from taelio_core.providers.base import Provider
+from taelio_core.resilience import AttemptLimits, HedgeConfig, ResilienceConfig, attempt_limits, decide_retry
+from taelio_core.trace import Attempt, GenerationResult, RouteEntry, Skip
+
+if TYPE_CHECKING:
+    from taelio_core.context import RequestContext
+
+__all__ = ["ChainWalk", "Truncated", "WalkSetup"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Truncated:
+    """Yielded by a stream when an answer broke mid-way and the router moves to the next entry."""
+
+    provider: str
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WalkSetup:
+    """What every walk of one router shares."""
+
+    providers: Mapping[str, Provider]
+    guards: Guards
+    runner: AttemptRunner
+    clock: Clock
+    rng: random.Random
+    resilience: ResilienceConfig
+    hedging: Mapping[str, HedgeConfig]
+    policy_name: str
+    routes: dict[tuple[ChainEntry, ...], tuple[RouteEntry, ...]] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class _Racer:
+    entry: ChainEntry
+    provider: Provider
+    start: AttemptStart
+    gen: AsyncIterator[str | Attempt]
+    hedge: bool
+    task: asyncio.Task[str | Attempt] | None = None
+
+
+class ChainWalk:
+    """One request's walk. ``await walk.run()`` for the whole answer; ``async for item in walk.stream()`` for
+    text (and ``Truncated`` markers), ending with the ``GenerationResult``."""
+
+    def __init__(self, setup: WalkSetup, ctx: RequestContext, *, streaming: bool, exclude: Collection[str] = (),
+                 continue_on_truncation: bool = False) -> None:
+        self._s, self._ctx = setup, ctx
+        self._streaming, self._exclude, self._continue = streaming, exclude, continue_on_truncation
+        self._entries = list(ctx.chain)
+        self._index = 0
+        self._result: GenerationResult | None = None
+
+    async def run(self) -> GenerationResult:
+        async for _ in self.stream():
+            pass
+        assert self._result is not None
+        return self._result
+
+    async def stream(self) -> AsyncIterator[str | Truncated | GenerationResult]:
+        try:
+            async for item in self._walk():
+                yield item
+        finally:
+            # A caller that stops reading a stream (or is cancelled) must not leave a budget reservation or a
+            # half-open trial held forever.
+            self._s.guards.release_all(self._ctx)
+        if self._result is not None:
+            yield self._result
+
+    # ---- the walk ----------------------------------------------------------------------
+    async def _walk(self) -> AsyncIterator[str | Truncated]:
+        ctx = self._ctx
+        while self._index < len(self._entries):
+            entry = self._entries[self._index]
+            self._index += 1
+            provider = self._s.providers[entry.provider]
+            if not self._admit(entry, provider):
+                continue
+            retries, wait_ms = 0, 0.0
+            hedge_ms = self._hedge_threshold(entry)
+            while True:
+                attempt: Attempt | None = None
+                if hedge_ms is not None:
+                    head_start_s, hedge_ms, handled = hedge_ms / 1000.0, None, False
+                    async for item in self._race(entry, provider, head_start_s):
+                        if isinstance(item, Attempt):
+                            attempt = item
+                        elif isinstance(item, bool):
+                            handled = item
+                        else:
+                            yield item
+                    if handled:  # the race decided (a winner, or every racer failed)
+                        if self._result is not None:
+                            return
+                        break
+                elif not self._streaming:  # the whole answer: one await, no generator layers
+                    attempt = await self._s.runner.complete(ctx, entry, provider, self._limits(),
+                                                            retry=retries, wait_ms=wait_ms)
+                else:
+                    async for item in self._one(entry, provider, retry=retries, wait_ms=wait_ms, hedge=False):
+                        if isinstance(item, Attempt):
+                            attempt = item
+                        else:
+                            yield item
+                assert attempt is not None
+                settled = self._settle(attempt)
+                if settled is True:
+                    return
+                if isinstance(settled, Truncated):
+                    yield settled
+                    break
+                limits = self._limits()
+                decision = decide_retry(self._s.resilience, error_type=attempt.error_type,
+                                        retry_after=attempt.retry_after_s, retries=retries,
+                                        remaining_s=self._remaining(), rng=self._s.rng, attempt_s=limits.timeout_s,
+                                        rest_s=self._usable_after() * ctx.request.settings.timeout_s)
+                if decision.wait_s is None:
+                    break
+                await self._s.clock.sleep(decision.wait_s)
+                retries, wait_ms = retries + 1, decision.wait_s * 1000.0
+                if not self._admit(entry, provider):
+                    break
+        truncated = [a for a in ctx.attempts if a.status == "truncated"]
+        if truncated and not any(a.ok for a in ctx.attempts):
+            # Text was shown and nothing after it answered: the caller saw a cut answer.
+            self._conclude("truncated", truncated[-1])
+            return
+        self._conclude("failed", None)
+
+    def _remaining(self) -> float:
+        return self._ctx.deadline - self._s.clock.monotonic()
+
+    def _usable_after(self) -> int:
+        """Entries after the current one that could be tried (a key, not excluded): the time they need."""
+        return sum(1 for e in self._entries[self._index:]
+                   if e.ref not in self._exclude and self._s.providers[e.provider].availability().available)
+
+    def _limits(self) -> AttemptLimits:
+        return attempt_limits(self._s.resilience, own_timeout_s=self._ctx.request.settings.timeout_s,
+                              remaining_s=self._remaining(), entries_left=1 + self._usable_after(),
+                              streaming=self._streaming)
+
+    def _admit(self, entry: ChainEntry, provider: Provider) -> bool:
+        ctx = self._ctx
+        reason = self._s.guards.admit(ctx, entry, provider, self._exclude)
+        if reason is None and self._remaining() <= 0:
+            self._s.guards.release(ctx, entry)
+            reason = f"the request's deadline ({ctx.deadline_s:g} s) has passed"
+        if reason is not None:
+            ctx.skipped.append(Skip(provider=entry.provider, model=entry.model, reason=reason))
+            return False
+        return True
+
+    def _record(self, attempt: Attempt) -> None:
+        ctx = self._ctx
+        attempt = attempt.numbered(len(ctx.attempts) + 1)
+        ctx.attempts.append(attempt)
+        self._s.guards.observe(ctx, attempt)
+
+    def _settle(self, attempt: Attempt) -> bool | Truncated:
+        """Record an attempt. True: it ended the request. A ``Truncated`` marker: text broke off and the
+        caller asked to go on. False: it failed before any text (retry or fall back)."""
+        self._record(attempt)
+        if attempt.ok:
+            self._conclude("ok", attempt)
+            return True
+        if attempt.status != "truncated":
+            return False
+        if not self._continue:
+            self._conclude("truncated", attempt)
+            return True
+        return Truncated(provider=attempt.provider, model=attempt.model, reason=attempt.plain_error)
+
+    def _one(self, entry: ChainEntry, provider: Provider, *, retry: int, hedge: bool, wait_ms: float = 0.0,
+             start: AttemptStart | None = None) -> AsyncIterator[str | Attempt]:
+        runner = self._s.runner
+        make = runner.stream if self._streaming else runner.as_stream
+        return make(self._ctx, entry, provider, self._limits(), retry=retry, hedge=hedge, wait_ms=wait_ms,
+                    start=start)
+
+    # ---- the result --------------------------------------------------------------------
+    def _conclude(self, status: str, attempt: Attempt | None) -> None:
+        ctx, s = self._ctx, self._s
+        latency = (s.clock.monotonic() - ctx.t0) * 1000.0
+        error = None
+        if status == "failed" and ctx.budget_blocked and not ctx.attempts:
+            status = "rejected"
+            reasons = [k.reason for k in ctx.skipped if k.reason.startswith("budget:")] or ["a budget is spent"]
+            error = f"Budget reached for {ctx.tier}/{ctx.task}: {reasons[0].removeprefix('budget: ')}."
+        elif status == "failed":
+            error = failure_sentence(ctx)
+        elif status == "truncated" and attempt is not None:
+            error = f"{attempt.provider}:{attempt.model} stopped mid-answer ({attempt.plain_error})"
+        ttft = None
+        if attempt is not None and attempt.ttft_ms is not None:
+            ttft = (attempt.started_at - ctx.started_at).total_seconds() * 1000.0 + attempt.ttft_ms
+        self._result = GenerationResult(
+            request_id=ctx.request_id, parent_id=ctx.parent_id, tier=ctx.tier, task=ctx.task,
+            policy=s.policy_name, source=ctx.source, status=status, started_at=ctx.started_at,
+            text=attempt.text if attempt is not None else "",
+            provider=attempt.provider if attempt else None, model=attempt.model if attempt else None,
+            latency_ms=latency, ttft_ms=ttft, chain=self._route_entries(),
+            attempts=tuple(ctx.attempts), skipped=tuple(ctx.skipped), error=error,
+            routing_reason=ctx.routing_reason, prompt=ctx.request.user, experiment_id=ctx.experiment_id,
+            simulated=bool(attempt and attempt.simulated), user_id=ctx.user_id, pinned_provider=ctx.pinned_provider)
+
+    def _route_entries(self) -> tuple[RouteEntry, ...]:
+        ctx, providers = self._ctx, self._s.providers
+        if not ctx.skipped:  # the usual case: the same entries every time for this chain
+            routes = self._s.routes.get(ctx.chain)
+            if routes is None:
+                routes = self._s.routes[ctx.chain] = tuple(
+                    RouteEntry(provider=e.provider, model=e.model, available=True,
+                               simulated=providers[e.provider].simulated) for e in ctx.chain)
+            return routes
+        skipped = {(k.provider, k.model): k.reason for k in ctx.skipped}
+        return tuple(RouteEntry(provider=e.provider, model=e.model, available=(e.provider, e.model) not in skipped,
+                                reason=skipped.get((e.provider, e.model), ""),
+                                simulated=providers[e.provider].simulated) for e in ctx.chain)
+
+    # ---- hedging -----------------------------------------------------------------------
+    def _hedge_threshold(self, entry: ChainEntry) -> float | None:
+        hedge = self._s.hedging.get(self._ctx.chain_tier)
+        if hedge is None or self._ctx.attempts or self._index >= len(self._entries):
+            return None
+        return hedge.threshold_ms(self._s.guards.recent_ttft(entry.ref))
+
+    async def _race(self, entry: ChainEntry, provider: Provider,
+                    head_start_s: float) -> AsyncIterator[str | Truncated | Attempt | bool]:
+        """Yields text; then ``True`` when it settled the request or used up its racers, or an ``Attempt``
+        (the first entry finished alone before the threshold: the caller treats it as a normal attempt)."""
+        first = self._racer(entry, provider, hedge=False)
+        racers = [first]
+        try:
+            done, _ = await asyncio.wait([first.task], timeout=head_start_s)  # type: ignore[list-item]
+            if not done:
+                second = self._next_usable()
+                if second is not None:
+                    racers.append(self._racer(second[0], second[1], hedge=True))
+            elif isinstance(first.task.result(), Attempt):  # type: ignore[union-attr]
+                racers.clear()  # finished alone: the caller records it like any attempt
+                yield first.task.result()  # type: ignore[union-attr]
+                return
+            while racers:
+                done, _ = await asyncio.wait([x.task for x in racers],  # type: ignore[misc]
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for racer in [x for x in racers if x.task in done]:
+                    item = racer.task.result()  # type: ignore[union-attr]
+                    racers.remove(racer)
+                    if isinstance(item, Attempt) and not item.ok:
+                        self._record(item)
+                        continue
+                    # A winner: the first text chunk, or a whole answer.
+                    for loser in racers:
+                        await self._cancel(loser)
+                    racers.clear()
+                    async for out in self._finish_winner(racer, item):
+                        yield out
+                    yield True
+                    return
+            yield True  # every racer failed: the walk goes on after them
+        finally:
+            for racer in racers:
+                await self._cancel(racer)
+
+    def _racer(self, entry: ChainEntry, provider: Provider, *, hedge: bool) -> _Racer:
+        start = self._s.runner.start()
+        gen = self._one(entry, provider, retry=0, hedge=hedge, start=start)
+        racer = _Racer(entry=entry, provider=provider, start=start, gen=gen, hedge=hedge)
+        racer.task = asyncio.ensure_future(anext(gen))  # type: ignore[arg-type]
+        return racer
+
+    def _next_usable(self) -> tuple[ChainEntry, Provider] | None:
+        while self._index < len(self._entries):
+            entry = self._entries[self._index]
+            self._index += 1
+            provider = self._s.providers[entry.provider]
+            if self._admit(entry, provider):
+                return entry, provider
+        return None
+
+    async def _cancel(self, racer: _Racer) -> None:
+        task, racer.task = racer.task, None
+        if task is None:
+            return
+        if task.done() and not task.cancelled() and task.exception() is None and isinstance(task.result(), Attempt):
+            self._record(task.result())  # it finished in the same instant as the winner: log it as it ended
+            return
+        task.cancel()
+        try:
+            await task
+        except BaseException:  # noqa: BLE001 - the racer's cancellation, or its own failure
+            pass
+        try:
+            await racer.gen.aclose()  # type: ignore[attr-defined]
+        except BaseException:  # noqa: BLE001
+            pass
+        self._record(self._s.runner.cancelled(self._ctx, racer.entry, racer.provider, racer.start,
+                                              hedge=racer.hedge))
+
+    async def _finish_winner(self, racer: _Racer, first: str | Attempt) -> AsyncIterator[str | Truncated]:
+        attempt = first if isinstance(first, Attempt) else None
+        if isinstance(first, str):
+            yield first
+            async for item in racer.gen:
+                if isinstance(item, Attempt):
+                    attempt = item
+                else:
+                    yield item
+        assert attempt is not None
+        settled = self._settle(attempt)
+        if isinstance(settled, Truncated):
+            yield settled
