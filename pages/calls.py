@@ -16,21 +16,23 @@ PAGE_SIZE = 200
 engine, filters = open_analytics_page(
     "Calls", "every request with its tier, task, provider, status, attempts, cost and latency, and each one's "
              "full routing trace")
-c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+c1, c2, c3, c4 = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
 search = c1.text_input("Search", key="calls_search",
                        placeholder="Words in the prompt, output or error, a provider, a model, or a request id")
 statuses = c2.multiselect("Status", ["ok", "failed", "truncated", "rejected"], key="calls_status",
                           placeholder="Any status")
-page_no = c3.number_input("Page", min_value=1, value=1, step=1, key="calls_page")
+user = c3.text_input("User", key="calls_user", placeholder="An API user (a token's sub)",
+                     help="Requests made through the HTTP API carry the user of their token.")
+page_no = c4.number_input("Page", min_value=1, value=1, step=1, key="calls_page")
 rows, total = cached(engine, A.list_requests, filters, search=search, statuses=tuple(statuses),
-                     limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE)
+                     limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE, user=user)
 pages = max(1, -(-total // PAGE_SIZE))
 st.caption(f"{total:,} matching request{'' if total == 1 else 's'} · page {int(page_no)} of {pages:,} · "
            "newest first. Select a row to see its attempts and trace.")
 
 # The table's key names the query it shows: a new search, filter or page starts with nothing selected,
 # so a row number picked in the old result never opens a different request in the new one.
-query = hashlib.sha1(repr((filters, search, tuple(statuses), int(page_no))).encode()).hexdigest()[:12]
+query = hashlib.sha1(repr((filters, search, tuple(statuses), user, int(page_no))).encode()).hexdigest()[:12]
 picked: list[int] = []
 if rows.empty and total:
     st.info(f"Page {int(page_no)} is past the last page ({pages:,}): lower the page number.")
@@ -48,10 +50,11 @@ else:
         table, hide_index=True, width="stretch", height=420, on_select="rerun", selection_mode="single-row",
         key=f"calls_table_{query}",
         column_order=["ts", "tier", "task", "provider", "model", "status", "attempts", "cost", "latency_ms",
-                      "source", "request_id"],
+                      "source", "user_id", "request_id"],
         column_config={"ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                        "cost": st.column_config.TextColumn("cost"),
                        "latency_ms": st.column_config.NumberColumn("latency", format="%.0f ms"),
+                       "user_id": st.column_config.TextColumn("user"),
                        "request_id": st.column_config.TextColumn("request id")})
     picked = [i for i in selection.selection.rows if 0 <= i < len(rows)]
 typed = st.text_input("Or open a request by id", key="calls_open",

@@ -28,7 +28,7 @@ __all__ = ["EXIT_ALL_FAILED", "EXIT_BUDGET", "EXIT_OK", "EXIT_USAGE", "main"]
 EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_BUDGET = 0, 2, 3, 4
 
 # Modules under taelio_core.cli that each add one or more commands.
-COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve"]
+COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve", "alerts"]
 
 
 class _Parser(argparse.ArgumentParser):
