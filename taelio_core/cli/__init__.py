@@ -23,12 +23,12 @@ from importlib import import_module
 
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, ConfigError, InputError, TaelioError
 
-__all__ = ["EXIT_ALL_FAILED", "EXIT_BUDGET", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_ALL_FAILED", "EXIT_BUDGET", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
 EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_BUDGET = 0, 2, 3, 4
 
 # Modules under taelio_core.cli that each add one or more commands.
-COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve"]
+COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve", "alerts"]
 # command -> (its module, its one-line help), so that ``taelio --help`` and ``taelio X`` import only what X
 # needs: importing every command module (pandas, the SDKs, scipy...) cost seconds before the first line of
 # help. ``tests/cli/test_startup.py`` checks this table against what the modules register.
@@ -44,14 +44,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("simulate", "replay or synthesise traffic through policies in virtual time"),
     "serve": ("serve", "run the HTTP API (needs JWT_SECRET)"),
     "token": ("serve", "mint a JWT for the API, signed with JWT_SECRET (development, tests)"),
+    "alerts": ("alerts", "budget and outage alerts to a Slack-compatible webhook"),
 }
 _GLOBAL_WITH_VALUE = ("--policy", "--db")
 
 
+class UsageError(Exception):
+    """A command line argparse rejected: one sentence, exit code 2 (as JSON too under ``--json``)."""
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one clear sentence, exit 2
-        self.exit(EXIT_USAGE, f"taelio: error: {message} (see 'taelio {self.prog.split()[-1]} --help')\n"
-                  if " " in self.prog else f"taelio: error: {message} (see 'taelio --help')\n")
+    def error(self, message: str) -> None:  # type: ignore[override] - raises instead of exiting: main() says it
+        where = f"taelio {self.prog.split()[-1]} --help" if " " in self.prog else "taelio --help"
+        raise UsageError(f"{message} (see '{where}')")
 
 
 def command_in(argv: Sequence[str]) -> str | None:
@@ -100,9 +105,15 @@ def emit_json(document: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(command_in(argv) or "")      # "" : no command module loaded (``taelio --help``)
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(command_in(words) or "")      # "": no command module loaded (``taelio --help``)
+        args = parser.parse_args(words)
+    except UsageError as e:
+        if "--json" in words:
+            emit_json({"error": str(e), "error_class": "UsageError", "exit_code": EXIT_USAGE})
+        sys.stderr.write(f"taelio: error: {e}\n")
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except AllProvidersFailed as e:
