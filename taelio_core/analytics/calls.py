@@ -27,6 +27,9 @@ __all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "RequestDetail", "export_requests",
 LIST_COLUMNS = ("ts", "request_id", "source", "tier", "task", "provider", "model", "status", "n_attempts",
                 "fallback_depth", "cost_usd", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
                 "parent_id", "user_id")
+# Shown in the list only (not exported): the start of the prompt, and the error in full.
+PROMPT_PREVIEW = 200
+LIST_TEXT = (f"left(prompt, {PROMPT_PREVIEW}) AS prompt", "error")
 STATUSES = ("ok", "failed", "truncated", "rejected")
 # What the search box matches (case-insensitive, anywhere in the text). ``provider`` and ``model`` are
 # who served the request; the providers tried before it are in its attempts, not searched here.
@@ -59,7 +62,8 @@ def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", 
                   limit: int = 200, offset: int = 0, user: str = "") -> tuple[pd.DataFrame, int]:
     """The newest matching requests (one page of them) and how many match in all; ``user``: one user's only."""
     where, params = _where(filters, search, statuses, user)
-    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS)
+    cols = ", ".join([*(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS),
+                      *LIST_TEXT])
     if search.strip() or user.strip():      # the rollups have neither text nor users
         count_sql, count_params = f"SELECT count(*) AS n FROM requests {where}", params
     else:
