@@ -8,29 +8,37 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui.empty_state import open_analytics_page
 from ui.engine import cached
-from ui.text import cost_text, escape_markdown
+from ui.text import code_span, cost_text, escape_markdown
 from ui.trace_view import render_trace, trace_from_detail
 
 PAGE_SIZE = 200
+PREFER = "calls_prefer"     # "row" or "typed": which way of opening a request the user used last
+
+
+def prefer(way: str):  # noqa: ANN201 - a widget callback
+    return lambda: st.session_state.__setitem__(PREFER, way)
+
 
 engine, filters = open_analytics_page(
     "Calls", "every request with its tier, task, provider, status, attempts, cost and latency, and each one's "
              "full routing trace")
-c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+c1, c2, c3, c4 = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
 search = c1.text_input("Search", key="calls_search",
                        placeholder="Words in the prompt, output or error, a provider, a model, or a request id")
 statuses = c2.multiselect("Status", ["ok", "failed", "truncated", "rejected"], key="calls_status",
                           placeholder="Any status")
-page_no = c3.number_input("Page", min_value=1, value=1, step=1, key="calls_page")
+user = c3.text_input("User", key="calls_user", placeholder="An API user (a token's sub)",
+                     help="Requests made through the HTTP API carry the user of their token.")
+page_no = c4.number_input("Page", min_value=1, value=1, step=1, key="calls_page")
 rows, total = cached(engine, A.list_requests, filters, search=search, statuses=tuple(statuses),
-                     limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE)
+                     limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE, user=user)
 pages = max(1, -(-total // PAGE_SIZE))
 st.caption(f"{total:,} matching request{'' if total == 1 else 's'} · page {int(page_no)} of {pages:,} · "
            "newest first. Select a row to see its attempts and trace.")
 
 # The table's key names the query it shows: a new search, filter or page starts with nothing selected,
 # so a row number picked in the old result never opens a different request in the new one.
-query = hashlib.sha1(repr((filters, search, tuple(statuses), int(page_no))).encode()).hexdigest()[:12]
+query = hashlib.sha1(repr((filters, search, tuple(statuses), user, int(page_no))).encode()).hexdigest()[:12]
 picked: list[int] = []
 if rows.empty and total:
     st.info(f"Page {int(page_no)} is past the last page ({pages:,}): lower the page number.")
@@ -43,25 +51,32 @@ else:
     cost = [cost_text(None if c != c else c, status=s, tokens=int(i) + int(o))
             for c, s, i, o in zip(rows["cost_usd"], rows["status"], rows["input_tokens"], rows["output_tokens"])]
     table = rows.assign(attempts=rows["n_attempts"], provider=rows["provider"].fillna("none served"),
-                        model=rows["model"].fillna("–"), cost=cost)
+                        model=rows["model"].fillna("–"), cost=cost, prompt=rows["prompt"].fillna("(hash only)"),
+                        error=rows["error"].fillna(""))
     selection = st.dataframe(
-        table, hide_index=True, width="stretch", height=420, on_select="rerun", selection_mode="single-row",
+        table, hide_index=True, width="stretch", height=420, on_select=prefer("row"), selection_mode="single-row",
         key=f"calls_table_{query}",
-        column_order=["ts", "tier", "task", "provider", "model", "status", "attempts", "cost", "latency_ms",
-                      "source", "request_id"],
+        column_order=["ts", "tier", "task", "prompt", "provider", "model", "status", "attempts", "cost", "latency_ms",
+                      "error", "source", "user_id", "request_id"],
         column_config={"ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
                        "cost": st.column_config.TextColumn("cost"),
                        "latency_ms": st.column_config.NumberColumn("latency", format="%.0f ms"),
+                       "prompt": st.column_config.TextColumn("prompt", width="medium"),
+                       "error": st.column_config.TextColumn("error", width="medium",
+                                                            help="The whole error is under the request's detail"),
+                       "user_id": st.column_config.TextColumn("user"),
                        "request_id": st.column_config.TextColumn("request id")})
     picked = [i for i in selection.selection.rows if 0 <= i < len(rows)]
-typed = st.text_input("Or open a request by id", key="calls_open",
-                      placeholder="A request id, e.g. one printed by taelio generate")
-request_id = str(rows.iloc[picked[0]]["request_id"]) if picked else typed.strip()
+typed = st.text_input("Or open a request by id", key="calls_open", on_change=prefer("typed"),
+                      placeholder="A request id, e.g. one printed by taelio generate").strip()
+# The one the user chose last: a pasted id wins over a row selected earlier, and a row selected later wins back.
+use_typed = typed and (not picked or st.session_state.get(PREFER) == "typed")
+request_id = typed if use_typed else (str(rows.iloc[picked[0]]["request_id"]) if picked else "")
 if not request_id:
     st.stop()
 detail = cached(engine, A.request_detail, request_id)
 if detail is None:
-    st.warning(f"No request with id `{escape_markdown(request_id)}` in the log.")
+    st.warning(f"No request with id {code_span(request_id)} in the log.")
     st.stop()
 
 with st.container(border=True):

@@ -5,9 +5,12 @@ import streamlit as st
 
 from taelio_core import analytics as A
 from ui import charts
+from ui.alerts_view import alerts_panel
+from ui.guard_view import render_budget_rule
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
 from ui.engine import cached, rounded_now
+from ui.text import money
 
 engine, filters = open_analytics_page(
     "Costs & budgets", "spend per provider and tier over time, tokens, cost per request by model, the most "
@@ -51,8 +54,20 @@ for col, by, frame in ((c1, "task", view.by_task), (c2, "tier", view.by_tier)):
         st.markdown(f"**By {by}**")
         charts.show("", frame, charts.spend_bars, f"top_{by}", by=by, empty=f"No spend by {by} in this range.")
 
+st.subheader("Top users")
+users = cached(engine, A.top_users, filters)
+if users.empty:
+    st.caption("No request in this selection carries a user: users come from the HTTP API's tokens "
+               "(`taelio serve`).")
+else:
+    st.dataframe(users.assign(cost=[money(None if c != c else c) for c in users["cost_usd"]]), hide_index=True,
+                 width="stretch", column_order=["user_id", "requests", "failed", "tokens", "unpriced", "cost"],
+                 column_config={"user_id": st.column_config.TextColumn("user")})
+
 st.subheader("Budgets this month")
+render_budget_rule(engine)
 render_budgets(engine, view.budget_status, view.budget_curve, now)
+alerts_panel(engine, kinds=("budget_alert", "budget_over", "budget_projected"), title="Budget alerts")
 
 st.subheader("Export")
 render_export(engine, filters, headline.requests)

@@ -5,7 +5,9 @@ import streamlit as st
 
 from taelio_core import analytics as A
 from ui import charts
+from ui.alerts_view import alerts_panel
 from ui.empty_state import no_match, require_data
+from ui.guard_view import render_guards
 from ui.engine import cached, rounded_now
 from ui.health_view import (
     ERROR_COLUMNS,
@@ -40,6 +42,8 @@ def status_panel() -> None:
 
 
 status_panel()
+render_guards(engine)
+alerts_panel(engine, kinds=("provider_outage",), title="Outage alerts")
 
 with st.expander("Test a provider", expanded=False, icon=":material/network_check:"):
     render_probe(engine)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taelio_core.breakers import CircuitBreakers
+from taelio_core.budget_ledger import LedgerBudgetStore, ledger_path
+from taelio_core.budget_store import BudgetStore
 from taelio_core.budgets import BudgetGuard, spend_from_log
 from taelio_core.calllog import CallLog, open_call_log
 from taelio_core.clock import Clock, SystemClock
@@ -52,7 +54,9 @@ class Taelio:
                                    unhealthy_s=policy_obj.model.resilience.unhealthy_s, on_transition=events)
         count_simulated = policy_obj.model.budgets.count_simulated
         spent = spend_from_log(call_log, clock.now(), count_simulated=count_simulated) if call_log else []
-        budgets = BudgetGuard(policy_obj, pricer, clock=clock, spent=spent,
+        now = clock.now()
+        budgets = BudgetGuard(policy_obj, pricer, clock=clock, spent=spent, store=_budget_store(policy_obj, call_log),
+                              seed_labels=[f"{now:%Y-%m}", f"{now:%Y-%m-%d}"],
                               simulated_providers=[n for n, p in providers.items() if p.simulated])
         router = Router(policy_obj, providers, pricer=pricer, sink=call_log, clock=clock,
                         source="demo" if mode == "demo" else "live", breakers=breakers, budgets=budgets)
@@ -72,3 +76,12 @@ class Taelio:
             self.breaker_events.close()
         if self.log is not None:
             self.log.close()
+
+
+def _budget_store(policy: RoutingPolicy, call_log: CallLog | None) -> BudgetStore | None:
+    """A ledger beside the log, shared by every process on this machine, when the policy sets budgets."""
+    budgets = policy.model.budgets
+    path = getattr(call_log, "path", None)
+    if path is None or not (budgets.tier or budgets.provider):
+        return None          # BudgetGuard's in-process store
+    return LedgerBudgetStore(ledger_path(Path(path)))

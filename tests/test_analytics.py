@@ -201,9 +201,9 @@ def test_provider_health_down_when_the_latest_attempts_all_failed(tmp_path: Path
     assert health.iloc[0]["status"] == "down" and health.iloc[0]["success_rate"] == 0.0
 
 
-def _budget_log(tmp_path: Path, spend_per_day: Decimal, days: int, now: datetime):
+def _budget_log(tmp_path: Path, spend_per_day: Decimal, days: int, now: datetime, source: str = "live"):
     from dataclasses import replace
-    base = build_results(n=days, now=now, days=days)
+    base = build_results(n=days, now=now, days=days, source=source)
     results = []
     for i, r in enumerate(base):
         a = replace(r.attempts[0], status="ok", error_type=None, cost_usd=spend_per_day, provider="openai",
@@ -222,7 +222,9 @@ def test_budget_burn_projection_run_out_date_and_alerts(tmp_path: Path):
         df = A.budget_status(log, budgets, A.Filters(), now=now).set_index(["scope", "name"])
         curve = A.budget_burndown(log, budgets, A.Filters(), now=now)
         alert_only = A.budget_status(log, early, A.Filters(), now=now).iloc[0]
-        other_source = A.budget_status(log, budgets, A.Filters(sources=("live",)), now=now)
+        filtered = A.budget_status(log, budgets, A.Filters(sources=("demo",), tiers=("free",)), now=now)
+    with _budget_log(tmp_path / "demo", Decimal("9"), 10, now, source="demo") as log:
+        demo_only = A.budget_status(log, budgets, A.Filters(), now=now)
     pro = df.loc[("tier", "pro")]
     assert pro.spent_usd == pytest.approx(90.0) and pro.spent_pct == pytest.approx(90.0)
     assert pro.projected_usd == pytest.approx(270.0)          # $9/day x 30 days
@@ -231,7 +233,8 @@ def test_budget_burn_projection_run_out_date_and_alerts(tmp_path: Path):
     openai = df.loc[("provider", "openai")]
     assert openai.level == "over" and str(openai.runs_out_on) == "2026-11-09"   # cumulative passes $80 on day 9
     assert alert_only.level == "alert" and alert_only.alerts == "alert"   # 30 % spent, 90 % projected
-    assert (other_source.spent_usd == 0).all() and (other_source.level == "ok").all()
+    assert list(filtered.spent_usd) == list(df.spent_usd)     # the sidebar's filters do not apply to budgets
+    assert (demo_only.spent_usd == 0).all() and (demo_only.level == "ok").all()   # demo data never counts
     assert df.loc[("tier", "free")].spent_usd == 0
     gem = df.loc[("provider", "gemini")]
     assert gem.spent_usd == 0 and gem.level == "ok" and gem.runs_out_on is None

@@ -54,9 +54,8 @@ def render_budgets(engine: Taelio, status: pd.DataFrame, curve: pd.DataFrame, no
         return
     start, end = A.month_bounds(now)
     st.caption(f"Month to date ({start:%B %Y}, UTC), against the monthly budgets in the policy "
-               f"`{engine.policy.name}`. Spend is counted from the selected sources; the date filter does not "
-               "apply here. Charts: spent as a share of each budget (solid) and the projection to month end "
-               "at the current rate (dashed).")
+               f"`{engine.policy.name}`. Charts: spent as a share of each budget (solid) and the projection to "
+               "month end at the current rate (dashed).")
     for scope in ("tier", "provider"):
         rows = status[status["scope"] == scope]
         if rows.empty:

@@ -13,28 +13,30 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from taelio_core.formatting import money
+from taelio_core.formatting import metric as metric_text
 from taelio_core.sandbox.policy_edit import policy_to_toml
 from taelio_core.sandbox.simulation import SimulationReport
 
-__all__ = ["sample_traces", "served_figure", "show_results", "tier_delta_table", "timeline_figure"]
+__all__ = ["readable", "sample_traces", "served_figure", "show_results", "tier_delta_table", "timeline_figure"]
 
 KEY_METRICS = ("availability", "fallback_rate", "cost_usd", "p50_ms", "p95_ms", "p99_ms", "budget_burn_pct")
 _PERCENT = {"availability", "fallback_rate"}
 
 
-def _fmt(metric: str, value: float, *, signed: bool = False) -> str:
-    """A metric for people: percentages, dollars, milliseconds; ``signed`` for deltas (pp for shares)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    sign = "+" if signed else ""
-    if metric in _PERCENT:
-        return f"{value * 100:{sign}.2f} " + ("pp" if signed else "%")
-    if metric == "cost_usd":
-        return ("+" if signed and value >= 0 else "") + money(value)
-    if metric.endswith("_pct"):
-        return f"{value:{sign}.2f} " + ("pp" if signed else "%")
-    return f"{value:{sign},.0f}"
+def _fmt(name: str, value: float, *, signed: bool = False) -> str:
+    return metric_text(name, value, signed=signed)
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A per-tier or per-provider table of a run, every figure in the dashboard's format, column names as words."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            out[column] = [_fmt(column, float(v)) for v in out[column]]
+    names = {c: c.replace("_usd", "").replace("_pct", "").replace("_ms", "").replace("err_", "errors: ")
+             .replace("_", " ") for c in out.columns}
+    names |= {"cost_per_1k": "cost per 1k", "budget_burn_pct": "budget burn", "projected_month_pct": "projected month"}
+    return out.rename(columns=names)
 
 
 def tier_delta_table(report: SimulationReport) -> pd.DataFrame:
@@ -122,8 +124,8 @@ def show_results(report: SimulationReport, *, stale: bool = False) -> None:
         with tab:
             st.caption(f"One seed ({report.seeds[0]}) in detail"
                        + (f"; the table above averages all {seeds}." if seeds > 1 else "."))
-            st.dataframe(report.tiers(arm), hide_index=True, width="stretch")
-            st.dataframe(report.providers(arm), hide_index=True, width="stretch")
+            st.dataframe(readable(report.tiers(arm)), hide_index=True, width="stretch")
+            st.dataframe(readable(report.providers(arm)), hide_index=True, width="stretch")
             st.plotly_chart(served_figure(report, arm), key=f"sandbox_served_{arm}")
     st.plotly_chart(timeline_figure(report), key="sandbox_timeline")
     with st.expander("Sample traces (failed and truncated ones first)"):

@@ -1,9 +1,10 @@
 """Showing numbers and untrusted text.
 
 One format each, everywhere in the dashboard: money (``taelio_core.formatting``),
-percentages with one decimal and a space (``92.3 %``), latency in whole
-milliseconds (``1483 ms``, as the tables' ``PCT_FORMAT``/``MS_FORMAT`` columns
-print them too), and column names in lower case but for acronyms (``TTFT p50``).
+percentages with one decimal and a space (``92.3 %``) and latency in whole
+milliseconds (``1483 ms``), also in ``taelio_core.formatting`` (the tables'
+``PCT_FORMAT``/``MS_FORMAT`` columns print them the same way); column names in
+lower case but for acronyms (``TTFT p50``).
 
 LLM output (and anything a user typed that is echoed back) is untrusted. It
 is rendered through Markdown with every Markdown, HTML and Streamlit
@@ -16,12 +17,9 @@ from __future__ import annotations
 
 import re
 
-from taelio_core.formatting import money  # one money format for the UI and the CLI
+from taelio_core.formatting import MS_FORMAT, PCT_FORMAT, milliseconds, money, percent  # one format, UI and CLI
 
-__all__ = ["MS_FORMAT", "PCT_FORMAT", "cost_text", "escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
-
-MS_FORMAT = "%.0f ms"        # a NumberColumn of milliseconds, as fmt_ms prints one
-PCT_FORMAT = "%.1f %%"       # a NumberColumn of percentages (0-100), as fmt_pct prints a share
+__all__ = ["MS_FORMAT", "PCT_FORMAT", "code_span", "cost_text", "escape_markdown", "fmt_ms", "fmt_pct", "fmt_tokens", "money"]
 
 # Every ASCII punctuation character CommonMark lets one escape, plus Streamlit's own ($ : ~ |).
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^%@/])")
@@ -32,6 +30,14 @@ def escape_markdown(text: str) -> str:
     escaped = _SPECIAL.sub(r"\\\1", text)
     # Markdown joins single newlines into one paragraph; keep the writer's line breaks.
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+def code_span(text: str) -> str:
+    """``text`` as inline code, shown exactly as written: no backslashes, whatever backticks it holds."""
+    one_line = " ".join(text.split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", one_line)), default=0) + 1)
+    pad = " " if one_line.startswith("`") or one_line.endswith("`") else ""
+    return f"{fence}{pad}{one_line}{pad}{fence}"
 
 
 def cost_text(value: object, *, status: str, tokens: int) -> str:
@@ -47,17 +53,10 @@ def cost_text(value: object, *, status: str, tokens: int) -> str:
     return money(value)  # type: ignore[arg-type]
 
 
-def fmt_ms(value: float | None) -> str:
-    if value is None or value != value:
-        return "–"
-    return MS_FORMAT % value
+fmt_ms = milliseconds
 
 
-def fmt_pct(value: float | None) -> str:
-    """A share (0.923) as a percentage: ``92.3 %``."""
-    if value is None or value != value:
-        return "–"
-    return PCT_FORMAT % (value * 100)
+fmt_pct = percent
 
 
 def fmt_tokens(value: int | float | None) -> str:

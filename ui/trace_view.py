@@ -91,9 +91,17 @@ def render_trace(data: TraceData, *, title: str = "Routing trace") -> None:
     for skip in data["skipped"]:
         st.markdown(f"⏭ `{skip['provider']}:{skip['model']}` skipped: {escape_markdown(str(skip['reason']))}")
     if data["attempts"]:
-        st.dataframe(_attempt_rows(data), hide_index=True, width="stretch",
+        rows = _attempt_rows(data)
+        st.dataframe(rows, hide_index=True, width="stretch",
                      column_config={"#": st.column_config.NumberColumn(width="small"),
                                     "error": st.column_config.TextColumn(width="medium")})
+        errors = rows[rows["error"] != ""]
+        if len(errors):
+            # A cell shows the start of a long error; here each one reads whole (as plain text, never Markdown).
+            with st.expander(f"Errors in full ({len(errors)})", icon=":material/error:"):
+                for row in errors.to_dict("records"):
+                    st.caption(f"Attempt {row['#']} · {row['provider:model']}")
+                    st.code(row["error"], language=None, wrap_lines=True)
     else:
         st.caption("No provider was tried.")
     served = f"`{data['provider']}:{data['model']}`" if data.get("provider") else "nobody"

@@ -8,6 +8,7 @@ bound parameters; pandas only receives the small result. No Streamlit here.
 * ``reliability``: latency percentiles, fallback rate, errors by type, success rate, provider health.
 * ``budget_burn``: month-to-date spend against the policy's budgets, projection, run-out date, alerts.
 * ``calls``: the searchable request list and one request's attempts and trace.
+* ``users``: spend and requests per user (the HTTP API's callers).
 * ``views``: all of the Costs page's or the Health page's figures, read on one connection.
 * ``rollup``: the hourly rollups every aggregate reads (exact sums and counts; percentiles within 4.4 %).
 """
@@ -39,6 +40,7 @@ from taelio_core.analytics.reliability import (
     success_by_provider,
 )
 from taelio_core.analytics.time_buckets import TimeAxis, choose_bucket
+from taelio_core.analytics.users import top_users
 from taelio_core.analytics.views import CostsView, HealthView, costs_view, health_view
 from taelio_core.analytics.spend import (
     Headline,
@@ -54,5 +56,6 @@ __all__ = [
     "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
     "cost_distribution_by_model", "costs_view", "errors_by_type", "errors_over_time", "fallback_rate",
     "export_requests", "fallback_rate_over_time", "headline", "health_view", "latency_by_provider", "latency_over_time", "list_requests",
-    "month_bounds", "provider_health", "request_detail", "spend_by", "success_by_provider", "usage_over_time",
+    "month_bounds", "provider_health", "request_detail", "spend_by", "success_by_provider", "top_users",
+    "usage_over_time",
 ]

@@ -2,10 +2,17 @@
 
 Budgets live in the policy (``[budgets.tier]`` and ``[budgets.provider]``,
 USD per calendar month in UTC; ``alert_pct`` defaults to 80). This module
-only reads the log: it sums each tier's and provider's spend since the first
-of the month in DuckDB (whole hours from the exact hourly rollup, the hour
-holding ``now`` from the raw attempts up to ``now``), projects it to the month's end at the burn rate so
-far, and says on which day the budget runs out at that rate.
+only reads the log: ``budget_spend`` is **the** spend query for budgets, with
+one rule about which rows count (``BUDGET_SOURCES``, ``budget_rule``). The
+guard that enforces budgets (``budgets.spend_from_log``, hence ``taelio
+health`` and the Health page) and the Costs page's cards read it, so they
+show the same figure; the sidebar's filters do not apply to budgets (a budget
+is what the provider will bill, whatever the page shows). From its rows this
+module projects spend to the month's end at the burn rate so far, and says on
+which day the budget runs out at that rate.
+
+It reads the raw ``attempts`` of the month, not the hourly rollup: the rollup
+has no ``simulated`` column, and the rule needs it.
 
 Alerts, most severe first: **over** (100 % spent), **projected over** (the
 month-end projection exceeds the limit), **alert** (``alert_pct`` reached).
@@ -18,13 +25,12 @@ from decimal import Decimal
 
 import pandas as pd
 
-from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
 from taelio_core.policy import Budgets
 
-__all__ = ["LEVELS", "budget_burndown", "budget_status", "month_bounds"]
+__all__ = ["BUDGET_SOURCES", "LEVELS", "budget_burndown", "budget_rule", "budget_sources", "budget_spend", "budget_status", "month_bounds"]
 
 LEVELS = ("ok", "alert", "projected over", "over")
 Log = CallLog | Reader
@@ -48,46 +54,72 @@ def _limits(budgets: Budgets) -> list[tuple[str, str, Decimal, float]]:
     return out
 
 
-def _month_sql(filters: Filters, start: datetime, now: datetime) -> tuple[str, list]:
-    """SQL for this month's attempts up to ``now`` as (day, tier, provider, cost_usd) rows, and its parameters."""
-    this_hour = max(now.astimezone(UTC).replace(minute=0, second=0, microsecond=0), start)
-    sources = Filters(sources=filters.sources)
-    rolled, rolled_params = sources.where(time_column="hour", extra=("hour >= ?", "hour < ?"))
-    tail, tail_params = sources.where(extra=("ts >= ?", "ts <= ?"))
-    sql = f"""
-        SELECT hour::DATE AS day, tier, provider, cost_usd FROM attempt_rollup {rolled}
-        UNION ALL
-        SELECT (ts AT TIME ZONE 'UTC')::DATE, tier, provider, cost_usd FROM attempts {tail}"""
-    return sql, [start.replace(tzinfo=None), this_hour.replace(tzinfo=None), *rolled_params,
-                 this_hour, now, *tail_params]
+BUDGET_SOURCES = ("live", "experiment", "test")
 
 
-def budget_burndown(log: Log, budgets: Budgets, filters: Filters, *, now: datetime) -> pd.DataFrame:
-    """Per budget and day of this month so far: the day's spend and the cumulative spend (USD)."""
+def budget_sources(count_simulated: bool) -> tuple[str, ...]:
+    """The sources whose spend counts: demo traffic only in a rehearsal on simulated calls (``count_simulated``)."""
+    return (*BUDGET_SOURCES, "demo") if count_simulated else BUDGET_SOURCES
+
+
+def budget_rule(count_simulated: bool) -> str:
+    """The rule ``budget_spend`` applies, in words, for the pages and the CLI."""
+    if count_simulated:
+        return ("Budgets count the priced attempts of live traffic, experiments, provider tests and (a rehearsal: "
+                "budgets.count_simulated is set) simulated and demo calls, this month (UTC); sandbox runs never "
+                "count.")
+    return ("Budgets count the priced attempts of live traffic, experiments and provider tests this month (UTC); "
+            "demo data, sandbox runs and simulated calls never count.")
+
+
+def budget_spend(log: Log, *, now: datetime, count_simulated: bool = False) -> pd.DataFrame:
+    """This month's spend up to ``now`` that budgets count, per UTC day, tier and provider.
+
+    Columns ``day`` (date), ``tier``, ``provider``, ``cost`` (exact, as text: ``Decimal(cost)``).
+    """
+    start, _end = month_bounds(now)
+    return log.query("""
+        SELECT (ts AT TIME ZONE 'UTC')::DATE AS day, tier, provider, sum(cost_usd)::VARCHAR AS cost
+        FROM attempts
+        WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL AND list_contains(?, source) AND (NOT simulated OR ?)
+        GROUP BY ALL ORDER BY day""", [start, now, list(budget_sources(count_simulated)), count_simulated])
+
+
+def _daily(rows: pd.DataFrame, limits: list[tuple[str, str, Decimal, float]]) -> dict[tuple[str, str], dict]:
+    """(scope, name) -> {day: Decimal spent} for each budget in ``limits``."""
+    out: dict[tuple[str, str], dict] = {(scope, name): {} for scope, name, *_ in limits}
+    for r in rows.itertuples(index=False):
+        day = r.day.date() if hasattr(r.day, "date") else r.day
+        for key in (("tier", str(r.tier)), ("provider", str(r.provider))):
+            if key in out:
+                out[key][day] = out[key].get(day, Decimal(0)) + Decimal(str(r.cost))
+    return out
+
+
+def budget_burndown(log: Log, budgets: Budgets, filters: Filters | None = None, *, now: datetime,
+                    rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per budget and day of this month so far: the day's spend and the cumulative spend (USD).
+
+    ``filters`` is accepted for symmetry with the page's other queries and ignored (see the module's docstring).
+    """
+    del filters
     limits = _limits(budgets)
     columns = ["scope", "name", "day", "spent_usd", "cumulative_usd"]
     if not limits:
         return pd.DataFrame(columns=columns)
-    start, _end = month_bounds(now)
-    month, params = _month_sql(filters, start, now)
-    tiers = sorted({n for s, n, *_ in limits if s == "tier"}) or [""]
-    providers = sorted({n for s, n, *_ in limits if s == "provider"}) or [""]
-    marks_t = ", ".join("?" for _ in tiers)
-    marks_p = ", ".join("?" for _ in providers)
-    return rollup.read(log, lambda r: r.query(f"""
-        WITH month AS (SELECT * FROM ({month}) WHERE cost_usd IS NOT NULL),
-             daily AS (
-                SELECT 'tier' AS scope, tier AS name, day, sum(cost_usd) AS spent
-                FROM month WHERE tier IN ({marks_t}) GROUP BY ALL
-                UNION ALL
-                SELECT 'provider' AS scope, provider AS name, day, sum(cost_usd) AS spent
-                FROM month WHERE provider IN ({marks_p}) GROUP BY ALL)
-        SELECT scope, name, day, spent::DOUBLE AS spent_usd,
-               (sum(spent) OVER (PARTITION BY scope, name ORDER BY day))::DOUBLE AS cumulative_usd
-        FROM daily ORDER BY scope DESC, name, day""", [*params, *tiers, *providers]))
+    if rows is None:
+        rows = budget_spend(log, now=now, count_simulated=budgets.count_simulated)
+    out = []
+    for (scope, name), days in sorted(_daily(rows, limits).items(), key=lambda kv: (kv[0][0] != "tier", kv[0])):
+        total = Decimal(0)
+        for day in sorted(days):
+            total += days[day]
+            out.append({"scope": scope, "name": name, "day": pd.Timestamp(day), "spent_usd": float(days[day]),
+                        "cumulative_usd": float(total)})
+    return pd.DataFrame(out, columns=columns)
 
 
-def budget_status(log: Log, budgets: Budgets, filters: Filters, *, now: datetime) -> pd.DataFrame:
+def budget_status(log: Log, budgets: Budgets, filters: Filters | None = None, *, now: datetime) -> pd.DataFrame:
     """One row per monthly budget: spent, share, month-end projection, run-out date, alert level."""
     limits = _limits(budgets)
     columns = ["scope", "name", "limit_usd", "alert_pct", "spent_usd", "spent_pct", "projected_usd",
@@ -97,19 +129,9 @@ def budget_status(log: Log, budgets: Budgets, filters: Filters, *, now: datetime
     start, end = month_bounds(now)
     elapsed = max(now.astimezone(UTC) - start, MIN_ELAPSED)
     month_span = end - start
-    month, params = _month_sql(filters, start, now)
-
-    def both(r: Reader) -> tuple[pd.DataFrame, pd.DataFrame]:
-        totals = r.query(f"""
-            WITH month AS ({month})
-            SELECT 'tier' AS scope, tier AS name, sum(cost_usd)::VARCHAR AS spent FROM month GROUP BY tier
-            UNION ALL
-            SELECT 'provider', provider, sum(cost_usd)::VARCHAR FROM month GROUP BY provider""", params)
-        return totals, budget_burndown(r, budgets, filters, now=now)
-
-    totals, curve = rollup.read(log, both)
-    spent_by = {(r["scope"], r["name"]): Decimal(r["spent"]) for r in totals.to_dict("records")
-                if r["spent"] is not None and not pd.isna(r["spent"])}
+    spend_rows = budget_spend(log, now=now, count_simulated=budgets.count_simulated)
+    curve = budget_burndown(log, budgets, filters, now=now, rows=spend_rows)
+    spent_by = {key: sum(days.values(), Decimal(0)) for key, days in _daily(spend_rows, limits).items()}
     rows = []
     for scope, name, limit, alert_pct in limits:
         spent = spent_by.get((scope, name), Decimal(0))

@@ -26,7 +26,10 @@ __all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "RequestDetail", "export_requests",
 
 LIST_COLUMNS = ("ts", "request_id", "source", "tier", "task", "provider", "model", "status", "n_attempts",
                 "fallback_depth", "cost_usd", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
-                "parent_id")
+                "parent_id", "user_id")
+# Shown in the list only (not exported): the start of the prompt, and the error in full.
+PROMPT_PREVIEW = 200
+LIST_TEXT = (f"left(prompt, {PROMPT_PREVIEW}) AS prompt", "error")
 STATUSES = ("ok", "failed", "truncated", "rejected")
 # What the search box matches (case-insensitive, anywhere in the text). ``provider`` and ``model`` are
 # who served the request; the providers tried before it are in its attempts, not searched here.
@@ -39,9 +42,12 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _where(filters: Filters, search: str, statuses: tuple[str, ...]) -> tuple[str, list[Any]]:
+def _where(filters: Filters, search: str, statuses: tuple[str, ...], user: str = "") -> tuple[str, list[Any]]:
     extra: list[str] = []
     params: list[Any] = []
+    if user.strip():
+        extra.append("user_id = ?")
+        params.append(user.strip())
     if search.strip():
         extra.append("(" + " OR ".join(f"{c} ILIKE ? ESCAPE '\\'" for c in SEARCHED) + ")")
         params.extend([_like(search.strip())] * len(SEARCHED))
@@ -53,11 +59,12 @@ def _where(filters: Filters, search: str, statuses: tuple[str, ...]) -> tuple[st
 
 
 def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", statuses: tuple[str, ...] = (),
-                  limit: int = 200, offset: int = 0) -> tuple[pd.DataFrame, int]:
-    """The newest matching requests (one page of them) and how many match in all."""
-    where, params = _where(filters, search, statuses)
-    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS)
-    if search.strip():
+                  limit: int = 200, offset: int = 0, user: str = "") -> tuple[pd.DataFrame, int]:
+    """The newest matching requests (one page of them) and how many match in all; ``user``: one user's only."""
+    where, params = _where(filters, search, statuses, user)
+    cols = ", ".join([*(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS),
+                      *LIST_TEXT])
+    if search.strip() or user.strip():      # the rollups have neither text nor users
         count_sql, count_params = f"SELECT count(*) AS n FROM requests {where}", params
     else:
         count_sql, count_params = _rollup_count(filters, statuses)

@@ -6,6 +6,7 @@ DataFrames, and ``flush``/``close``. Everything else is the backend's business.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -14,9 +15,25 @@ import pyarrow as pa
 
 from taelio_core.trace import GenerationResult
 
-__all__ = ["CallLog"]
+__all__ = ["CallLog", "WriterStatus"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WriterStatus:
+    """What the log's writer has done in this process, and what waits: shown by Health and ``taelio health``."""
+
+    location: str
+    pending: int = 0             # recorded, not yet committed
+    replayed: int = 0            # requests recovered from dead processes' journals when this process opened the log
+    rejected: int = 0            # malformed requests this process set aside
+    set_aside: int = 0           # malformed requests set aside by any process, still in ``<db>.rejected/``
+    set_aside_dir: str = ""
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 class CallLog(ABC):
@@ -46,6 +63,9 @@ class CallLog(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release the file."""
+
+    def writer_status(self) -> WriterStatus:
+        return WriterStatus(location=self.location)
 
     def count_requests(self, source: str | None = None) -> int:
         if source is None:

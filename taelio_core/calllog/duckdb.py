@@ -59,7 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
-from taelio_core.calllog.base import CallLog
+from taelio_core.calllog.base import CallLog, WriterStatus
 from taelio_core.calllog.check import check_log
 from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
 from taelio_core.calllog.rows import encode
@@ -405,6 +405,15 @@ class DuckDBCallLog(CallLog):
                     raise CallLogError(f"the log could not be flushed within {timeout:g} s"
                                        + (f": {self.last_error}" if self.last_error else ""))
                 self._idle.wait(timeout=0.05 if remaining is None else min(0.05, remaining))
+
+    def writer_status(self) -> WriterStatus:
+        folder = self.path.with_name(self.path.name + ".rejected")
+        set_aside = 0
+        for segment in sorted(folder.glob("*.seg")) if folder.is_dir() else ():
+            set_aside += len(read_segment(segment)[0])
+        return WriterStatus(location=self.location, pending=self.pending, replayed=self.replayed,
+                            rejected=self.rejected, set_aside=set_aside, set_aside_dir=str(folder),
+                            last_error=self.last_error)
 
     @property
     def pending(self) -> int:

@@ -377,6 +377,24 @@ CREATE TABLE request_cost_histogram (   -- priced requests; a day grain (its que
     hi              DOUBLE NOT NULL
 );
 """),
+    ("008_alerts", """
+-- Budget and outage alerts (taelio_core/alerts.py). One row per alert key: an alert is delivered
+-- once per threshold per period, whoever checks first claims it.
+CREATE TABLE alerts (
+    alert_key       VARCHAR PRIMARY KEY,    -- kind|subject|period
+    kind            VARCHAR NOT NULL,       -- budget_alert | budget_over | budget_projected | provider_outage
+    subject         VARCHAR NOT NULL,       -- tier:pro, provider:openai, openai:gpt-4.1
+    period          VARCHAR NOT NULL,       -- 2026-12 (a month's budget) or when the outage began
+    message         VARCHAR NOT NULL,
+    first_seen      TIMESTAMPTZ NOT NULL,
+    status          VARCHAR NOT NULL,       -- sending | sent | failed | no_webhook
+    sent_at         TIMESTAMPTZ,            -- NULL until the webhook accepted it
+    destination     VARCHAR,                -- the webhook's host only: its path is a secret
+    http_status     INTEGER,
+    error           VARCHAR,
+    attempts        INTEGER NOT NULL DEFAULT 0
+);
+"""),
     ("012_retries_and_pinned_provider", """
 -- Retries are not fallbacks: a request's fallback_depth counts only moves to
 -- another chain entry from here on (rows logged before this migration count

@@ -23,18 +23,22 @@ from importlib import import_module
 
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, ConfigError, InputError, TaelioError
 
-__all__ = ["EXIT_ALL_FAILED", "EXIT_BUDGET", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_ALL_FAILED", "EXIT_BUDGET", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
 EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_BUDGET = 0, 2, 3, 4
 
 # Modules under taelio_core.cli that each add one or more commands.
-COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve"]
+COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve", "alerts"]
+
+
+class UsageError(Exception):
+    """A command line argparse rejected: one sentence, exit code 2 (as JSON too under ``--json``)."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one clear sentence, exit 2
-        self.exit(EXIT_USAGE, f"taelio: error: {message} (see 'taelio {self.prog.split()[-1]} --help')\n"
-                  if " " in self.prog else f"taelio: error: {message} (see 'taelio --help')\n")
+    def error(self, message: str) -> None:  # type: ignore[override] - raises instead of exiting: main() says it
+        where = f"taelio {self.prog.split()[-1]} --help" if " " in self.prog else "taelio --help"
+        raise UsageError(f"{message} (see '{where}')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +63,14 @@ def emit_json(document: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(words)
+    except UsageError as e:
+        if "--json" in words:
+            emit_json({"error": str(e), "error_class": "UsageError", "exit_code": EXIT_USAGE})
+        sys.stderr.write(f"taelio: error: {e}\n")
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except AllProvidersFailed as e:

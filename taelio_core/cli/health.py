@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 
 from taelio_core.cli import add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
 from taelio_core.health import health_report
+
+if TYPE_CHECKING:
+    from taelio_core.engine import Taelio
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +35,9 @@ def run_health(args: argparse.Namespace) -> int:
     try:
         report = health_report(policy=engine.policy, now=engine.router.clock.now(), call_log=engine.log,
                                budgets=engine.router.budgets, history_limit=args.history)
+        guard = guard_details(engine)
         if args.json:
-            emit_json(report.as_dict())
+            emit_json(report.as_dict() | guard)
             return 0
         out = sys.stdout
         out.write("Circuit breakers (as last logged; state is kept per process):\n")
@@ -45,10 +50,13 @@ def run_health(args: argparse.Namespace) -> int:
             out.write("  (demo mode: simulated calls cost nothing and do not count against budgets)\n")
         if report.budgets.empty:
             out.write("  none configured\n")
+        else:
+            out.write(f"  {guard['budget_rule']}\n  {guard['budget_scope']}\n")
         for row in report.budgets.itertuples(index=False):
             kind = "hard" if row.hard else "soft"
             out.write(f"  {row.scope} {row.name} {row.period}: {money(row.spent_usd)} of {money(row.limit_usd)} "
                       f"({row.used_pct:.1f}%, {kind}, alert at {row.alert_pct:g}%): {row.state}\n")
+        write_writer_status(out, guard["call_log"])
         if args.history:
             out.write(f"\nLast {args.history} transitions:\n")
             if report.history.empty:
@@ -59,6 +67,29 @@ def run_health(args: argparse.Namespace) -> int:
         return 0
     finally:
         engine.close()
+
+
+def guard_details(engine: Taelio) -> dict[str, object]:
+    """What ``taelio health`` adds to the health report: the budget rule and scope, and the log writer's counters."""
+    from taelio_core.analytics.budget_burn import budget_rule
+    shared = getattr(engine.router.budgets.store, "shared", False)
+    scope = ("Budgets are shared by every Taelio process on this machine (a ledger beside the log); circuit "
+             "breakers are kept per process." if shared else
+             "Budgets are kept by this process only; circuit breakers too.")
+    status = engine.log.writer_status() if engine.log is not None else None
+    return {"budget_rule": budget_rule(engine.policy.model.budgets.count_simulated), "budget_scope": scope,
+            "call_log": status.as_dict() if status is not None else None}
+
+
+def write_writer_status(out: TextIO, status: dict | None) -> None:
+    if status is None:
+        return
+    out.write(f"\nCall log {status['location']}:\n")
+    out.write(f"  writer (this process): {status['pending']} waiting, {status['replayed']} replayed from dead "
+              f"processes' journals at open, {status['rejected']} malformed set aside; "
+              f"last error: {status['last_error'] or 'none'}\n")
+    if status["set_aside"]:
+        out.write(f"  {status['set_aside']} malformed request(s) wait in {status['set_aside_dir']} (any process)\n")
 
 
 def _hms(value: object) -> str:

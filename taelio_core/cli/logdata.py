@@ -12,6 +12,7 @@ from taelio_core.cli import add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
 from taelio_core.demo import DEFAULT_REQUESTS_PER_DAY, demo_outages, generate_demo_data
 from taelio_core.errors import InputError
+from taelio_core.formatting import milliseconds, percent
 
 __all__ = ["register"]
 
@@ -112,13 +113,11 @@ def _table(out, label: str, rows: list[Totals], note: str) -> None:  # noqa: ANN
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
+    return percent(value)
 
 
 def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.2f} s"
+    return milliseconds(value)
 
 
 def _cost(value: Decimal, unpriced: int) -> str:

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from taelio_core.calllog import open_call_log
 from taelio_core.cli import add_json_flag, emit_json
+from taelio_core.formatting import metric
 from taelio_core.errors import InputError
 from taelio_core.policy import load_policy
 from taelio_core.sandbox.fitting import fit_models
@@ -109,15 +110,17 @@ def _print(report: SimulationReport) -> None:
         out.write(f"scenario: {report.scenario.label}: {report.scenario.describe(report.traffic.duration_s)}\n")
     out.write(f"seeds {report.seeds}; {report.requests_simulated:,} requests simulated in {report.wall_s:.1f} s "
               f"({report.rate:,.0f}/s)\n\n")
-    header = f"{'tier':<8}{'requests':>10}{'avail':>9}{'fallback':>10}{'cost $':>12}{'p50 ms':>9}{'p95 ms':>9}" \
-             f"{'p99 ms':>9}{'burn %':>8}\n"
+    columns = ("requests", "availability", "fallback_rate", "cost_usd", "p50_ms", "p95_ms", "p99_ms",
+               "budget_burn_pct")
+    widths = (10, 14, 15, 12, 10, 10, 10, 13)
+    header = f"{'tier':<8}" + "".join(f"{c.replace('_usd', '').replace('_pct', '').replace('_ms', '').replace('_', ' '):>{w}}"
+                                      for c, w in zip(columns, widths)) + "\n"
     arms = [("A", report.policy_a.name)] + ([("B", report.policy_b.name)] if report.policy_b else [])
     for arm, name in arms:
         out.write(f"policy {arm}: {name}\n" + header)
         for row in report.tiers(arm).to_dict(orient="records"):
-            out.write(f"{row['tier']:<8}{row['requests']:>10,}{row['availability']:>9.2%}{row['fallback_rate']:>10.2%}"
-                      f"{row['cost_usd']:>12.4f}{row['p50_ms']:>9.0f}{row['p95_ms']:>9.0f}{row['p99_ms']:>9.0f}"
-                      f"{row['budget_burn_pct']:>8.1f}\n")
+            out.write(f"{row['tier']:<8}" + "".join(f"{metric(c, row[c]):>{w}}" for c, w in zip(columns, widths))
+                      + "\n")
         out.write("\n")
     comparison = report.comparison()
     if comparison is not None:
@@ -125,5 +128,7 @@ def _print(report: SimulationReport) -> None:
         for row in comparison[comparison["tier"] == "all"].to_dict(orient="records"):
             if row["metric"] == "requests":
                 continue
-            out.write(f"  {row['label']:<30}{row['delta']:>+14.4f}  [{row['delta_low']:+.4f}, "
-                      f"{row['delta_high']:+.4f}]  {row['verdict']}\n")
+            m = row["metric"]
+            out.write(f"  {row['label']:<30}{metric(m, row['delta'], signed=True):>14}  "
+                      f"[{metric(m, row['delta_low'], signed=True)}, {metric(m, row['delta_high'], signed=True)}]  "
+                      f"{row['verdict']}\n")

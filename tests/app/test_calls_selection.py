@@ -95,3 +95,39 @@ def test_a_failed_request_that_billed_nothing_shows_no_cost_not_zero_dollars(see
     assert set(at.dataframe[1].value["cost"]) == {"–"}
     total = next(m.value for m in at.markdown if "served by" in m.value)
     assert "$0" not in total and total.rstrip().endswith("–")
+
+
+def test_an_id_pasted_while_a_row_is_selected_opens_the_pasted_request(seeded_app):
+    at = open_page(make_app(), "calls")
+    shown = at.dataframe[0].value
+    _select_row(at, 0)
+    other = next(r for r in seeded_app.results if r.request_id != shown["request_id"].iloc[0])
+    at.text_input(key="calls_open").input(other.request_id).run()
+    assert not at.exception
+    assert any(other.request_id in c.value for c in at.caption)
+    assert not any(shown["request_id"].iloc[0] in c.value for c in at.caption if "request `" in c.value)
+
+
+def test_an_unknown_id_is_shown_as_typed_without_visible_escapes(seeded_app):
+    at = open_page(make_app(), "calls")
+    at.text_input(key="calls_open").input("not-a-real_id.1").run()
+    warning = next(w.value for w in at.warning if "No request with id" in w.value)
+    assert warning == "No request with id `not-a-real_id.1` in the log."
+    at.text_input(key="calls_open").input("has`tick").run()
+    assert next(w.value for w in at.warning if "No request with id" in w.value) == \
+        "No request with id ``has`tick`` in the log."
+
+
+def test_the_list_shows_each_requests_prompt_and_error_and_a_trace_shows_every_error_whole(seeded_app):
+    at = open_page(make_app(), "calls")
+    table = at.dataframe[0].value
+    by_id = {r.request_id: r for r in seeded_app.results}
+    for request_id, prompt, error in zip(table["request_id"], table["prompt"], table["error"]):
+        assert prompt == by_id[request_id].prompt[:200]
+        assert error == (by_id[request_id].error or "")
+    row = int((table["n_attempts"] == 3).to_numpy().nonzero()[0][0])    # two failed attempts before the answer
+    _select_row(at, row)
+    result = by_id[table["request_id"].iloc[row]]
+    whole = [c.value for c in at.code]
+    for attempt in result.attempts[:-1]:
+        assert any(w.endswith(attempt.error) for w in whole), (attempt.error, whole)

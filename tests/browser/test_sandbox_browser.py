@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture()
 def sandbox_url(tmp_path: Path, chromium: str):
-    with streamlit_server({"DATABASE_URL": str(tmp_path / "log.duckdb")}, cwd=tmp_path) as (url, _proc):
+    # The dashboard runs the built-in "current" policy: the Sandbox's Policy A is that running policy.
+    with streamlit_server({"DATABASE_URL": str(tmp_path / "log.duckdb"), "TAELIO_POLICY": "current"},
+                          cwd=tmp_path) as (url, _proc):
         yield url + "/sandbox"
 
 
@@ -41,8 +43,9 @@ def test_edit_chain_run_a_vs_b_on_outage_and_export(sandbox_url, page, screensho
     page.keyboard.press("Enter")
     page.wait_for_timeout(500)
     _drawn(page)
-    # Policy A: the current models; fewer requests so the run is quick.
-    assert "current" in page.get_by_test_id("stSelectbox").filter(has_text="Policy A").inner_text()
+    # Policy A: the running policy, by its name; fewer requests so the run is quick.
+    policy_a = page.get_by_test_id("stSelectbox").filter(has_text="Policy A")
+    assert "current (the running policy)" in (policy_a.inner_text() + " " + policy_a.locator("input").input_value())
     requests = page.get_by_label("Requests")
     requests.fill("3000")
     requests.press("Enter")
@@ -55,7 +58,7 @@ def test_edit_chain_run_a_vs_b_on_outage_and_export(sandbox_url, page, screensho
     _drawn(page)
     page.get_by_role("button", name="Run A vs B").click()
     _drawn(page, charts=True)
-    page.get_by_text("B against A, per tier").wait_for(timeout=60_000)
+    page.get_by_text("B (current-b) against A (current), per tier").wait_for(timeout=60_000)
     body = page.get_by_test_id("stMain").inner_text()
     assert "OpenAI down for 30 minutes" in body
     screenshot(page, screenshots / "sandbox.png")
@@ -64,5 +67,6 @@ def test_edit_chain_run_a_vs_b_on_outage_and_export(sandbox_url, page, screensho
     path = tmp_path / "b.toml"
     download.value.save_as(path)
     exported = parse_policy(path.read_text(), source="b.toml")
+    assert exported.name == "current-b" and download.value.suggested_filename == "current-b.toml"
     assert [e.ref for e in exported.chain("free", "idea")] == ["openai:gpt-4.1", "openai:gpt-4.1-mini",
                                                            "anthropic:claude-haiku-4-5"]

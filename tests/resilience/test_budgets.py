@@ -80,7 +80,7 @@ def test_a_hard_stop_raises_one_clear_message_and_logs_a_rejected_row(tmp_path):
     with pytest.raises(BudgetExceeded) as info:
         run(r.agenerate("pro", "idea", INPUTS))
     message = str(info.value)
-    assert message.startswith("Budget reached for pro/idea: the pro tier monthly budget of $0.00 has")
+    assert message.startswith("Budget reached for pro/idea: the pro tier monthly budget of $0.0001 has $0.0001 left")
     assert "\n" not in message and a.calls == []
     log.flush()
     row = log.query("SELECT status, n_attempts, n_skipped, error FROM requests").iloc[0]
@@ -106,7 +106,7 @@ def test_a_provider_budget_skips_only_that_provider():
     r = router({"a": scripted("a", ["x"]), "b": scripted("b", ["from b"])}, extra=extra)
     result = run(r.agenerate("pro", "idea", INPUTS))
     assert result.provider == "b"
-    assert result.skipped[0].reason.startswith("budget: the a provider daily budget of $0.00 has")
+    assert result.skipped[0].reason.startswith("budget: the a provider daily budget of $0.0001 has $0.0001 left")
 
 
 def test_a_tier_degrades_to_another_chain_and_the_trace_says_why():

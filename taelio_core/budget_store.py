@@ -1,0 +1,120 @@
+"""Where budget spend and reservations live: behind one interface, so budgets hold across processes.
+
+Why an interface: a hard budget only holds if every process that spends
+against it reserves from the same place. ``BudgetGuard`` decides *what* to
+reserve (an attempt's worst-case cost, on every budget it counts against);
+a ``BudgetStore`` makes the check-and-reserve atomic:
+
+* ``InProcessBudgetStore``: dictionaries under a lock. Enough for one
+  process (the sandbox, tests, a single server process).
+* ``LedgerBudgetStore`` (``budget_ledger.py``): a small file beside the call
+  log, under ``flock``, so every Taelio process on one machine (the
+  dashboard, CLI commands, workers) shares one ledger.
+* A Redis store (issue 17) implements the same five methods with one Lua
+  script per call (``reserve`` is the only one that must check and write in
+  one step).
+
+Keys are ``(scope, name, period, label)``: ``("tier", "free", "monthly",
+"2026-12")``. Every amount is a ``Decimal`` in US dollars.
+
+The overshoot bound: ``reserve`` admits an attempt only if spend plus every
+reservation plus its own worst case fits the limit, so spend can pass a hard
+limit only by what attempts already in flight cost beyond their worst-case
+estimate (nothing, while the estimate is conservative).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+__all__ = ["BudgetStore", "Denial", "InProcessBudgetStore", "Key"]
+
+Key = tuple[str, str, str, str]  # (scope, name, period, label)
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Denial:
+    """Why ``reserve`` refused: the first budget the attempt would pass, and what it had used."""
+
+    key: Key
+    cap: Decimal
+    used: Decimal        # spent + reserved by others, before this attempt
+
+
+class BudgetStore(Protocol):
+    """Spend and reservations per budget key. Every method is atomic with respect to every other caller."""
+
+    def seed(self, spent: Mapping[Key, Decimal], labels: Sequence[str]) -> None:
+        """Add ``spent`` (from the call log) for each period label not yet known to the store, once."""
+
+    def reserve(self, hold: str, amount: Decimal, keys: Sequence[Key], caps: Mapping[Key, Decimal]) -> Denial | None:
+        """Reserve ``amount`` on every key in ``keys`` unless a key in ``caps`` would pass its cap."""
+
+    def release(self, hold: str) -> None:
+        """Drop ``hold``'s reservation (the attempt was never made)."""
+
+    def settle(self, hold: str, keys: Sequence[Key], cost: Decimal | None) -> dict[Key, Decimal]:
+        """Drop ``hold``'s reservation and add ``cost`` to ``keys``; return their spend afterwards."""
+
+    def snapshot(self) -> tuple[dict[Key, Decimal], dict[Key, Decimal]]:
+        """(spent, reserved) for every key the store knows."""
+
+
+class InProcessBudgetStore:
+    """One process's budgets, in memory."""
+
+    shared = False       # what the Health page says about the scope of budgets
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spent: dict[Key, Decimal] = {}
+        self._reserved: dict[Key, Decimal] = {}
+        self._holds: dict[str, tuple[Decimal, tuple[Key, ...]]] = {}
+        self._seeded: set[str] = set()
+
+    def seed(self, spent: Mapping[Key, Decimal], labels: Sequence[str]) -> None:
+        with self._lock:
+            fresh = {label for label in labels if label not in self._seeded}
+            for key, amount in spent.items():
+                if key[3] in fresh:
+                    self._spent[key] = self._spent.get(key, ZERO) + amount
+            self._seeded |= fresh
+
+    def reserve(self, hold: str, amount: Decimal, keys: Sequence[Key], caps: Mapping[Key, Decimal]) -> Denial | None:
+        with self._lock:
+            for key, cap in caps.items():
+                used = self._spent.get(key, ZERO) + self._reserved.get(key, ZERO)
+                if used + amount > cap:
+                    return Denial(key=key, cap=cap, used=used)
+            self._drop(hold)
+            for key in keys:
+                self._reserved[key] = self._reserved.get(key, ZERO) + amount
+            self._holds[hold] = (amount, tuple(keys))
+        return None
+
+    def release(self, hold: str) -> None:
+        with self._lock:
+            self._drop(hold)
+
+    def settle(self, hold: str, keys: Sequence[Key], cost: Decimal | None) -> dict[Key, Decimal]:
+        with self._lock:
+            self._drop(hold)
+            if cost is not None:
+                for key in keys:
+                    self._spent[key] = self._spent.get(key, ZERO) + cost
+            return {key: self._spent.get(key, ZERO) for key in keys}
+
+    def snapshot(self) -> tuple[dict[Key, Decimal], dict[Key, Decimal]]:
+        with self._lock:
+            return dict(self._spent), {k: max(ZERO, v) for k, v in self._reserved.items()}
+
+    def _drop(self, hold: str) -> None:
+        held = self._holds.pop(hold, None)
+        if held is not None:
+            amount, keys = held
+            for key in keys:
+                self._reserved[key] = self._reserved.get(key, ZERO) - amount
