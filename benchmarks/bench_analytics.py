@@ -1,7 +1,7 @@
 """Analytics at scale: every dashboard query over 1M and 10M demo requests (with attempts), cold and warm.
 
-The logs are generated once with the core's demo generator
-(``taelio_core.demo.generate_demo_data``) into
+The logs are generated once with the benchmarks' bulk generator
+(``benchmarks.bulk_log.generate_bulk_log``) into
 ``benchmarks/results/bench-<N>k.duckdb`` (the same files ``bench_pages.py``
 uses) and reused while they hold enough requests: 10M takes minutes and about
 a gigabyte. Every public query function in ``taelio_core.analytics`` that
@@ -45,7 +45,7 @@ def log_path(requests: int) -> Path:
 def fill(requests: int, ctx: PartContext) -> Path:
     """The cached demo log holding at least ``requests`` requests."""
     from taelio_core.calllog import DuckDBCallLog
-    from taelio_core.demo import generate_demo_data
+    from benchmarks.bulk_log import generate_bulk_log
     from taelio_core.policy import load_policy
 
     path = log_path(requests)
@@ -55,7 +55,7 @@ def fill(requests: int, ctx: PartContext) -> Path:
         have = log.count_requests()
         if have < requests:
             t0 = time.perf_counter()
-            generate_demo_data(log, load_policy(None), days=30, requests=requests - have, seed=1)
+            generate_bulk_log(log, load_policy(None), days=30, requests=requests - have, seed=1)
             log.flush()
             ctx.raw[f"generate_{requests}_s"] = round(time.perf_counter() - t0, 1)
     finally:
@@ -124,7 +124,7 @@ def measure(requests: int, warm_runs: int, ctx: PartContext) -> list[Figure]:
                       value=size_mb / (requests / 1e6), unit="MB", note=f"{size_mb:,.0f} MB in all")]
     try:
         from taelio_core.analytics import rollup
-        from taelio_core.demo import generate_demo_data
+        from benchmarks.bulk_log import generate_bulk_log
         from taelio_core.policy import load_policy
 
         t0 = time.perf_counter()
@@ -132,7 +132,7 @@ def measure(requests: int, warm_runs: int, ctx: PartContext) -> list[Figure]:
         fold_ms = (time.perf_counter() - t0) * 1000.0
         figures.append(Figure(part="analytics", name=f"rollup fold on first read, {label}", value=fold_ms / 1000,
                               unit="s", note=f"{folded:,} new rows (requests + attempts) folded"))
-        generate_demo_data(log, load_policy(None), days=1, requests=1000, seed=int(time.time()))
+        generate_bulk_log(log, load_policy(None), days=1, requests=1000, seed=int(time.time()))
         t0 = time.perf_counter()
         folded = log.write(rollup.refresh)
         figures.append(Figure(part="analytics", name=f"rollup fold after 1,000 new requests, {label}",

@@ -96,11 +96,11 @@ def bench_row_at_a_time(folder: Path, results: list) -> dict:
 
 
 def prefilled(folder: Path, requests: int) -> Path:
-    from taelio_core.demo import generate_demo_data
+    from benchmarks.bulk_log import generate_bulk_log
     from taelio_core.policy import load_policy
     path = folder / "prefilled.duckdb"
     log = DuckDBCallLog(path)
-    generate_demo_data(log, load_policy("seed"), days=7, requests=requests)
+    generate_bulk_log(log, load_policy("seed"), days=7, requests=requests)
     log.close()
     return path
 

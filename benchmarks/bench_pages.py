@@ -44,7 +44,7 @@ PAGES = [("generate", "/", "Generate", "Generate"), ("costs", "/costs", "Costs &
 
 
 def fill(path: Path, requests: int, days: int) -> int:
-    from taelio_core.demo import generate_demo_data
+    from benchmarks.bulk_log import generate_bulk_log
 
     path.parent.mkdir(parents=True, exist_ok=True)
     log = DuckDBCallLog(path)
@@ -62,7 +62,7 @@ def fill(path: Path, requests: int, days: int) -> int:
                 last[0] = time.perf_counter()
                 print(f"  {fraction:.0%}", flush=True)
 
-        generate_demo_data(log, load_policy(None), days=days, requests=requests - have, seed=1,
+        generate_bulk_log(log, load_policy(None), days=days, requests=requests - have, seed=1,
                            progress=progress)
         log.flush()
         print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -1,60 +1,42 @@
 """What an analytics page shows before there is anything to analyse.
 
 An empty log never gets blank charts: the page says what will appear and
-offers **Load demo data**, which fills the log with 30 days of simulated
-traffic (source=demo) through the core's demo generator, with a progress bar.
+offers **Load demo data** (``ui.demo_data``), which routes 30 days of
+simulated traffic through the real router (source=demo): the card gives way
+to a progress bar, then the page reruns with the data.
 A filter that matches nothing says so, and how to widen it.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from taelio_core.engine import Taelio
-from taelio_core.errors import TaelioError
 from taelio_core.analytics import Filters
-from ui.engine import bump, data_version
+from taelio_core.engine import Taelio
+from ui.demo_data import DEMO_DAYS, load_demo_data
+from ui.engine import data_version
 from ui.shell import get_engine
 from ui.sidebar import current_filters
 
 __all__ = ["DEMO_DAYS", "load_demo_data", "no_match", "open_analytics_page", "require_data"]
-
-DEMO_DAYS = 30
-
-
-def load_demo_data(engine: Taelio, *, days: int = DEMO_DAYS) -> int | None:
-    """Run the demo generator with a progress bar; the number of requests written, or None on failure."""
-    from taelio_core.demo import generate_demo_data
-
-    bar = st.progress(0.0, text="Generating demo traffic…")
-
-    def progress(fraction: float) -> None:
-        fraction = min(max(float(fraction), 0.0), 1.0)
-        bar.progress(fraction, text=f"Generating {days} days of demo traffic… {fraction:.0%}")
-
-    try:
-        written = generate_demo_data(engine.log, engine.policy, days=days, progress=progress)
-    except TaelioError as e:
-        bar.empty()
-        st.error(f"Demo data could not be loaded: {e}")
-        return None
-    bump(engine)
-    bar.progress(1.0, text=f"Loaded {written:,} demo requests.")
-    return written
 
 
 def require_data(engine: Taelio, what: str) -> bool:
     """True when the log has requests; otherwise explain ``what`` the page will show and offer demo data."""
     if data_version(engine) > 0:
         return True
-    with st.container(border=True):
+    card = st.empty()
+    with card.container(border=True):
         st.markdown("#### Nothing logged yet")
         st.markdown(f"This page will show {what} as soon as requests are logged: generate a story on the "
                     "**Generate** page, run `taelio generate` from the command line, or load 30 days of "
                     "simulated traffic to explore the dashboard right away.")
-        st.caption("Demo data is logged with source = demo and is generated offline: nothing costs money.")
-        if st.button("Load demo data", type="primary", icon=":material/dataset:", key="load_demo"):
-            if load_demo_data(engine) is not None:
-                st.rerun()
+        st.caption("Demo data is routed by the real router over simulated providers, logged with source = demo, "
+                   "and can be removed again from the sidebar. Nothing costs money.")
+        clicked = st.button("Load demo data", type="primary", icon=":material/dataset:", key="load_demo")
+    if clicked:
+        card.empty()  # the card said "Nothing logged yet": while loading, show only the progress
+        if load_demo_data(engine) is not None:
+            st.rerun()
     return False
 
 

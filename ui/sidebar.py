@@ -19,6 +19,7 @@ import streamlit as st
 
 from taelio_core.analytics import SOURCES, Filters, requests_by_source
 from taelio_core.engine import Taelio
+from ui.demo_data import demo_data_section
 from ui.engine import cached, data_version, on_bump
 
 __all__ = ["DEFAULT_DAYS", "current_filters", "log_status", "provider_keys", "render_sidebar"]
@@ -93,6 +94,7 @@ def render_sidebar(engine: Taelio) -> None:
         place = st.empty()
         place.caption(_NOT_HERE)
         _this_run.filters = (place, engine)
+        demo_data_section(engine)
         st.divider()
         status = st.empty()
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from taelio_core.calllog.totals import KNOWN_SOURCES, LogTotals, Totals, log_totals, parse_since
 from taelio_core.cli import add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
-from taelio_core.demo import DEFAULT_REQUESTS_PER_DAY, demo_outages, generate_demo_data
+from taelio_core.demo import DEFAULT_REQUESTS_PER_DAY, demo_outages, generate_demo_data, remove_demo_data
 from taelio_core.errors import InputError
 from taelio_core.formatting import milliseconds, percent
 
@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--requests", type=_count("--requests", 0, 100_000_000), default=None,
                    help=f"how many requests in all (default {DEFAULT_REQUESTS_PER_DAY} a day)")
     p.add_argument("--seed", type=_count("--seed", 0, 2**32 - 1), default=0, help="random seed (default 0)")
+    p.add_argument("--remove", action="store_true",
+                   help="delete every demo request (source=demo) from the log instead; live rows stay")
     add_json_flag(p)
     p.set_defaults(func=run_demo_data)
 
@@ -130,6 +132,16 @@ def run_demo_data(args: argparse.Namespace) -> int:
     engine = open_engine(args)
     try:
         assert engine.log is not None
+        if args.remove:
+            removed = remove_demo_data(engine.log)
+            left = engine.log.count_requests()
+            if args.json:
+                emit_json({"db": engine.log.location, "removed": removed, "requests_left": left})
+            else:
+                noun = "request" if removed == 1 else "requests"
+                sys.stdout.write(f"Removed {removed:,} demo {noun} from {engine.log.location}; "
+                                 f"{left:,} other request{'' if left == 1 else 's'} stay.\n")
+            return 0
         total = args.requests if args.requests is not None else DEFAULT_REQUESTS_PER_DAY * args.days
         live = sys.stderr.isatty()
         last = [-1]

@@ -1,129 +1,138 @@
-"""Walks many requests through their chains at once, the way the router walks one.
+"""What the demo log's users ask, and when: the traffic the demo generator sends through the router.
 
-Each step of the loop is one attempt for every request still going: draw
-its outcome from the entry's error rates (raised for an outage, and for
-429s at busy hours), then succeed, retry the same entry (429 after
-Retry-After, 5xx and timeouts with backoff), or fall back to the next entry
-until the chain runs out. What comes out is per request (status, the entry
-that served it, totals) and per attempt (parallel arrays).
+Requests arrive over the ``days`` before ``now`` with a daily curve (quiet at
+night, busy in the afternoon), from the policy's tiers (each half as busy as
+the one before) and tasks (a task another builds on, the idea, twice as often
+as the rest). Each carries what a user would type: a premise, a genre and a
+tone, and a user id (a few heavy users, many light ones). A share of the
+ideas are the first half of an idea -> story flow: the story is asked, on
+that idea, once the idea is in. Two providers have an outage somewhere in the
+window. The same ``seed`` and ``now`` give the same traffic.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from taelio_core.demo.plan import ERROR_KINDS, ERROR_MS, MAX_RETRY, RETRY_P, SUCCESS, DemoPlan
+from taelio_core.policy import RoutingPolicy
+from taelio_core.sandbox.traffic import DEFAULT_TOKENS, Traffic
+from taelio_core.trace import Inputs
 
-__all__ = ["FAILED", "OK", "TRUNC", "Outcome", "simulate"]
+__all__ = ["DemoOutage", "DemoTraffic", "GENRES", "PREMISES", "TONES", "demo_outages", "demo_traffic"]
 
-OK, FAILED, TRUNC = 0, 1, 2
-RATE_LIMITED, UNAVAILABLE, TIMEOUT = 0, 1, 2
-BAD_REQUEST, BAD_RESPONSE = ERROR_KINDS.index("bad_request"), ERROR_KINDS.index("bad_response")
-TRUNCATED = ERROR_KINDS.index("truncated")
-# HTTP status by outcome (-1: none). 5xx is drawn separately.
-_HTTP = np.array([429, 0, -1, 401, 404, 400, 200, 200, -1, -1])
-
-
-@dataclass(kw_only=True)
-class Outcome:
-    status: np.ndarray
-    served: np.ndarray          # entry index that answered (or whose stream broke), -1 for none
-    elapsed_ms: np.ndarray      # the request's latency, waits included
-    ttft_ms: np.ndarray
-    n_attempts: np.ndarray
-    n_failed: np.ndarray
-    in_tok: np.ndarray
-    out_tok: np.ndarray
-    cost_units: np.ndarray      # 1e-10 USD
-    unpriced: np.ndarray        # an attempt with tokens had no price
-    last_kind: np.ndarray
-    attempts: dict[str, np.ndarray] = field(default_factory=dict)
+PREMISES = ["a lighthouse keeper finds a message in a bottle", "a city where it never stops raining",
+            "two rival bakers on a night train", "a robot that collects lost umbrellas",
+            "the last librarian on a drifting ship", "a map with one island too many",
+            "a detective who cannot lie", "a garden that grows memories"]
+GENRES = ["Mystery", "Fantasy", "Science fiction", "Romance", "Horror", "Adventure"]
+TONES = ["Dark and atmospheric", "Light and humorous", "Hopeful", "Tense", "Whimsical"]
+USERS = 500
+OUTAGES = 2
+PAIR_SHARE = 0.3       # share of the ideas that go on to a story, under one parent id
+STREAMED_SHARE = 0.7   # share of requests that stream (as the Generate page does)
 
 
-def simulate(rng: np.random.Generator, plan: DemoPlan, route: np.ndarray, ts_us: np.ndarray, load: np.ndarray,
-             streamed: np.ndarray, doomed: np.ndarray) -> Outcome:
-    """``doomed`` requests (too long, say) get a 400 from every provider, so they fail whole."""
-    n = len(route)
-    pos = np.zeros(n, np.int32)
-    retry = np.zeros(n, np.int32)
-    o = Outcome(status=np.full(n, FAILED, np.int8), served=np.full(n, -1, np.int32), elapsed_ms=np.zeros(n),
-                ttft_ms=np.full(n, np.nan), n_attempts=np.zeros(n, np.int32), n_failed=np.zeros(n, np.int32),
-                in_tok=np.zeros(n, np.int64), out_tok=np.zeros(n, np.int64), cost_units=np.zeros(n, np.int64),
-                unpriced=np.zeros(n, bool), last_kind=np.full(n, -1, np.int8))
-    parts: list[dict[str, np.ndarray]] = []
-    active = np.arange(n)
-    step = 0
-    while active.size:
-        m = active.size
-        r = route[active]
-        e = plan.chain[r, pos[active]]
-        start_us = ts_us[active] + (o.elapsed_ms[active] * 1000.0).astype(np.int64)
-        kind = _draw(rng, plan, e, start_us, load[active], streamed[active])
-        kind[doomed[active]] = BAD_REQUEST
-        ok, trunc = kind == SUCCESS, kind == TRUNCATED
+@dataclass(frozen=True, kw_only=True)
+class DemoOutage:
+    """A stretch of time when one provider answered 503 to every call."""
 
-        out_tok = np.where(ok, np.clip(plan.out_mean[r] * rng.lognormal(0.0, 0.45, m), 8, plan.max_tokens[r]), 0
-                           ).astype(np.int64)
-        in_tok = np.where(ok, np.maximum(10.0, plan.in_mean[r] * rng.lognormal(0.0, 0.25, m)), 0).astype(np.int64)
-        sigma = plan.sigma[e]
-        ttft = plan.ttft_ms[e] * np.exp(sigma * rng.standard_normal(m))
-        full = ttft + np.maximum(out_tok, plan.out_mean[r]) * plan.ms_per_token[e] * np.exp(
-            0.5 * sigma * rng.standard_normal(m))
-        latency = ERROR_MS[np.minimum(kind, SUCCESS - 1)] * np.exp(0.4 * rng.standard_normal(m))
-        latency = np.where(ok, full, latency)
-        latency = np.where(kind == TIMEOUT, plan.timeout_ms[r] * rng.uniform(1.0, 1.01, m), latency)
-        latency = np.where(trunc | (kind == BAD_RESPONSE), full * rng.uniform(0.2, 0.9, m), latency)
-        att_ttft = np.where(ok, np.where(streamed[active], ttft, latency), np.where(trunc, ttft, np.nan))
-        cost = np.where(ok, in_tok * plan.in_units[e] + out_tok * plan.out_units[e], 0)
-        five_xx = rng.choice(np.array([500, 502, 503]), size=m, p=[0.2, 0.2, 0.6])
-        parts.append({"row": active, "n": np.full(m, step + 1, np.int32), "start_us": start_us, "entry": e,
-                      "kind": kind, "latency": latency, "ttft": att_ttft, "in_tok": in_tok, "out_tok": out_tok,
-                      "cost": cost, "priced": ok & plan.priced[e], "retry": retry[active].copy(),
-                      "http": np.where(kind == UNAVAILABLE, five_xx, _HTTP[kind]),
-                      "cut_by": rng.integers(0, 2, m)})
-
-        before = o.elapsed_ms[active]
-        o.elapsed_ms[active] = before + latency
-        o.n_attempts[active] += 1
-        o.n_failed[active] += (~ok).astype(np.int32)
-        o.in_tok[active] += in_tok
-        o.out_tok[active] += out_tok
-        o.cost_units[active] += cost
-        o.unpriced[active] |= ok & ~plan.priced[e]
-        o.last_kind[active] = np.where(ok, -1, kind)
-        finished = ok | trunc
-        o.status[active[ok]] = OK
-        o.status[active[trunc]] = TRUNC
-        o.served[active[finished]] = e[finished]
-        o.ttft_ms[active[finished]] = before[finished] + att_ttft[finished]
-
-        retryable = np.minimum(kind, TIMEOUT)
-        again = ~finished & (kind <= TIMEOUT) & (retry[active] < MAX_RETRY[retryable]) & (
-            rng.random(m) < RETRY_P[retryable])
-        wait = np.where(kind == RATE_LIMITED, plan.retry_after_ms[e], 200.0 * 2.0 ** retry[active])
-        wait = wait * rng.uniform(0.8, 1.5, m)
-        o.elapsed_ms[active[again]] += wait[again]
-        retry[active[again]] += 1
-        moved = ~finished & ~again
-        pos[active[moved]] += 1
-        retry[active[moved]] = 0
-        exhausted = moved & (pos[active] >= plan.chain_len[r])
-        active = active[~(finished | exhausted)]
-        step += 1
-    if parts:
-        o.attempts = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return o
+    provider: str
+    start: datetime
+    end: datetime
 
 
-def _draw(rng: np.random.Generator, plan: DemoPlan, e: np.ndarray, start_us: np.ndarray, load: np.ndarray,
-          streamed: np.ndarray) -> np.ndarray:
-    """One outcome per attempt: an index into ERROR_KINDS, or SUCCESS."""
-    rates = plan.rates[e]
-    rates[:, RATE_LIMITED] *= load                     # 429s follow the traffic
-    rates[~streamed, TRUNCATED] = 0.0                  # only a stream can break mid-answer
-    for p, begin, end in zip(plan.outage_provider, plan.outage_start_us, plan.outage_end_us):
-        hit = (plan.entry_provider[e] == p) & (start_us >= begin) & (start_us < end)
-        rates[hit, UNAVAILABLE] = 0.8
-        rates[hit, TIMEOUT] = 0.1
-    return (rng.random(len(e))[:, None] >= np.cumsum(rates, axis=1)).sum(axis=1)
+@dataclass(frozen=True, kw_only=True, eq=False)
+class DemoTraffic:
+    traffic: Traffic
+    inputs: list[Inputs]          # per request
+    users: list[str]
+    streamed: np.ndarray          # bool per request
+    # Per request: -1, or the request slot of its follow-up. A follow-up is asked by the user who asked the
+    # idea, once it is in: the story on it, or the idea again if it failed. Its own arrival is not used.
+    follow_up: np.ndarray
+    is_follow_up: np.ndarray      # bool per request
+    story_task: str | None        # the task that builds on another (story), if the policy has one
+
+
+def demo_outages(policy: RoutingPolicy, *, days: int, seed: int, now: datetime) -> list[DemoOutage]:
+    """The outage episodes ``generate_demo_data`` simulates for these arguments."""
+    rng = np.random.default_rng([seed, 7919])
+    providers = list(dict.fromkeys(entry.provider for chain in policy.chains.values() for entry in chain))
+    start, end = now - timedelta(days=days), now
+    span = (end - start).total_seconds()
+    chosen = rng.choice(len(providers), size=min(OUTAGES, len(providers)), replace=False)
+    out = []
+    for k, p in enumerate(chosen):
+        # Spread them out: one in each part of the window, away from its edges.
+        lo, hi = (0.1 + 0.8 * k / len(chosen)), (0.1 + 0.8 * (k + 1) / len(chosen))
+        begin = start + timedelta(seconds=float(rng.uniform(lo, hi)) * span * 0.9)
+        length = timedelta(hours=float(rng.uniform(2, 6)))
+        out.append(DemoOutage(provider=providers[int(p)], start=begin, end=min(begin + length, end)))
+    return out
+
+
+def demo_traffic(policy: RoutingPolicy, *, days: int, requests: int, seed: int, now: datetime,
+                 pair_share: float = PAIR_SHARE) -> DemoTraffic:
+    tiers, tasks = policy.tiers, policy.tasks
+    needed = {policy.task(t).needs for t in tasks} - {None}
+    story_task = next((t for t in tasks if policy.task(t).needs is not None), None)
+    tier_weight = {t: 0.5 ** k for k, t in enumerate(tiers)}
+    # Stories are asked mostly after their idea (the pairs below), so as a first request they are rarer.
+    task_weight = {t: 2.0 if t in needed else 1.0 for t in tasks}
+    start = now - timedelta(days=days)
+    rng = np.random.default_rng([seed, 104_729])
+    # The last minute stays empty: a request at ``now`` would still be running.
+    arrival = _arrivals(rng, requests, start=start, duration_s=days * 86_400.0 - 60.0)
+    pairs = [(ti, ki) for ti in range(len(tiers)) for ki in range(len(tasks))]
+    weights = np.array([tier_weight[tiers[ti]] * task_weight[tasks[ki]] for ti, ki in pairs])
+    choice = rng.choice(len(pairs), size=requests, p=weights / weights.sum())
+    tier_idx = np.array([pairs[c][0] for c in choice.tolist()], np.int16)
+    task_idx = np.array([pairs[c][1] for c in choice.tolist()], np.int16)
+    # Output sizes by task (the story several times the idea); input sizes come from the rendered prompt.
+    medians = np.array([DEFAULT_TOKENS.get(t, (150, 400))[1] for t in tasks], float)
+    output_tokens = np.maximum(8, medians[task_idx] * rng.lognormal(0.0, 0.45, requests)).astype(np.int64)
+    traffic = Traffic(start=start, arrival_s=arrival, tier_idx=tier_idx, task_idx=task_idx,
+                      input_tokens=np.zeros(requests, np.int64), output_tokens=output_tokens, tiers=tuple(tiers),
+                      tasks=tuple(tasks), description=f"{requests:,} demo requests over {days} days",
+                      meta={"kind": "demo"})
+    premise = rng.integers(0, len(PREMISES), requests)
+    genre = rng.integers(0, len(GENRES), requests)
+    tone = rng.integers(0, len(TONES), requests)
+    inputs = [Inputs(prompt=f"(simulated demo) {PREMISES[p]}", genre=GENRES[g], tone=TONES[t])
+              for p, g, t in zip(premise.tolist(), genre.tolist(), tone.tolist())]
+    user = np.minimum(rng.zipf(1.4, requests), USERS) - 1
+    users = [f"demo-user-{u:04d}" for u in user.tolist()]
+    streamed = rng.random(requests) < STREAMED_SHARE
+    follow_up = np.full(requests, -1, np.int64)
+    is_follow_up = np.zeros(requests, bool)
+    if story_task is not None:
+        is_needed = np.array([traffic.tasks[k] in needed for k in traffic.task_idx.tolist()], bool)
+        first = np.flatnonzero(is_needed & (rng.random(requests) < pair_share))
+        # Each pair takes two slots of the traffic, so the log holds exactly ``requests`` requests.
+        first = first[: requests // 2]
+        rest = np.setdiff1d(np.arange(requests), first, assume_unique=True)
+        second = rng.permutation(rest)[: len(first)]
+        first = first[: len(second)]
+        follow_up[first] = second
+        is_follow_up[second] = True
+        story_median = DEFAULT_TOKENS.get(story_task, (150, 400))[1]
+        output_tokens[second] = np.maximum(8, story_median * rng.lognormal(0.0, 0.45, len(second)))
+    return DemoTraffic(traffic=traffic, inputs=inputs, users=users, streamed=streamed, follow_up=follow_up,
+                       is_follow_up=is_follow_up, story_task=story_task)
+
+
+def _arrivals(rng: np.random.Generator, n: int, *, start: datetime, duration_s: float) -> np.ndarray:
+    """``n`` sorted arrival seconds with a density that follows the day (a peak at 15:00 UTC, a fifth of it at
+    night), the week (weekends at 65 %) and slow growth (+50 % over the window)."""
+    grid = np.linspace(0.0, duration_s, max(2, int(duration_s // 600) + 1))   # ten-minute steps
+    at = start.timestamp() + grid
+    hours = (at / 3600.0) % 24.0
+    weekday = (np.floor(at / 86_400.0) + 3) % 7                             # 1970-01-01 was a Thursday
+    distance = np.minimum(np.abs(hours - 15.0), 24.0 - np.abs(hours - 15.0))
+    density = (0.25 + np.exp(-(distance / 5.0) ** 2)) * np.where(weekday >= 5, 0.65, 1.0) * np.linspace(
+        0.8, 1.2, len(grid))
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2.0)])
+    cdf /= cdf[-1]
+    return np.interp(np.sort(rng.uniform(0.0, 1.0, n)), cdf, grid)

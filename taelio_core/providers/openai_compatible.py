@@ -24,7 +24,7 @@ __all__ = ["OpenAICompatibleProvider"]
 
 class OpenAICompatibleProvider(OpenAIProvider):
     kind = "openai_compatible"
-    facts = find_kind("openai_compatible", discover=False)  # SDK, key and base-URL variables, catalogue id: one registry
+    facts = find_kind("openai_compatible", discover=False)  # SDK, key and base-URL variables: one registry
     max_tokens_param = "max_tokens"
 
     def __init__(self, *, name: str, api_key: str | None = None, base_url: str | None = None,

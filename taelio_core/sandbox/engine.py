@@ -1,7 +1,7 @@
 """Runs the real router over a traffic sample, in virtual time, with simulated providers.
 
 ``run_policy`` builds a ``taelio_core.router.Router`` exactly as live does
-(same class, same guards), gives it ``SandboxProvider`` objects, a
+(same class, same guards), gives it the simulator (``SimulatedProvider``, as demo mode does), a
 ``LoopClock`` and a ``VirtualTimeLoop``, then starts each request at its
 arrival second as its own task. Sleeps, timeouts, breakers and back-offs all
 run in virtual time, so a day of traffic takes seconds.
@@ -17,7 +17,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -29,12 +29,12 @@ from taelio_core.policy import RoutingPolicy
 from taelio_core.pricing import Pricer
 from taelio_core.router import Guard, Router
 from taelio_core.sandbox.loop import VirtualTimeLoop
-from taelio_core.sandbox.models import ModelSet
-from taelio_core.sandbox.providers import CURRENT_REQUEST, RequestSpec, Script, sandbox_providers
+from taelio_core.sandbox.models import ModelSet, RateLimit
+from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec, Script, SimulatedProvider
 from taelio_core.sandbox.traffic import Traffic
 from taelio_core.trace import GenerationResult, Inputs
 
-__all__ = ["ArmRun", "Progress", "SimulationCancelled", "run_policy"]
+__all__ = ["ArmRun", "Progress", "SimulationCancelled", "run_in_virtual_time", "run_policy", "sandbox_providers"]
 
 # Called with the share of requests finished (0..1); return False to cancel.
 Progress = Callable[[float], bool | None]
@@ -126,6 +126,20 @@ class _CompactSink:
                               0.0, False, 0, 0, 0, 0, 0, reason))
 
 
+def sandbox_providers(provider_names: list[str], models: ModelSet, *, seed: int, loop_start: float = 0.0,
+                      script: Script | None = None) -> dict[str, SimulatedProvider]:
+    """The simulator for each provider: each model behaves as its ``ProviderModel``; a model only policy B
+    uses behaves as the provider's first one (``ModelSet.get``)."""
+    out = {}
+    for name in provider_names:
+        profiles = {m.model: m for m in models.models.values() if m.provider == name}
+        default = next(iter(profiles.values()), None) or models.get(name, "")
+        out[name] = SimulatedProvider(name=name, profile=default, profiles=profiles, seed=seed,
+                                      limit=models.limits.get(name, RateLimit()), script=script,
+                                      loop_start=loop_start)
+    return out
+
+
 def _sample_indices(traffic: Traffic, per_tier: int = 4) -> set[int]:
     """A few requests per tier, from the start, the middle and the end of the traffic."""
     chosen: set[int] = set()
@@ -155,12 +169,9 @@ def run_policy(policy: RoutingPolicy, traffic: Traffic, models: ModelSet, *, see
     router = Router(policy, providers, pricer=pricer, sink=sink, clock=clock, source="sandbox",
                     guards=guards(policy, clock) if guards else (), budgets=budgets, rng=random.Random(seed))
     n = len(traffic)
-    arrival = traffic.arrival_s.tolist()
     tiers = [traffic.tiers[k] for k in traffic.tier_idx.tolist()]
     tasks = [traffic.tasks[k] for k in traffic.task_idx.tolist()]
     inputs_tok, outputs_tok = traffic.input_tokens.tolist(), traffic.output_tokens.tolist()
-    state = {"done": 0}
-    drained = loop.create_future()
     agenerate = router.agenerate
 
     async def one(i: int) -> None:
@@ -171,14 +182,38 @@ def run_policy(policy: RoutingPolicy, traffic: Traffic, models: ModelSet, *, see
             pass  # recorded by the sink already
         except (BudgetExceeded, TaelioError) as e:
             sink.rejected(i, tiers[i], tasks[i], str(e))
-        state["done"] += 1
-        if state["done"] == n and not drained.done():
-            drained.set_result(None)
+
+    run_in_virtual_time(loop, traffic.arrival_s.tolist(), one, progress=progress)
+    requests = pd.DataFrame.from_records(sink.requests, columns=REQUEST_COLUMNS).sort_values("i", ignore_index=True)
+    attempts = pd.DataFrame.from_records(sink.attempts, columns=ATTEMPT_COLUMNS)
+    return ArmRun(policy=policy.name, seed=seed, requests=requests, attempts=attempts,
+                  traces=sorted(sink.traces, key=lambda t: t["i"]), wall_s=time.perf_counter() - wall0,
+                  virtual_s=loop.time())
+
+
+def run_in_virtual_time(loop: VirtualTimeLoop, arrival: list[float], one: Callable[[int], Awaitable[None]], *,
+                        progress: Progress | None = None) -> None:
+    """Start ``one(i)`` as its own task at virtual second ``arrival[i]`` (sorted) and run until every one has
+    finished; then close the loop. ``progress`` hears the share done between slices and may cancel."""
+    n = len(arrival)
+    state = {"done": 0}
+    drained = loop.create_future()
+    failures: list[BaseException] = []
+
+    async def run(i: int) -> None:
+        try:
+            await one(i)
+        except Exception as e:  # noqa: BLE001 - re-raised below, once the loop is closed
+            failures.append(e)
+        finally:
+            state["done"] += 1
+            if state["done"] == n and not drained.done():
+                drained.set_result(None)
 
     def arrive(i: int) -> None:
         when = arrival[i]
         while i < n and arrival[i] <= when:
-            loop.create_task(one(i))
+            loop.create_task(run(i))
             i += 1
         if i < n:
             loop.call_at(arrival[i], arrive, i)
@@ -194,15 +229,12 @@ def run_policy(policy: RoutingPolicy, traffic: Traffic, models: ModelSet, *, see
         if n:
             asyncio.set_event_loop(loop)
             loop.run_until_complete(drained)
+        if failures:
+            raise failures[0]
         if progress is not None:
             progress(1.0)
     finally:
         _shutdown(loop)
-    requests = pd.DataFrame.from_records(sink.requests, columns=REQUEST_COLUMNS).sort_values("i", ignore_index=True)
-    attempts = pd.DataFrame.from_records(sink.attempts, columns=ATTEMPT_COLUMNS)
-    return ArmRun(policy=policy.name, seed=seed, requests=requests, attempts=attempts,
-                  traces=sorted(sink.traces, key=lambda t: t["i"]), wall_s=time.perf_counter() - wall0,
-                  virtual_s=loop.time())
 
 
 def _shutdown(loop: VirtualTimeLoop) -> None:

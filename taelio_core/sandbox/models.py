@@ -1,6 +1,7 @@
 """How each simulated provider and model behaves, and the scenarios that bend it.
 
-A ``ProviderModel`` describes one provider:model pair: its latency
+A ``ProviderModel`` is the simulator's ``SimProfile`` for one provider:model pair (the one provider
+model, in ``taelio_core.providers.simulated``), with its name: its latency
 distribution (lognormal, median and spread, with time to first token), its
 error rates by class, its rate limits in requests and tokens per minute, and
 its outages (windows of virtual time in which every call fails one way).
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from taelio_core.errors import InputError
 from taelio_core.policy import RoutingPolicy
+from taelio_core.providers.simulated import ERROR_CLASSES, Outage, RateLimit, SimProfile
 
 __all__ = [
     "ERROR_CLASSES",
@@ -32,43 +34,15 @@ __all__ = [
     "parse_scenario",
 ]
 
-# The error classes a model can produce, as the call log names them.
-ERROR_CLASSES = ("rate_limited", "unavailable", "timeout", "model_not_found", "bad_response")
 Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outage:
-    """From ``start_s`` to ``end_s`` (virtual seconds from the run's start) every call fails as ``error``."""
-
-    start_s: float
-    end_s: float = math.inf
-    error: str = "unavailable"   # unavailable (503) | timeout (hangs) | model_not_found (404)
-
-    def covers(self, t: float) -> bool:
-        return self.start_s <= t < self.end_s
-
-
-@dataclass(frozen=True, kw_only=True)
-class RateLimit:
-    """A provider account's limits; ``None`` means unlimited."""
-
-    rpm: float | None = None
-    tpm: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProviderModel:
-    """One provider:model's behaviour. Latencies in milliseconds."""
+class ProviderModel(SimProfile):
+    """One provider:model's behaviour (the simulator's ``SimProfile``), with its name and where it came from."""
 
     provider: str
     model: str
-    latency_ms: float = 600.0        # median total latency of a successful call
-    latency_sigma: float = 0.35      # lognormal spread (p95 = median * exp(1.645 sigma))
-    ttft_ms: float = 150.0           # median time to first token
-    error_rates: dict[str, float] = field(default_factory=dict)
-    retry_after_s: float = 1.0       # what a 429 says
-    outages: tuple[Outage, ...] = ()
     tokens_per_task: dict[str, float] = field(default_factory=dict)  # mean output tokens (fitted; shown)
     fitted_from: int = 0             # log rows behind the numbers (0: set by hand or from the policy)
 
@@ -142,7 +116,7 @@ def models_from_policy(policy: RoutingPolicy, *extra: RoutingPolicy) -> ModelSet
                 models[entry.ref] = ProviderModel(
                     provider=entry.provider, model=entry.model, latency_ms=cfg.latency_ms,
                     latency_sigma=cfg.latency_sigma, ttft_ms=cfg.ttft_ms, error_rates=dict(cfg.error_rates),
-                    retry_after_s=cfg.retry_after_s)
+                    retry_after_s=cfg.retry_after_s, output_tokens=cfg.output_tokens)
     return ModelSet(models=models, source="policy")
 
 

@@ -163,7 +163,9 @@ def test_empty_log_offers_demo_data_instead_of_blank_charts(tmp_path: Path, monk
     monkeypatch.setenv("DATABASE_URL", str(tmp_path / "empty.duckdb"))
     for page in ("costs", "health", "calls"):
         at = open_page(make_app(), page)
-        assert [b.label for b in at.button if b.label == "Load demo data"] == ["Load demo data"]
+        # The page's own offer, and the sidebar's (always there in demo mode).
+        assert sorted(b.key for b in at.button if b.label == "Load demo data") == ["load_demo", "sidebar_load_demo"]
+        assert not [b for b in at.button if b.label.startswith("Remove demo data")]
         assert not at.get("plotly_chart")
         assert any("Nothing logged yet" in m.value for m in at.markdown)
 
@@ -208,7 +210,7 @@ def test_load_demo_data_fills_the_empty_log_and_the_charts_appear(tmp_path: Path
     pytest.importorskip("taelio_core.demo", reason="the demo generator lands with the call-log branch")
     monkeypatch.setenv("DATABASE_URL", str(tmp_path / "empty.duckdb"))
     at = open_page(make_app(), "costs")
-    next(b for b in at.button if b.label == "Load demo data").click().run()
+    at.button(key="load_demo").click().run()
     assert not at.exception
     with DuckDBCallLog(tmp_path / "empty.duckdb") as log:
         counts = log.query("SELECT count(*) AS n, count(*) FILTER (WHERE source = 'demo') AS demo, "
@@ -216,7 +218,27 @@ def test_load_demo_data_fills_the_empty_log_and_the_charts_appear(tmp_path: Path
                            [at.session_state["filters"].start_ts]).iloc[0]
     assert counts["n"] == counts["demo"] > 1000
     assert metric(at, "Requests") == f"{int(counts['shown']):,}"
-    assert len(at.get("plotly_chart")) >= 6 and not [b for b in at.button if b.label == "Load demo data"]
+    assert len(at.get("plotly_chart")) >= 6
+    # The page's offer is gone with the empty log; the sidebar keeps one, and offers to remove what was loaded.
+    assert [b.key for b in at.button if b.label == "Load demo data"] == ["sidebar_load_demo"]
+    assert [b.label for b in at.button if b.key == "sidebar_remove_demo"] == [f"Remove demo data ({counts['n']:,})"]
+    assert any(f"Loaded {counts['n']:,} demo requests" in s.value for s in at.success)
+
+    # AppTest drops the first click that follows a run ended by st.rerun(); a browser does not
+    # (tests/browser/test_first_run.py clicks Remove straight after loading).
+    at.run()
+    at.button(key="sidebar_remove_demo").click().run()
+    assert not at.exception
+    with DuckDBCallLog(tmp_path / "empty.duckdb") as log:
+        assert log.count_requests() == 0
+    assert any(f"Removed {counts['n']:,} demo requests" in s.value for s in at.success)
+    assert any("Nothing logged yet" in m.value for m in at.markdown) and not at.get("plotly_chart")
+    assert not [b for b in at.button if b.key == "sidebar_remove_demo"]
+
+
+def test_the_sidebar_offers_demo_data_in_demo_mode_even_when_the_log_holds_requests(seeded_app):
+    at = open_page(make_app(), "generate")
+    assert [b.key for b in at.button if b.label == "Load demo data"] == ["sidebar_load_demo"]
 
 
 def _breakers(at) -> pd.DataFrame:  # noqa: ANN001

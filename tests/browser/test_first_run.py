@@ -22,7 +22,10 @@ def test_empty_log_offers_demo_data_and_loading_it_draws_the_charts(tmp_path: Pa
         assert "Nothing logged yet" in main.inner_text()
         assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
         screenshot(page, screenshots / "empty-health.png")
-        page.get_by_role("button", name="Load demo data").click()
+        main.get_by_role("button", name="Load demo data").click()
+        # While it loads, the page shows the progress, not "Nothing logged yet".
+        page.wait_for_selector('[data-testid="stProgress"]', timeout=60_000)
+        assert "Nothing logged yet" not in main.inner_text()
         page.wait_for_selector("text=Latency percentiles", timeout=180_000)
         wait_drawn(page, timeout_ms=120_000)
         assert page.locator('[data-testid="stException"]').count() == 0
@@ -38,3 +41,14 @@ def test_empty_log_offers_demo_data_and_loading_it_draws_the_charts(tmp_path: Pa
         wait_drawn(page)
         assert page.locator('[data-testid="stException"]').count() == 0
         screenshot(page, screenshots / "costs-demo.png")
+
+        # The sidebar still offers demo data, and removes what was loaded; the page is empty again.
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert sidebar.get_by_role("button", name="Load demo data").count() == 1
+        sidebar.get_by_role("button", name=f"Remove demo data ({n:,})").click()
+        page.wait_for_selector("text=Removed", timeout=60_000)
+        wait_drawn(page)
+        screenshot(page, screenshots / "demo-removed.png")
+        assert "Nothing logged yet" in main.inner_text()
+        with DuckDBCallLog(db) as log:
+            assert log.count_requests() == 0

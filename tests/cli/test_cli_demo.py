@@ -114,3 +114,29 @@ def test_help_lists_every_command() -> None:
     assert out.returncode == 0
     for command in ("routes", "providers", "generate", "test"):
         assert command in out.stdout
+
+
+def test_demo_data_remove_deletes_the_demo_rows_and_keeps_the_rest(tmp_path: Path) -> None:
+    from tests.policies import fast_current_policy_text
+
+    db = tmp_path / "log.duckdb"
+    made = taelio("--db", str(db), "demo-data", "--days", "1", "--requests", "40", "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["written"] == 40
+    # One live request (live mode, over a policy whose providers are simulated): it must stay.
+    policy = tmp_path / "simulated.toml"
+    policy.write_text(fast_current_policy_text(simulated=True), encoding="utf-8")
+    kept = taelio("--db", str(db), "--policy", str(policy), "generate", "--tier", "pro", "--task", "idea",
+                  "--prompt", "A lighthouse", "--json", env={"TAELIO_MODE": "live"})
+    assert kept.returncode == 0, kept.stderr
+
+    gone = taelio("--db", str(db), "demo-data", "--remove", "--json")
+    assert gone.returncode == 0, gone.stderr
+    doc = json.loads(gone.stdout)
+    assert doc["removed"] == 40 and doc["requests_left"] == 1
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT source, count(*) FROM requests GROUP BY 1").fetchall() == [("live", 1)]
+        assert con.execute("SELECT count(*) FROM attempts WHERE source = 'demo'").fetchone() == (0,)
+    again = taelio("--db", str(db), "demo-data", "--remove")
+    assert again.returncode == 0 and again.stdout.startswith("Removed 0 demo requests from ")
+    assert again.stdout.rstrip().endswith("1 other request stay.")

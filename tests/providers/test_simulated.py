@@ -103,3 +103,23 @@ def test_the_simulated_text_repeats_no_sentence_before_using_the_others():
     used = [s for s in _SENTENCES for _ in range(text.count(s))]
     assert len(used) == 10 and sorted(used) == sorted(_SENTENCES)
     assert simulated_text(request, provider="gemini", model="gemini-2.5-flash", words=100) == text
+
+
+def test_two_prompt_variants_get_different_answers_and_the_same_prompt_the_same_one():
+    """Demo mode answers from the rendered request, so a Compare experiment between two prompt templates shows
+    a difference (text and token counts), and repeating a prompt repeats its answer."""
+    def answer(template: str, prompt: str = "A lighthouse keeper finds a message"):  # noqa: ANN202
+        policy = build_policy(providers={"openai": "openai"}, routes={"pro": {"idea": ["openai:gpt-4.1"]}},
+                              tasks={"idea": {"user": template}})
+        router = Router(policy, build_providers(policy, load_settings(env={}), mode="demo", speed=0.0))
+        result = router.generate("pro", "idea", Inputs(prompt=prompt))
+        return result.text, result.attempts[0].usage
+
+    terse, terse_usage = answer("Premise: {prompt}")
+    vivid, vivid_usage = answer("Write a vivid, surprising story idea in three sentences. Premise: {prompt}")
+    assert terse.startswith("[simulated openai:gpt-4.1]") and vivid.startswith("[simulated openai:gpt-4.1]")
+    assert terse != vivid
+    assert vivid_usage.input_tokens > terse_usage.input_tokens
+    assert vivid_usage.output_tokens != terse_usage.output_tokens
+    assert answer("Premise: {prompt}") == (terse, terse_usage)
+    assert answer("Premise: {prompt}", "A city of rain")[0] != terse

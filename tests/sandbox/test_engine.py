@@ -15,7 +15,8 @@ from taelio_core.generation import Usage
 from taelio_core.router import Router
 from taelio_core.sandbox.engine import SimulationCancelled, run_policy
 from taelio_core.sandbox.models import ModelSet, ProviderModel, models_from_policy
-from taelio_core.sandbox.providers import CURRENT_REQUEST, Outcome, RequestSpec
+from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec
+from taelio_core.providers.simulated import ScriptedTry as Outcome
 from taelio_core.sandbox.traffic import synthetic_traffic
 from taelio_core.trace import Inputs
 from tests.sandbox.conftest import current_policy

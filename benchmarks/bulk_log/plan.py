@@ -16,9 +16,11 @@ import numpy as np
 from taelio_core.generation import Usage
 from taelio_core.policy import RoutingPolicy
 from taelio_core.pricing import Pricer
+from taelio_core.demo.traffic import DemoOutage as Outage
+from taelio_core.demo.traffic import demo_outages
 from taelio_core.providers import sim_profile
 
-__all__ = ["ERROR_KINDS", "SUCCESS", "DemoPlan", "Outage", "build_plan", "demo_outages"]
+__all__ = ["ERROR_KINDS", "SUCCESS", "DemoPlan", "build_plan"]
 
 # Attempt outcomes the simulation draws, in this order; SUCCESS is one past the last.
 ERROR_KINDS = ("rate_limited", "unavailable", "timeout", "auth_failed", "model_not_found", "bad_request",
@@ -34,17 +36,7 @@ ERROR_MS = np.array([90.0, 250.0, 0.0, 120.0, 140.0, 110.0, 450.0, 0.0, 0.0])
 # Retry rules for the retryable classes (rate_limited, unavailable, timeout): chance and most retries.
 RETRY_P = np.array([0.7, 0.5, 0.2])
 MAX_RETRY = np.array([2, 1, 1])
-OUTAGES = 2
 _US = 1_000_000
-
-
-@dataclass(frozen=True, kw_only=True)
-class Outage:
-    """A stretch of time when one provider mostly answered 5xx or timed out."""
-
-    provider: str
-    start: datetime
-    end: datetime
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -86,23 +78,6 @@ class DemoPlan:
 
     def route_of(self, tier: np.ndarray, task: np.ndarray) -> np.ndarray:
         return self.route_index[tier, task]
-
-
-def demo_outages(policy: RoutingPolicy, *, days: int, seed: int, now: datetime) -> list[Outage]:
-    """The outage episodes ``generate_demo_data`` simulates for these arguments."""
-    rng = np.random.default_rng([seed, 7919])
-    providers = _providers_in_chains(policy)
-    start, end = now - timedelta(days=days), now
-    span = (end - start).total_seconds()
-    chosen = rng.choice(len(providers), size=min(OUTAGES, len(providers)), replace=False)
-    out = []
-    for k, p in enumerate(chosen):
-        # Spread them out: one in each part of the window, away from its edges.
-        lo, hi = (0.1 + 0.8 * k / len(chosen)), (0.1 + 0.8 * (k + 1) / len(chosen))
-        begin = start + timedelta(seconds=float(rng.uniform(lo, hi)) * span * 0.9)
-        length = timedelta(hours=float(rng.uniform(2, 6)))
-        out.append(Outage(provider=providers[int(p)], start=begin, end=min(begin + length, end)))
-    return out
 
 
 def _providers_in_chains(policy: RoutingPolicy) -> list[str]:

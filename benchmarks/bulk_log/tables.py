@@ -21,20 +21,15 @@ from taelio_core.calllog.arrow import (
     decimal_from_units,
     strings_from_indices,
 )
-from taelio_core.demo.plan import ERROR_KINDS, SUCCESS, DemoPlan
-from taelio_core.demo.traffic import FAILED, TRUNC, Outcome
+from benchmarks.bulk_log.plan import ERROR_KINDS, SUCCESS, DemoPlan
+from benchmarks.bulk_log.traffic import FAILED, TRUNC, Outcome
+from taelio_core.demo.traffic import GENRES, PREMISES, TONES
 from taelio_core.errors import PLAIN_WORDS
 from taelio_core.policy import RoutingPolicy
 from taelio_core.trace import Inputs
 
 __all__ = ["DemoText", "attempt_table", "request_table"]
 
-PREMISES = ["a lighthouse keeper finds a message in a bottle", "a city where it never stops raining",
-            "two rival bakers on a night train", "a robot that collects lost umbrellas",
-            "the last librarian on a drifting ship", "a map with one island too many",
-            "a detective who cannot lie", "a garden that grows memories"]
-GENRES = ["Mystery", "Fantasy", "Science fiction", "Romance", "Horror", "Adventure"]
-TONES = ["Dark and atmospheric", "Light and humorous", "Hopeful", "Tense", "Whimsical"]
 USERS = 500
 STATUS = ["ok", "failed", "truncated"]
 ATTEMPT_STATUS = ["error", "ok", "truncated"]
