@@ -420,6 +420,18 @@ CREATE TABLE alerts (
     attempts        INTEGER NOT NULL DEFAULT 0
 );
 """),
+    ("012_retries_and_pinned_provider", """
+-- Retries are not fallbacks: a request's fallback_depth counts only moves to
+-- another chain entry from here on (rows logged before this migration count
+-- retries too); retries counts the retries of one entry, and each attempt
+-- has the backoff (or Retry-After) wait before it. sent: false when the
+-- request never left (connect failure), true when it was sent and nothing
+-- came back. pinned_provider: the caller chose the provider.
+ALTER TABLE requests ADD COLUMN retries INTEGER DEFAULT 0;
+ALTER TABLE requests ADD COLUMN pinned_provider VARCHAR;
+ALTER TABLE attempts ADD COLUMN wait_ms DOUBLE DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN sent BOOLEAN;
+"""),
 ]
 
 
