@@ -147,7 +147,7 @@ def _detail(r: Reader, request_id: str) -> RequestDetail | None:
     attempts = r.query("""
         SELECT n, ts, provider, model, status, error_type, error, http_status, latency_ms, ttft_ms,
                input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE AS cost_usd, price_source,
-               finish_reason, simulated, retry, hedge
+               finish_reason, simulated, retry, hedge, wait_ms, sent
         FROM attempts WHERE request_id = ? AND ts BETWEEN ? AND ? ORDER BY n""",
                        [request_id, ts - _ID_SLACK, ts + _ATTEMPT_SLACK])
     try:

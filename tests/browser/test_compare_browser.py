@@ -45,6 +45,10 @@ def test_create_run_vote_and_read_the_verdict_in_chromium(server: str, page, scr
     page.get_by_role("textbox", name="Variant 2 prompt template").fill("In two sentences: {prompt} ({genre})")
     page.get_by_role("textbox", name="Variant 2 prompt template").press("Tab")
     _settled(page)
+    page.get_by_role("textbox", name="Checks on every answer (optional, one per line)").fill(
+        "contains: gemini\nmax_length: 2000")
+    page.get_by_role("textbox", name="Checks on every answer (optional, one per line)").press("Tab")
+    _settled(page)
     page.get_by_text("Upload CSV", exact=True).click()
     _settled(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(csv))
@@ -82,6 +86,7 @@ def test_create_run_vote_and_read_the_verdict_in_chromium(server: str, page, scr
     page.get_by_role("tab", name="Matrix").click()
     _settled(page)
     expect(page.get_by_text("Per variant")).to_be_visible()
+    expect(page.get_by_text("Checks: contains: gemini, max_length: 2000.")).to_be_visible()
     matrix = screenshots / "compare_matrix.png"
     page.screenshot(path=str(matrix), full_page=True)
     assert matrix.stat().st_size > 10_000
