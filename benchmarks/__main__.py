@@ -31,7 +31,7 @@ PARTS: dict[str, tuple[Callable[[PartContext], list[Figure]], float, float]] = {
     "sandbox": (plugged.sandbox, 300, 120),
     "hedging": (plugged.hedging, 120, 60),
     "api": (bench_api.run, 600, 240),
-    "startup": (bench_startup.run, 180, 90),
+    "startup": (bench_startup.run, 420, 150),
 }
 HEADER = ["part", "measure", "Taelio", "beside it, same run", "target", ""]
 MARK_START, MARK_END = "<!-- part:{} -->", "<!-- /part:{} -->"

@@ -40,7 +40,7 @@ def test_a_command_help_loads_only_that_command(tmp_path):
 def test_taelio_routes_needs_no_dataframe_log_or_sdk(tmp_path):
     loaded = _loaded(["routes"], tmp_path)
     assert "pydantic" in loaded                                   # the policy is parsed: the test can fail
-    assert loaded.isdisjoint({"pandas", "numpy", "pyarrow", "scipy", "duckdb", "openai", "anthropic",
+    assert loaded.isdisjoint({"pandas", "numpy", "pyarrow", "scipy", "duckdb", "openai", "anthropic", "genai_prices",
                               "google.genai", "streamlit"})
 
 
