@@ -100,7 +100,8 @@ class Judge:
                 and c.ok and (row.input_id, v.variant_id, a.assertion_id) not in done]
 
     async def _grade(self, experiment: Experiment, row: InputRow, variant_id: str, rubric: Assertion,
-                     answer: str) -> None:
+                     answer: str) -> Decimal | None:
+        """Grade one answer against a rubric, store the grade, and return what the call cost."""
         result = await self._call(experiment, row, RUBRIC_SYSTEM,
                                   RUBRIC_USER.format(rubric=rubric.value, prompt=row.prompt, answer=answer),
                                   (("answer", answer),), reason="experiment check")
@@ -110,6 +111,7 @@ class Judge:
         await asyncio.to_thread(self.store.save_grade, experiment.experiment_id, row.input_id, variant_id,
                                 rubric.assertion_id, passed=passed, detail=detail, cost_usd=result.cost_usd,
                                 request_id=result.request_id)
+        return result.cost_usd
 
     async def arun(self, experiment_id: str, *, concurrency: int | None = None, cost_cap: Decimal | None = None,
                    cancel: CancelToken | None = None,
@@ -152,16 +154,21 @@ class Judge:
                     on_progress(progress())
 
         await asyncio.gather(*(one(*item) for item in work))
-        graded = 0
-        for row, variant_id, rubric in self.pending_grades(experiment):
-            if cancel.cancelled or state["stop"]:
-                break
-            if cap is not None and state["spent"] >= cap:
-                state["stop"] = f"Stopped at the cost cap: {money(state['spent'])} spent of {money(cap)}."
-                break
-            await self._grade(experiment, row, variant_id, rubric, cells[(row.input_id, variant_id)].output)
-            state["spent"] = await asyncio.to_thread(self.store.spent, experiment_id)
-            graded += 1
+        tally = {"graded": 0}
+
+        async def grade(row: InputRow, variant_id: str, rubric: Assertion) -> None:
+            async with semaphore:
+                if cancel.cancelled or state["stop"]:
+                    return
+                if cap is not None and state["spent"] >= cap:
+                    state["stop"] = f"Stopped at the cost cap: {money(state['spent'])} spent of {money(cap)}."
+                    return
+                cost = await self._grade(experiment, row, variant_id, rubric, cells[(row.input_id, variant_id)].output)
+                state["spent"] += cost or Decimal(0)
+                tally["graded"] += 1
+
+        await asyncio.gather(*(grade(*item) for item in self.pending_grades(experiment)))
+        graded = tally["graded"]
         if state["stop"]:
             final = progress("capped", state["stop"])
         elif cancel.cancelled and state["done"] < len(work):
