@@ -3,10 +3,9 @@
 Why: each process used to start from the log's spend and then count only its
 own calls, so ten ``taelio generate`` processes at once each saw the whole
 budget free, and spend reached 164% of a hard limit. The ledger is one JSON
-file (``<log>.budgets.json``) that every process reads and rewrites under an
-exclusive ``flock`` on ``<log>.budgets.lock`` for each reservation and each
-settlement: a few hundred microseconds, paid only by attempts that a budget
-applies to.
+file (``<log>.budgets.json``) that every process reads and rewrites in place
+under an exclusive ``flock`` on ``<log>.budgets.lock`` for each reservation
+and each settlement, paid only by attempts that a budget applies to.
 
 What it holds: spend per budget key for the periods it knows (seeded once per
 period label from the call log, by the first process to open it in that
@@ -90,31 +89,54 @@ class LedgerBudgetStore:
         self.hold_ttl_s = hold_ttl_s
         self._seed: tuple[dict[Key, Decimal], tuple[str, ...]] = ({}, ())
         self._thread_lock = threading.Lock()     # flock is per open file: serialise this process's threads too
+        self._fds: tuple[int, int, int] | None = None        # (lock fd, ledger fd, the pid that opened them)
+        self._cache: tuple[tuple[int, int, int, int], _State] | None = None
 
     # ---- the file ----------------------------------------------------------------------
+    # Both files stay open for the store's life, the ledger is rewritten in place, and a ledger nobody
+    # changed since this process wrote it is not parsed again: a reserve + settle pair went from ~10 ms
+    # (open, parse, write a temporary file, rename, on a loaded box) to well under one.
+    def _open(self) -> tuple[int, int]:
+        if self._fds is None or self._fds[2] != os.getpid():       # a forked child opens its own
+            lock = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            data = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fds = (lock, data, os.getpid())
+            self._cache = None
+        return self._fds[0], self._fds[1]
+
     @contextmanager
     def _locked(self) -> Iterator[_State]:
         with self._thread_lock:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            lock, data = self._open()
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                state = self._read()
+                state = self._read(data)
                 yield state
                 if state.dirty:
-                    self._write(state)
+                    self._write(data, state)
             finally:
-                os.close(fd)                      # releases the flock
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _read(self) -> _State:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            state = _State(spent={k: Decimal(v) for k, v in raw["spent"].items()}, holds=dict(raw["holds"]),
-                           seeded=set(raw["seeded"]))
-        except FileNotFoundError:
+    @staticmethod
+    def _signature(fd: int) -> tuple[int, int, int, int]:
+        st = os.fstat(fd)
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _read(self, fd: int) -> _State:
+        signature = self._signature(fd)
+        if self._cache is not None and self._cache[0] == signature:
+            cached = self._cache[1]
+            return _State(spent=dict(cached.spent), holds=dict(cached.holds), seeded=set(cached.seeded))
+        raw_bytes = os.pread(fd, signature[1], 0)
+        if not raw_bytes:
             state = _State(dirty=True)
             self._apply_seed(state)
             return state
-        except (ValueError, KeyError, TypeError, InvalidOperation, AttributeError, OSError) as e:
+        try:
+            raw = json.loads(raw_bytes)
+            state = _State(spent={k: Decimal(v) for k, v in raw["spent"].items()}, holds=dict(raw["holds"]),
+                           seeded=set(raw["seeded"]))
+        except (ValueError, KeyError, TypeError, InvalidOperation, AttributeError) as e:
             log.warning("the budget ledger %s is unreadable (%s); rebuilt from the call log", self.path, e)
             state = _State(dirty=True)
             self._apply_seed(state)
@@ -127,12 +149,14 @@ class LedgerBudgetStore:
             state.dirty = True
         return state
 
-    def _write(self, state: _State) -> None:
-        doc = {"spent": {k: str(v) for k, v in state.spent.items()}, "holds": state.holds,
-               "seeded": sorted(state.seeded)}
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(doc), encoding="utf-8")
-        os.replace(temp, self.path)
+    def _write(self, fd: int, state: _State) -> None:
+        doc = json.dumps({"spent": {k: str(v) for k, v in state.spent.items()}, "holds": state.holds,
+                          "seeded": sorted(state.seeded)}).encode()
+        os.pwrite(fd, doc, 0)
+        os.ftruncate(fd, len(doc))
+        state.dirty = False
+        self._cache = (self._signature(fd), _State(spent=dict(state.spent), holds=dict(state.holds),
+                                                   seeded=set(state.seeded)))
 
     def _apply_seed(self, state: _State) -> None:
         spent, labels = self._seed
@@ -162,7 +186,8 @@ class LedgerBudgetStore:
     def reserve(self, hold: str, amount: Decimal, keys: Sequence[Key], caps: Mapping[Key, Decimal]) -> Denial | None:
         with self._locked() as state:
             self._mark_seeded(state, keys)
-            state.holds.pop(hold, None)
+            if state.holds.pop(hold, None) is not None:
+                state.dirty = True
             for key, cap in caps.items():
                 name = _encode(key)
                 used = state.spent.get(name, ZERO) + state.reserved(name)

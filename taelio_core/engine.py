@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taelio_core.breakers import CircuitBreakers
 from taelio_core.budget_ledger import LedgerBudgetStore, ledger_path
@@ -16,13 +17,15 @@ from taelio_core.budget_store import BudgetStore
 from taelio_core.budgets import BudgetGuard, spend_from_log
 from taelio_core.calllog import CallLog, open_call_log
 from taelio_core.clock import Clock, SystemClock
-from taelio_core.health import BreakerEventLog, HealthReport, health_report
 from taelio_core.policy import RoutingPolicy, load_policy
 from taelio_core.pricing import Pricer
 from taelio_core.providers import build_providers
 from taelio_core.providers.base import Provider
 from taelio_core.router import Router
 from taelio_core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from taelio_core.health import BreakerEventLog, HealthReport
 
 __all__ = ["Taelio"]
 
@@ -49,7 +52,10 @@ class Taelio:
         call_log = open_call_log(settings, str(database) if database else None) if log else None
         clock = clock or SystemClock()
         pricer = Pricer(policy_obj.model.pricing, {n: c.kind for n, c in policy_obj.providers.items()})
-        events = BreakerEventLog(call_log) if call_log is not None else None
+        events = None
+        if call_log is not None:
+            from taelio_core.health import BreakerEventLog      # pandas: only with a log (``routes`` has none)
+            events = BreakerEventLog(call_log)
         breakers = CircuitBreakers(policy_obj.model.breakers, clock=clock,
                                    unhealthy_s=policy_obj.model.resilience.unhealthy_s, on_transition=events)
         count_simulated = policy_obj.model.budgets.count_simulated
@@ -67,6 +73,7 @@ class Taelio:
         """Breaker states (this process's, live), their logged history, and budgets: the Health page's data."""
         if self.breaker_events is not None:
             self.breaker_events.flush()
+        from taelio_core.health import health_report
         return health_report(policy=self.policy, now=self.router.clock.now(), call_log=self.log,
                              breakers=self.router.breakers, budgets=self.router.budgets,
                              history_limit=history_limit)

@@ -14,9 +14,6 @@ from decimal import Decimal
 from functools import lru_cache
 from importlib.metadata import version
 
-from genai_prices import Usage as PriceUsage
-from genai_prices import data_snapshot
-
 from taelio_core.generation import Usage
 from taelio_core.policy import PriceOverride
 from taelio_core.providers.registry import find_kind
@@ -47,6 +44,7 @@ UNPRICED = Price(cost_usd=None, source=None)
 
 @lru_cache(maxsize=1024)
 def _model_price(provider_id: str, model: str, day: str):  # noqa: ANN202 - genai-prices' ModelPrice
+    from genai_prices import data_snapshot    # ~0.15 s (it loads httpx2): only when a price is looked up
     snapshot = data_snapshot.get_snapshot()
     try:
         _provider, info = snapshot.find_provider_model(model, None, provider_id, None)
@@ -114,6 +112,7 @@ class Pricer:
             return Price(cost_usd=_apply(_rate(model_price.input_mtok, n),  # type: ignore[attr-defined]
                                          _rate(model_price.output_mtok, n),  # type: ignore[attr-defined]
                                          None if cached is None else _rate(cached, n), usage), source=CATALOGUE)
+        from genai_prices import Usage as PriceUsage
         result = model_price.calc_price(PriceUsage(  # type: ignore[attr-defined]
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_read_tokens=usage.cached_tokens or None))

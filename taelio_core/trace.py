@@ -13,7 +13,15 @@ from taelio_core.errors import PLAIN_WORDS, AllProvidersFailed, BudgetExceeded
 from taelio_core.generation import Usage
 from taelio_core.inputs import Inputs  # noqa: F401 - it moved to ``inputs``; old imports keep working
 
-__all__ = ["Attempt", "GenerationResult", "RouteEntry", "Skip"]
+__all__ = ["Attempt", "GenerationResult", "RouteEntry", "Skip", "retry_words"]
+
+
+def retry_words(retry: int | None, wait_ms: float | None) -> str:
+    """How a trace shows a retry of the same entry ("retry 2 after 340 ms"), or "" for a first try."""
+    if not retry or retry != retry:  # None, 0 or NaN (a log row)
+        return ""
+    wait = wait_ms if wait_ms is not None and wait_ms == wait_ms else 0.0
+    return f"retry {int(retry)} after {wait:,.0f} ms"
 
 
 @dataclass(frozen=True, kw_only=True)

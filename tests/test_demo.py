@@ -47,7 +47,9 @@ def test_progress_rises_to_one(demo_log: DuckDBCallLog) -> None:
 def test_requests_agree_with_their_attempts(demo_log: DuckDBCallLog) -> None:
     bad = demo_log.query("""
         WITH a AS (
-            SELECT request_id, count(*) AS n, max(n) AS last_n, count(*) FILTER (WHERE status <> 'ok') AS failed,
+            SELECT request_id, count(*) AS n, max(n) AS last_n,
+                   -- fallbacks: the entries tried that did not serve the answer (retries of one entry are not)
+                   count(DISTINCT provider || ':' || model) - (count(*) FILTER (WHERE status = 'ok') > 0)::INT AS failed,
                    count(*) FILTER (WHERE status = 'ok') AS oks, sum(input_tokens) AS tin,
                    sum(output_tokens) AS tout, sum(cost_usd) AS cost,
                    bool_or(cost_usd IS NULL AND output_tokens > 0) AS unpriced,

@@ -15,6 +15,7 @@ import streamlit as st
 from taelio_core.alerts import WEBHOOK_ENV, check_alerts, recent_alerts, webhook_from
 from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
+from ui.safe_text import safe_markdown
 
 __all__ = ["alerts_panel"]
 
@@ -55,5 +56,6 @@ def alerts_panel(engine: Taelio, *, kinds: tuple[str, ...], title: str = "Alerts
     sent = [f"{t:%Y-%m-%d %H:%M} UTC" if not pd.isna(t) else {"no_webhook": "not sent: no webhook",
                                                                "sending": "sending…"}.get(s, f"not sent: {e or s}")
             for t, s, e in zip(df.sent_at, df.status, df.error, strict=True)]
-    st.dataframe(pd.DataFrame({"Sent": sent, "Alert": df.message,
-                               "To": df.destination.fillna("–")}), hide_index=True, width="stretch")
+    # A static table wraps long messages (a grid cut them off); its cells are Markdown, so escape them.
+    text = [safe_markdown(m).replace("$", "\\$") for m in df.message]
+    st.table(pd.DataFrame({"Sent": sent, "Alert": text, "To": df.destination.fillna("–")}), hide_index=True)

@@ -13,6 +13,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from taelio_core.errors import TaelioError
+from taelio_core.experiments.assertions import parse_checks
 from taelio_core.formatting import money
 from taelio_core.experiments import (
     Experiments,
@@ -63,6 +64,12 @@ def create_form(ex: Experiments) -> None:
                     key="new_kind")
     rows_source = _inputs_widget(ex, kind)
     save_as = st.text_input("Also save these inputs as a set named (optional)", key="new_save_set")
+    checks = st.text_area("Checks on every answer (optional, one per line)", key="new_checks", height=90,
+                          placeholder="contains: {genre}\nnot_contains: As an AI\nmax_length: 600\njson\n"
+                                      "rubric: One paragraph that ends on a question\n[v2] regex: ^[A-Z]",
+                          help="contains, not_contains, regex, max_length, json, or rubric (graded by the LLM judge "
+                               "run). [v1,v3] in front limits a check to those variants; {prompt}, {genre} and "
+                               "other input columns are filled in per input.")
     c1, c2 = st.columns(2)
     cap = c1.number_input("Cost cap, USD (0 = no cap)", min_value=0.0, value=1.0, step=0.5, key="new_cap")
     concurrency = c2.slider("Inputs in flight at once", 1, 16, 4, key="new_concurrency")
@@ -70,7 +77,9 @@ def create_form(ex: Experiments) -> None:
         return
     try:
         rows = rows_source()
+        assertions = parse_checks(checks, source="Checks")
         spec = ExperimentSpec(name=name or "Untitled experiment", tier=tier, task=task, concurrency=concurrency,
+                              assertions=assertions,
                               cost_cap_usd=Decimal(str(cap)) if cap > 0 else None,
                               inputs_kind={"Single prompt": "prompt", "Saved set": "set"}.get(kind, "csv"),
                               variants=specs())
@@ -181,8 +190,10 @@ def run_panel(ex: Experiments, experiment_id: str) -> None:
     reason = ex.judge.unavailable_reason()
     if reason is None:
         pairs = len(ex.judge.pending(experiment))
-        st.caption(f"LLM judge: {pairs} pair{'s' if pairs != 1 else ''} to judge ({2 * pairs} calls, both orders), "
-                   "charged against the same cap.")
+        grades = len(ex.judge.pending_grades(experiment))
+        rubric = f" and {grades} answer{'s' if grades != 1 else ''} to grade against a rubric" if grades else ""
+        st.caption(f"LLM judge: {pairs} pair{'s' if pairs != 1 else ''} to judge ({2 * pairs} calls, both orders)"
+                   f"{rubric}, charged against the same cap.")
     if c2.button("Run the LLM judge", disabled=busy or reason is not None, key="run_judge",
                  help=reason or "Judges every pair of answers in both orders; only consistent verdicts count."):
         st.session_state["compare_run"] = ex.judge.start(experiment_id)

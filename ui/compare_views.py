@@ -58,12 +58,18 @@ def matrix_view(res: ExperimentResults) -> None:
     ids = set(flags[keep].input_id)
     m = res.matrix[res.matrix.input_id.isin(ids)].copy()
     icon = {"ok": "✅", "failed": "❌", "truncated": "✂️", "pending": "…"}
-    m["cell"] = [f"{icon.get(s, s)} {o[:60]}" if s == "ok" else f"{icon.get(s, s)} {e or ''}"[:70]
-                 for s, o, e in zip(m.status, m.output, m.error, strict=True)]
+    checked = bool(res.experiment.assertions)
+    m["cell"] = [(f"[{p}/{t} checks] " if checked and t else "")
+                 + (f"{icon.get(s, s)} {o[:60]}" if s == "ok" else f"{icon.get(s, s)} {e or ''}"[:70])
+                 for s, o, e, p, t in zip(m.status, m.output, m.error, m.checks_passed, m.checks_total, strict=True)]
     order = variant_order(res)              # best rated first, else as the experiment lists them
     labels = [res.label(v) for v in order]
     table = m.pivot(index="input_id", columns="variant", values="cell").reindex(columns=order)
     table.columns = labels
+    verdicts = m.assign(ok=m.checks_passed == m.checks_total).pivot(index="input_id", columns="variant",
+                                                                     values="ok").reindex(columns=order)
+    counted = m.pivot(index="input_id", columns="variant", values="checks_total").reindex(columns=order)
+    verdicts.columns = counted.columns = labels
     table = flags.set_index("input_id").loc[table.index, ["prompt", "votes"]].join(table)
     table.index.name = "#"
     table = table.rename(columns={"prompt": "Prompt", "votes": "Votes"})
@@ -73,11 +79,28 @@ def matrix_view(res: ExperimentResults) -> None:
     each = max(120, min(360, (TABLE_PX - 300) // max(1, len(labels))))
     config = {"Prompt": st.column_config.TextColumn(width=180), "Votes": st.column_config.NumberColumn(width=60),
               **{label: st.column_config.TextColumn(width=each) for label in labels}}
-    st.dataframe(table, width="stretch", column_config=config)
+    shown = table.style.apply(lambda col: [_check_colour(verdicts.at[i, col.name], counted.at[i, col.name])
+                                            if col.name in labels else "" for i in col.index], axis=0) \
+        if checked else table
+    st.dataframe(shown, width="stretch", column_config=config)
+    if checked:
+        failures = m[m.checks_failed != ""]
+        st.caption(f"Checks: {', '.join(a.label for a in res.experiment.assertions)}. Green: every check passed; "
+                   "red: one or more failed.")
+        if len(failures):
+            with st.expander(f"Failed checks ({len(failures)} answers)"):
+                st.dataframe(pd.DataFrame({"#": failures.input_id, "Variant": failures.label,
+                                           "Failed": failures.checks_failed}), hide_index=True, width="stretch")
     st.markdown("**Per variant**")
     cols = ["Variant", "Model", "Calls", "Errors", "Mean latency", "p95 latency", "Tokens in", "Tokens out",
             "Cost per call", "Total cost"]
     st.dataframe(summary_table(res)[cols], hide_index=True, width="stretch")
+
+
+def _check_colour(passed: bool, total: int) -> str:
+    if not total:
+        return ""
+    return "background-color: #d9f2e3" if passed else "background-color: #fbdada"
 
 
 @st.fragment

@@ -17,17 +17,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import streamlit as st
 
-from taelio_core.analytics import SOURCES, Filters
+from taelio_core.analytics import SOURCES, Filters, requests_by_source
 from taelio_core.engine import Taelio
 from ui.demo_data import demo_data_section
-from ui.engine import data_version, on_bump
+from ui.engine import cached, data_version, on_bump
 
 __all__ = ["DEFAULT_DAYS", "current_filters", "log_status", "provider_keys", "render_sidebar"]
 
 DEFAULT_DAYS = 30
 _FILTERS = "filters"
 _WIDGETS = ("filter_sources", "filter_dates", "filter_tiers", "filter_tasks", "filter_providers")
-_NOT_HERE = "The data filter is on Costs, Health and Calls."
+_NOT_HERE = "The data filter is on Costs, Health and Calls once the log holds requests."
 
 # This run's filter place in the sidebar (per script thread: each session's run has its own thread).
 _this_run = threading.local()
@@ -111,13 +111,21 @@ def log_status(location: str, requests: int, policy: str) -> str:
     return f"Call log: `{location}`  \n{requests:,} {noun} logged · policy `{policy}`"
 
 
+def _default_sources(engine: Taelio) -> dict[str, list[str]]:
+    """In live mode, once live traffic exists, the filter starts on live traffic only (demo figures would mix
+    made-up spend into production's). Only as a default: a choice the user made is kept."""
+    if "filter_sources" in st.session_state or engine.mode != "live":
+        return {}
+    return {"default": ["live"]} if cached(engine, requests_by_source).get("live") else {}
+
+
 def _filter_widgets(engine: Taelio) -> Filters:
     policy = engine.policy
     _restore_kept()
     st.markdown("**Data shown**")
     sources = st.multiselect("Source", SOURCES, key="filter_sources", placeholder="All sources",
                              help="live: real traffic; demo: simulated; sandbox and experiment runs; "
-                                  "test: provider probes")
+                                  "test: provider probes", **_default_sources(engine))
     start, end = _date_range()
     tiers = st.multiselect("Tier", policy.tiers, key="filter_tiers", placeholder="All tiers")
     tasks = st.multiselect("Task", policy.tasks, key="filter_tasks", placeholder="All tasks")

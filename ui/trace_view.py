@@ -16,7 +16,7 @@ import streamlit as st
 
 from taelio_core.analytics import RequestDetail
 from taelio_core.errors import PLAIN_WORDS
-from taelio_core.trace import GenerationResult
+from taelio_core.trace import GenerationResult, retry_words
 from ui.text import cost_text, escape_markdown, fmt_ms
 
 __all__ = ["TraceData", "render_trace", "trace_from_detail", "trace_from_result"]
@@ -40,7 +40,8 @@ def trace_from_detail(detail: RequestDetail) -> TraceData:
             "latency_ms": req.get("latency_ms"), "ttft_ms": req.get("ttft_ms"),
             "input_tokens": req.get("input_tokens"), "output_tokens": req.get("output_tokens"),
             "cost_usd": None if cost is None or pd.isna(cost) else cost, "chain": detail.chain,
-            "skipped": detail.skipped, "attempts": attempts, "source": req.get("source")}
+            "skipped": detail.skipped, "attempts": attempts, "source": req.get("source"),
+            "pinned_provider": req.get("pinned_provider")}
 
 
 def _entry_marks(data: TraceData) -> list[str]:
@@ -67,13 +68,14 @@ def _attempt_rows(data: TraceData) -> pd.DataFrame:
             plain = f"{plain} (HTTP {int(http)})"
         rows.append({
             "#": a["n"], "provider:model": f"{a['provider']}:{a['model']}", "status": a["status"],
+            "retry": retry_words(a.get("retry"), a.get("wait_ms")),
             "error": f"{plain}: {detail}" if plain and detail else plain,
             "latency": fmt_ms(a.get("latency_ms")), "TTFT": fmt_ms(a.get("ttft_ms")),
             "tokens in/out": f"{a.get('input_tokens') or 0:,} / {a.get('output_tokens') or 0:,}",
             "cost": cost_text(a.get("cost_usd"), status=a["status"],
                               tokens=(a.get("input_tokens") or 0) + (a.get("output_tokens") or 0)),
         })
-    return pd.DataFrame(rows, columns=["#", "provider:model", "status", "error", "latency", "TTFT",
+    return pd.DataFrame(rows, columns=["#", "provider:model", "status", "retry", "error", "latency", "TTFT",
                                        "tokens in/out", "cost"])
 
 
@@ -84,6 +86,8 @@ def render_trace(data: TraceData, *, title: str = "Routing trace") -> None:
                f"task **{escape_markdown(str(data['task']))}**" + (" (simulated providers)" if simulated else "")
                + f" · request `{data['request_id']}`")
     st.markdown(" → ".join(_entry_marks(data)) or "No chain recorded.")
+    if data.get("pinned_provider"):
+        st.markdown(f"📌 Pinned to provider `{data['pinned_provider']}`: only its entries were tried.")
     for skip in data["skipped"]:
         st.markdown(f"⏭ `{skip['provider']}:{skip['model']}` skipped: {escape_markdown(str(skip['reason']))}")
     if data["attempts"]:

@@ -118,7 +118,7 @@ def request_table(*, plan: DemoPlan, text: DemoText, o: Outcome, ts_us: np.ndarr
         "error": strings_from_indices(text.errors, err_idx), "routing_reason": pa.nulls(n, pa.string()),
         "trace": strings_from_indices(text.traces, route),
     }
-    return pa.Table.from_arrays([columns[f.name] for f in REQUEST_SCHEMA], schema=REQUEST_SCHEMA)
+    return pa.Table.from_arrays([columns.get(f.name, pa.nulls(n, f.type)) for f in REQUEST_SCHEMA], schema=REQUEST_SCHEMA)
 
 
 def attempt_table(*, plan: DemoPlan, text: DemoText, att: dict[str, np.ndarray], tier: np.ndarray,
@@ -153,4 +153,4 @@ def attempt_table(*, plan: DemoPlan, text: DemoText, att: dict[str, np.ndarray],
         "finish_reason": strings_from_indices(["stop"], np.where(ok, 0, -1)),
         "retry": pa.array(att["retry"], pa.int32()), "hedge": pa.array(np.zeros(n, bool)),
     }
-    return pa.Table.from_arrays([columns[f.name] for f in ATTEMPT_SCHEMA], schema=ATTEMPT_SCHEMA)
+    return pa.Table.from_arrays([columns.get(f.name, pa.nulls(n, f.type)) for f in ATTEMPT_SCHEMA], schema=ATTEMPT_SCHEMA)

@@ -22,6 +22,7 @@ from taelio_core.analytics.calls import (
     export_requests,
     list_requests,
     request_detail,
+    requests_by_source,
 )
 from taelio_core.analytics.rollup import QUANTILE_ERROR
 from taelio_core.analytics.filters import BUCKETS, SOURCES, Filters, bucket_for
@@ -56,6 +57,6 @@ __all__ = [
     "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
     "cost_distribution_by_model", "costs_view", "errors_by_type", "errors_over_time", "fallback_rate",
     "export_requests", "fallback_rate_over_time", "headline", "health_view", "latency_by_provider", "latency_over_time", "list_requests",
-    "month_bounds", "provider_health", "request_detail", "spend_by", "success_by_provider", "top_users",
+    "month_bounds", "provider_health", "request_detail", "requests_by_source", "spend_by", "success_by_provider", "top_users",
     "usage_over_time",
 ]

@@ -167,5 +167,8 @@ def _runs_out_on(curve: pd.DataFrame, scope: str, name: str, limit: Decimal, spe
         return None
     if rate_per_s <= 0:
         return None
-    when = start + timedelta(seconds=float(limit / rate_per_s))
+    seconds = float(limit / rate_per_s)
+    if seconds >= (end - start).total_seconds():      # not this month (and no date past datetime's range)
+        return None
+    when = start + timedelta(seconds=seconds)
     return when.date() if when < end else None

@@ -22,7 +22,8 @@ from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
 
-__all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "RequestDetail", "export_requests", "list_requests", "request_detail"]
+__all__ = ["EXPORT_COLUMNS", "LIST_COLUMNS", "RequestDetail", "export_requests", "list_requests", "request_detail",
+           "requests_by_source"]
 
 LIST_COLUMNS = ("ts", "request_id", "source", "tier", "task", "provider", "model", "status", "n_attempts",
                 "fallback_depth", "cost_usd", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
@@ -75,6 +76,13 @@ def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", 
         return page, int(r.query(count_sql, count_params)["n"].iloc[0])
 
     return rollup.read(log, both)
+
+
+def requests_by_source(log: CallLog | Reader) -> dict[str, int]:
+    """How many requests the log holds from each source (all dates)."""
+    counts = rollup.read(log, lambda r: r.query(
+        "SELECT source, sum(requests)::BIGINT AS n FROM request_rollup GROUP BY ALL ORDER BY source"))
+    return {str(s): int(n) for s, n in zip(counts["source"], counts["n"])}
 
 
 def _rollup_count(filters: Filters, statuses: tuple[str, ...]) -> tuple[str, list[Any]]:
@@ -139,7 +147,7 @@ def _detail(r: Reader, request_id: str) -> RequestDetail | None:
     attempts = r.query("""
         SELECT n, ts, provider, model, status, error_type, error, http_status, latency_ms, ttft_ms,
                input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE AS cost_usd, price_source,
-               finish_reason, simulated, retry, hedge
+               finish_reason, simulated, retry, hedge, wait_ms, sent
         FROM attempts WHERE request_id = ? AND ts BETWEEN ? AND ? ORDER BY n""",
                        [request_id, ts - _ID_SLACK, ts + _ATTEMPT_SLACK])
     try:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taelio_core.calllog.rows import ATTEMPT_COLUMNS, REQUEST_COLUMNS, sha256
+from taelio_core.calllog.rows import ATTEMPT_COLUMNS, LATER_DEFAULTS, REQUEST_COLUMNS, sha256
 
 __all__ = ["ATTEMPT_SCHEMA", "COST_SCALE", "COST_TYPE", "REQUEST_SCHEMA", "TS_TYPE", "complete_text", "conform",
            "decimal_from_units", "hex_ids", "rows_to_table", "strings_from_indices"]
@@ -37,7 +37,7 @@ REQUEST_SCHEMA = pa.schema([
     ("fallback_depth", pa.int32()), ("n_skipped", pa.int32()), ("experiment_id", pa.string()),
     ("user_id", pa.string()), ("prompt_sha256", pa.string()), ("prompt", pa.string()), ("output", pa.string()),
     ("output_sha256", pa.string()), ("error", pa.string()), ("routing_reason", pa.string()),
-    ("trace", pa.string()),
+    ("trace", pa.string()), ("retries", pa.int32()), ("pinned_provider", pa.string()),
 ])
 ATTEMPT_SCHEMA = pa.schema([
     ("request_id", pa.string()), ("n", pa.int32()), ("ts", TS_TYPE), ("source", pa.string()), ("tier", pa.string()),
@@ -46,7 +46,7 @@ ATTEMPT_SCHEMA = pa.schema([
     ("http_status", pa.int32()), ("latency_ms", pa.float64()), ("ttft_ms", pa.float64()),
     ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cached_tokens", pa.int64()),
     ("cost_usd", COST_TYPE), ("price_source", pa.string()), ("finish_reason", pa.string()), ("retry", pa.int32()),
-    ("hedge", pa.bool_()),
+    ("hedge", pa.bool_()), ("wait_ms", pa.float64()), ("sent", pa.bool_()),
 ])
 if REQUEST_SCHEMA.names != REQUEST_COLUMNS or ATTEMPT_SCHEMA.names != ATTEMPT_COLUMNS:  # pragma: no cover
     raise RuntimeError("calllog.arrow schemas and calllog.rows columns disagree")
@@ -106,6 +106,10 @@ def conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
     A missing column raises ``ValueError`` naming it, so a caller's mistake
     reads as one sentence rather than a DuckDB binder error.
     """
+    for name in schema.names:  # a column added later (migration 012) may be left out: its default
+        if name in LATER_DEFAULTS and name not in table.column_names:
+            field = schema.field(name)
+            table = table.append_column(field, pa.array([LATER_DEFAULTS[name]] * table.num_rows, field.type))
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise ValueError(f"{what} table lacks column(s): {', '.join(missing)}")
@@ -124,6 +128,10 @@ def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema, *, store_text:
     """
     if not rows:
         return schema.empty_table()
+    width = len(schema.names)
+    if any(len(row) != width for row in rows):  # a row journaled before migration 012: later columns' defaults
+        tail = [LATER_DEFAULTS.get(name) for name in schema.names]
+        rows = [row + tuple(tail[len(row):]) for row in rows]
     columns = list(zip(*rows))
     if store_text is not None:
         _hash_text(columns, schema.names, store_text)

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import sys
 import threading
 import time
@@ -56,12 +55,12 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
+from taelio_core.calllog.batch import commit_rows, insert_tables, set_aside
 from taelio_core.calllog.base import CallLog, WriterStatus
 from taelio_core.calllog.check import check_log
-from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, frame, read_segment
+from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, read_segment
 from taelio_core.calllog.rows import encode
 from taelio_core.calllog.schema import migrate
 from taelio_core.calllog.sharing import first_line, open_with_retry, others_waiting
@@ -78,26 +77,6 @@ FLUSH_INTERVAL_S = 0.5
 IDLE_RELEASE_S = 1.0
 SHARE_FOR_S = 1.0
 _POLL_S = 0.05          # how often a writer holding the file, with nothing to write, looks for waiters
-
-# Columns are named, so a later migration may add columns (with defaults) without breaking older
-# writers. The batch is found by DuckDB's replacement scan of the caller's local variables (fewer
-# statements per batch than register/unregister: at low rates the per-batch overhead dominates).
-_INSERT_REQUESTS = (f"INSERT INTO requests ({', '.join(REQUEST_SCHEMA.names)}) "
-                    f"SELECT {', '.join(REQUEST_SCHEMA.names)} FROM _taelio_requests")
-_INSERT_ATTEMPTS = (f"INSERT INTO attempts ({', '.join(ATTEMPT_SCHEMA.names)}) "
-                    f"SELECT {', '.join(ATTEMPT_SCHEMA.names)} FROM _taelio_attempts")
-# A replayed journal may hold requests committed just before their process died. A request and
-# its attempts are always committed together, so the requests table alone says what is stored;
-# equal rows have equal ``ts``, so the time bounds let DuckDB skip old row groups at 10M rows.
-_STORED = """SELECT DISTINCT request_id FROM requests WHERE ts BETWEEN $lo AND $hi
-             AND request_id IN (SELECT request_id FROM _taelio_requests)"""
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    """True when the rows themselves are at fault (not the file, a lock or the schema)."""
-    return isinstance(exc, (duckdb.ConstraintException, duckdb.ConversionException, duckdb.InvalidInputException,
-                            duckdb.OutOfRangeException, pa.ArrowException, TypeError, ValueError, OverflowError))
-
 
 class DuckDBCallLog(CallLog):
     def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = FLUSH_INTERVAL_S,
@@ -308,77 +287,16 @@ class DuckDBCallLog(CallLog):
             except duckdb.Error as e:
                 self.last_error = first_line(e)
 
-    @staticmethod
-    def _insert(con: duckdb.DuckDBPyConnection, requests: pa.Table, attempts: pa.Table,
-                *, skip_stored: bool = False) -> int:
-        """Insert both tables in one transaction; return how many requests were new (``skip_stored``)."""
-        _taelio_requests, _taelio_attempts = requests, attempts    # noqa: F841 - read by DuckDB by name
-        con.execute("BEGIN")
-        try:
-            if skip_stored and requests.num_rows:
-                bounds = {"lo": pc.min(requests["ts"]).as_py(), "hi": pc.max(requests["ts"]).as_py()}
-                stored = pa.array(con.execute(_STORED, bounds).fetchnumpy()["request_id"], pa.string())
-                if len(stored):
-                    _taelio_requests = requests.filter(pc.invert(pc.is_in(requests["request_id"], stored)))
-                    _taelio_attempts = attempts.filter(pc.invert(pc.is_in(attempts["request_id"], stored)))
-            con.execute(_INSERT_REQUESTS)
-            con.execute(_INSERT_ATTEMPTS)
-            con.execute("COMMIT")
-            return _taelio_requests.num_rows
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-
     def _commit_rows(self, requests: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]],
                      con: duckdb.DuckDBPyConnection, *, skip_stored: bool = False) -> int:
-        """Insert queued rows. If some are malformed, set them aside (``rejected``) and insert the rest.
-
-        A malformed row (a NULL where the schema forbids one, a value Arrow cannot hold) must not
-        block the log forever; it is found by bisection and written to ``<db>.rejected/``, never
-        silently dropped. Errors that are not about the rows (a lock, a full disk) propagate, and
-        the rows wait for the next try.
-        """
-        try:
-            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA, store_text=self.store_text),
-                         rows_to_table(attempts, ATTEMPT_SCHEMA), skip_stored=skip_stored)
+        """Insert queued rows; malformed ones go to ``<db>.rejected/`` (``batch.commit_rows``). Returns how many."""
+        bad, by_request = commit_rows(con, requests, attempts, store_text=self.store_text, skip_stored=skip_stored)
+        if not bad:
             return 0
-        except Exception as e:  # noqa: BLE001
-            if not _is_data_error(e):
-                raise
-        by_request: dict[str, list[tuple[Any, ...]]] = {}
-        for attempt in attempts:
-            by_request.setdefault(attempt[0], []).append(attempt)
-        bad: list[tuple[tuple[Any, ...], BaseException]] = []
-        self._bisect(con, requests, by_request, bad, skip_stored)
-        if bad:
-            self._set_aside(bad, by_request)
-        return len(bad)
-
-    def _bisect(self, con: duckdb.DuckDBPyConnection, requests: list[tuple[Any, ...]],
-                by_request: dict[str, list[tuple[Any, ...]]], bad: list, skip_stored: bool) -> None:
-        try:
-            attempts = [a for r in requests for a in by_request.get(r[0], ())]
-            self._insert(con, rows_to_table(requests, REQUEST_SCHEMA, store_text=self.store_text),
-                         rows_to_table(attempts, ATTEMPT_SCHEMA), skip_stored=skip_stored)
-        except Exception as e:  # noqa: BLE001
-            if not _is_data_error(e):
-                raise
-            if len(requests) == 1:
-                bad.append((requests[0], e))
-                return
-            middle = len(requests) // 2
-            self._bisect(con, requests[:middle], by_request, bad, skip_stored)
-            self._bisect(con, requests[middle:], by_request, bad, skip_stored)
-
-    def _set_aside(self, bad: list, by_request: dict[str, list[tuple[Any, ...]]]) -> None:
-        folder = self.path.with_name(self.path.name + ".rejected")
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{os.getpid()}-{int(time.time())}.seg"
-        with open(target, "ab") as f:
-            for request, _error in bad:
-                f.write(frame(encode_record((request, by_request.get(request[0], [])))))
+        target = set_aside(self.path, bad, by_request)
         self.rejected += len(bad)
-        self.last_error = (f"{len(bad)} malformed request(s) set aside in {target}: {first_line(bad[0][1])}")
+        self.last_error = f"{len(bad)} malformed request(s) set aside in {target}: {first_line(bad[0][1])}"
+        return len(bad)
 
     def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
         """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports)."""
@@ -389,7 +307,7 @@ class DuckDBCallLog(CallLog):
             raise CallLogError(f"cannot append to the log: {first_line(e)}") from None
         requests = complete_text(requests, self.store_text)
         with self.connect() as con:
-            return self._insert(con, requests, attempts, skip_stored=True)
+            return insert_tables(con, requests, attempts, skip_stored=True)
 
     def flush(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -23,19 +23,22 @@ from typing import Any
 
 from taelio_core.trace import GenerationResult, RouteEntry, Skip
 
-__all__ = ["ATTEMPT_COLUMNS", "REQUEST_COLUMNS", "attempt_rows", "encode", "micros", "request_row", "sha256"]
+__all__ = ["ATTEMPT_COLUMNS", "LATER_DEFAULTS", "REQUEST_COLUMNS", "attempt_rows", "encode", "micros", "request_row", "sha256"]
 
 REQUEST_COLUMNS = [
     "request_id", "parent_id", "ts", "source", "tier", "task", "policy", "status", "provider", "model",
     "simulated", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cached_tokens", "cost_usd",
     "n_attempts", "fallback_depth", "n_skipped", "experiment_id", "user_id", "prompt_sha256", "prompt",
-    "output", "output_sha256", "error", "routing_reason", "trace",
+    "output", "output_sha256", "error", "routing_reason", "trace", "retries", "pinned_provider",
 ]
 ATTEMPT_COLUMNS = [
     "request_id", "n", "ts", "source", "tier", "task", "provider", "model", "response_model", "simulated",
     "status", "error_type", "error", "http_status", "latency_ms", "ttft_ms", "input_tokens", "output_tokens",
-    "cached_tokens", "cost_usd", "price_source", "finish_reason", "retry", "hedge",
+    "cached_tokens", "cost_usd", "price_source", "finish_reason", "retry", "hedge", "wait_ms", "sent",
 ]
+# Columns added after the first (migration 012): a row written before them (the journal may replay one) or a
+# table built without them gets these values.
+LATER_DEFAULTS: dict[str, Any] = {"retries": 0, "pinned_provider": None, "wait_ms": 0.0, "sent": None}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
@@ -72,7 +75,7 @@ def encode(result: GenerationResult, *, store_text: bool = True) -> tuple[Reques
     """The request row and its attempt rows, as tuples in column order."""
     rid, source, tier, task = result.request_id, result.source, result.tier, result.task
     attempts = []
-    tin = tout = tcached = failed = 0
+    tin = tout = tcached = retries = 0
     cost = 0
     unpriced = False
     for a in result.attempts:
@@ -85,11 +88,11 @@ def encode(result: GenerationResult, *, store_text: bool = True) -> tuple[Reques
         tin += usage.input_tokens
         tout += usage.output_tokens
         tcached += usage.cached_tokens
-        failed += a.status != "ok"
+        retries += a.retry > 0
         attempts.append((rid, a.n, micros(a.started_at), source, tier, task, a.provider, a.model, a.response_model,
                          a.simulated, a.status, a.error_type, a.error, a.http_status, a.latency_ms, a.ttft_ms,
                          usage.input_tokens, usage.output_tokens, usage.cached_tokens, units, a.price_source,
-                         a.finish_reason, a.retry, a.hedge))
+                         a.finish_reason, a.retry, a.hedge, a.wait_ms, a.sent))
     text = result.text
     if store_text:
         prompt, output, prompt_sha, output_sha = result.prompt, text, None, None
@@ -101,8 +104,9 @@ def encode(result: GenerationResult, *, store_text: bool = True) -> tuple[Reques
         trace = _trace.__wrapped__(result.chain, result.skipped)
     request = (rid, result.parent_id, micros(result.started_at), source, tier, task, result.policy, result.status,
                result.provider, result.model, result.simulated, result.latency_ms, result.ttft_ms, tin, tout,
-               tcached, None if unpriced else cost, len(attempts), failed, len(result.skipped), result.experiment_id,
-               result.user_id, prompt_sha, prompt, output, output_sha, result.error, result.routing_reason, trace)
+               tcached, None if unpriced else cost, len(attempts), result.fallback_depth, len(result.skipped),
+               result.experiment_id, result.user_id, prompt_sha, prompt, output, output_sha, result.error,
+               result.routing_reason, trace, retries, result.pinned_provider)
     return request, attempts
 
 

@@ -377,6 +377,31 @@ CREATE TABLE request_cost_histogram (   -- priced requests; a day grain (its que
     hi              DOUBLE NOT NULL
 );
 """),
+    ("007_experiment_assertions", """
+-- Checks on every answer of an experiment (taelio_core/experiments/assertions.py). Deterministic checks
+-- are evaluated when results are read; a rubric is graded by the judge chain and stored here.
+CREATE TABLE experiment_assertions (
+    experiment_id   VARCHAR NOT NULL,
+    assertion_id    VARCHAR NOT NULL,       -- a1, a2...
+    position        INTEGER NOT NULL,
+    kind            VARCHAR NOT NULL,       -- contains | not_contains | regex | max_length | json | rubric
+    value           VARCHAR NOT NULL,
+    variants        JSON NOT NULL,          -- variant ids it applies to; [] for every variant
+    PRIMARY KEY (experiment_id, assertion_id)
+);
+CREATE TABLE experiment_grades (
+    experiment_id   VARCHAR NOT NULL,
+    input_id        INTEGER NOT NULL,
+    variant_id      VARCHAR NOT NULL,
+    assertion_id    VARCHAR NOT NULL,
+    passed          BOOLEAN,                -- NULL: the grader's reply was unreadable or the call failed
+    detail          VARCHAR,
+    cost_usd        DECIMAL(18, 10),
+    request_id      VARCHAR,
+    ts              TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (experiment_id, input_id, variant_id, assertion_id)
+);
+"""),
     ("008_alerts", """
 -- Budget and outage alerts (taelio_core/alerts.py). One row per alert key: an alert is delivered
 -- once per threshold per period, whoever checks first claims it.
@@ -394,6 +419,18 @@ CREATE TABLE alerts (
     error           VARCHAR,
     attempts        INTEGER NOT NULL DEFAULT 0
 );
+"""),
+    ("012_retries_and_pinned_provider", """
+-- Retries are not fallbacks: a request's fallback_depth counts only moves to
+-- another chain entry from here on (rows logged before this migration count
+-- retries too); retries counts the retries of one entry, and each attempt
+-- has the backoff (or Retry-After) wait before it. sent: false when the
+-- request never left (connect failure), true when it was sent and nothing
+-- came back. pinned_provider: the caller chose the provider.
+ALTER TABLE requests ADD COLUMN retries INTEGER DEFAULT 0;
+ALTER TABLE requests ADD COLUMN pinned_provider VARCHAR;
+ALTER TABLE attempts ADD COLUMN wait_ms DOUBLE DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN sent BOOLEAN;
 """),
 ]
 

@@ -29,6 +29,24 @@ EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_BUDGET = 0, 2, 3, 4
 
 # Modules under taelio_core.cli that each add one or more commands.
 COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve", "alerts"]
+# command -> (its module, its one-line help), so that ``taelio --help`` and ``taelio X`` import only what X
+# needs: importing every command module (pandas, the SDKs, scipy...) cost seconds before the first line of
+# help. ``tests/cli/test_startup.py`` checks this table against what the modules register.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "routes": ("routes", "the provider chain for each tier x task, with availability"),
+    "providers": ("routes", "each provider: configured or not, host, models used"),
+    "generate": ("generate", "route one request and print the answer and its trace"),
+    "test": ("generate", "a tiny live probe of one provider (the seed's POST /providers/test)"),
+    "stats": ("logdata", "totals per provider and tier from the call log"),
+    "demo-data": ("logdata", "fill the call log with realistic simulated traffic (source=demo)"),
+    "health": ("health", "circuit breakers, unhealthy providers/models, and budgets"),
+    "experiment": ("experiment", "A/B experiments across prompts and providers"),
+    "simulate": ("simulate", "replay or synthesise traffic through policies in virtual time"),
+    "serve": ("serve", "run the HTTP API (needs JWT_SECRET)"),
+    "token": ("serve", "mint a JWT for the API, signed with JWT_SECRET (development, tests)"),
+    "alerts": ("alerts", "budget and outage alerts to a Slack-compatible webhook"),
+}
+_GLOBAL_WITH_VALUE = ("--policy", "--db")
 
 
 class UsageError(Exception):
@@ -41,14 +59,39 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{where}')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not a global option or its value), if any."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``command`` given) one whose other commands are named but not loaded."""
     parser = _Parser(prog="taelio", description="Route LLM generation across providers; inspect the call log.")
     parser.add_argument("--policy", help="policy name (seed, current) or TOML path; default $TAELIO_POLICY or seed")
     parser.add_argument("--db", help="call log path or duckdb:/// URL; default $DATABASE_URL or data/taelio.duckdb")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for name in COMMAND_MODULES:
-        import_module(f"taelio_core.cli.{name}").register(subparsers)
+    if command is None:
+        for name in COMMAND_MODULES:
+            import_module(f"taelio_core.cli.{name}").register(subparsers)
+        return parser
+    wanted = COMMANDS[command][0] if command in COMMANDS else None
+    loaded: set[str] = set()
+    for name, (module, help_text) in COMMANDS.items():
+        if module == wanted:
+            if module not in loaded:
+                import_module(f"taelio_core.cli.{module}").register(subparsers)
+                loaded.add(module)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
@@ -62,9 +105,9 @@ def emit_json(document: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     try:
+        parser = build_parser(command_in(words) or "")      # "": no command module loaded (``taelio --help``)
         args = parser.parse_args(words)
     except UsageError as e:
         if "--json" in words:

@@ -28,6 +28,7 @@ from taelio_core.experiments import (
     parse_csv,
     single_prompt,
 )
+from taelio_core.experiments.assertions import parse_checks
 from taelio_core.experiments.display import summary_table, text_table
 
 __all__ = ["parse_variant", "register"]
@@ -58,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--save-set", help="also save these inputs as a named set")
     c.add_argument("--concurrency", type=int, default=4, help="inputs in flight at once (default 4)")
     c.add_argument("--cost-cap", help="stop runs once this many USD are spent")
+    c.add_argument("--check", action="append", default=[], metavar="CHECK",
+                   help="a check on every answer, e.g. 'contains: {genre}', 'max_length: 400', 'json', "
+                        "'rubric: ...', '[v2] regex: ^A'; repeatable")
     add_json_flag(c)
     c.set_defaults(func=run_create)
 
@@ -158,7 +162,8 @@ def run_create(args: argparse.Namespace) -> int:
         else:
             rows, kind = ex.store.load_set(args.input_set), "set"
         try:
-            spec = ExperimentSpec(name=args.name, tier=args.tier, task=args.task, variants=variants,
+            checks = parse_checks("\n".join(args.check), source="--check")
+            spec = ExperimentSpec(name=args.name, tier=args.tier, task=args.task, variants=variants, assertions=checks,
                                   concurrency=args.concurrency, cost_cap_usd=_money_arg(args.cost_cap, "--cost-cap"),
                                   inputs_kind=kind)
         except ValidationError as e:
@@ -298,7 +303,8 @@ def run_results(args: argparse.Namespace) -> int:
         out.write(f"Variants ({board}; latency of ok answers; money per call):\n")
         out.write(text_table(summary_table(res), ["Variant", "Model", "Calls", "Errors", "Mean latency", "p95 latency",
                                                   "Cost per call", "Wins", "Losses", "Ties", "Cost per win",
-                                                  "Rating", "Rating 95% CI"]))
+                                                  "Rating", "Rating 95% CI"]
+                                  + (["Checks passed"] if e.assertions else [])))
         if res.leaderboard is not None:
             out.write(f"\nRatings: Bradley-Terry on {res.leaderboard_source}, Elo scale, 95% CI.\n")
         if res.verdict is not None:

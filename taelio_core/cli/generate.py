@@ -11,7 +11,7 @@ from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError
 from taelio_core.inputs import read_prompt
 from taelio_core.router import Truncated
 from taelio_core.story_flow import FULL, PartFinished, PartStarted, PartText, PartTruncated, StoryFinished, stream_story
-from taelio_core.trace import GenerationResult, Inputs
+from taelio_core.trace import GenerationResult, Inputs, retry_words
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -148,11 +148,14 @@ def print_trace(result: GenerationResult, out: TextIO, *, text_shown: bool = Fal
     sim = " (simulated)" if result.simulated else ""
     out.write(f"status {result.status}; served by {served}{sim}; cost {money(result.cost_usd)}; "
               f"latency {result.latency_ms:.0f} ms; request {result.request_id}\n")
+    if result.pinned_provider:
+        out.write(f"  pinned to provider {result.pinned_provider}\n")
     for skip in result.skipped:
         out.write(f"  skipped {skip.provider}:{skip.model}: {skip.reason}\n")
     for a in result.attempts:
         detail = "ok" if a.ok else f"{a.status}: {a.plain_error}" + (f" (HTTP {a.http_status})" if a.http_status else "")
-        out.write(f"  attempt {a.n} {a.provider}:{a.model}: {detail}; {a.latency_ms:.0f} ms; "
+        again = f" ({retry_words(a.retry, a.wait_ms)})" if a.retry else ""
+        out.write(f"  attempt {a.n} {a.provider}:{a.model}{again}: {detail}; {a.latency_ms:.0f} ms; "
                   f"{a.usage.input_tokens} in / {a.usage.output_tokens} out; {money(a.cost_usd)}\n")
     if result.error and result.status != "ok":
         out.write(f"  {result.error}\n")

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taelio_core.errors import InputError
+from taelio_core.experiments.assertions import Assertion, AssertionSpec
 from taelio_core.generation import ChatRequest, GenerationSettings
 from taelio_core.policy import ChainEntry, RoutingPolicy
 
@@ -56,6 +57,7 @@ class ExperimentSpec(BaseModel):
     cost_cap_usd: Decimal | None = Field(default=None, gt=0)
     inputs_kind: Literal["prompt", "csv", "set"] = "prompt"
     notes: str = ""
+    assertions: list[AssertionSpec] = Field(default_factory=list, max_length=20)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +107,7 @@ class Experiment:
     notes: str
     variants: tuple[Variant, ...]
     inputs: tuple[InputRow, ...]
+    assertions: tuple[Assertion, ...] = ()
 
     def variant(self, variant_id: str) -> Variant:
         for v in self.variants:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from taelio_core.experiments.assertions import check
 from taelio_core.experiments.model import Experiment
 from taelio_core.experiments.store import ExperimentStore
 from taelio_core.stats import (
@@ -67,6 +68,7 @@ class ExperimentResults:
                     "mean_a": self.judge_scores.mean_a, "mean_b": self.judge_scores.mean_b,
                     "diff": self.judge_scores.diff, "low": self.judge_scores.low, "high": self.judge_scores.high,
                     "n": self.judge_scores.n},
+                "checks": [{"id": a.assertion_id, "check": a.label} for a in self.experiment.assertions],
                 "votes": self.n_votes, "judged_pairs": self.n_judged}
 
 
@@ -94,7 +96,8 @@ def results(store: ExperimentStore, experiment_id: str, *, pair: tuple[str, str]
                          "input_tokens": c.input_tokens if c else None, "output_tokens": c.output_tokens if c else None,
                          "cost_usd": float(c.cost_usd) if c and c.cost_usd is not None else None,
                          "tries": c.tries if c else 0})
-    matrix = pd.DataFrame(rows)
+    matrix = _with_checks(experiment, pd.DataFrame(rows), store.grades(experiment_id) if experiment.assertions
+                          else None)
 
     human = [(r.left_variant, r.right_variant, {"left": 1.0, "right": 0.0, "tie": 0.5}[r.choice])
              for r in votes.itertuples() if r.choice != "both_bad"]
@@ -145,6 +148,37 @@ def results(store: ExperimentStore, experiment_id: str, *, pair: tuple[str, str]
                              flags=_flags(experiment, matrix, votes, judged), leaderboard=board,
                              leaderboard_source=source, pair=pair, verdict=the_verdict, judge_verdict=judge_verdict,
                              judge_scores=scores, n_votes=len(votes), n_judged=len(judged))
+
+
+def _with_checks(experiment: Experiment, matrix: pd.DataFrame, grades: pd.DataFrame | None) -> pd.DataFrame:
+    """Adds per cell: ``checks_total``, ``checks_passed`` and ``checks_failed`` (the failing checks, why)."""
+    if not experiment.assertions:
+        return matrix.assign(checks_total=0, checks_passed=0, checks_failed="")
+    graded = {} if grades is None else {(int(r.input_id), r.variant_id, r.assertion_id): r
+                                        for r in grades.itertuples()}
+    variables = {row.input_id: row.variables for row in experiment.inputs}
+    totals, passes, failed = [], [], []
+    for r in matrix.itertuples():
+        total = passed = 0
+        why: list[str] = []
+        if r.status == "ok":
+            for a in experiment.assertions:
+                if not a.applies_to(r.variant):
+                    continue
+                ok, detail = check(a, r.output, variables[r.input_id])
+                if ok is None:                      # a rubric: counts once graded
+                    g = graded.get((r.input_id, r.variant, a.assertion_id))
+                    if g is None or pd.isna(g.passed):
+                        continue
+                    ok, detail = bool(g.passed), g.detail or "fails the rubric"
+                total += 1
+                passed += ok
+                if not ok:
+                    why.append(f"{a.label} ({detail})")
+        totals.append(total)
+        passes.append(passed)
+        failed.append("; ".join(why))
+    return matrix.assign(checks_total=totals, checks_passed=passes, checks_failed=failed)
 
 
 def _pair_verdict(experiment: Experiment, ids: list[str], outcomes: pd.DataFrame, pair: tuple[str, str]) -> Verdict:
@@ -208,6 +242,8 @@ def _summary(experiment: Experiment, matrix: pd.DataFrame, votes: pd.DataFrame, 
             "cost_per_win_usd": total_cost / wins if wins and priced else math.nan,
             "rating": rating, "rating_low": low, "rating_high": high,
             "judge_score": float(scores.mean()) if len(scores) else math.nan,
+            **({"assertion_pass_rate": (float(m.checks_passed.sum() / m.checks_total.sum())
+                                        if m.checks_total.sum() else math.nan)} if experiment.assertions else {}),
         })
     return pd.DataFrame(out)
 

@@ -1,6 +1,6 @@
 """Experiments, their cells, votes and judge verdicts, in the call log's DuckDB file.
 
-They live beside ``requests`` (migration 003) so one file holds everything
+They live beside ``requests`` (migrations 003 and 007, checks) so one file holds everything
 and a cell can point at the request that produced it. All access goes
 through ``CallLog.write``/``query``: each operation opens, works and closes,
 which lets the dashboard and the CLI share the file.
@@ -17,6 +17,7 @@ import pandas as pd
 
 from taelio_core.calllog.base import CallLog
 from taelio_core.errors import InputError
+from taelio_core.experiments.assertions import Assertion, validate
 from taelio_core.experiments.dataset import rows_json, validate_set_name
 from taelio_core.experiments.model import Cell, Experiment, ExperimentSpec, InputRow, Variant, build_variants
 from taelio_core.generation import GenerationSettings
@@ -48,6 +49,13 @@ class ExperimentStore:
             raise InputError("an experiment needs at least one input", field="inputs")
         columns = set(rows[0]) | {"genre", "tone"}
         variants = build_variants(spec.variants, self.policy, tier=spec.tier, task=spec.task, columns=columns)
+        ids = {v.variant_id for v in variants}
+        for i, a in enumerate(spec.assertions, start=1):
+            validate(a, where=f"check {i}")
+            unknown = [v for v in a.variants if v not in ids]
+            if unknown:
+                raise InputError(f"check {i}: no variant '{unknown[0]}' (variants: {', '.join(sorted(ids))})",
+                                 field="checks")
         experiment_id = "exp-" + uuid.uuid4().hex[:10]
 
         def insert(con: Any) -> None:
@@ -61,6 +69,10 @@ class ExperimentStore:
             con.executemany("INSERT INTO experiment_inputs VALUES (?, ?, ?)",
                             [[experiment_id, i, json.dumps(row, ensure_ascii=False)]
                              for i, row in enumerate(rows, start=1)])
+            if spec.assertions:
+                con.executemany("INSERT INTO experiment_assertions VALUES (?, ?, ?, ?, ?, ?)",
+                                [[experiment_id, f"a{i}", i, a.kind, a.value, json.dumps(a.variants)]
+                                 for i, a in enumerate(spec.assertions, start=1)])
 
         self.log.write(insert)
         return self.load(experiment_id)
@@ -80,11 +92,16 @@ class ExperimentStore:
             settings=GenerationSettings(max_tokens=int(r.max_tokens), temperature=float(r.temperature),
                                         timeout_s=float(r.timeout_s))) for r in vdf.itertuples())
         inputs = tuple(InputRow(input_id=int(r.input_id), variables=json.loads(r.variables)) for r in idf.itertuples())
+        adf = self.log.query("SELECT * FROM experiment_assertions WHERE experiment_id = ? ORDER BY position",
+                             [experiment_id])
+        assertions = tuple(Assertion(assertion_id=r.assertion_id, kind=r.kind, value=r.value,
+                                     variants=tuple(json.loads(r.variants))) for r in adf.itertuples())
         cap = h["cost_cap_usd"]
         return Experiment(experiment_id=experiment_id, name=h["name"], tier=h["tier"], task=h["task"],
                           concurrency=int(h["concurrency"]),
                           cost_cap_usd=None if pd.isna(cap) else Decimal(str(cap)),
-                          inputs_kind=h["inputs_kind"], notes=h["notes"] or "", variants=variants, inputs=inputs)
+                          inputs_kind=h["inputs_kind"], notes=h["notes"] or "", variants=variants, inputs=inputs,
+                          assertions=assertions)
 
     def list(self) -> pd.DataFrame:
         return self.log.query("""
@@ -128,7 +145,8 @@ class ExperimentStore:
         """What the experiment's generations and judge calls have cost so far (unpriced calls add nothing)."""
         df = self.log.query("""
             SELECT coalesce((SELECT sum(cost_usd) FROM experiment_cells WHERE experiment_id = $id), 0)
-                 + coalesce((SELECT sum(cost_usd) FROM experiment_judgments WHERE experiment_id = $id), 0) AS s
+                 + coalesce((SELECT sum(cost_usd) FROM experiment_judgments WHERE experiment_id = $id), 0)
+                 + coalesce((SELECT sum(cost_usd) FROM experiment_grades WHERE experiment_id = $id), 0) AS s
             """, {"id": experiment_id})
         return Decimal(str(df["s"].iloc[0]))
 
@@ -158,6 +176,16 @@ class ExperimentStore:
         values[10] = _money(values[10])
         self.log.write(lambda con: con.execute(
             "INSERT OR REPLACE INTO experiment_judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values))
+
+    def grades(self, experiment_id: str) -> pd.DataFrame:
+        return self.log.query("SELECT * FROM experiment_grades WHERE experiment_id = ?", [experiment_id])
+
+    def save_grade(self, experiment_id: str, input_id: int, variant_id: str, assertion_id: str, *,
+                   passed: bool | None, detail: str, cost_usd: Decimal | None, request_id: str | None) -> None:
+        self.log.write(lambda con: con.execute(
+            "INSERT OR REPLACE INTO experiment_grades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [experiment_id, input_id, variant_id, assertion_id, passed, detail[:500], _money(cost_usd), request_id,
+             _now()]))
 
     # ---- saved input sets ------------------------------------------------------------------
     def save_set(self, name: str, rows: list[dict[str, str]]) -> None:

@@ -24,6 +24,7 @@ from taelio_core.providers.transport import (
     detail_of,
     error_body,
     other_failure,
+    sdk_timeout,
     status_failure,
     where,
 )
@@ -98,7 +99,7 @@ class AnthropicProvider(Provider):
         # and the SDK no longer accepts them.
         params: dict[str, Any] = {"model": model, "max_tokens": request.settings.max_tokens,
                                   "messages": [{"role": "user", "content": request.user}],
-                                  "timeout": request.settings.timeout_s}
+                                  "timeout": sdk_timeout(request.settings.timeout_s)}
         if request.system:
             params["system"] = request.system
         return params

@@ -26,6 +26,7 @@ from taelio_core.providers.transport import (
     detail_of,
     error_body,
     other_failure,
+    sdk_timeout,
     status_failure,
     where,
 )
@@ -111,7 +112,7 @@ class OpenAIProvider(Provider):
         if request.system:
             messages.insert(0, {"role": "system", "content": request.system})
         return {"model": model, "messages": messages, self.max_tokens_param: request.settings.max_tokens,
-                "temperature": request.settings.temperature, "timeout": request.settings.timeout_s}
+                "temperature": request.settings.temperature, "timeout": sdk_timeout(request.settings.timeout_s)}
 
     def _error(self, exc: BaseException, model: str, *, streaming: bool = False) -> ProviderError | UnexpectedError:
         return map_error(exc, provider=self.name, model=model, streaming=streaming)

@@ -36,10 +36,18 @@ from taelio_core.errors import (
     UnexpectedError,
 )
 
-__all__ = ["connection_failure", "detail_of", "error_body", "error_for_status", "map_transport_error", "other_failure",
-           "retry_after_seconds", "status_failure", "where"]
+__all__ = ["CONNECT_TIMEOUT_S", "connection_failure", "detail_of", "error_body", "error_for_status",
+           "map_transport_error", "other_failure", "retry_after_seconds", "sdk_timeout", "status_failure", "where"]
 
 _MAX_DETAIL = 180
+# Connecting to a provider takes milliseconds; one that has not accepted the connection by then is unreachable,
+# and the request was never sent (a connect timeout), which is not the same as a provider slow to answer.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def sdk_timeout(total_s: float) -> httpx2.Timeout:
+    """The SDK's own timers for one call: ``total_s`` to read the answer, at most ``CONNECT_TIMEOUT_S`` to connect."""
+    return httpx2.Timeout(total_s, connect=min(CONNECT_TIMEOUT_S, total_s))
 
 
 def async_transport() -> httpx2.AsyncHTTPTransport:

@@ -56,8 +56,11 @@ class RemoteFake:
     """
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.fakeserver", "--zero-latency"], cwd=ROOT,
-                                     stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        # http.server's listen backlog is 5: a thousand clients at once would see resets (faults nobody scripted).
+        code = ("import socketserver, sys; socketserver.TCPServer.request_queue_size = 1024; "
+                "from tests.fakeserver.__main__ import main; sys.exit(main(['--zero-latency']))")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
         if not line.startswith("READY "):
             raise RuntimeError(f"the fake server did not start: {line!r}")

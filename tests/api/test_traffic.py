@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ BODY = {"prompt": "A lighthouse keeper finds a bottle", "genre": "Mystery", "ton
 def test_a_client_that_leaves_mid_stream_cancels_the_call_and_is_logged_as_cancelled(api: ApiServer) -> None:
     api.fake.set_text("gemini", " ".join(["word"] * 400))
     api.fake.chunk_delay_s = 0.05                                      # 200 chunks: ~10 s if read to the end
+    abandoned_before = api.fake.abandoned
     try:
         headers = {**api.headers(sub="leaver"), "Accept": "text/event-stream"}
         with httpx.stream("POST", api.url + "/generate/idea", json=BODY, headers=headers, timeout=60) as response:
@@ -26,6 +28,10 @@ def test_a_client_that_leaves_mid_stream_cancels_the_call_and_is_logged_as_cance
                     break                                               # one chunk, then hang up
         rows = api.wait_logged("request_id = ?", [request_id], 1)
         assert list(rows["status"]) == ["cancelled"] and list(rows["source"]) == ["api"]
+        deadline = time.monotonic() + 30
+        while api.fake.abandoned == abandoned_before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert api.fake.abandoned == abandoned_before + 1     # the provider's stream was dropped, not read out
     finally:
         api.fake.chunk_delay_s = 0.0
     # the server carries on

@@ -12,7 +12,7 @@ from tests.test_alerts import SECRET_PATH, _tiny_budget_policy, hook  # noqa: F4
 
 
 def _alerts_table(at):  # noqa: ANN001, ANN202
-    tables = [d.value for d in at.dataframe if list(d.value.columns) == ["Sent", "Alert", "To"]]
+    tables = [t.value for t in at.table if list(t.value.columns) == ["Sent", "Alert", "To"]]
     assert tables, "no alerts table on the page"
     return tables[0]
 

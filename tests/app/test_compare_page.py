@@ -307,3 +307,37 @@ def test_the_matrix_shows_formatted_numbers_and_every_variant_best_rated_first(p
     chart = at.get("plotly_chart")[0].proto.spec
     assert '"showlegend"' not in chart or '"showlegend":false' not in chart.replace(" ", "")
     assert '"mode":"markers+text"' not in chart.replace(" ", ""), "labels beside points overlap near $0"
+
+
+def test_checks_typed_in_the_form_colour_the_matrix_and_give_pass_rates_in_the_leaderboard(page_env: Path) -> None:
+    at = _page()
+    at.text_area(key="new_checks").set_value("contains: gpt-4.1\nmax_length: 5000")
+    _create(at)
+    assert not at.error, [e.value for e in at.error]
+    _run_to_completion(at)
+    ex = experiments()
+    eid = at.session_state["compare_experiment"]
+    assert [a.label for a in ex.store.load(eid).assertions] == ["contains: gpt-4.1", "max_length: 5000"]
+    at.session_state["compare_tab"] = "Matrix"
+    at.run()
+    matrix = at.dataframe[0].value
+    cells = matrix[["openai:gpt-4.1", "terse"]]
+    assert cells["openai:gpt-4.1"].str.startswith("[2/2 checks] ✅").all()
+    assert cells["terse"].str.startswith("[1/2 checks] ✅").all()       # its answers come from gemini
+    assert any(c.value.startswith("Checks: contains: gpt-4.1, max_length: 5000. Green") for c in at.caption)
+    for input_id in range(1, 4):
+        ex.store.add_vote(eid, input_id, "v1", "v2", "left")
+    at.session_state["compare_tab"] = "Leaderboard"
+    at.run()
+    board = at.dataframe[0].value.set_index("Variant")
+    assert board.loc["openai:gpt-4.1", "Checks passed"] == "100.0%" and board.loc["terse", "Checks passed"] == "50.0%"
+
+
+def test_a_mistyped_check_is_refused_with_its_line_and_nothing_is_stored(page_env: Path) -> None:
+    at = _page()
+    at.text_area(key="new_checks").set_value("json\nlenght: 5")
+    _create(at)
+    assert [e.value for e in at.error] == ["Checks line 2: 'lenght: 5' is not a check (kinds: contains, "
+                                           "not_contains, regex, max_length, json, rubric; e.g. 'contains: "
+                                           "lighthouse')"]
+    assert experiments().store.list().empty

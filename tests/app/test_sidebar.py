@@ -48,3 +48,31 @@ def test_a_filter_set_on_costs_survives_a_visit_to_generate(seeded_app):
     assert not at.exception
     assert at.multiselect(key="filter_tiers").value == ["free"]
     assert metric(at, "Spend") == money(free)
+
+
+def _live_and_demo_log(tmp_path, monkeypatch, *, live: int) -> None:
+    from tests.seeded_log import build_results, clock_now, seed_log
+    now = clock_now()
+    results = build_results(now=now, n=40, days=5, source="demo") + \
+        (build_results(now=now, n=live, days=2, seed=8, source="live") if live else [])
+    seed_log(tmp_path / "mixed.duckdb", results, now=now)
+    monkeypatch.setenv("DATABASE_URL", str(tmp_path / "mixed.duckdb"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-only-openai-0123456789")      # a key: live mode
+
+
+def test_in_live_mode_with_live_traffic_the_filter_starts_on_live_traffic_only(tmp_path, monkeypatch):
+    _live_and_demo_log(tmp_path, monkeypatch, live=12)
+    at = open_page(make_app(), "costs")
+    assert at.multiselect(key="filter_sources").value == ["live"]
+    assert metric(at, "Requests") == "12"
+    at.multiselect(key="filter_sources").unselect("live").run()        # the user's choice is kept
+    assert metric(at, "Requests") == "52"
+    at.switch_page("pages/calls.py").run()
+    assert at.multiselect(key="filter_sources").value == []
+
+
+def test_in_live_mode_without_live_traffic_the_filter_shows_every_source(tmp_path, monkeypatch):
+    _live_and_demo_log(tmp_path, monkeypatch, live=0)
+    at = open_page(make_app(), "costs")
+    assert at.multiselect(key="filter_sources").value == []
+    assert metric(at, "Requests") == "40"

@@ -30,6 +30,21 @@ def _settled(page) -> None:  # noqa: ANN001
     page.wait_for_function("!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=60_000)
 
 
+def _record_reruns(page) -> list[str]:  # noqa: ANN001
+    """The fragment id of every rerun the browser asks for ('' for a whole-page rerun), from its websocket."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    seen: list[str] = []
+
+    def on_frame(payload: bytes | str) -> None:
+        if isinstance(payload, bytes):
+            msg = BackMsg.FromString(payload)
+            if msg.WhichOneof("type") == "rerun_script":
+                seen.append(msg.rerun_script.fragment_id)
+
+    page.on("websocket", lambda ws: ws.on("framesent", on_frame))
+    return seen
+
+
 def test_create_run_vote_and_read_the_verdict_in_chromium(server: str, page, screenshots: Path,
                                                           tmp_path: Path) -> None:
     from playwright.sync_api import expect
@@ -37,6 +52,7 @@ def test_create_run_vote_and_read_the_verdict_in_chromium(server: str, page, scr
     csv.write_text(FIVE_ROWS)
     page.set_default_timeout(60_000)
     expect.set_options(timeout=60_000)
+    reruns = _record_reruns(page)
     page.goto(server)
     _settled(page)
     expect(page.get_by_text("No experiments yet")).to_be_visible()
@@ -44,6 +60,10 @@ def test_create_run_vote_and_read_the_verdict_in_chromium(server: str, page, scr
     page.get_by_label("Variant 2 label").fill("terse")
     page.get_by_role("textbox", name="Variant 2 prompt template").fill("In two sentences: {prompt} ({genre})")
     page.get_by_role("textbox", name="Variant 2 prompt template").press("Tab")
+    _settled(page)
+    page.get_by_role("textbox", name="Checks on every answer (optional, one per line)").fill(
+        "contains: gemini\nmax_length: 2000")
+    page.get_by_role("textbox", name="Checks on every answer (optional, one per line)").press("Tab")
     _settled(page)
     page.get_by_text("Upload CSV", exact=True).click()
     _settled(page)
@@ -61,9 +81,12 @@ def test_create_run_vote_and_read_the_verdict_in_chromium(server: str, page, scr
     page.screenshot(path=str(screenshots / "compare_vote.png"))
     for i, key in enumerate("ABAAT", start=1):
         page.get_by_text("votes this session").click()   # focus the page, not a text box
+        reruns.clear()
         page.keyboard.press(key)                      # the keyboard shortcuts, as a fast voter uses them
         expect(page.get_by_text(f"{i} votes this session")).to_be_visible()
         _settled(page)
+        # A vote reruns only the voting fragment, never the whole page (estimate, tables, statistics).
+        assert reruns and all(fragment for fragment in reruns), f"vote {i} reran the whole page: {reruns}"
     expect(page.get_by_text("Recorded: a tie.")).to_be_visible()
     page.get_by_role("tab", name="Leaderboard").click()
     _settled(page)
@@ -82,6 +105,7 @@ def test_create_run_vote_and_read_the_verdict_in_chromium(server: str, page, scr
     page.get_by_role("tab", name="Matrix").click()
     _settled(page)
     expect(page.get_by_text("Per variant")).to_be_visible()
+    expect(page.get_by_text("Checks: contains: gemini, max_length: 2000.")).to_be_visible()
     matrix = screenshots / "compare_matrix.png"
     page.screenshot(path=str(matrix), full_page=True)
     assert matrix.stat().st_size > 10_000

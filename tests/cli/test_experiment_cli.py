@@ -161,3 +161,23 @@ def test_votes_from_the_cli_one_recorded_or_blind_from_stdin(tmp_path: Path, cap
     assert code == 2 and "--right: no variant 'v9' (variants: v1, v2)" in err
     code, _, err = _cli(base + ["vote", eid, "--input", "1"], capsys)
     assert code == 2 and "--input, --left, --right and --choice go together" in err
+
+
+def test_checks_from_the_cli_are_stored_and_their_pass_rates_printed(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("TAELIO_MODE", "demo")
+    priced = tmp_path / "priced.toml"
+    priced.write_text(fast_current_policy_text())
+    base = ["--policy", str(priced), "--db", str(tmp_path / "c.duckdb"), "experiment"]
+    code, out, _ = _cli(base + ["create", "--name", "checked", "--variant", "openai:gpt-4.1", "--variant",
+                                "gemini:gemini-2.5-flash", "--prompt", "A lighthouse", "--check", "contains: gpt-4.1",
+                                "--json"], capsys)
+    eid = json.loads(out)["experiment_id"]
+    assert _cli(base + ["run", eid, "--json"], capsys)[0] == 0
+    code, out, _ = _cli(base + ["results", eid], capsys)
+    header = next(line for line in out.splitlines() if line.startswith("Variant "))
+    assert header.rstrip().endswith("Checks passed")
+    rows = out.split(header, 1)[1].splitlines()[2:4]
+    assert rows[0].endswith("100.0%") and rows[1].endswith("0.0%")
+    code, _, err = _cli(base + ["create", "--name", "bad", "--variant", "openai:gpt-4.1", "--variant",
+                                "gemini:gemini-2.5-flash", "--prompt", "x", "--check", "size: 3"], capsys)
+    assert code == 2 and "--check line 1: 'size: 3' is not a check" in err

@@ -114,6 +114,7 @@ class FakeServer:
         self.chunk_delay_s = chunk_delay_s
         self.expected_keys: dict[str, str] = {}
         self.requests: list[Recorded] = []
+        self.abandoned = 0          # answers the client hung up on before they were complete
         self._faults: dict[tuple[str, str | None], deque[list]] = {}
         self._usage: dict[tuple[str, str | None], Usage] = {}
         self._text: dict[tuple[str, str | None], str] = {}
@@ -349,6 +350,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve(protocol, provider, body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (e.g. its timeout fired)
+            with self.fake._lock:
+                self.fake.abandoned += 1
 
     def _key(self) -> str | None:
         auth = self.headers.get("Authorization", "")

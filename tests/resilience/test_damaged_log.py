@@ -106,14 +106,14 @@ def test_the_cli_exits_1_when_its_request_could_not_be_written(tmp_path, monkeyp
     """The journal keeps the request and the message says where (before: exit 0, nothing on stderr)."""
     db = tmp_path / "g.duckdb"
     DuckDBCallLog(db).close()
-    from taelio_core.calllog import duckdb as module
-    real = module.DuckDBCallLog._insert
+    from taelio_core.calllog import batch
+    real = batch.insert_tables
 
-    def broken(con, requests, attempts, *, skip_stored=False):
+    def disk_full(con, requests, attempts, *, skip_stored=False):
         raise duckdb.IOException("IO Error: No space left on device")
-    monkeypatch.setattr(module.DuckDBCallLog, "_insert", staticmethod(broken))
+    monkeypatch.setattr(batch, "insert_tables", disk_full)
     code, err = _generate(db, monkeypatch, capsys)
-    monkeypatch.setattr(module.DuckDBCallLog, "_insert", staticmethod(real))
+    monkeypatch.setattr(batch, "insert_tables", real)
     assert code == 1
     assert "1 request(s) could not be written to the log" in err and "No space left on device" in err
     assert f"kept in the journal {journal_dir(db)}" in err
