@@ -66,7 +66,7 @@ def test_a_thousand_concurrent_requests_with_faults_are_all_answered_and_logged_
         assert doc["status"] == "ok" and doc["text"], doc
         assert [a["provider"] for a in doc["attempts"]] in (["gemini"], ["gemini", "openai"]), [(a["provider"], a["error_type"], a["error"], a["latency_ms"]) for a in doc["attempts"]]
     fell_back = sum(1 for _, doc in answers if len(doc["attempts"]) == 2)
-    assert fell_back == 200                                           # each fault cost exactly one fallback
+    assert fell_back == 200, [d["attempts"] for _, d in answers if len(d["attempts"]) != 1][:3]  # one per fault
     ids = [request_id for request_id, _ in answers]
     assert len(set(ids)) == 1000
     api.wait_logged("source = 'api' AND task = 'idea'", None, 1000)
