@@ -87,5 +87,8 @@ st.caption(f"Over time: one point per {axis.bucket} (UTC); Health keeps hourly o
 st.subheader("Success, latency and errors per provider")
 c1, c2 = st.columns(2)
 c1.dataframe(per_provider(success, view.latency), hide_index=True, width="stretch", column_config=PROVIDER_COLUMNS)
-c2.dataframe(view.errors.assign(share_of_attempts=view.errors["share_of_attempts"] * 100), hide_index=True,
-             width="stretch", column_config=ERROR_COLUMNS)
+if view.errors.empty:
+    c2.caption("No errors in this range.")
+else:
+    c2.dataframe(view.errors.assign(share_of_attempts=view.errors["share_of_attempts"] * 100), hide_index=True,
+                 width="stretch", column_config=ERROR_COLUMNS)

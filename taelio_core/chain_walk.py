@@ -91,6 +91,9 @@ class ChainWalk:
         self._s, self._ctx = setup, ctx
         self._streaming, self._exclude, self._continue = streaming, exclude, continue_on_truncation
         self._entries = list(ctx.chain)
+        # Which entries could be tried at all (a key, not excluded), once per request: the time they need.
+        providers = setup.providers
+        self._usable = [e.ref not in exclude and providers[e.provider].availability().available for e in self._entries]
         self._index = 0
         self._result: GenerationResult | None = None
 
@@ -176,8 +179,7 @@ class ChainWalk:
 
     def _usable_after(self) -> int:
         """Entries after the current one that could be tried (a key, not excluded): the time they need."""
-        return sum(1 for e in self._entries[self._index:]
-                   if e.ref not in self._exclude and self._s.providers[e.provider].availability().available)
+        return sum(self._usable[self._index:])
 
     def _limits(self) -> AttemptLimits:
         return attempt_limits(self._s.resilience, own_timeout_s=self._ctx.request.settings.timeout_s,

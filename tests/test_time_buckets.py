@@ -98,6 +98,14 @@ def test_a_three_and_a_half_hour_outage_shows_on_health_over_a_month(tmp_path) -
     assert daily["availability"].min() > 0.8                        # a daily point averages it away
 
 
+def test_sparse_traffic_over_a_month_stays_daily_on_health_so_single_attempts_do_not_swing_the_rate(tmp_path) -> None:
+    results = [request_at(NOW - timedelta(hours=7 * k + 1), "openai", ok=k % 2 == 0) for k in range(100)]
+    path = write_log(tmp_path / "sparse.duckdb", results)
+    with DuckDBCallLog(path) as log:
+        health = A.health_view(log, A.Filters.last_days(31, today=TODAY), now=NOW)
+    assert health.axis.bucket == "day"
+
+
 def test_the_bucket_still_filling_at_now_is_partial_and_a_finished_one_is_not(tmp_path) -> None:
     results = [request_at(NOW - timedelta(hours=h, minutes=5)) for h in range(0, 20)]
     path = write_log(tmp_path / "day.duckdb", results)

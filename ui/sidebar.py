@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_DAYS", "current_filters", "log_status", "provider_keys", "re
 DEFAULT_DAYS = 30
 _FILTERS = "filters"
 _WIDGETS = ("filter_sources", "filter_dates", "filter_tiers", "filter_tasks", "filter_providers")
-_NOT_HERE = "The data filter is on Costs, Health and Calls."
+_NOT_HERE = "The data filter is on Costs, Health and Calls once the log holds requests."
 
 # This run's filter place in the sidebar (per script thread: each session's run has its own thread).
 _this_run = threading.local()

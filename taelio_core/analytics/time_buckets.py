@@ -83,10 +83,16 @@ def _utc(value: object) -> datetime | None:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def time_axis(r: Reader, filters: Filters, *, now: datetime, hourly_up_to: timedelta = HOURLY_UP_TO) -> TimeAxis:
-    """The bucket for the data inside ``filters`` (one small query over the rollup), and its partial end."""
+def time_axis(r: Reader, filters: Filters, *, now: datetime, hourly_up_to: timedelta = HOURLY_UP_TO,
+              dense_from: float = 0.0) -> TimeAxis:
+    """The bucket for the data inside ``filters`` (one small query over the rollup), and its partial end.
+
+    ``hourly_up_to`` past the usual ``HOURLY_UP_TO`` applies only when the data holds at least
+    ``dense_from`` attempts per hour: hourly points of one attempt each would swing between 0 and 100 %.
+    """
     where, params = filters.where(time_column="hour")
-    row = r.query(f"SELECT min(hour) AS first, max(last_ts) AS last FROM attempt_rollup {where}", params).iloc[0]
+    row = r.query(f"SELECT min(hour) AS first, max(last_ts) AS last, sum(attempts) AS n FROM attempt_rollup {where}",
+                  params).iloc[0]
     last = _utc(row["last"])
     # The first *time* inside the first hour is not in the rollup; the hour's start is close enough to pick a
     # bucket, and the minute-grain tables (built from raw rows) start at the first real minute anyway.
@@ -97,6 +103,9 @@ def time_axis(r: Reader, filters: Filters, *, now: datetime, hourly_up_to: timed
         # Short enough for minutes, maybe: the exact first time, from the raw rows of its hour on.
         raw_where, raw_params = filters.where(extra=(f"ts >= TIMESTAMPTZ '{first.isoformat()}'",))
         first = _utc(r.query(f"SELECT min(ts) AS t FROM attempts {raw_where}", raw_params).iloc[0]["t"]) or first
+    hours = max((last - first) / timedelta(hours=1), 1.0)
+    if float(row["n"] or 0) / hours < dense_from:
+        hourly_up_to = HOURLY_UP_TO
     bucket = choose_bucket(last - first, hourly_up_to=hourly_up_to)
     start = _floor(last, bucket)
     partial = start if start + BUCKET_LENGTH[bucket] > now.astimezone(UTC) else None

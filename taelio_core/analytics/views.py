@@ -22,10 +22,12 @@ from taelio_core.analytics.time_buckets import TimeAxis, fine_rollups, time_axis
 from taelio_core.calllog import CallLog
 from taelio_core.policy import Budgets
 
-__all__ = ["HEALTH_HOURLY_UP_TO", "CostsView", "HealthView", "costs_view", "health_view"]
+__all__ = ["HEALTH_DENSE_FROM", "HEALTH_HOURLY_UP_TO", "CostsView", "HealthView", "costs_view", "health_view"]
 
-# Health charts stay hourly (or finer) up to a month: a 3.5-hour outage must show, not average into a day.
+# Health charts stay hourly (or finer) up to a month: a 3.5-hour outage must show, not average into a day;
+# when the traffic is dense enough for an hourly rate to mean something (HEALTH_DENSE_FROM attempts an hour).
 HEALTH_HOURLY_UP_TO = timedelta(days=31)
+HEALTH_DENSE_FROM = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,7 +80,7 @@ class HealthView:
 
 def health_view(log: CallLog | Reader, filters: Filters, *, now: datetime) -> HealthView:
     def read(r: Reader) -> HealthView:
-        axis = time_axis(r, filters, now=now, hourly_up_to=HEALTH_HOURLY_UP_TO)
+        axis = time_axis(r, filters, now=now, hourly_up_to=HEALTH_HOURLY_UP_TO, dense_from=HEALTH_DENSE_FROM)
         with fine_rollups(r, axis):
             b = axis.bucket
             latency_over_time = reliability.latency_over_time(r, filters, bucket=b)

@@ -20,7 +20,7 @@ PAGES = ("generate", "costs", "health", "calls", "compare", "sandbox")
 EXPECT = {
     "empty": {"costs": "Nothing logged yet", "health": "Nothing logged yet", "calls": "Nothing logged yet"},
     "hour": {"costs": "one point per minute", "health": "one point per minute", "calls": "60 matching requests"},
-    "month": {"costs": "one point per day", "health": "one point per hour", "calls": "600 matching requests"},
+    "month": {"costs": "one point per day", "health": "one point per day", "calls": "600 matching requests"},
 }
 
 
