@@ -205,8 +205,9 @@ class LogUnusable(CallLogError):
 
     def __init__(self, path: object, problem: str, *, recovery: str | None = None) -> None:
         self.path, self.problem = str(path), problem
-        self.recovery = recovery or (f"move it aside (mv {path} {path}.damaged) and Taelio starts a new one; "
-                                     "requests not yet written stay in its journal")
+        self.damaged = recovery is None          # False: a sound file that is not Taelio's (never moved aside)
+        self.recovery = recovery or (f"move it aside (mv {path} {path}.damaged, or taelio log repair) and Taelio "
+                                     "starts a new one; requests not yet written stay in its journal")
         super().__init__(f"the log {path} {problem}: {self.recovery}")
 
 

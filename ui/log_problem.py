@@ -24,7 +24,7 @@ def show_log_problem(err: CallLogError) -> None:
         path = shlex.quote(err.path)
         st.markdown(f"**File:** `{err.path}`")
         st.markdown("**To recover**, stop every Taelio process using it, then either:")
-        st.code(f"mv {path} {path}.damaged", language="bash")
+        st.code(f"mv {path} {path}.damaged\n# or: taelio --db {path} log repair", language="bash")
         st.markdown("and reload this page: Taelio starts a new, empty log at the same place. Requests that "
                     "were not yet written stay in the log's journal folder and are written by the next open. "
                     "Or point `DATABASE_URL` at another `.duckdb` file, or restore a backup of this one.")

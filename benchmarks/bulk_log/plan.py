@@ -18,7 +18,7 @@ from taelio_core.policy import RoutingPolicy
 from taelio_core.pricing import Pricer
 from taelio_core.demo.traffic import DemoOutage as Outage
 from taelio_core.demo.traffic import demo_outages
-from taelio_core.providers import sim_profile
+from taelio_core.providers import profile_from_config
 
 __all__ = ["ERROR_KINDS", "SUCCESS", "DemoPlan", "build_plan"]
 
@@ -97,7 +97,7 @@ def build_plan(policy: RoutingPolicy, *, days: int, seed: int, now: datetime) ->
         for entry in chain:
             if (entry.provider, entry.model) not in entries:
                 entries.append((entry.provider, entry.model))
-    profiles = {name: sim_profile(policy.model.simulator.get(name)) for name in providers}
+    profiles = {name: profile_from_config(policy.model.simulator.get(name)) for name in providers}
     rates = np.zeros((len(entries), len(ERROR_KINDS)))
     for i, (provider, _model) in enumerate(entries):
         given = profiles[provider].error_rates or DEFAULT_RATES

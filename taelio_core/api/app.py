@@ -142,8 +142,6 @@ async def readyz(request: Request) -> JSONResponse:
         reason = "The engine is still starting."
     elif service.engine.log is None:
         reason = "The call log is not open."
-    elif getattr(service.engine.log, "_closed", False):
-        reason = "The call log is closed (the server is stopping)."
     elif getattr(service.engine.log, "last_error", None):
         reason = f"The call log cannot be written: {service.engine.log.last_error}"
     if reason is not None:

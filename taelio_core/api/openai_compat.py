@@ -36,7 +36,11 @@ from taelio_core.trace import GenerationResult, Inputs
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+ERRORS = {401: {"description": "Missing or bad token (OpenAI error shape)"},
+          403: {"description": "The token's tier is not in the policy"},
+          404: {"description": "The model names no task"}, 422: {"description": "A bad body"},
+          429: {"description": "A per-user limit; see Retry-After"}}
+router = APIRouter(prefix="/v1", tags=["openai-compatible"], responses=ERRORS)
 MODEL_PREFIX = "taelio/"
 
 
@@ -85,7 +89,8 @@ def _task_and_inputs(service: ApiService, body: ChatCompletionRequest) -> tuple[
     return task, Inputs(prompt=users[-1].text(), genre=body.genre, tone=body.tone, idea=body.idea)
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", responses={402: {"description": "A hard budget stopped the request"},
+                                             502: {"description": "Every provider failed"}})
 async def chat_completions(body: ChatCompletionRequest, service: ApiService = Depends(get_service),
                            caller: Caller = Depends(authed)):  # noqa: ANN201
     """A chat completion from the task named by ``model``, routed through the caller's tier's chain."""

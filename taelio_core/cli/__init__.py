@@ -28,7 +28,8 @@ __all__ = ["EXIT_ALL_FAILED", "EXIT_BUDGET", "EXIT_OK", "EXIT_USAGE", "UsageErro
 EXIT_OK, EXIT_USAGE, EXIT_ALL_FAILED, EXIT_BUDGET = 0, 2, 3, 4
 
 # Modules under taelio_core.cli that each add one or more commands.
-COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve", "alerts"]
+COMMAND_MODULES = ["routes", "generate", "logdata", "health", "experiment", "simulate", "serve", "alerts",
+                   "logrepair"]
 # command -> (its module, its one-line help), so that ``taelio --help`` and ``taelio X`` import only what X
 # needs: importing every command module (pandas, the SDKs, scipy...) cost seconds before the first line of
 # help. ``tests/cli/test_startup.py`` checks this table against what the modules register.
@@ -45,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "run the HTTP API (needs JWT_SECRET)"),
     "token": ("serve", "mint a JWT for the API, signed with JWT_SECRET (development, tests)"),
     "alerts": ("alerts", "budget and outage alerts to a Slack-compatible webhook"),
+    "log": ("logrepair", "the call log file: repair a damaged one"),
 }
 _GLOBAL_WITH_VALUE = ("--policy", "--db")
 

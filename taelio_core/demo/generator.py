@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
@@ -102,9 +103,8 @@ def demo_models(policy: RoutingPolicy, *, days: int, seed: int, now: datetime) -
         rates = {**RARE_RATES, **(m.error_rates or DEFAULT_RATES)}
         mine = tuple(Outage(start_s=o.start.timestamp() - start, end_s=o.end.timestamp() - start)
                      for o in outages if o.provider == m.provider)
-        updated[ref] = m.__class__(**{**m.__dict__, "error_rates": dict(rates), "outages": m.outages + mine,
-                                      "timeout_wait_s": DEMO_TIMEOUT_WAIT_S,
-                                      "stream_cut_rate": m.stream_cut_rate or STREAM_CUT_RATE})
+        updated[ref] = replace(m, error_rates=dict(rates), outages=m.outages + mine,
+                               timeout_wait_s=DEMO_TIMEOUT_WAIT_S, stream_cut_rate=m.stream_cut_rate or STREAM_CUT_RATE)
     return ModelSet(models=updated, limits=models.limits, source="policy")
 
 

@@ -6,31 +6,24 @@ name, so routing, pricing and logging behave as they would live.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from taelio_core.providers.base import Availability, Provider
 from taelio_core.providers.registry import ProviderKind, find_kind, register_provider
-from taelio_core.providers.simulated import SimProfile, SimulatedProvider
+from taelio_core.providers.simulated import SimProfile, SimulatedProvider, profile_from_config
 
 if TYPE_CHECKING:  # the policy and settings import this package's registry: no import cycle at run time
-    from taelio_core.policy import RoutingPolicy, SimulatorConfig
+    from taelio_core.policy import RoutingPolicy
     from taelio_core.settings import Settings
 
 __all__ = ["Availability", "Provider", "ProviderKind", "SimProfile", "SimulatedProvider", "SIM_TIMEOUT_WAIT_S",
-           "build_providers", "register_provider", "sim_profile"]
+           "build_providers", "profile_from_config", "register_provider"]
 
 # A simulated timeout built here (demo mode, or a simulated provider in the policy) fails after this long
 # instead of the attempt's whole timeout (30 s by default): the trace still shows a timeout and the
 # fallback, without making the person at the Generate page wait half a minute for it.
 SIM_TIMEOUT_WAIT_S = 2.0
-
-
-def sim_profile(cfg: SimulatorConfig | None) -> SimProfile:
-    if cfg is None:
-        return SimProfile()
-    return SimProfile(latency_ms=cfg.latency_ms, latency_sigma=cfg.latency_sigma, ttft_ms=cfg.ttft_ms,
-                      error_rates=dict(cfg.error_rates), retry_after_s=cfg.retry_after_s,
-                      output_tokens=cfg.output_tokens)
 
 
 def build_providers(policy: RoutingPolicy, settings: Settings, *, mode: str | None = None,
@@ -45,8 +38,8 @@ def build_providers(policy: RoutingPolicy, settings: Settings, *, mode: str | No
     providers: dict[str, Provider] = {}
     for i, (name, cfg) in enumerate(policy.providers.items()):
         if mode == "demo" or cfg.kind == "simulated":
-            base = sim_profile(policy.model.simulator.get(name))
-            profile = SimProfile(**{**base.__dict__, "speed": speed, "timeout_wait_s": SIM_TIMEOUT_WAIT_S})
+            profile = replace(profile_from_config(policy.model.simulator.get(name)), speed=speed,
+                              timeout_wait_s=SIM_TIMEOUT_WAIT_S)
             providers[name] = SimulatedProvider(name=name, profile=profile,
                                                 seed=(seed if seed is not None else 0) * 1000 + i)
             continue

@@ -27,6 +27,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from taelio_core.errors import (
     AuthFailed,
@@ -42,8 +43,11 @@ from taelio_core.errors import (
 from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import Availability, Provider
 
+if TYPE_CHECKING:  # the policy imports the provider registry, which loads this package: no import at run time
+    from taelio_core.policy import SimulatorConfig
+
 __all__ = ["CURRENT_REQUEST", "ERROR_CLASSES", "Outage", "RateLimit", "RequestSpec", "Script", "ScriptedTry",
-           "SimProfile", "SimulatedProvider", "simulated_text"]
+           "SimProfile", "SimulatedProvider", "profile_from_config", "simulated_text"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +110,15 @@ class SimProfile:
     # How long a simulated timeout hangs before it fails. None waits out the attempt's whole timeout, as a
     # real provider would; demo mode sets a few seconds, so nobody sits through a 30 s timeout on Generate.
     timeout_wait_s: float | None = None
+
+
+def profile_from_config(cfg: SimulatorConfig | None) -> SimProfile:
+    """A policy's ``[simulator.PROVIDER]`` table as a profile (the defaults where there is none)."""
+    if cfg is None:
+        return SimProfile()
+    return SimProfile(latency_ms=cfg.latency_ms, latency_sigma=cfg.latency_sigma, ttft_ms=cfg.ttft_ms,
+                      error_rates=dict(cfg.error_rates), retry_after_s=cfg.retry_after_s,
+                      output_tokens=cfg.output_tokens)
 
 
 class RequestSpec:
@@ -356,14 +369,17 @@ class SimulatedProvider(Provider):
         pieces = self._text(model, request, usage, write).split(" ")
         cut = self._script is None and p.stream_cut_rate and self._cut_roll(model) < p.stream_cut_rate
         cut_at = len(pieces) // 2 if cut else None
-        step = max(0.0, seconds - first) / max(1, (len(pieces) + 3) // 4)
-        for i in range(0, len(pieces), 4):
+        # A person watching (no request spec: demo mode) sees a few words at a time; bulk runs (the sandbox,
+        # demo data) send each answer in four chunks, which times the same and costs a twentieth.
+        size = 4 if CURRENT_REQUEST.get(None) is None else max(4, -(-len(pieces) // 4))
+        step = max(0.0, seconds - first) / max(1, -(-len(pieces) // size))
+        for i in range(0, len(pieces), size):
             if i:
                 await asyncio.sleep(step)
             if cut_at is not None and i >= cut_at:
                 raise BadResponse("simulated stream cut off mid-answer (no finish reason)", provider=self.name,
                                   model=model)
-            chunk = " ".join(pieces[i:i + 4])
+            chunk = " ".join(pieces[i:i + size])
             yield TextDelta(text=chunk if i == 0 else " " + chunk)
         if step:
             await asyncio.sleep(step)
@@ -379,10 +395,10 @@ def _prompt_tokens(request: ChatRequest) -> int:
 
 def _answer_tokens(request: ChatRequest, p: SimProfile, salt: int) -> int:
     """The answer's length, from the rendered prompt: the same prompt gets the same length, another prompt
-    (a variant's template) another one."""
+    (a variant's template) another one, within about 20 % of the profile's mean."""
     digest = hashlib.sha256(f"{salt}|{request.system}|{request.user}".encode("utf-8", "surrogatepass")).digest()
     z = (int.from_bytes(digest[:4], "big") / 2**32 - 0.5) * 2.0   # uniform in [-1, 1)
-    return max(12, int(p.output_tokens * math.exp(0.35 * z)))
+    return max(12, int(p.output_tokens * math.exp(0.2 * z)))
 
 
 def stable_hash(text: str) -> int:

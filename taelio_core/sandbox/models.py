@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from taelio_core.errors import InputError
 from taelio_core.policy import RoutingPolicy
-from taelio_core.providers.simulated import ERROR_CLASSES, Outage, RateLimit, SimProfile
+from taelio_core.providers.simulated import ERROR_CLASSES, Outage, RateLimit, SimProfile, profile_from_config
 
 __all__ = [
     "ERROR_CLASSES",
@@ -110,13 +110,8 @@ def models_from_policy(policy: RoutingPolicy, *extra: RoutingPolicy) -> ModelSet
                 if entry.ref in models:
                     continue
                 cfg = policy.model.simulator.get(entry.provider) or pol.model.simulator.get(entry.provider)
-                if cfg is None:
-                    models[entry.ref] = ProviderModel(provider=entry.provider, model=entry.model)
-                    continue
-                models[entry.ref] = ProviderModel(
-                    provider=entry.provider, model=entry.model, latency_ms=cfg.latency_ms,
-                    latency_sigma=cfg.latency_sigma, ttft_ms=cfg.ttft_ms, error_rates=dict(cfg.error_rates),
-                    retry_after_s=cfg.retry_after_s, output_tokens=cfg.output_tokens)
+                models[entry.ref] = ProviderModel(provider=entry.provider, model=entry.model,
+                                                  **vars(profile_from_config(cfg)))
     return ModelSet(models=models, source="policy")
 
 

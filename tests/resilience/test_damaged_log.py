@@ -122,3 +122,36 @@ def test_the_cli_exits_1_when_its_request_could_not_be_written(tmp_path, monkeyp
         assert reopened.replayed == 1 and reopened.count_requests() == 1
     finally:
         reopened.close()
+
+
+def test_log_repair_moves_a_damaged_log_aside_and_writes_the_stranded_requests_into_a_new_one(tmp_path, capsys):
+    db = tmp_path / "r.duckdb"
+    log = DuckDBCallLog(db, flush_interval=0.01, lock_timeout=1)
+    log.write(lambda con: con.execute("DROP TABLE requests"))
+    log.record(one_result())
+    with pytest.raises(CallLogError):
+        log.close()                                                    # stranded in the journal
+    capsys.readouterr()
+    assert main(["--db", str(db), "log", "repair"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"the log {db} is damaged: its table 'requests' is missing: moved it to {db}.damaged-")
+    assert out.rstrip().endswith("1 journalled request(s) written into it")
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith("r.duckdb.damaged-")]
+    assert len(moved) == 1 and moved[0].stat().st_size > 0           # the damaged bytes are kept
+    repaired = DuckDBCallLog(db)
+    try:
+        assert repaired.count_requests() == 1
+    finally:
+        repaired.close()
+    assert main(["--db", str(db), "log", "repair"]) == 0
+    assert "passed the check: nothing to repair" in capsys.readouterr().out
+
+
+def test_log_repair_never_moves_a_sound_file_that_is_not_a_taelio_log(tmp_path, capsys):
+    db = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.close()
+    assert main(["--db", str(db), "log", "repair"]) == 1
+    assert "holds other tables (customers)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb"]

@@ -1,0 +1,28 @@
+"""``taelio log repair``: move a damaged call log aside and start a new one (``calllog/repair.py``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from taelio_core.cli import add_json_flag, emit_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("log", help="the call log file: repair a damaged one")
+    sub = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
+    r = sub.add_parser("repair", help="move a log that fails the open check aside, start a new one, replay journals")
+    add_json_flag(r)
+    r.set_defaults(func=run_repair)
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    from taelio_core.calllog.repair import repair_log
+    from taelio_core.settings import database_path, load_settings
+    settings = load_settings()
+    path = database_path(args.db, source="--db") if args.db else settings.database_path
+    done = repair_log(path, store_text=settings.store_text)
+    if args.json:
+        emit_json(done.as_dict())
+    else:
+        sys.stdout.write(done.sentence() + "\n")
+    return 0
