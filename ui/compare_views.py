@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from taelio_core.experiments import Experiments, ExperimentResults, next_matchup
-from taelio_core.experiments.display import ms, percent, summary_table, variant_order
+from taelio_core.experiments.display import summary_table, variant_order
 from taelio_core.experiments.live_splits import analyse_splits
-from taelio_core.formatting import money
+from taelio_core.formatting import milliseconds as ms
+from taelio_core.formatting import money, percent
 from ui.safe_text import safe_markdown
 
 __all__ = ["live_splits", "matrix_view", "results_view", "side_by_side", "vote_view"]

@@ -2,8 +2,8 @@
 
 The results module keeps floats (NaN where there is nothing, never 0, so
 charts can use them); people read text. One place turns a per-variant row
-into text with the one money format (``taelio_core.formatting.money``),
-whole milliseconds and one-decimal percentages, and puts the variants in
+into text with the project's one format for money, milliseconds and
+percentages (``taelio_core.formatting``), and puts the variants in
 the order that means something: best rated first when there is a
 leaderboard, else the order the experiment lists them.
 """
@@ -15,25 +15,16 @@ from collections.abc import Sequence
 import pandas as pd
 
 from taelio_core.experiments.results import ExperimentResults
-from taelio_core.formatting import money
+from taelio_core.formatting import milliseconds as ms
+from taelio_core.formatting import money, percent
 
-__all__ = ["MISSING", "ms", "percent", "summary_table", "text_table", "variant_order"]
+__all__ = ["MISSING", "summary_table", "text_table", "variant_order"]
 
 MISSING = "–"
 
 
 def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def ms(value: float | None) -> str:
-    """A latency in whole milliseconds with thousands separators: ``1,483 ms``."""
-    return MISSING if _missing(value) else f"{value:,.0f} ms"
-
-
-def percent(value: float | None) -> str:
-    """A share as a percentage with one decimal and no space: ``12.5%``."""
-    return MISSING if _missing(value) else f"{value * 100:.1f}%"
 
 
 def _count(value: float | None) -> str:

@@ -299,7 +299,7 @@ def test_the_matrix_shows_formatted_numbers_and_every_variant_best_rated_first(p
         assert re.fullmatch(r"[\d,]+ ms", value), value
     for value in per_variant["Cost per call"]:
         assert re.fullmatch(r"\$0\.\d{2,}|\$\d+\.\d\d", value) and len(value.split(".")[1].lstrip("0")) <= 3, value
-    assert per_variant["Errors"].tolist() == ["0.0%"] * 3
+    assert per_variant["Errors"].tolist() == ["0.0 %"] * 3
     at.session_state["compare_tab"] = "Leaderboard"
     at.run()
     board, prob = at.dataframe[0].value, at.dataframe[1].value
@@ -330,7 +330,7 @@ def test_checks_typed_in_the_form_colour_the_matrix_and_give_pass_rates_in_the_l
     at.session_state["compare_tab"] = "Leaderboard"
     at.run()
     board = at.dataframe[0].value.set_index("Variant")
-    assert board.loc["openai:gpt-4.1", "Checks passed"] == "100.0%" and board.loc["terse", "Checks passed"] == "50.0%"
+    assert board.loc["openai:gpt-4.1", "Checks passed"] == "100.0 %" and board.loc["terse", "Checks passed"] == "50.0 %"
 
 
 def test_a_mistyped_check_is_refused_with_its_line_and_nothing_is_stored(page_env: Path) -> None:

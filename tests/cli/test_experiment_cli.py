@@ -136,7 +136,7 @@ def test_results_print_a_formatted_table_with_no_raw_floats_or_nan(tmp_path: Pat
     rows = out.split(header, 1)[1].splitlines()[2:4]
     assert [r.split()[0] for r in rows] == ["openai:gpt-4.1", "brief"]       # the experiment's order: no votes yet
     assert "NaN" not in out and "nan" not in out
-    assert re.search(r"\$0\.\d{3,}", rows[0]) and " ms" in rows[0] and "0.0%" in rows[0]
+    assert re.search(r"\$0\.\d{3,}", rows[0]) and " ms" in rows[0] and "0.0 %" in rows[0]
     assert not re.search(r"(?<![$\d])\d+\.\d{4,}", out), "no raw floats such as 0.0001459 or 1483.0158"
     code, out, _ = _cli(base + ["results", eid, "--json"], capsys)
     doc = json.loads(out)
@@ -177,7 +177,7 @@ def test_checks_from_the_cli_are_stored_and_their_pass_rates_printed(tmp_path: P
     header = next(line for line in out.splitlines() if line.startswith("Variant "))
     assert header.rstrip().endswith("Checks passed")
     rows = out.split(header, 1)[1].splitlines()[2:4]
-    assert rows[0].endswith("100.0%") and rows[1].endswith("0.0%")
+    assert rows[0].endswith("100.0 %") and rows[1].endswith("0.0 %")
     code, _, err = _cli(base + ["create", "--name", "bad", "--variant", "openai:gpt-4.1", "--variant",
                                 "gemini:gemini-2.5-flash", "--prompt", "x", "--check", "size: 3"], capsys)
     assert code == 2 and "--check line 1: 'size: 3' is not a check" in err

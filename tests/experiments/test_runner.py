@@ -151,7 +151,8 @@ def test_the_estimate_uses_the_models_history_on_this_task_not_its_long_stories(
     final = run_virtual(experiments.runner.arun(second.experiment_id))
     spent = experiments.store.spent(second.experiment_id)
     assert final.run_estimate_usd == est.expected_usd and final.run_spent_usd == spent
-    assert abs(est.expected_usd / spent - 1) < Decimal("0.15"), (est.expected_usd, spent)
+    # within a third (the simulator draws each answer's length, ±20%); the story-based figure was 5x over
+    assert abs(est.expected_usd / spent - 1) < Decimal("0.35"), (est.expected_usd, spent)
     assert final.message.endswith(f"against an estimate of {money(est.expected_usd)}.")
 
 
@@ -168,4 +169,4 @@ def test_after_a_partial_run_the_rest_is_estimated_from_this_experiments_own_ans
     rest = run_virtual(experiments.runner.arun(exp.experiment_id))
     actual = experiments.store.spent(exp.experiment_id) - before
     assert rest.run_spent_usd == actual
-    assert abs(est.expected_usd / actual - 1) < Decimal("0.15"), (est.expected_usd, actual)
+    assert abs(est.expected_usd / actual - 1) < Decimal("0.35"), (est.expected_usd, actual)   # two answers' sample
