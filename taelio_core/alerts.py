@@ -218,6 +218,5 @@ def check_alerts(log: CallLog, policy: Any, settings: Settings, *, now: datetime
 
 def recent_alerts(log: CallLog, *, kinds: tuple[str, ...] = tuple(KINDS), limit: int = 20) -> pd.DataFrame:
     """The latest alerts of ``kinds``, newest first: what Costs and Health show."""
-    marks = ", ".join("?" for _ in kinds)
-    return log.query(f"SELECT kind, subject, period, message, status, sent_at, first_seen, destination, error "
-                     f"FROM alerts WHERE kind IN ({marks}) ORDER BY first_seen DESC LIMIT ?", [*kinds, limit])
+    return log.query("SELECT kind, subject, period, message, status, sent_at, first_seen, destination, error "
+                     "FROM alerts WHERE list_contains(?, kind) ORDER BY first_seen DESC LIMIT ?", [list(kinds), limit])

@@ -164,12 +164,13 @@ def build_fine(con: duckdb.DuckDBPyConnection, *, start: datetime, end: datetime
     """
     made = []
     for table, rollups in _ROLLUPS.items():
-        for r in rollups:
-            if r.keys[0] != "hour":
+        for rollup in rollups:
+            if rollup.keys[0] != "hour":
                 continue                   # the daily cost histogram has no finer use
-            sql = r.delta.replace(_HOUR, _MINUTE).replace(_ROWS, "ts >= $lo AND ts < $hi")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {r.table} AS {sql}", {"lo": start, "hi": end})
-            made.append(r.table)
+            # The rollup's own constant SQL at minute grain; the time bounds are parameters.
+            minute_twin = rollup.delta.replace(_HOUR, _MINUTE).replace(_ROWS, "ts >= $lo AND ts < $hi")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {rollup.table} AS {minute_twin}", {"lo": start, "hi": end})
+            made.append(rollup.table)
     return made
 
 

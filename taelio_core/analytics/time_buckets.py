@@ -101,8 +101,9 @@ def time_axis(r: Reader, filters: Filters, *, now: datetime, hourly_up_to: timed
         return TimeAxis(bucket=choose_bucket(None))
     if last - first <= MINUTE_UP_TO + timedelta(hours=1):
         # Short enough for minutes, maybe: the exact first time, from the raw rows of its hour on.
-        raw_where, raw_params = filters.where(extra=(f"ts >= TIMESTAMPTZ '{first.isoformat()}'",))
-        first = _utc(r.query(f"SELECT min(ts) AS t FROM attempts {raw_where}", raw_params).iloc[0]["t"]) or first
+        # ``extra`` comes first in the WHERE clause, so its bound comes first in the parameters.
+        where, params = filters.where(extra=("ts >= ?",))
+        first = _utc(r.query(f"SELECT min(ts) AS t FROM attempts {where}", [first, *params]).iloc[0]["t"]) or first
     hours = max((last - first) / timedelta(hours=1), 1.0)
     if float(row["n"] or 0) / hours < dense_from:
         hourly_up_to = HOURLY_UP_TO

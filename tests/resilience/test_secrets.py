@@ -164,7 +164,9 @@ FRAGMENT_NAMES = {"where", "where_r", "where_a", "recent_where", "last_where", "
                   "time_col", "key", "total_as", "hit", "hits_as", "rate_as", "table", "order",
                   # the rollups (analytics/rollup.py): constant table/key lists, Filters.where on the rollups,
                   # and histogram-quantile SQL built from constant names and float literals
-                  "rollup", "keys", "touched", "count", "rolled_where", "tail_where", "month", "pct", "spread"}
+                  "rollup", "keys", "touched", "count", "rolled_where", "tail_where", "month", "pct", "spread",
+                  # minute-grain twins of the rollups (analytics/rollup.py): a rollup's constant SQL, bounds bound
+                  "minute_twin"}
 
 
 def test_sql_is_parameterised():
