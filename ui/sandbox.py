@@ -48,7 +48,8 @@ from taelio_core.sandbox.policy_edit import (
 )
 from taelio_core.sandbox.simulation import simulate
 from taelio_core.sandbox.store import save_report
-from taelio_core.sandbox.traffic import LIVE_SOURCES, Traffic, replay_traffic, synthetic_traffic
+from taelio_core.calllog.sources import REPLAY_SOURCES, SOURCES
+from taelio_core.sandbox.traffic import Traffic, replay_traffic, synthetic_traffic
 
 __all__ = ["REPORT", "REPORT_CONFIG", "choose_models", "choose_traffic", "edit_policy_b", "pick_policy_a",
            "run_panel"]
@@ -162,7 +163,7 @@ def choose_traffic(policy: RoutingPolicy, log: CallLog | None) -> Traffic | None
             return None
         c1, c2 = st.columns(2)
         days = c1.number_input("Last days", 1, 90, 7, key="sandbox_days")
-        sources = c2.multiselect("Sources", ["live", "demo", "experiment", "test"], list(LIVE_SOURCES),
+        sources = c2.multiselect("Sources", [s for s in SOURCES if s != "sandbox"], list(REPLAY_SOURCES),
                                  key="sandbox_sources")
         return _replay(log, log.location, int(days), tuple(sources), _hour())
     except TaelioError as e:

@@ -3,7 +3,7 @@
 Budgets live in the policy (``[budgets.tier]`` and ``[budgets.provider]``,
 USD per calendar month in UTC; ``alert_pct`` defaults to 80). This module
 only reads the log: ``budget_spend`` is **the** spend query for budgets, with
-one rule about which rows count (``BUDGET_SOURCES``, ``budget_rule``). The
+one rule about which rows count (``calllog.sources.BILLED_SOURCES``, ``budget_rule``). The
 guard that enforces budgets (``budgets.spend_from_log``, hence ``taelio
 health`` and the Health page) and the Costs page's cards read it, so they
 show the same figure; the sidebar's filters do not apply to budgets (a budget
@@ -28,9 +28,10 @@ import pandas as pd
 from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
+from taelio_core.calllog.sources import BILLED_SOURCES
 from taelio_core.policy import Budgets
 
-__all__ = ["BUDGET_SOURCES", "LEVELS", "budget_burndown", "budget_rule", "budget_sources", "budget_spend", "budget_status", "month_bounds"]
+__all__ = ["LEVELS", "budget_burndown", "budget_rule", "budget_sources", "budget_spend", "budget_status", "month_bounds"]
 
 LEVELS = ("ok", "alert", "projected over", "over")
 Log = CallLog | Reader
@@ -54,21 +55,20 @@ def _limits(budgets: Budgets) -> list[tuple[str, str, Decimal, float]]:
     return out
 
 
-BUDGET_SOURCES = ("live", "experiment", "test")
 
 
 def budget_sources(count_simulated: bool) -> tuple[str, ...]:
     """The sources whose spend counts: demo traffic only in a rehearsal on simulated calls (``count_simulated``)."""
-    return (*BUDGET_SOURCES, "demo") if count_simulated else BUDGET_SOURCES
+    return (*BILLED_SOURCES, "demo") if count_simulated else BILLED_SOURCES
 
 
 def budget_rule(count_simulated: bool) -> str:
     """The rule ``budget_spend`` applies, in words, for the pages and the CLI."""
     if count_simulated:
-        return ("Budgets count the priced attempts of live traffic, experiments, provider tests and (a rehearsal: "
+        return ("Budgets count the priced attempts of live and API traffic, experiments, provider tests and (a rehearsal: "
                 "budgets.count_simulated is set) simulated and demo calls, this month (UTC); sandbox runs never "
                 "count.")
-    return ("Budgets count the priced attempts of live traffic, experiments and provider tests this month (UTC); "
+    return ("Budgets count the priced attempts of live and API traffic, experiments and provider tests this month (UTC); "
             "demo data, sandbox runs and simulated calls never count.")
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from taelio_core.calllog.sources import SOURCES
+
 __all__ = ["BUCKETS", "SOURCES", "Filters", "bucket_for", "day_start"]
 
-SOURCES = ("live", "demo", "api", "sandbox", "experiment", "test")
 # date_trunc parts a chart may group by (a closed set: safe to place in SQL text). "minute" needs the
 # minute-grain rollups of ``time_buckets.fine_rollups`` (the stored ones are hourly).
 BUCKETS = ("minute", "hour", "day", "week")

@@ -16,9 +16,8 @@ from typing import Any
 
 from taelio_core.calllog.base import CallLog
 
-__all__ = ["KNOWN_SOURCES", "LogTotals", "Totals", "log_totals", "parse_since"]
+__all__ = ["LogTotals", "Totals", "log_totals", "parse_since"]
 
-KNOWN_SOURCES = ("live", "demo", "api", "sandbox", "test", "experiment")
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -7,7 +7,8 @@ import time
 from datetime import datetime
 from decimal import Decimal
 
-from taelio_core.calllog.totals import KNOWN_SOURCES, LogTotals, Totals, log_totals, parse_since
+from taelio_core.calllog.sources import SOURCES
+from taelio_core.calllog.totals import LogTotals, Totals, log_totals, parse_since
 from taelio_core.cli import add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
 from taelio_core.demo import DEFAULT_REQUESTS_PER_DAY, demo_outages, generate_demo_data, remove_demo_data
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="totals per provider and tier from the call log")
     p.add_argument("--since", default="7d", help="how far back: 7d, 12h, 30m, 2w, an ISO date, or 'all' (default 7d)")
     p.add_argument("--source", action="append", default=[], metavar="SOURCE",
-                   help=f"only this source ({', '.join(KNOWN_SOURCES)}); repeat or comma-separate for several")
+                   help=f"only this source ({', '.join(SOURCES)}); repeat or comma-separate for several")
     add_json_flag(p)
     p.set_defaults(func=run_stats)
 
@@ -55,8 +56,8 @@ def _sources(values: list[str]) -> tuple[str, ...]:
         for name in (v.strip().lower() for v in value.split(",")):
             if not name:
                 continue
-            if name not in KNOWN_SOURCES:
-                raise InputError(f"--source: unknown source '{name}' (sources: {', '.join(KNOWN_SOURCES)})",
+            if name not in SOURCES:
+                raise InputError(f"--source: unknown source '{name}' (sources: {', '.join(SOURCES)})",
                                  field="source")
             if name not in out:
                 out.append(name)

@@ -22,7 +22,8 @@ from taelio_core.sandbox.fitting import fit_models
 from taelio_core.sandbox.models import SCENARIOS, models_from_policy, parse_scenario
 from taelio_core.sandbox.simulation import SimulationReport, progress_printer, simulate
 from taelio_core.sandbox.store import save_report
-from taelio_core.sandbox.traffic import LIVE_SOURCES, parse_window, replay_traffic, synthetic_traffic
+from taelio_core.calllog.sources import REPLAY_SOURCES
+from taelio_core.sandbox.traffic import parse_window, replay_traffic, synthetic_traffic
 from taelio_core.settings import load_settings
 
 MAX_REQUESTS = 5_000_000
@@ -40,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     traffic.add_argument("--requests", type=int, metavar="N", help="N synthetic requests")
     traffic.add_argument("--replay", metavar="WINDOW",
                          help="replay the log: 7d, 24h, 90m (ending now) or 2026-11-01..2026-11-08")
-    p.add_argument("--source", default=",".join(LIVE_SOURCES),
-                   help=f"with --replay: logged sources to replay, comma-separated (default: {','.join(LIVE_SOURCES)})")
+    p.add_argument("--source", default=",".join(REPLAY_SOURCES),
+                   help=f"with --replay: logged sources to replay, comma-separated (default: {','.join(REPLAY_SOURCES)})")
     p.add_argument("--duration", default="24h", help="synthetic traffic spread over this long (default 24h)")
     p.add_argument("--curve", choices=("flat", "daily"), default="flat", help="synthetic arrival rate over time")
     p.add_argument("--scenario", help=f"a preset ({', '.join(SCENARIOS)}) or down:PROVIDER:MINUTES, "

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from taelio_core.calllog.base import CallLog
 from taelio_core.sandbox.models import ERROR_CLASSES, ModelSet
-from taelio_core.sandbox.traffic import LIVE_SOURCES
+from taelio_core.calllog.sources import REPLAY_SOURCES
 
 __all__ = ["MIN_ATTEMPTS", "fit_models"]
 
@@ -25,7 +25,7 @@ _ERROR_MAP = {"rate_limited": "rate_limited", "unavailable": "unavailable", "tim
 
 
 def fit_models(log: CallLog, prior: ModelSet, start: datetime, end: datetime, *,
-               sources: tuple[str, ...] = LIVE_SOURCES) -> ModelSet:
+               sources: tuple[str, ...] = REPLAY_SOURCES) -> ModelSet:
     """``prior`` with every provider:model that has enough logged attempts replaced by its fit."""
     marks = ", ".join("?" for _ in sources)
     where = f"ts >= ? AND ts < ? AND source IN ({marks})"

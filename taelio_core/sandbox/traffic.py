@@ -22,11 +22,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from taelio_core.calllog.base import CallLog
+from taelio_core.calllog.sources import REPLAY_SOURCES
 from taelio_core.errors import InputError
 
-__all__ = ["LIVE_SOURCES", "Traffic", "parse_window", "replay_traffic", "synthetic_traffic"]
+__all__ = ["Traffic", "parse_window", "replay_traffic", "synthetic_traffic"]
 
-LIVE_SOURCES = ("live", "demo")
 DEFAULT_TOKENS = {"idea": (120, 260), "story": (330, 900)}   # (input, output) medians when nothing is known
 
 
@@ -144,7 +144,7 @@ def _instant(text: str, *, end_of_day: bool = False) -> datetime:
 
 
 def replay_traffic(log: CallLog, start: datetime, end: datetime, *,
-                   sources: tuple[str, ...] = LIVE_SOURCES) -> Traffic:
+                   sources: tuple[str, ...] = REPLAY_SOURCES) -> Traffic:
     """Every request logged in [start, end) from ``sources``, at its original offset from the first one."""
     if not sources:
         raise InputError("choose at least one source to replay", field="source")

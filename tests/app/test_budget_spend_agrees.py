@@ -15,7 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from taelio_core.analytics.budget_burn import BUDGET_SOURCES, month_bounds
+from taelio_core.analytics.budget_burn import month_bounds
+from taelio_core.calllog.sources import BILLED_SOURCES
 from taelio_core.cli import main
 from taelio_core.formatting import money
 from tests.app.conftest import make_app
@@ -28,7 +29,7 @@ def _counted(db: Path, tier: str) -> Decimal:
     try:
         total = con.execute(
             f"SELECT sum(cost_usd) FROM attempts WHERE tier = ? AND ts >= ? AND NOT simulated "
-            f"AND source IN ({', '.join('?' for _ in BUDGET_SOURCES)})", [tier, start, *BUDGET_SOURCES]).fetchone()[0]
+            f"AND source IN ({', '.join('?' for _ in BILLED_SOURCES)})", [tier, start, *BILLED_SOURCES]).fetchone()[0]
     finally:
         con.close()
     return Decimal(str(total or 0))

@@ -50,7 +50,7 @@ def test_replay_of_an_empty_window_says_so(tmp_path) -> None:
     db = tmp_path / "log.duckdb"
     fill_log(db, requests=5, start=START)
     log = DuckDBCallLog(db)
-    with pytest.raises(InputError, match="no logged requests from live, demo between 2025-01-01"):
+    with pytest.raises(InputError, match="no logged requests from live, api, demo between 2025-01-01"):
         replay_traffic(log, datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 8, tzinfo=timezone.utc))
     log.close()
 
