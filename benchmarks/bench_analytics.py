@@ -46,7 +46,7 @@ def fill(requests: int, ctx: PartContext) -> Path:
     """The cached demo log holding at least ``requests`` requests."""
     from taelio_core.calllog import DuckDBCallLog
     from benchmarks.bulk_log import generate_bulk_log
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
 
     path = log_path(requests)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def extra_queries(log) -> dict[str, object]:  # noqa: ANN001
     from datetime import UTC, datetime
 
     import taelio_core.analytics as analytics
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
 
     policy, now = load_policy(None), datetime.now(UTC)
     out: dict[str, object] = {}
@@ -125,7 +125,7 @@ def measure(requests: int, warm_runs: int, ctx: PartContext) -> list[Figure]:
     try:
         from taelio_core.analytics import rollup
         from benchmarks.bulk_log import generate_bulk_log
-        from taelio_core.policy import load_policy
+        from taelio_core.config.policy_parser import load_policy
 
         t0 = time.perf_counter()
         folded = log.write(rollup.refresh)

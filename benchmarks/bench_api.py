@@ -162,9 +162,9 @@ async def bench(ctx: PartContext) -> list[Figure]:
     import httpx
 
     from taelio_core.api.auth import AuthSettings, mint_token
-    from taelio_core.engine import Taelio
-    from taelio_core.settings import load_settings
-    from taelio_core.trace import Inputs
+    from taelio_core.config.settings import load_settings
+    from taelio_core.routing.inputs import Inputs
+    from taelio_core.wiring import Taelio
 
     rounds, block = (6, 10) if ctx.quick else (20, 25)
     figures: list[Figure] = []

@@ -63,7 +63,7 @@ cooldown_s = 600
 
 
 def has_breakers() -> bool:
-    return importlib.util.find_spec("taelio_core.breakers") is not None
+    return importlib.util.find_spec("taelio_core.guards.breakers") is not None
 
 
 def closed_url() -> str:
@@ -80,9 +80,9 @@ def make_slow(url: str) -> None:
 
 
 def taelio_router(first: str, second: str):  # noqa: ANN201
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
     from taelio_core.providers.openai import OpenAIProvider
-    from taelio_core.router import Router
+    from taelio_core.routing.router import Router
 
     text = POLICY.format(timeout=TIMEOUT_S, first=first, second=second, system=SYSTEM, model=MODEL)
     if has_breakers():
@@ -105,7 +105,7 @@ def litellm_router(first: str, second: str):  # noqa: ANN201
 
 async def scenario(name: str, first: str, second: str, requests: int, ctx: PartContext) -> list[Figure]:
     from taelio_core.errors import AllProvidersFailed
-    from taelio_core.trace import Inputs
+    from taelio_core.routing.inputs import Inputs
 
     bare, bare_close = bare_call(second)
     router, providers = taelio_router(first, second)
@@ -167,7 +167,7 @@ async def scenario(name: str, first: str, second: str, requests: int, ctx: PartC
     else:
         out.append(Figure(part="failover", name=f"{name}: added p50, breaker open", value=None, unit="ms",
                           baseline=peer_text, target="<= 1 ms",
-                          note="no circuit breakers in this checkout (taelio_core.breakers missing)"))
+                          note="no circuit breakers in this checkout (taelio_core.guards.breakers missing)"))
     return out
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from taelio_core.calllog import DuckDBCallLog  # noqa: E402
+from taelio_core.config.policy_parser import parse_policy  # noqa: E402
 from taelio_core.experiments import ExperimentSpec, Experiments, VariantSpec, parse_csv  # noqa: E402
-from taelio_core.policy import parse_policy  # noqa: E402
 from taelio_core.providers import SimProfile, SimulatedProvider  # noqa: E402
-from taelio_core.router import Router  # noqa: E402
+from taelio_core.routing.router import Router  # noqa: E402
 
 POLICY = """
 [providers.sim]

@@ -18,13 +18,13 @@ import random
 import statistics
 import time
 
-from taelio_core.clock import SystemClock
-from taelio_core.generation import ChatRequest, Completion, Usage
-from taelio_core.policy import parse_policy
+from taelio_core.config.policy_parser import parse_policy
+from taelio_core.guards.resilience import percentile
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.resilience import percentile
-from taelio_core.router import Router
-from taelio_core.trace import Inputs
+from taelio_core.routing.clock import SystemClock
+from taelio_core.routing.generation import ChatRequest, Completion, Usage
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
 from tests.policies import policy_text
 
 POLICY = policy_text(name="bench", providers={"fast_usually": "simulated", "steady": "simulated"},

@@ -97,7 +97,7 @@ def bench_row_at_a_time(folder: Path, results: list) -> dict:
 
 def prefilled(folder: Path, requests: int) -> Path:
     from benchmarks.bulk_log import generate_bulk_log
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
     path = folder / "prefilled.duckdb"
     log = DuckDBCallLog(path)
     generate_bulk_log(log, load_policy("seed"), days=7, requests=requests)

@@ -13,7 +13,7 @@ Playwright drives Debian's Chromium:
 * *after the first load*: in one session, ``--rounds`` passes over the pages by
   clicking the sidebar links, as a user does, each timed from the click.
 
-"Fully drawn" is the FACTS.md recipe: the page's title is shown, the script
+"Fully drawn" is ``tests/browser/harness.py``'s test: the page's title is shown, the script
 has stopped, no skeleton is left, and every Plotly chart has its SVG. Peak
 RSS is the Streamlit process's ``VmHWM``. The machine's load average is
 printed with the figures, since they scale with it. Every wait has a timeout
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from taelio_core.calllog import DuckDBCallLog  # noqa: E402
-from taelio_core.policy import load_policy  # noqa: E402
+from taelio_core.config.policy_parser import load_policy  # noqa: E402
 from tests.browser.harness import launch, streamlit_server, wait_drawn  # noqa: E402
 
 # (name, URL path, sidebar link, page title)

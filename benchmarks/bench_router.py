@@ -80,10 +80,10 @@ def bare_call(base_url: str) -> tuple[Call, Callable[[], Awaitable[None]]]:
 
 def taelio_call(base_url: str, db: Path | None) -> tuple[Call, Callable[[], Awaitable[None]], object]:
     from taelio_core.calllog import DuckDBCallLog
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
     from taelio_core.providers.openai import OpenAIProvider
-    from taelio_core.router import Router
-    from taelio_core.trace import Inputs
+    from taelio_core.routing.inputs import Inputs
+    from taelio_core.routing.router import Router
 
     policy = parse_policy(POLICY.format(base_url=base_url, system=SYSTEM, model=MODEL))
     provider = OpenAIProvider(name="openai", api_key=KEY, base_url=base_url)

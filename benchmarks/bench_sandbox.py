@@ -35,10 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from taelio_core.policy import RoutingPolicy, load_policy  # noqa: E402
-from taelio_core.sandbox.engine import run_policy  # noqa: E402
+from taelio_core.config.policy import RoutingPolicy  # noqa: E402
+
+from taelio_core.config.policy_parser import load_policy
 from taelio_core.sandbox.loop import VirtualTimeLoop  # noqa: E402
 from taelio_core.sandbox.models import ModelSet, models_from_policy  # noqa: E402
+from taelio_core.sandbox.replay import run_policy  # noqa: E402
 from taelio_core.sandbox.simulation import simulate  # noqa: E402
 from taelio_core.sandbox.traffic import synthetic_traffic  # noqa: E402
 

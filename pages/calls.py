@@ -7,7 +7,7 @@ import streamlit as st
 
 from taelio_core import analytics as A
 from ui.empty_state import open_analytics_page
-from ui.engine import cached
+from ui.cache import cached
 from ui.text import code_span, cost_text, escape_markdown
 from ui.trace_view import render_trace, trace_from_detail
 

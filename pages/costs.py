@@ -9,7 +9,7 @@ from ui.alerts_view import alerts_panel
 from ui.guard_view import render_budget_rule
 from ui.costs_view import render_budgets, render_export, render_headline
 from ui.empty_state import no_match, open_analytics_page
-from ui.engine import cached, rounded_now
+from ui.cache import cached, rounded_now
 from ui.text import money
 
 engine, filters = open_analytics_page(

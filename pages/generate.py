@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from taelio_core.trace import Inputs
+from taelio_core.routing.inputs import Inputs
 from ui.shell import get_engine
 from ui.generate_flow import FULL, flow_tasks, recent, run_generation, show_generation
 

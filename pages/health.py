@@ -8,7 +8,7 @@ from ui import charts
 from ui.alerts_view import alerts_panel
 from ui.empty_state import no_match, require_data
 from ui.guard_view import render_guards
-from ui.engine import cached, rounded_now
+from ui.cache import cached, rounded_now
 from ui.health_view import (
     ERROR_COLUMNS,
     PROVIDER_COLUMNS,

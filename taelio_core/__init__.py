@@ -14,18 +14,22 @@ from typing import TYPE_CHECKING, Any
 from taelio_core.errors import AllProvidersFailed, ConfigError, InputError, TaelioError
 
 if TYPE_CHECKING:
-    from taelio_core.engine import Taelio
-    from taelio_core.policy import RoutingPolicy, load_policy
-    from taelio_core.router import Router
-    from taelio_core.story_flow import StoryResult
-    from taelio_core.trace import Attempt, GenerationResult, Inputs, RouteEntry
+    from taelio_core.config.policy import RoutingPolicy
+    from taelio_core.config.policy_parser import load_policy
+    from taelio_core.routing.inputs import Inputs
+    from taelio_core.routing.router import Router
+    from taelio_core.routing.story_flow import StoryResult
+    from taelio_core.routing.trace import Attempt, GenerationResult, RouteEntry
+    from taelio_core.wiring import Taelio
 
 __all__ = ["AllProvidersFailed", "Attempt", "ConfigError", "GenerationResult", "InputError", "Inputs",
            "RouteEntry", "Router", "RoutingPolicy", "StoryResult", "TaelioError", "Taelio", "load_policy"]
 
-_LAZY = {"Taelio": "taelio_core.engine", "RoutingPolicy": "taelio_core.policy", "load_policy": "taelio_core.policy",
-         "Router": "taelio_core.router", "StoryResult": "taelio_core.story_flow", "Attempt": "taelio_core.trace",
-         "GenerationResult": "taelio_core.trace", "Inputs": "taelio_core.trace", "RouteEntry": "taelio_core.trace"}
+_LAZY = {"Taelio": "taelio_core.wiring", "RoutingPolicy": "taelio_core.config.policy",
+         "load_policy": "taelio_core.config.policy_parser", "Router": "taelio_core.routing.router",
+         "StoryResult": "taelio_core.routing.story_flow", "Inputs": "taelio_core.routing.inputs",
+         "Attempt": "taelio_core.routing.trace", "GenerationResult": "taelio_core.routing.trace",
+         "RouteEntry": "taelio_core.routing.trace"}
 
 
 def __getattr__(name: str) -> Any:

@@ -17,14 +17,16 @@ what to do (retry, fall back, stop) from the class alone::
     │   ├── ModelNotFound      404: model retired or misspelt
     │   ├── BadRequest         400: e.g. context too long
     │   ├── ContentBlocked     safety/refusal stop
-    │   ├── BadResponse        malformed, empty, or a stream that ended without a finish reason
-    │   └── StreamTruncated    a stream that broke after text was shown
+    │   └── BadResponse        malformed, empty, or a stream that ended without a finish reason
     ├── UnexpectedError        an exception no mapper knows: a Taelio (or SDK) bug, not the provider's
     │                          fault; breakers ignore it, its traceback goes to the process log
     ├── BudgetExceeded         a hard budget stopped the request
     ├── AllProvidersFailed     carries every attempt
     └── CallLogError           the log file cannot be opened or written
         └── LogUnusable        the file fails the open check: damaged, truncated, or not a Taelio log
+
+A stream that breaks after text was shown raises nothing of its own: its
+attempt ends with status ``truncated`` (``routing/attempts.py``).
 
 Messages never contain API keys: adapters build them from status codes and
 the provider's error text, which ``redact`` (``redaction.py``) scrubs of every registered secret
@@ -38,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 from taelio_core.redaction import redact, register_secret
 
 if TYPE_CHECKING:
-    from taelio_core.generation import Usage
-    from taelio_core.trace import Attempt
+    from taelio_core.routing.generation import Usage
+    from taelio_core.routing.trace import Attempt
 
 __all__ = [
     "AllProvidersFailed",
@@ -57,7 +59,6 @@ __all__ = [
     "ProviderTimeout",
     "ProviderUnavailable",
     "RateLimited",
-    "StreamTruncated",
     "TaelioError",
     "UnexpectedError",
     "redact",
@@ -159,16 +160,6 @@ class ContentBlocked(ProviderError):
 class BadResponse(ProviderError):
     retryable = True
     error_type = "bad_response"
-
-
-class StreamTruncated(ProviderError):
-    """The stream broke after text reached the caller: never a success."""
-
-    error_type = "truncated"
-
-    def __init__(self, message: str, *, partial_text: str = "", **kw: Any) -> None:
-        self.partial_text = partial_text
-        super().__init__(message, **kw)
 
 
 class UnexpectedError(TaelioError):

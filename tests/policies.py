@@ -18,7 +18,9 @@ from typing import Any
 
 import tomli_w
 
-from taelio_core.policy import RoutingPolicy, load_policy, parse_policy
+from taelio_core.config.policy import RoutingPolicy
+
+from taelio_core.config.policy_parser import load_policy, parse_policy
 
 __all__ = ["build_policy", "fast_current_policy_text", "policy_text"]
 

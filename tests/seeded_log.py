@@ -21,8 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from taelio_core.calllog import DuckDBCallLog
-from taelio_core.generation import Usage
-from taelio_core.trace import Attempt, GenerationResult, RouteEntry, Skip
+from taelio_core.routing.generation import Usage
+from taelio_core.routing.trace import Attempt, GenerationResult, RouteEntry, Skip
 
 FIXED_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

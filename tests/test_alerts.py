@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from taelio_core.alerts import WEBHOOK_ENV, check_alerts, recent_alerts, webhook_from
 from taelio_core.calllog import DuckDBCallLog
+from taelio_core.config.policy_parser import parse_policy
+from taelio_core.config.settings import Settings
 from taelio_core.errors import ConfigError
-from taelio_core.policy import parse_policy
-from taelio_core.settings import Settings
+from taelio_core.monitoring.alerts import WEBHOOK_ENV, check_alerts, recent_alerts, webhook_from
 from tests.policies import policy_text
 
 NOW = datetime(2026, 12, 15, 12, 0, tzinfo=UTC)     # passed to the code under test: no dependence on today
@@ -148,7 +148,7 @@ def test_the_webhook_comes_from_the_environment_or_secrets_and_must_be_http() ->
 
 def _tiny_budget_policy(tmp_path: Path) -> Path:
     """The seed policy with a one-cent monthly budget on every tier: any spend this month crosses it."""
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
     text = load_policy("seed").text.replace("free = 50.0", "free = 0.01").replace("pro = 500.0", "pro = 0.01") \
         .replace("admin = 200.0", "admin = 0.01")
     path = tmp_path / "tiny.toml"

@@ -17,7 +17,7 @@ import pytest
 
 from taelio_core import analytics as A
 from taelio_core.calllog import DuckDBCallLog
-from taelio_core.policy import Budgets
+from taelio_core.config.policy_schema import Budgets
 from tests.seeded_log import FIXED_NOW as NOW, build_results, seed_log
 
 TODAY = NOW.date()
@@ -268,7 +268,7 @@ def test_request_ids_name_their_time_and_the_lookup_finds_them_by_it_or_by_a_sca
     from dataclasses import replace
 
     from taelio_core.analytics.calls import id_time
-    from taelio_core.context import new_id
+    from taelio_core.routing.context import new_id
 
     before = datetime.now(UTC) - timedelta(seconds=1)
     fresh = new_id()

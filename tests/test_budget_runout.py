@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from taelio_core import analytics as A
 from taelio_core.calllog import DuckDBCallLog
-from taelio_core.policy import Budgets
+from taelio_core.config.policy_schema import Budgets
 from tests.test_time_buckets import request_at, write_log
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from taelio_core.calllog import DuckDBCallLog
+from taelio_core.config.policy_parser import load_policy
+from taelio_core.config.pricing import Pricer
 from taelio_core.demo import demo_outages, generate_demo_data
-from taelio_core.generation import Usage
-from taelio_core.policy import load_policy
-from taelio_core.pricing import Pricer
+from taelio_core.routing.generation import Usage
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 POLICY = load_policy("seed")
@@ -233,11 +233,11 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 def test_remove_demo_data_deletes_demo_rows_only_and_the_charts_forget_them(tmp_path: Path) -> None:
     from taelio_core.analytics import rollup
+    from taelio_core.config.settings import load_settings
     from taelio_core.demo import remove_demo_data
-    from taelio_core.router import Router
     from taelio_core.providers import build_providers
-    from taelio_core.settings import load_settings
-    from taelio_core.trace import Inputs
+    from taelio_core.routing.inputs import Inputs
+    from taelio_core.routing.router import Router
 
     log = DuckDBCallLog(tmp_path / "mixed.duckdb")
     generate_demo_data(log, POLICY, days=2, requests=300, seed=4, now=NOW)
@@ -266,8 +266,8 @@ def test_demo_data_and_live_routing_make_the_same_decisions_for_the_same_fault_s
 
     from taelio_core.demo.traffic import demo_traffic
     from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec, ScriptedTry
-    from taelio_core.router import Router
-    from taelio_core.sandbox.engine import run_policy, sandbox_providers
+    from taelio_core.routing.router import Router
+    from taelio_core.sandbox.replay import run_policy, sandbox_providers
     from dataclasses import replace
 
     from taelio_core.errors import TaelioError

@@ -6,8 +6,8 @@ import pytest
 from genai_prices import calc_price
 from genai_prices import Usage as PriceUsage
 
+from taelio_core.config.policy_parser import BUILTIN_POLICIES, load_policy, parse_policy
 from taelio_core.errors import ConfigError
-from taelio_core.policy import BUILTIN_POLICIES, load_policy, parse_policy
 
 SEED_TABLE = {
     ("free", "idea"): ["gemini:gemini-1.5-flash", "openai:gpt-3.5-turbo", "anthropic:claude-3-haiku-20240307"],

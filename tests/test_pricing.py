@@ -7,9 +7,9 @@ import pytest
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
-from taelio_core.generation import Usage
-from taelio_core.policy import PriceOverride
-from taelio_core.pricing import CATALOGUE, Pricer
+from taelio_core.config.policy_schema import PriceOverride
+from taelio_core.config.pricing import CATALOGUE, Pricer
+from taelio_core.routing.generation import Usage
 
 KINDS = {"openai": "openai", "gemini": "gemini", "anthropic": "anthropic", "local": "openai_compatible"}
 AT = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -32,7 +32,7 @@ def test_matches_genai_prices_including_cached_tokens(provider: str, catalogue_i
 @pytest.mark.parametrize("policy_name", ["seed", "current"])
 @pytest.mark.parametrize("tokens", [(1_000, 200, 0), (150_000, 5_000, 20_000), (250_000, 9_000, 0)])
 def test_every_builtin_model_matches_genai_prices_across_price_tiers(policy_name: str, tokens: tuple) -> None:
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
     catalogue = {"gemini": "google", "openai": "openai", "anthropic": "anthropic"}
     inp, out, cached = tokens
     for chain in load_policy(policy_name).chains.values():

@@ -19,8 +19,8 @@ from taelio_core.analytics import rollup
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
 from taelio_core.calllog.rows import encode
+from taelio_core.config.policy_parser import load_policy
 from taelio_core.demo import generate_demo_data
-from taelio_core.policy import load_policy
 from tests.seeded_log import FIXED_NOW as NOW, build_results, seed_log
 
 TODAY = NOW.date()
@@ -182,7 +182,7 @@ def test_page_views_read_everything_in_one_snapshot(tmp_path: Path):
     seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
     with DuckDBCallLog(seeded.path) as log:
         f = A.Filters.last_days(10, today=TODAY)
-        from taelio_core.policy import Budgets
+        from taelio_core.config.policy_schema import Budgets
         budgets = Budgets.model_validate({"tier": {"pro": {"monthly": 5}}, "provider": {"openai": {"monthly": 1}}})
         costs = A.costs_view(log, f, budgets, now=NOW)
         assert costs.headline == A.headline(log, f)

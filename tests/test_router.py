@@ -16,12 +16,12 @@ from taelio_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from taelio_core.generation import ChatRequest, Completion, StreamEnd, TextDelta, Usage
-from taelio_core.policy import load_policy, parse_policy
+from taelio_core.config.policy_parser import load_policy, parse_policy
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.router import Router, Truncated
-from taelio_core.trace import GenerationResult
-from taelio_core.inputs import Inputs
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEnd, TextDelta, Usage
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router, Truncated
+from taelio_core.routing.trace import GenerationResult
 
 # Retries off: these tests are about chain order and traces (retry rules: tests/resilience/test_retries.py).
 POLICY = parse_policy(load_policy("seed").text + "\n[resilience]\nmax_retries = 0\n", source="seed.toml")
@@ -125,7 +125,7 @@ def test_an_adapter_bug_never_escapes_is_not_the_providers_fault_and_is_logged_w
     # Breakers ignore our bugs: gemini is still tried after more failures than open a breaker.
     assert router.breakers.state_of("gemini:gemini-1.5-flash") == "closed"
     assert [a.provider for a in sink.results[-1].attempts] == ["gemini", "openai"]
-    bug = [r for r in caplog.records if r.name == "taelio_core.attempts" and r.exc_info]
+    bug = [r for r in caplog.records if r.name == "taelio_core.routing.attempts" and r.exc_info]
     assert bug and bug[0].exc_info[0] is KeyError  # the traceback is in the process log...
     assert "Traceback" not in (result.attempts[0].error or "")  # ...never in the call log's text
 
@@ -136,7 +136,7 @@ def test_attempt_timeout_comes_from_the_task_settings() -> None:
         raise AssertionError("not reached")
 
     text = POLICY.text.replace('[tasks.idea]\n', '[tasks.idea]\ntimeout_s = 0.05\n')
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
     policy = parse_policy(text)
     providers = {"gemini": FunctionProvider("gemini", slow), "openai": FunctionProvider("openai", answer()),
                  "anthropic": FunctionProvider("anthropic", answer())}
@@ -147,7 +147,7 @@ def test_attempt_timeout_comes_from_the_task_settings() -> None:
 def test_unpriced_model_leaves_cost_none() -> None:
     text = POLICY.text.replace('"openai:gpt-4", "anthropic:claude-3-sonnet-20240229", "gemini:gemini-1.5-pro"]\nstory',
                                '"openai:my-finetune", "anthropic:claude-3-sonnet-20240229"]\nstory')
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
     router = Router(parse_policy(text), make_router()[1])
     result = asyncio.run(router.agenerate("pro", "idea", INPUTS))
     assert result.model == "my-finetune" and result.cost_usd is None

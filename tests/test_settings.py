@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from taelio_core.config.settings import DEFAULT_DB, database_path, load_settings
 from taelio_core.errors import ConfigError, redact
-from taelio_core.settings import DEFAULT_DB, database_path, load_settings
 
 
 def test_database_url_forms() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from taelio_core.calllog import DuckDBCallLog
+from taelio_core.config.policy_parser import load_policy, parse_policy
 from taelio_core.errors import ConfigError, ProviderUnavailable
 from taelio_core.experiments.live_splits import analyse_splits
-from taelio_core.policy import load_policy, parse_policy
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.router import Router
-from taelio_core.trace import Inputs
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
 
 BASE = load_policy("current").text
 SPLIT = """

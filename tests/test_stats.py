@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from taelio_core.stats import (
+from taelio_core.experiments.stats import (
     ELO_SCALE,
     bradley_terry,
     comparisons_needed,

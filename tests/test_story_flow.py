@@ -1,4 +1,4 @@
-"""The idea → story flow (``taelio_core.story_flow``), the one the Generate page, the CLI and the API use."""
+"""The idea → story flow (``taelio_core.routing.story_flow``), the one the Generate page, the CLI and the API use."""
 from __future__ import annotations
 
 import asyncio
@@ -6,12 +6,12 @@ from decimal import Decimal
 
 import pytest
 
+from taelio_core.config.policy_parser import load_policy, parse_policy
 from taelio_core.errors import InputError, ProviderUnavailable
-from taelio_core.generation import StreamEnd, TextDelta, Usage
-from taelio_core.policy import load_policy, parse_policy
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.router import Router
-from taelio_core.story_flow import (
+from taelio_core.routing.generation import StreamEnd, TextDelta, Usage
+from taelio_core.routing.router import Router
+from taelio_core.routing.story_flow import (
     PartFinished,
     PartStarted,
     PartText,
@@ -22,7 +22,7 @@ from taelio_core.story_flow import (
     run_story,
     stream_story,
 )
-from taelio_core.trace import Inputs
+from taelio_core.routing.inputs import Inputs
 from tests.policies import build_policy
 from tests.test_router import INPUTS, POLICY, Sink, answer, fail, make_router
 

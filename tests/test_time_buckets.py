@@ -16,9 +16,9 @@ import pytest
 from taelio_core import analytics as A
 from taelio_core.analytics.time_buckets import choose_bucket
 from taelio_core.calllog import DuckDBCallLog
-from taelio_core.generation import Usage
-from taelio_core.policy import Budgets
-from taelio_core.trace import Attempt, GenerationResult, RouteEntry
+from taelio_core.config.policy_schema import Budgets
+from taelio_core.routing.generation import Usage
+from taelio_core.routing.trace import Attempt, GenerationResult, RouteEntry
 
 NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)          # passed to every function under test
 TODAY = NOW.date()

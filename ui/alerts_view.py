@@ -12,9 +12,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from taelio_core.alerts import WEBHOOK_ENV, check_alerts, recent_alerts, webhook_from
-from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
+from taelio_core.monitoring.alerts import WEBHOOK_ENV, check_alerts, recent_alerts, webhook_from
+from taelio_core.wiring import Taelio
 from ui.safe_text import safe_markdown
 
 __all__ = ["alerts_panel"]

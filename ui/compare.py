@@ -32,7 +32,7 @@ CURRENT = "compare_experiment"
 
 
 def experiments() -> Experiments:
-    """The experiments of the dashboard's shared engine (``ui.engine``), inside the app shell."""
+    """The experiments of the dashboard's shared engine (``ui.cache``), inside the app shell."""
     eng = get_engine()
     return Experiments.open(eng.router, eng.log)
 

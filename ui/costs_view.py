@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from taelio_core import analytics as A
-from taelio_core.engine import Taelio
+from taelio_core.wiring import Taelio
 from ui import charts
 from ui.text import fmt_pct, fmt_tokens, money
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import streamlit as st
 
 from taelio_core.demo import count_demo_requests, generate_demo_data, remove_demo_data
-from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
-from ui.engine import bump, cached
+from taelio_core.wiring import Taelio
+from ui.cache import bump, cached
 
 __all__ = ["DEMO_DAYS", "demo_data_section", "load_demo_data"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 from taelio_core.analytics import Filters
-from taelio_core.engine import Taelio
+from taelio_core.wiring import Taelio
 from ui.demo_data import DEMO_DAYS, load_demo_data
-from ui.engine import data_version
+from ui.cache import data_version
 from ui.shell import get_engine
 from ui.sidebar import current_filters
 

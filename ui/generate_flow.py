@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
-from taelio_core.router import Truncated
-from taelio_core.story_flow import (
+from taelio_core.routing.router import Truncated
+from taelio_core.wiring import Taelio
+from taelio_core.routing.story_flow import (
     FULL,
     PartFinished,
     PartStarted,
@@ -30,8 +30,9 @@ from taelio_core.story_flow import (
     flow_tasks,
     stream_story,
 )
-from taelio_core.trace import GenerationResult, Inputs
-from ui.engine import bump
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.trace import GenerationResult
+from ui.cache import bump
 from ui.text import cost_text, escape_markdown, fmt_ms
 from ui.trace_view import render_trace, trace_from_result
 

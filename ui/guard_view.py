@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from taelio_core.analytics.budget_burn import budget_rule
-from taelio_core.engine import Taelio
 from taelio_core.formatting import money
+from taelio_core.wiring import Taelio
 
 __all__ = ["render_budget_rule", "render_guards"]
 

@@ -5,10 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from taelio_core import analytics as A
-from taelio_core.engine import Taelio
 from taelio_core.errors import TaelioError
-from ui.engine import bump, cached, rounded_now
-from ui.sidebar import provider_keys
+from taelio_core.wiring import Taelio
+from ui.cache import bump, cached, rounded_now
+from ui.sidebar import unavailable_reasons
 from ui.text import MS_FORMAT, PCT_FORMAT, escape_markdown, fmt_ms, fmt_pct
 from ui.trace_view import render_trace, trace_from_result
 
@@ -59,7 +59,7 @@ STATUS_ICON = {"healthy": "🟢 healthy", "degraded": "🟠 degraded", "down": "
 
 def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
     """Per provider in the policy: key, status and recent figures, ready to show."""
-    health = cached(engine, A.provider_health, provider_keys(engine), filters, now=rounded_now())
+    health = cached(engine, A.provider_health, unavailable_reasons(engine), filters, now=rounded_now())
     rows = []
     for r in health.to_dict("records"):
         at = r["last_error_at"]
@@ -118,7 +118,7 @@ def _when(value: object) -> str:
     return "–" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def breaker_panel(report) -> None:  # noqa: ANN001 - taelio_core.health.HealthReport
+def breaker_panel(report) -> None:  # noqa: ANN001 - taelio_core.monitoring.health.HealthReport
     """Circuit breakers per provider:model, and their logged transitions."""
     st.subheader("Circuit breakers")
     states = report.states.copy()

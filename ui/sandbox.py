@@ -25,10 +25,11 @@ import pandas as pd
 import streamlit as st
 
 from taelio_core.calllog import CallLog
-from taelio_core.engine import Taelio
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.config.policy_parser import BUILTIN_POLICIES, load_policy
 from taelio_core.errors import TaelioError
-from taelio_core.policy import BUILTIN_POLICIES, RoutingPolicy, load_policy
 from taelio_core.sandbox.fitting import fit_models
+from taelio_core.wiring import Taelio
 from taelio_core.sandbox.models import (
     ERROR_CLASSES,
     SCENARIOS,
@@ -46,9 +47,9 @@ from taelio_core.sandbox.policy_edit import (
     renamed,
     settings_table,
 )
+from taelio_core.calllog.sources import REPLAY_SOURCES, SOURCES
 from taelio_core.sandbox.simulation import simulate
 from taelio_core.sandbox.store import save_report
-from taelio_core.calllog.sources import REPLAY_SOURCES, SOURCES
 from taelio_core.sandbox.traffic import Traffic, replay_traffic, synthetic_traffic
 
 __all__ = ["REPORT", "REPORT_CONFIG", "choose_models", "choose_traffic", "edit_policy_b", "pick_policy_a",

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from taelio_core.engine import Taelio
-from ui.engine import open_engine
+from taelio_core.wiring import Taelio
+from ui.cache import open_engine
 from ui.navigation import PAGES, inside_app, navigation, running_inside_app
 from ui.sidebar import render_sidebar
 

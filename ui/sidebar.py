@@ -18,11 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 import streamlit as st
 
 from taelio_core.analytics import SOURCES, Filters, requests_by_source
-from taelio_core.engine import Taelio
+from taelio_core.wiring import Taelio
 from ui.demo_data import demo_data_section
-from ui.engine import cached, data_version, on_bump
+from ui.cache import cached, data_version, on_bump
 
-__all__ = ["DEFAULT_DAYS", "current_filters", "log_status", "provider_keys", "render_sidebar"]
+__all__ = ["DEFAULT_DAYS", "current_filters", "log_status", "render_sidebar", "unavailable_reasons"]
 
 DEFAULT_DAYS = 30
 _FILTERS = "filters"
@@ -47,7 +47,7 @@ def _keep() -> None:
             st.session_state[f"kept_{key}"] = st.session_state[key]
 
 
-def provider_keys(engine: Taelio) -> dict[str, str | None]:
+def unavailable_reasons(engine: Taelio) -> dict[str, str | None]:
     """Provider name -> None when it can be used, else the reason it cannot (e.g. no API key)."""
     out = {}
     for name, provider in engine.providers.items():
@@ -63,9 +63,9 @@ def _mode_badge(engine: Taelio) -> None:
                    "priced as the real model would be. Nothing costs money.")
         return
     st.badge("Live", icon=":material/bolt:", color="green")
-    keys = provider_keys(engine)
+    reasons = unavailable_reasons(engine)
     lines = [f"{'✅' if reason is None else '⚪'} **{name}**" + ("" if reason is None else f" — {reason}")
-             for name, reason in keys.items()]
+             for name, reason in reasons.items()]
     st.markdown("  \n".join(lines))
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from taelio_core.analytics import RequestDetail
 from taelio_core.errors import PLAIN_WORDS
-from taelio_core.trace import GenerationResult, retry_words
+from taelio_core.routing.trace import GenerationResult, retry_words
 from ui.text import cost_text, escape_markdown, fmt_ms
 
 __all__ = ["TraceData", "render_trace", "trace_from_detail", "trace_from_result"]

@@ -31,8 +31,8 @@ from taelio_core.calllog.base import CallLog
 from benchmarks.bulk_log.plan import DemoPlan, build_plan
 from benchmarks.bulk_log.tables import GENRES, PREMISES, TONES, USERS, DemoText, attempt_table, request_table
 from benchmarks.bulk_log.traffic import OK, Outcome, simulate
+from taelio_core.config.policy import RoutingPolicy
 from taelio_core.demo.generator import demo_size
-from taelio_core.policy import RoutingPolicy
 
 __all__ = ["generate_bulk_log"]
 

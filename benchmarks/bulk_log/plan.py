@@ -13,12 +13,12 @@ from decimal import Decimal
 
 import numpy as np
 
-from taelio_core.generation import Usage
-from taelio_core.policy import RoutingPolicy
-from taelio_core.pricing import Pricer
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.config.pricing import Pricer
 from taelio_core.demo.traffic import DemoOutage as Outage
 from taelio_core.demo.traffic import demo_outages
 from taelio_core.providers import profile_from_config
+from taelio_core.routing.generation import Usage
 
 __all__ = ["ERROR_KINDS", "SUCCESS", "DemoPlan", "build_plan"]
 

@@ -23,10 +23,10 @@ from taelio_core.calllog.arrow import (
 )
 from benchmarks.bulk_log.plan import ERROR_KINDS, SUCCESS, DemoPlan
 from benchmarks.bulk_log.traffic import FAILED, TRUNC, Outcome
+from taelio_core.config.policy import RoutingPolicy
 from taelio_core.demo.traffic import GENRES, PREMISES, TONES
 from taelio_core.errors import PLAIN_WORDS
-from taelio_core.policy import RoutingPolicy
-from taelio_core.trace import Inputs
+from taelio_core.routing.inputs import Inputs
 
 __all__ = ["DemoText", "attempt_table", "request_table"]
 

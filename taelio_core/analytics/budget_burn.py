@@ -29,7 +29,7 @@ from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
 from taelio_core.calllog.sources import BILLED_SOURCES
-from taelio_core.policy import Budgets
+from taelio_core.config.policy_schema import Budgets
 
 __all__ = ["LEVELS", "budget_burndown", "budget_rule", "budget_sources", "budget_spend", "budget_status", "month_bounds"]
 

@@ -20,7 +20,7 @@ from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 from taelio_core.analytics.time_buckets import TimeAxis, fine_rollups, time_axis
 from taelio_core.calllog import CallLog
-from taelio_core.policy import Budgets
+from taelio_core.config.policy_schema import Budgets
 
 __all__ = ["HEALTH_DENSE_FROM", "HEALTH_HOURLY_UP_TO", "CostsView", "HealthView", "costs_view", "health_view"]
 

@@ -26,7 +26,7 @@ from taelio_core.api.limits import LimitStore, UserLimits
 from taelio_core.api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from taelio_core.api.problems import PROBLEM_JSON, ApiProblem, install_handlers, problem_response
 from taelio_core.api.service import ApiService, get_service
-from taelio_core.engine import Taelio
+from taelio_core.wiring import Taelio
 
 __all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app"]
 

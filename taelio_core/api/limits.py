@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from taelio_core.policy import RoutingPolicy
+from taelio_core.config.policy import RoutingPolicy
 
 __all__ = ["LimitExceeded", "LimitStore", "MemoryLimitStore", "UserLimits"]
 

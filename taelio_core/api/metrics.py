@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from taelio_core.trace import GenerationResult
+from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["ApiMetrics", "CONTENT_TYPE_LATEST"]
 

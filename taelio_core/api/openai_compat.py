@@ -30,9 +30,10 @@ from taelio_core.api.auth import Caller
 from taelio_core.api.problems import ApiProblem, from_taelio_error
 from taelio_core.api.service import ApiService, authed, get_service
 from taelio_core.errors import AllProvidersFailed
-from taelio_core.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS
-from taelio_core.router import Truncated
-from taelio_core.trace import GenerationResult, Inputs
+from taelio_core.routing.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Truncated
+from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["router"]
 

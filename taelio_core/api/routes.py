@@ -17,10 +17,10 @@ from taelio_core.api.auth import Caller
 from taelio_core.api.problems import ApiProblem
 from taelio_core.api.service import SOURCE, ApiService, authed, get_service
 from taelio_core.api.sse import EVENT_STREAM, single_events, story_events, wants_events
-from taelio_core.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS, MAX_PROMPT_CHARS
-from taelio_core.policy import ChainEntry
-from taelio_core.story_flow import PartStarted, PartText, StoryEvent, astream_story, run_story
-from taelio_core.trace import Inputs
+from taelio_core.config.policy import ChainEntry
+from taelio_core.routing.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS, MAX_PROMPT_CHARS
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.story_flow import PartStarted, PartText, StoryEvent, astream_story, run_story
 
 __all__ = ["router"]
 

@@ -18,11 +18,12 @@ from taelio_core.api.auth import AuthSettings, Caller, Unauthorized, verify_toke
 from taelio_core.api.limits import LimitExceeded, UserLimits
 from taelio_core.api.metrics import ApiMetrics
 from taelio_core.api.problems import ApiProblem, from_taelio_error
-from taelio_core.engine import Taelio
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded
-from taelio_core.router import Router
-from taelio_core.streams import GenerationStream
-from taelio_core.trace import GenerationResult, Inputs, RouteEntry
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
+from taelio_core.routing.streams import GenerationStream
+from taelio_core.routing.trace import GenerationResult, RouteEntry
+from taelio_core.wiring import Taelio
 
 __all__ = ["ApiService", "SOURCE", "authed", "get_service"]
 

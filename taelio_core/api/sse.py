@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 
-from taelio_core.router import Truncated
-from taelio_core.story_flow import PartFinished, PartText, PartTruncated, StoryEvent, StoryFinished
-from taelio_core.streams import GenerationStream
-from taelio_core.trace import GenerationResult
+from taelio_core.routing.router import Truncated
+from taelio_core.routing.story_flow import PartFinished, PartText, PartTruncated, StoryEvent, StoryFinished
+from taelio_core.routing.streams import GenerationStream
+from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["EVENT_STREAM", "single_events", "story_events", "wants_events"]
 

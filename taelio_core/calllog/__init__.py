@@ -7,7 +7,7 @@ from taelio_core.calllog.base import CallLog
 
 if TYPE_CHECKING:
     from taelio_core.calllog.duckdb import DuckDBCallLog
-    from taelio_core.settings import Settings
+    from taelio_core.config.settings import Settings
 
 __all__ = ["CallLog", "DuckDBCallLog", "open_call_log"]
 
@@ -15,7 +15,7 @@ __all__ = ["CallLog", "DuckDBCallLog", "open_call_log"]
 def open_call_log(settings: Settings, path: str | None = None) -> CallLog:
     """The log named by ``path``, else ``DATABASE_URL``, else ``data/taelio.duckdb``."""
     from taelio_core.calllog.duckdb import DuckDBCallLog    # DuckDB, pandas and pyarrow: only when a log is opened
-    from taelio_core.settings import database_path
+    from taelio_core.config.settings import database_path
     target = database_path(path, source="--db") if path else settings.database_path
     return DuckDBCallLog(target, store_text=settings.store_text, journal=settings.journal_mode,
                          adopt=settings.adopt_log)

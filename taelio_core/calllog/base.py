@@ -14,7 +14,7 @@ if TYPE_CHECKING:       # only for annotations: importing pandas costs ~0.6 s, w
     import pandas as pd
     import pyarrow as pa
 
-    from taelio_core.trace import GenerationResult
+    from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["CallLog", "WriterStatus"]
 

@@ -19,7 +19,7 @@ Why it is built this way:
   cost ~5x per insert); a replay, or a bulk load run twice, skips the
   requests already stored instead (an anti-join on request_id within the
   batch's times).
-* DuckDB lets only one process open a file at a time (FACTS.md), and the
+* DuckDB lets only one process open a file at a time, and the
   dashboard and the CLI must share it with the router. Opening, inserting,
   checkpointing and closing on every flush cost 2.5-3.7 ms of CPU per
   request at low rates, competing with the router for the GIL and the
@@ -57,15 +57,15 @@ import pandas as pd
 import pyarrow as pa
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
-from taelio_core.calllog.batch import commit_rows, insert_tables, set_aside
 from taelio_core.calllog.base import CallLog, WriterStatus
+from taelio_core.calllog.batch import commit_rows, insert_tables, set_aside
 from taelio_core.calllog.check import check_log
 from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, read_segment
 from taelio_core.calllog.rows import encode
 from taelio_core.calllog.schema import migrate
 from taelio_core.calllog.sharing import first_line, open_with_retry, others_waiting
 from taelio_core.errors import CallLogError, LogUnusable
-from taelio_core.trace import GenerationResult
+from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S", "migrate", "rows_to_table"]
 

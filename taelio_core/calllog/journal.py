@@ -15,9 +15,10 @@ Layout, next to the database ``x.duckdb``::
 The writer rotates to a new segment when it takes a batch and deletes the old
 ones once that batch is committed. Whoever opens the log next (any process)
 replays the segments of every journal whose lock it can take (its owner is
-dead) with ``INSERT OR IGNORE`` on the tables' primary keys, so a row that
-was committed before the crash is not written twice, and a replay that is
-itself interrupted can simply run again.
+dead). The tables have no primary keys (migration 005 dropped them: they cost
+~5x per insert), so the replay skips the requests already stored (an anti-join
+on ``request_id``, ``duckdb.py``): a row committed before the crash is not
+written twice, and a replay that is itself interrupted can simply run again.
 
 A lock file is created under a temporary name, locked, then renamed, so no
 process can ever see a live owner's lock file unlocked.

@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from taelio_core.trace import GenerationResult, RouteEntry, Skip
+from taelio_core.routing.trace import GenerationResult, RouteEntry, Skip
 
 __all__ = ["ATTEMPT_COLUMNS", "LATER_DEFAULTS", "REQUEST_COLUMNS", "attempt_rows", "encode", "micros", "request_row", "sha256"]
 

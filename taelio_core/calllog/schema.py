@@ -403,7 +403,7 @@ CREATE TABLE experiment_grades (
 );
 """),
     ("008_alerts", """
--- Budget and outage alerts (taelio_core/alerts.py). One row per alert key: an alert is delivered
+-- Budget and outage alerts (taelio_core/monitoring/alerts.py). One row per alert key: an alert is delivered
 -- once per threshold per period, whoever checks first claims it.
 CREATE TABLE alerts (
     alert_key       VARCHAR PRIMARY KEY,    -- kind|subject|period

@@ -1,6 +1,6 @@
 """How several processes share one DuckDB file: open with lock retry, and say when you are waiting.
 
-DuckDB lets one process at a time open a file (FACTS.md): while the router's
+DuckDB lets one process at a time open a file: while the router's
 writer holds the call log, the dashboard and the CLI cannot even read it. The
 writer wants to hold it (an open, insert, checkpoint and close per flush costs
 milliseconds of CPU; an insert into an open connection, a fraction of one),

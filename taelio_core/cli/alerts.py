@@ -2,7 +2,7 @@
 
 ``check`` is what a cron job or systemd timer runs every minute, so alerts
 reach people when nobody has the dashboard open; each alert still goes out
-once per threshold per period (``taelio_core.alerts``).
+once per threshold per period (``taelio_core.monitoring.alerts``).
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import sys
 
 import pandas as pd
 
-from taelio_core.alerts import check_alerts, recent_alerts, webhook_from
 from taelio_core.cli import add_json_flag, emit_json
 from taelio_core.cli.common import open_engine
 from taelio_core.errors import TaelioError
+from taelio_core.monitoring.alerts import check_alerts, recent_alerts, webhook_from
 
 __all__ = ["register"]
 

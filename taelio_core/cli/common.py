@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 from taelio_core.formatting import money
 
 if TYPE_CHECKING:
-    from taelio_core.engine import Taelio
+    from taelio_core.wiring import Taelio
 
 __all__ = ["money", "open_engine"]
 
 
 def open_engine(args: argparse.Namespace, *, log: bool = True) -> Taelio:
-    from taelio_core.engine import Taelio      # imported when a command runs, not when the CLI parses
+    from taelio_core.wiring import Taelio      # imported when a command runs, not when the CLI parses
     return Taelio.open(policy=args.policy, database=args.db, log=log)

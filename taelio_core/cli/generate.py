@@ -8,10 +8,12 @@ from typing import TextIO
 from taelio_core.cli import EXIT_ALL_FAILED, add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, InputError
-from taelio_core.inputs import read_prompt
-from taelio_core.router import Truncated
-from taelio_core.story_flow import FULL, PartFinished, PartStarted, PartText, PartTruncated, StoryFinished, stream_story
-from taelio_core.trace import GenerationResult, Inputs, retry_words
+from taelio_core.routing.inputs import read_prompt
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Truncated
+from taelio_core.routing.story_flow import (FULL, PartFinished, PartStarted, PartText, PartTruncated, StoryFinished,
+                                           stream_story)
+from taelio_core.routing.trace import GenerationResult, retry_words
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,10 +14,10 @@ import pandas as pd
 
 from taelio_core.cli import add_json_flag, emit_json
 from taelio_core.cli.common import money, open_engine
-from taelio_core.health import health_report
+from taelio_core.monitoring.health import health_report
 
 if TYPE_CHECKING:
-    from taelio_core.engine import Taelio
+    from taelio_core.wiring import Taelio
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

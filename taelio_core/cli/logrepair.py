@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_repair(args: argparse.Namespace) -> int:
     from taelio_core.calllog.repair import repair_log
-    from taelio_core.settings import database_path, load_settings
+    from taelio_core.config.settings import database_path, load_settings
     settings = load_settings()
     path = database_path(args.db, source="--db") if args.db else settings.database_path
     done = repair_log(path, store_text=settings.store_text)

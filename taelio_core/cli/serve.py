@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_token(args: argparse.Namespace) -> int:
     from taelio_core.api.auth import AuthSettings, mint_token, parse_ttl
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
 
     auth = AuthSettings.from_env()
     ttl = parse_ttl(args.ttl)
@@ -51,7 +51,7 @@ def run_token(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from taelio_core.api.auth import AuthSettings
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
 
     AuthSettings.from_env()                 # no secret, no server: one sentence, exit 2
     if not 0 < args.port < 65536:

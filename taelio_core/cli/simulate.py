@@ -14,17 +14,17 @@ import sys
 from datetime import timedelta
 
 from taelio_core.calllog import open_call_log
+from taelio_core.calllog.sources import REPLAY_SOURCES
 from taelio_core.cli import add_json_flag, emit_json
-from taelio_core.formatting import metric
+from taelio_core.config.policy_parser import load_policy
+from taelio_core.config.settings import load_settings
 from taelio_core.errors import InputError
-from taelio_core.policy import load_policy
+from taelio_core.formatting import metric
 from taelio_core.sandbox.fitting import fit_models
 from taelio_core.sandbox.models import SCENARIOS, models_from_policy, parse_scenario
 from taelio_core.sandbox.simulation import SimulationReport, progress_printer, simulate
 from taelio_core.sandbox.store import save_report
-from taelio_core.calllog.sources import REPLAY_SOURCES
 from taelio_core.sandbox.traffic import parse_window, replay_traffic, synthetic_traffic
-from taelio_core.settings import load_settings
 
 MAX_REQUESTS = 5_000_000
 

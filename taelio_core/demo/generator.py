@@ -2,7 +2,7 @@
 
 ``generate_demo_data`` runs the same ``Router`` live traffic uses, with the
 one simulator (``providers.simulated``) for every provider, over
-``demo_traffic`` in the sandbox's virtual time (``sandbox.engine``): chains,
+``demo_traffic`` in the sandbox's virtual time (``sandbox/replay.py``): chains,
 retries, back-offs, breakers, hedging, pricing and the log rows are the live
 code's, so demo figures cannot disagree with what routing does. Time is
 virtual, so 30 days of traffic take seconds.
@@ -23,16 +23,17 @@ from datetime import UTC, datetime, timedelta
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
 from taelio_core.calllog.base import CallLog
 from taelio_core.calllog.rows import encode
-from taelio_core.clock import LoopClock
+from taelio_core.config.policy import RoutingPolicy
 from taelio_core.demo.traffic import DemoTraffic, demo_outages, demo_traffic
 from taelio_core.errors import TaelioError
-from taelio_core.policy import RoutingPolicy
 from taelio_core.providers.simulated import CURRENT_REQUEST, Outage, RequestSpec, Script
-from taelio_core.router import Router
-from taelio_core.sandbox.engine import run_in_virtual_time, sandbox_providers
+from taelio_core.routing.clock import LoopClock
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
+from taelio_core.routing.trace import GenerationResult
 from taelio_core.sandbox.loop import VirtualTimeLoop
 from taelio_core.sandbox.models import ModelSet, models_from_policy
-from taelio_core.trace import GenerationResult, Inputs
+from taelio_core.sandbox.replay import run_in_virtual_time, sandbox_providers
 
 __all__ = ["DEFAULT_REQUESTS_PER_DAY", "generate_demo_data"]
 

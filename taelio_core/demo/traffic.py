@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from taelio_core.policy import RoutingPolicy
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.routing.inputs import Inputs
 from taelio_core.sandbox.traffic import DEFAULT_TOKENS, Traffic
-from taelio_core.trace import Inputs
 
 __all__ = ["DemoOutage", "DemoTraffic", "GENRES", "PREMISES", "TONES", "demo_outages", "demo_traffic"]
 

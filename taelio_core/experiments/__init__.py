@@ -21,12 +21,12 @@ from taelio_core.experiments.model import (
     VariantSpec,
     cross_variants,
 )
+from taelio_core.calllog.base import CallLog
 from taelio_core.experiments.results import ExperimentResults, results
 from taelio_core.experiments.runner import CancelToken, CostEstimate, ExperimentRunner, Progress, RunHandle
 from taelio_core.experiments.store import CHOICES, ExperimentStore
 from taelio_core.experiments.voting import Matchup, next_matchup
-from taelio_core.router import Router
-from taelio_core.calllog.base import CallLog
+from taelio_core.routing.router import Router
 
 __all__ = [
     "CHOICES", "CancelToken", "Cell", "CostEstimate", "Experiment", "ExperimentResults", "ExperimentRunner",

@@ -15,7 +15,7 @@ import json
 import re
 
 from taelio_core.errors import InputError
-from taelio_core.inputs import MAX_FIELD_CHARS, MAX_PROMPT_CHARS, check_text
+from taelio_core.routing.inputs import MAX_FIELD_CHARS, MAX_PROMPT_CHARS, check_text
 
 __all__ = ["MAX_ROWS", "parse_csv", "single_prompt", "validate_set_name"]
 

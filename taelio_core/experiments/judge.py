@@ -22,10 +22,11 @@ from taelio_core.experiments.model import Experiment, InputRow
 from taelio_core.experiments.runner import CancelToken, Progress, RunHandle
 from taelio_core.experiments.store import ExperimentStore
 from taelio_core.formatting import money
-from taelio_core.generation import ChatRequest, GenerationSettings
-from taelio_core.router import Router
-from taelio_core.runtime import background_loop
-from taelio_core.trace import GenerationResult, Inputs
+from taelio_core.routing.generation import ChatRequest, GenerationSettings
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
+from taelio_core.routing.runtime import background_loop
+from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["JUDGE_TASK", "Judge", "parse_judgment"]
 

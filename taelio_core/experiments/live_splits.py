@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from taelio_core.calllog.base import CallLog
-from taelio_core.stats import wilson
+from taelio_core.experiments.stats import wilson
 
 __all__ = ["SplitAnalysis", "analyse_splits"]
 

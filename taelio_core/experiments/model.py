@@ -15,10 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from taelio_core.config.policy import ChainEntry, RoutingPolicy
 from taelio_core.errors import InputError
 from taelio_core.experiments.assertions import Assertion, AssertionSpec
-from taelio_core.generation import ChatRequest, GenerationSettings
-from taelio_core.policy import ChainEntry, RoutingPolicy
+from taelio_core.routing.generation import ChatRequest, GenerationSettings
 
 __all__ = ["Cell", "Experiment", "ExperimentSpec", "InputRow", "Variant", "VariantSpec", "cross_variants",
            "placeholders"]

@@ -16,7 +16,7 @@ import pandas as pd
 from taelio_core.experiments.assertions import check
 from taelio_core.experiments.model import Experiment
 from taelio_core.experiments.store import ExperimentStore
-from taelio_core.stats import (
+from taelio_core.experiments.stats import (
     BradleyTerry,
     PairedDifference,
     Verdict,

@@ -29,14 +29,14 @@ from typing import Any
 
 import pandas as pd
 
-from taelio_core.budgets import estimate_input_tokens
 from taelio_core.errors import TaelioError
 from taelio_core.experiments.model import Cell, Experiment, InputRow, Variant
 from taelio_core.experiments.store import ExperimentStore
 from taelio_core.formatting import money
-from taelio_core.router import Router
-from taelio_core.runtime import background_loop
-from taelio_core.trace import Inputs
+from taelio_core.guards.budgets import estimate_input_tokens
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
+from taelio_core.routing.runtime import background_loop
 
 __all__ = ["CancelToken", "CostEstimate", "ExperimentRunner", "Progress", "RunHandle"]
 

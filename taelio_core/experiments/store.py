@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 
 from taelio_core.calllog.base import CallLog
+from taelio_core.config.policy import RoutingPolicy
 from taelio_core.errors import InputError
 from taelio_core.experiments.assertions import Assertion, validate
 from taelio_core.experiments.dataset import rows_json, validate_set_name
 from taelio_core.experiments.model import Cell, Experiment, ExperimentSpec, InputRow, Variant, build_variants
-from taelio_core.generation import GenerationSettings
-from taelio_core.policy import RoutingPolicy
+from taelio_core.routing.generation import GenerationSettings
 
 __all__ = ["CHOICES", "ExperimentStore"]
 

@@ -14,8 +14,8 @@ from taelio_core.providers.registry import ProviderKind, find_kind, register_pro
 from taelio_core.providers.simulated import SimProfile, SimulatedProvider, profile_from_config
 
 if TYPE_CHECKING:  # the policy and settings import this package's registry: no import cycle at run time
-    from taelio_core.policy import RoutingPolicy
-    from taelio_core.settings import Settings
+    from taelio_core.config.policy import RoutingPolicy
+    from taelio_core.config.settings import Settings
 
 __all__ = ["Availability", "Provider", "ProviderKind", "SimProfile", "SimulatedProvider", "SIM_TIMEOUT_WAIT_S",
            "build_providers", "profile_from_config", "register_provider"]

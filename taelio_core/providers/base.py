@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from taelio_core.errors import BadResponse, ProviderError, register_secret
 from taelio_core.redaction import register_url_secrets, safe_url
-from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 
 __all__ = ["Availability", "LoopLocal", "Provider", "billed", "close_quietly"]
 

@@ -10,8 +10,8 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from taelio_core.generation import ChatRequest, Completion, StreamEvent, Usage
 from taelio_core.providers.base import Provider, chunked
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEvent, Usage
 
 __all__ = ["FunctionProvider"]
 

@@ -20,9 +20,9 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError, UnexpectedError
-from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
 from taelio_core.providers.registry import find_kind
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.transport import (
     async_transport,
     detail_of,

@@ -18,9 +18,9 @@ from typing import Any
 import openai
 
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited, UnexpectedError
-from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
 from taelio_core.providers.registry import find_kind
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.transport import (
     connection_failure,
     detail_of,

@@ -5,7 +5,10 @@ its models behaves is a ``SimProfile``: lognormal latency and time to first
 token, failure rates by error class, Retry-After, mean output length and
 outages (windows of loop time in which every call fails one way); per-provider
 rate limits are token buckets. Every failure is one of ``ERROR_CLASSES``, the
-one vocabulary, named as the call log names error types.
+one vocabulary, named as the call log names error types. A simulated timeout
+hangs like a real one (or ``timeout_wait_s``, a few seconds in demo mode) until
+the router's attempt timeout cuts it: the entry's ``timeout_s``, or its share of
+the request's deadline when that is less (``docs/resilience.md``).
 
 The answer is derived from the rendered request (system and user prompt):
 its text, its output length and its token counts, so two prompt variants give
@@ -40,11 +43,11 @@ from taelio_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from taelio_core.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 from taelio_core.providers.base import Availability, Provider
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEnd, StreamEvent, TextDelta, Usage
 
 if TYPE_CHECKING:  # the policy imports the provider registry, which loads this package: no import at run time
-    from taelio_core.policy import SimulatorConfig
+    from taelio_core.config.policy_schema import SimulatorConfig
 
 __all__ = ["CURRENT_REQUEST", "ERROR_CLASSES", "Outage", "RateLimit", "RequestSpec", "Script", "ScriptedTry",
            "SimProfile", "SimulatedProvider", "profile_from_config", "simulated_text"]
@@ -107,8 +110,9 @@ class SimProfile:
     outages: tuple[Outage, ...] = ()
     stream_cut_rate: float = 0.0       # share of answered streams that break mid-answer (a truncated answer)
     speed: float = 1.0                 # multiply all delays (0 = instant, for tests)
-    # How long a simulated timeout hangs before it fails. None waits out the attempt's whole timeout, as a
-    # real provider would; demo mode sets a few seconds, so nobody sits through a 30 s timeout on Generate.
+    # How long a simulated timeout hangs before it fails. None hangs for the entry's timeout_s, and the
+    # router's attempt timeout (at most the entry's share of the deadline) cuts it first, as it cuts a real
+    # provider; demo mode sets a few seconds, so nobody sits through a long timeout on Generate.
     timeout_wait_s: float | None = None
 
 
@@ -337,8 +341,9 @@ class SimulatedProvider(Provider):
         p = self._profile(model)
         if error_class == "timeout" and p.timeout_wait_s is not None \
                 and p.timeout_wait_s < request.settings.timeout_s:
-            message += (f" (cut to {p.timeout_wait_s:g} s in the simulator; a real provider would "
-                        f"take the whole {request.settings.timeout_s:g} s attempt timeout)")
+            message += (f" (cut to {p.timeout_wait_s:g} s in the simulator; a real provider would hang until "
+                        f"the attempt's timeout: {request.settings.timeout_s:g} s, or its share of the deadline "
+                        f"if that is less)")
         if known.error is RateLimited:
             return RateLimited(message, provider=self.name, model=model, http_status=known.http_status,
                                retry_after=retry_after)

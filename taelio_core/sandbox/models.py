@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from taelio_core.config.policy import RoutingPolicy
 from taelio_core.errors import InputError
-from taelio_core.policy import RoutingPolicy
 from taelio_core.providers.simulated import ERROR_CLASSES, Outage, RateLimit, SimProfile, profile_from_config
 
 __all__ = [

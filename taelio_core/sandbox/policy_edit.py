@@ -17,8 +17,10 @@ from typing import Any
 import pandas as pd
 import tomli_w
 
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.config.policy_parser import parse_policy
+from taelio_core.config.policy_schema import _PolicyModel
 from taelio_core.errors import ConfigError
-from taelio_core.policy import RoutingPolicy, _PolicyModel, parse_policy
 
 __all__ = ["apply_chain_table", "apply_settings_table", "chain_table", "policy_from_toml", "policy_to_toml",
            "renamed", "settings_sections", "settings_table"]

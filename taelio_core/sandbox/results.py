@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from taelio_core.policy import RoutingPolicy
-from taelio_core.sandbox.engine import ArmRun
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.sandbox.replay import ArmRun
 
 __all__ = ["METRICS", "compare", "provider_summary", "tier_summary", "time_series"]
 

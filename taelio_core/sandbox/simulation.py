@@ -20,10 +20,11 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.config.policy_parser import parse_policy
 from taelio_core.errors import InputError
-from taelio_core.policy import RoutingPolicy, parse_policy
-from taelio_core.sandbox.engine import ArmRun, GuardFactory, Progress, SimulationCancelled, run_policy
 from taelio_core.sandbox.models import ModelSet, Scenario, apply_scenario
+from taelio_core.sandbox.replay import ArmRun, GuardFactory, Progress, SimulationCancelled, run_policy
 from taelio_core.sandbox.results import compare, provider_summary, tier_summary, time_series
 from taelio_core.sandbox.traffic import Traffic
 

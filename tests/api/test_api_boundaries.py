@@ -23,7 +23,7 @@ def test_only_the_api_package_and_the_serve_command_import_the_web_stack() -> No
 
 
 def test_the_core_and_the_cli_load_no_web_framework_until_serve_runs() -> None:
-    code = ("import sys, taelio_core, taelio_core.cli, taelio_core.engine, taelio_core.story_flow\n"
+    code = ("import sys, taelio_core, taelio_core.cli, taelio_core.wiring, taelio_core.routing.story_flow\n"
             "taelio_core.cli.build_parser()\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             f"{sorted(WEB_STACK)!r}))")

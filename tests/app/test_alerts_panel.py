@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from taelio_core.alerts import WEBHOOK_ENV
+from taelio_core.monitoring.alerts import WEBHOOK_ENV
 from tests.app.conftest import make_app, open_page
 from tests.seeded_log import build_results, clock_now, seed_log
 from tests.test_alerts import SECRET_PATH, _tiny_budget_policy, hook  # noqa: F401 - the local webhook fixture

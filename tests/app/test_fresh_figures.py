@@ -14,7 +14,7 @@ import pytest
 from taelio_core.calllog import DuckDBCallLog
 from tests.app.conftest import make_app, metric, open_page
 from tests.seeded_log import build_results
-from ui import engine as ui_engine
+from ui import cache as ui_cache
 from ui.text import fmt_pct, money
 
 pytestmark = pytest.mark.timeout(180)
@@ -39,7 +39,7 @@ def test_a_request_logged_elsewhere_shows_up_on_costs_and_health(seeded_app):
     with DuckDBCallLog(seeded_app.path) as other:
         for result in more:
             other.record(result)
-    ui_engine._count.clear()           # what the data version's 2 s TTL does on its own
+    ui_cache._count.clear()           # what the data version's 2 s TTL does on its own
 
     at.run()
     spend_after, requests_after = _raw_spend(seeded_app.path, start)

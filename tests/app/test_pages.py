@@ -128,17 +128,17 @@ def test_generate_every_provider_failed_is_one_sentence_with_the_trace(tmp_path:
 
 
 def test_generate_renders_model_output_without_html_or_remote_images(tmp_path: Path, monkeypatch):
-    from taelio_core.engine import Taelio
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
     from taelio_core.providers.function import FunctionProvider
-    from taelio_core.router import Router
+    from taelio_core.routing.router import Router
+    from taelio_core.wiring import Taelio
 
     hostile = 'Hi ![pixel](http://evil.example/p.png) <img src="http://evil.example/x.png"> <script>x()</script>'
     policy = parse_policy(FAILING_FIRST_POLICY)
     providers = {"alpha": FunctionProvider("alpha", lambda m, r: hostile),
                  "beta": FunctionProvider("beta", lambda m, r: "unused")}
     log = DuckDBCallLog(tmp_path / "h.duckdb")
-    from taelio_core.settings import load_settings
+    from taelio_core.config.settings import load_settings
     engine = Taelio(policy=policy, settings=load_settings(env={}), providers=providers,
                     router=Router(policy, providers, sink=log), log=log, mode="live")
     at = _generate_idea(tmp_path, monkeypatch, FAILING_FIRST_POLICY, taelio_engine=engine)

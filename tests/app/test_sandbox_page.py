@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from taelio_core.policy import parse_policy
+from taelio_core.config.policy_parser import parse_policy
 from tests.app.conftest import make_app
 from tests.policies import fast_current_policy_text
 

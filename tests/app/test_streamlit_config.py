@@ -20,5 +20,5 @@ def test_the_file_watcher_skips_every_file_in_the_projects_venv_and_nothing_of_t
     globs = CONFIG["server"]["folderWatchBlacklist"]
     own = [g for g in globs if file_util.file_is_in_folder_glob(str(ROOT / ".venv/lib/python3.11/site-packages/x/y.py"), g)]
     assert own, f"no glob of {globs} matches a file in {ROOT / '.venv'}"
-    for app_file in ("app.py", "pages/costs.py", "ui/shell.py", "taelio_core/router.py"):
+    for app_file in ("app.py", "pages/costs.py", "ui/shell.py", "taelio_core/routing/router.py"):
         assert not any(file_util.file_is_in_folder_glob(str(ROOT / app_file), g) for g in globs), app_file

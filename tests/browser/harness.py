@@ -2,7 +2,7 @@
 
 Shared by the browser tests and ``benchmarks/bench_pages.py``. A page counts
 as fully drawn when the script has stopped running, no skeleton is left, and
-every Plotly chart has drawn its SVG (the recipe in FACTS.md).
+every Plotly chart has drawn its SVG.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from taelio_core.policy import parse_policy
+from taelio_core.config.policy_parser import parse_policy
 from tests.browser.harness import screenshot, streamlit_server, wait_drawn
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]

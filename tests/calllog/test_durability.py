@@ -12,7 +12,7 @@ import pytest
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.calllog.journal import Journal, encode_record, journal_dir
 from taelio_core.calllog.rows import encode
-from taelio_core.trace import GenerationResult
+from taelio_core.routing.trace import GenerationResult
 from tests.calllog.traffic import finished_results, start_child
 
 

@@ -13,9 +13,9 @@ from taelio_core.calllog import DuckDBCallLog, open_call_log, schema
 from taelio_core.calllog.journal import journal_dir
 from taelio_core.calllog.rows import sha256
 from taelio_core.calllog.schema import MIGRATIONS, migrate
+from taelio_core.config.settings import load_settings
 from taelio_core.errors import AllProvidersFailed, CallLogError, ConfigError
-from taelio_core.settings import load_settings
-from taelio_core.trace import Inputs
+from taelio_core.routing.inputs import Inputs
 from tests.calllog.traffic import faulty_router
 
 ROOT = Path(__file__).resolve().parents[2]

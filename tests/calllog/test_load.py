@@ -9,7 +9,7 @@ import pytest
 
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.errors import AllProvidersFailed
-from taelio_core.trace import Inputs
+from taelio_core.routing.inputs import Inputs
 from tests.calllog.traffic import faulty_router
 
 N = 1000

@@ -12,7 +12,7 @@ import pytest
 
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.errors import CallLogError
-from taelio_core.trace import GenerationResult
+from taelio_core.routing.trace import GenerationResult
 from tests.calllog.traffic import finished_results
 
 ROOT = Path(__file__).resolve().parents[2]

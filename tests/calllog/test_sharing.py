@@ -19,7 +19,7 @@ from taelio_core.calllog.journal import Journal, encode_record
 from taelio_core.calllog.rows import encode
 from taelio_core.calllog.schema import MIGRATIONS, migrate
 from taelio_core.calllog.sharing import waiting_dir
-from taelio_core.trace import GenerationResult
+from taelio_core.routing.trace import GenerationResult
 from tests.calllog.traffic import finished_results, start_child
 
 ROOT = Path(__file__).resolve().parents[2]

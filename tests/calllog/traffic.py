@@ -26,10 +26,10 @@ from taelio_core.errors import (  # noqa: E402
     ProviderUnavailable,
     RateLimited,
 )
-from taelio_core.generation import ChatRequest, Completion, Usage  # noqa: E402
-from taelio_core.policy import load_policy  # noqa: E402
+from taelio_core.config.policy_parser import load_policy  # noqa: E402
 from taelio_core.providers.function import FunctionProvider  # noqa: E402
-from taelio_core.router import CallSink, Router  # noqa: E402
+from taelio_core.routing.generation import ChatRequest, Completion, Usage  # noqa: E402
+from taelio_core.routing.router import CallSink, Router  # noqa: E402
 
 FAULTS = [
     (RateLimited, 429), (ProviderUnavailable, 503), (ProviderTimeout, None), (AuthFailed, 401),
@@ -60,7 +60,7 @@ def faulty_router(sink: CallSink | None, *, fault_rate: float = 0.2, seed: int =
 def finished_results(n: int, *, seed: int = 0, fault_rate: float = 0.2) -> list:
     """``n`` finished requests (ok or failed, with their attempts) from ``faulty_router``, cycling tiers and tasks."""
     from taelio_core.errors import AllProvidersFailed
-    from taelio_core.trace import Inputs
+    from taelio_core.routing.inputs import Inputs
 
     router = faulty_router(None, fault_rate=fault_rate, seed=seed)
     tiers, tasks = router.policy.tiers, router.policy.tasks
@@ -87,7 +87,7 @@ def start_child(db: Path, *args: str) -> subprocess.Popen[str]:
 def main() -> None:
     from taelio_core.calllog import DuckDBCallLog
     from taelio_core.errors import AllProvidersFailed
-    from taelio_core.trace import Inputs
+    from taelio_core.routing.inputs import Inputs
 
     parser = argparse.ArgumentParser()
     parser.add_argument("db")

@@ -14,10 +14,10 @@ import pytest
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.calllog.totals import parse_since
 from taelio_core.cli import main
+from taelio_core.config.policy_parser import load_policy
 from taelio_core.demo import generate_demo_data
-from taelio_core.policy import load_policy
-from taelio_core.trace import Attempt, GenerationResult
-from taelio_core.generation import Usage
+from taelio_core.routing.generation import Usage
+from taelio_core.routing.trace import Attempt, GenerationResult
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from taelio_core.calllog import DuckDBCallLog
-from taelio_core.clock import LoopClock
+from taelio_core.config.policy_parser import parse_policy
 from taelio_core.experiments import Experiments
-from taelio_core.policy import parse_policy
 from taelio_core.providers import SimProfile, SimulatedProvider
-from taelio_core.router import Router
+from taelio_core.routing.clock import LoopClock
+from taelio_core.routing.router import Router
 from tests.policies import policy_text
 
 POLICY = policy_text(

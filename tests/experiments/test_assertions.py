@@ -6,7 +6,7 @@ import pytest
 from taelio_core.errors import InputError
 from taelio_core.experiments import ExperimentSpec, Experiments, VariantSpec, parse_csv
 from taelio_core.experiments.assertions import Assertion, check, parse_checks, parse_grade
-from taelio_core.generation import Completion
+from taelio_core.routing.generation import Completion
 from tests.experiments.virtual_time import run_virtual
 
 

@@ -107,8 +107,8 @@ def test_the_judge_asks_both_orders_and_counts_only_consistent_verdicts(experime
 
 
 def test_the_judge_says_why_it_cannot_run_without_a_judge_table(sim, log, tmp_path) -> None:  # noqa: ANN001
-    from taelio_core.policy import parse_policy
-    from taelio_core.router import Router
+    from taelio_core.config.policy_parser import parse_policy
+    from taelio_core.routing.router import Router
     from tests.experiments.conftest import POLICY
     policy = parse_policy(POLICY.split("[judge]")[0], source="nojudge.toml")
     ex = Experiments.open(Router(policy, {"sim": sim}, sink=log), log)

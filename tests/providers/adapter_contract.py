@@ -26,8 +26,8 @@ from taelio_core.errors import (
     RateLimited,
     UnexpectedError,
 )
-from taelio_core.generation import ChatRequest, Completion, GenerationSettings, StreamEnd, TextDelta, Usage
 from taelio_core.providers.base import Provider
+from taelio_core.routing.generation import ChatRequest, Completion, GenerationSettings, StreamEnd, TextDelta, Usage
 from tests.fakeserver import FakeServer, Fault
 
 T = TypeVar("T")

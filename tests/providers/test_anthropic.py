@@ -14,8 +14,8 @@ from taelio_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from taelio_core.generation import Usage
 from taelio_core.providers.anthropic import AnthropicProvider, map_error
+from taelio_core.routing.generation import Usage
 from tests.fakeserver import FakeServer
 from tests.providers.adapter_contract import (
     HTTP_REQUEST,

@@ -13,8 +13,8 @@ from taelio_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from taelio_core.generation import Usage
 from taelio_core.providers.gemini import GeminiProvider, map_error
+from taelio_core.routing.generation import Usage
 from tests.fakeserver import FakeServer, Fault
 from tests.providers.adapter_contract import (
     SYSTEM,

@@ -4,12 +4,12 @@ from __future__ import annotations
 import openai
 import pytest
 
-from taelio_core.generation import Usage
-from taelio_core.policy import parse_policy, policy_path
+from taelio_core.config.policy_parser import parse_policy, policy_path
+from taelio_core.config.settings import load_settings
 from taelio_core.providers import build_providers
 from taelio_core.providers.openai import map_error
 from taelio_core.providers.openai_compatible import OpenAICompatibleProvider
-from taelio_core.settings import load_settings
+from taelio_core.routing.generation import Usage
 from tests.fakeserver import FakeServer
 from tests.providers.adapter_contract import AdapterContract, call, chat_request, stream_deltas
 from tests.providers.test_openai import SDK_CASES

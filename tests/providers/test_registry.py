@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from taelio_core.config.pricing import Pricer, catalogue_provider
+from taelio_core.config.settings import KEY_ENV, load_settings
 from taelio_core.errors import ConfigError
-from taelio_core.generation import Usage
-from taelio_core.pricing import Pricer, catalogue_provider
 from taelio_core.providers import build_providers
 from taelio_core.providers.registry import find_kind, kind_names
-from taelio_core.router import Router
-from taelio_core.settings import KEY_ENV, load_settings
-from taelio_core.trace import Inputs
+from taelio_core.routing.generation import Usage
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
 from tests.policies import build_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,8 @@ def test_the_built_in_kinds_carry_the_facts_that_used_to_be_spread_over_four_mod
 
 
 def test_importing_the_registry_and_the_policy_imports_no_provider_sdk() -> None:
-    code = ("import sys, taelio_core.policy, taelio_core.settings, taelio_core.pricing, taelio_core.providers\n"
+    code = ("import sys, taelio_core.config.policy_parser, taelio_core.config.settings, taelio_core.config.pricing, "
+            "taelio_core.providers\n"
             "print(','.join(m for m in ('openai', 'anthropic', 'google.genai') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr

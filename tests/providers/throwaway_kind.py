@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from taelio_core.generation import ChatRequest, Completion, StreamEvent, Usage
 from taelio_core.providers import Provider, register_provider
 from taelio_core.providers.base import chunked
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEvent, Usage
 
 
 @register_provider(label="Throwaway", sdk=None, key_env=("THROWAWAY_API_KEY", "THROWAWAY_TOKEN"),

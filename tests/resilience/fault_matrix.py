@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from taelio_core.engine import Taelio
+from taelio_core.config.policy_parser import parse_policy
+from taelio_core.config.settings import load_settings
 from taelio_core.errors import TaelioError
-from taelio_core.policy import parse_policy
-from taelio_core.router import Truncated
-from taelio_core.settings import load_settings
-from taelio_core.trace import GenerationResult
-from taelio_core.inputs import Inputs
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Truncated
+from taelio_core.routing.trace import GenerationResult
+from taelio_core.wiring import Taelio
 from tests.fakeserver import FakeServer, Fault, closed_port
 
 MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from taelio_core.config.policy import RoutingPolicy
 from taelio_core.errors import ProviderError
-from taelio_core.generation import ChatRequest, Completion, StreamEnd, TextDelta, Usage
-from taelio_core.policy import RoutingPolicy
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.router import Router
-from taelio_core.inputs import Inputs
+from taelio_core.routing.generation import ChatRequest, Completion, StreamEnd, TextDelta, Usage
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
 from tests.policies import build_policy
 
 INPUTS = Inputs(prompt="A lighthouse keeper finds a message")

@@ -12,9 +12,9 @@ import io
 import pytest
 
 from taelio_core.cli import main
+from taelio_core.config.settings import ACCEPTED_DB_FORMS, database_path
 from taelio_core.errors import ConfigError, InputError
-from taelio_core.inputs import MAX_PROMPT_CHARS, read_prompt
-from taelio_core.settings import ACCEPTED_DB_FORMS, database_path
+from taelio_core.routing.inputs import MAX_PROMPT_CHARS, read_prompt
 from tests.resilience.test_bad_input import taelio
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from taelio_core.config.settings import load_settings
 from taelio_core.errors import ConfigError, InputError
-from taelio_core.inputs import MAX_PROMPT_CHARS
-from taelio_core.settings import load_settings
-from taelio_core.inputs import Inputs
+from taelio_core.routing.inputs import MAX_PROMPT_CHARS
+from taelio_core.routing.inputs import Inputs
 from tests.resilience.support import policy, router, run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from taelio_core.breakers import CircuitBreakers
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.errors import AuthFailed, BadRequest, ModelNotFound, ProviderUnavailable
-from taelio_core.health import BreakerEventLog, health_report
+from taelio_core.guards.breakers import CircuitBreakers
+from taelio_core.guards.resilience import BreakerConfig
+from taelio_core.monitoring.health import BreakerEventLog, health_report
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.resilience import BreakerConfig
 from tests.resilience.support import INPUTS, FakeClock, policy, router, run, scripted
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import duckdb
 
-from taelio_core.budget_ledger import LedgerBudgetStore, ledger_path
-from taelio_core.engine import Taelio
+from taelio_core.config.settings import load_settings
 from taelio_core.errors import BudgetExceeded
 from taelio_core.formatting import money
-from taelio_core.settings import load_settings
-from taelio_core.trace import Inputs
+from taelio_core.guards.budget_ledger import LedgerBudgetStore, ledger_path
+from taelio_core.routing.inputs import Inputs
+from taelio_core.wiring import Taelio
 from tests.policies import policy_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from taelio_core.budgets import BudgetGuard, SpendRow, estimate_input_tokens, spend_from_log
 from taelio_core.calllog import DuckDBCallLog
+from taelio_core.config.policy import ChainEntry
+from taelio_core.config.pricing import Pricer
 from taelio_core.errors import BudgetExceeded, ConfigError
-from taelio_core.generation import Completion, Usage
-from taelio_core.policy import ChainEntry
-from taelio_core.pricing import Pricer
+from taelio_core.guards.budgets import BudgetGuard, SpendRow, estimate_input_tokens, spend_from_log
 from taelio_core.providers.function import FunctionProvider
+from taelio_core.routing.generation import Completion, Usage
 from tests.resilience.support import INPUTS, FakeClock, policy, router, run, scripted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,7 +193,7 @@ def test_cli_hard_stop_exits_4_with_one_sentence(tmp_path):
 
 
 def test_a_stream_abandoned_mid_way_releases_its_reservation():
-    from taelio_core.generation import StreamEnd, TextDelta
+    from taelio_core.routing.generation import StreamEnd, TextDelta
 
     def events(model, request):
         yield TextDelta(text="first words")

@@ -14,11 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from taelio_core.policy import parse_policy
-from taelio_core.pricing import Pricer
+from taelio_core.config.policy_parser import parse_policy
+from taelio_core.config.pricing import Pricer
+from taelio_core.config.settings import load_settings
 from taelio_core.providers import build_providers
-from taelio_core.router import Router
-from taelio_core.settings import load_settings
+from taelio_core.routing.router import Router
 from tests.fakeserver import FakeServer, Fault
 from tests.resilience.fault_matrix import INPUTS, KEYS, MODELS
 

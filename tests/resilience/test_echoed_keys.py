@@ -13,10 +13,10 @@ import json
 import duckdb
 import pytest
 
-from taelio_core.engine import Taelio
+from taelio_core.config.settings import load_settings
 from taelio_core.errors import AllProvidersFailed
 from taelio_core.redaction import redact, register_secret, safe_url
-from taelio_core.settings import load_settings
+from taelio_core.wiring import Taelio
 from tests.fakeserver.server import echoed_key_shapes
 from tests.resilience.support import INPUTS
 from tests.resilience.test_secrets import LIVE_POLICY, _main, scan_database

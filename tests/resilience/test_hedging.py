@@ -4,10 +4,10 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
-from taelio_core.clock import LoopClock
 from taelio_core.errors import ProviderUnavailable
+from taelio_core.guards.resilience import HedgeConfig
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.resilience import HedgeConfig
+from taelio_core.routing.clock import LoopClock
 from tests.resilience.support import INPUTS, answer, never, router, run, scripted, streaming, words
 
 HEDGE = "[resilience]\nmax_retries = 0\n[hedging.pro]\nafter_ms = 1\nfloor_ms = 0\n"

@@ -8,7 +8,7 @@ import pytest
 
 from datetime import datetime, timezone
 
-from taelio_core.clock import LoopClock
+from taelio_core.routing.clock import LoopClock
 from taelio_core.errors import (
     AllProvidersFailed,
     AuthFailed,
@@ -18,8 +18,8 @@ from taelio_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
+from taelio_core.guards.resilience import ResilienceConfig, decide_retry
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.resilience import ResilienceConfig, decide_retry
 from tests.resilience.support import INPUTS, FakeClock, never, router, run, scripted
 
 

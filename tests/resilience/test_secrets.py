@@ -22,10 +22,10 @@ import duckdb
 import pytest
 
 from taelio_core.calllog.rows import sha256
-from taelio_core.engine import Taelio
+from taelio_core.config.settings import load_settings
 from taelio_core.errors import AllProvidersFailed
-from taelio_core.settings import load_settings
-from taelio_core.inputs import Inputs
+from taelio_core.routing.inputs import Inputs
+from taelio_core.wiring import Taelio
 from tests.policies import policy_text
 from tests.resilience.support import INPUTS, policy, scripted
 
@@ -223,8 +223,8 @@ def test_analytics_resists_injection(tmp_path):
 
     from taelio_core import analytics
     from taelio_core.calllog import DuckDBCallLog
+    from taelio_core.config.policy_parser import load_policy
     from taelio_core.demo import generate_demo_data
-    from taelio_core.policy import load_policy
 
     hostile = "x') OR 1=1; DROP TABLE requests; --"
     log = DuckDBCallLog(tmp_path / "inj.duckdb")

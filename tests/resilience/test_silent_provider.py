@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from taelio_core.clock import LoopClock
-from taelio_core.generation import ChatRequest, Completion, Usage
-from taelio_core.inputs import Inputs
-from taelio_core.policy import load_policy
+from taelio_core.config.policy_parser import load_policy
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.router import Router
+from taelio_core.routing.clock import LoopClock
+from taelio_core.routing.generation import ChatRequest, Completion, Usage
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
 from taelio_core.sandbox.loop import VirtualTimeLoop
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -134,9 +134,9 @@ def _sdk_policy(provider: str) -> str:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_through_the_real_sdk_a_silent_provider_falls_back_in_its_share_of_the_deadline(
         fake_server, provider: str, streaming: bool) -> None:  # noqa: ANN001
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
+    from taelio_core.config.settings import load_settings
     from taelio_core.providers import build_providers
-    from taelio_core.settings import load_settings
     from tests.fakeserver import Fault
     from tests.resilience.fault_matrix import KEYS, NEXT
 
@@ -159,9 +159,9 @@ def test_through_the_real_sdk_a_silent_provider_falls_back_in_its_share_of_the_d
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_request_that_never_left_is_told_apart_from_one_sent_and_unanswered(fake_server, provider: str) -> None:  # noqa: ANN001
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
+    from taelio_core.config.settings import load_settings
     from taelio_core.providers import build_providers
-    from taelio_core.settings import load_settings
     from tests.fakeserver import closed_port
     from tests.resilience.fault_matrix import KEYS, NEXT
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from taelio_core.errors import ProviderUnavailable
-from taelio_core.router import Truncated
+from taelio_core.routing.router import Truncated
 from tests.resilience.support import INPUTS, router, run, streaming, words
 
 NO_RETRY = "[resilience]\nmax_retries = 0\n"

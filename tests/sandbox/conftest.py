@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from taelio_core.policy import RoutingPolicy, load_policy, parse_policy
+from taelio_core.config.policy import RoutingPolicy
+
+from taelio_core.config.policy_parser import load_policy, parse_policy
 
 
 def current_policy(timeout_s: float = 30.0, extra: str = "") -> RoutingPolicy:
@@ -42,11 +44,11 @@ def fill_log(path, *, requests: int, start, step_s: float = 600.0, source: str =
     import random
 
     from taelio_core.calllog import DuckDBCallLog
+    from taelio_core.config.settings import load_settings
     from taelio_core.errors import AllProvidersFailed
     from taelio_core.providers import build_providers
-    from taelio_core.router import Router
-    from taelio_core.settings import load_settings
-    from taelio_core.trace import Inputs
+    from taelio_core.routing.inputs import Inputs
+    from taelio_core.routing.router import Router
 
     # A short attempt timeout keeps the logged timeouts short too (the simulator at speed 0 is instant).
     policy = current_policy(timeout_s=0.01)

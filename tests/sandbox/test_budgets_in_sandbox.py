@@ -1,8 +1,8 @@
 """Budgets act in virtual time: a tier degrades to another tier's chains at the configured share."""
 from __future__ import annotations
 
-from taelio_core.sandbox.engine import run_policy
 from taelio_core.sandbox.models import models_from_policy
+from taelio_core.sandbox.replay import run_policy
 from taelio_core.sandbox.traffic import synthetic_traffic
 from tests.sandbox.conftest import current_policy
 
@@ -12,7 +12,7 @@ DEGRADE = '[[budgets.degrade]]\ntier = "free"\nat_pct = 50\nuse = "pro"\n'
 def test_free_tier_degrades_when_half_its_budget_is_spent() -> None:
     policy = current_policy(extra=DEGRADE)
     text = policy.text.replace("free = 50.0", "free = 1.0")
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
     policy = parse_policy(text, source="degrade.toml")
     # Sparse traffic (one request a minute) so no two requests are in flight at once.
     traffic = synthetic_traffic(requests=1200, tiers=["free"], tasks=["idea"], seed=1, duration_s=72_000,

@@ -8,17 +8,17 @@ import random
 
 import numpy as np
 
+from taelio_core.config.pricing import Pricer
 from taelio_core.errors import AllProvidersFailed, ModelNotFound, ProviderUnavailable, RateLimited
 from taelio_core.providers.function import FunctionProvider
-from taelio_core.pricing import Pricer
-from taelio_core.generation import Usage
-from taelio_core.router import Router
-from taelio_core.sandbox.engine import SimulationCancelled, run_policy
-from taelio_core.sandbox.models import ModelSet, ProviderModel, models_from_policy
 from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec
 from taelio_core.providers.simulated import ScriptedTry as Outcome
+from taelio_core.routing.generation import Usage
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
+from taelio_core.sandbox.models import ModelSet, ProviderModel, models_from_policy
+from taelio_core.sandbox.replay import SimulationCancelled, run_policy
 from taelio_core.sandbox.traffic import synthetic_traffic
-from taelio_core.trace import Inputs
 from tests.sandbox.conftest import current_policy
 
 CLASSES = [None, None, None, "unavailable", "rate_limited", "timeout", "model_not_found"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from taelio_core.config.policy_parser import load_policy, parse_policy
 from taelio_core.errors import ConfigError
-from taelio_core.policy import load_policy, parse_policy
 from taelio_core.sandbox.policy_edit import (
     apply_chain_table,
     apply_settings_table,

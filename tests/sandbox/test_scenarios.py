@@ -6,7 +6,7 @@ import math
 import pytest
 
 from taelio_core.errors import InputError
-from taelio_core.sandbox.engine import run_policy
+from taelio_core.sandbox.replay import run_policy
 from taelio_core.sandbox.models import (
     SCENARIOS,
     ModelSet,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from taelio_core.policy import load_policy
-from taelio_core.sandbox.engine import SimulationCancelled
+from taelio_core.config.policy_parser import load_policy
 from taelio_core.sandbox.models import models_from_policy, parse_scenario
+from taelio_core.sandbox.replay import SimulationCancelled
 from taelio_core.sandbox.simulation import simulate
 from taelio_core.sandbox.traffic import synthetic_traffic
 
@@ -44,10 +44,10 @@ def test_cancelling_stops_worker_processes_too() -> None:
 
 
 def test_a_difference_no_larger_than_the_spread_across_seeds_is_same_even_if_every_seed_leans_one_way() -> None:
-    from taelio_core.sandbox.engine import ArmRun
+    from taelio_core.sandbox.replay import ArmRun
     from taelio_core.sandbox.results import compare
     import pandas as pd
-    from taelio_core.policy import load_policy
+    from taelio_core.config.policy_parser import load_policy
 
     policy = load_policy("seed")
 

@@ -6,7 +6,7 @@ import json
 import duckdb
 
 from taelio_core.calllog import DuckDBCallLog
-from taelio_core.policy import load_policy
+from taelio_core.config.policy_parser import load_policy
 from taelio_core.sandbox.models import models_from_policy, parse_scenario
 from taelio_core.sandbox.simulation import simulate
 from taelio_core.sandbox.store import list_runs, load_summaries, save_report

@@ -8,8 +8,8 @@ import pytest
 
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.errors import InputError
-from taelio_core.sandbox.engine import run_policy
 from taelio_core.sandbox.models import models_from_policy
+from taelio_core.sandbox.replay import run_policy
 from taelio_core.sandbox.traffic import parse_window, replay_traffic, synthetic_traffic
 from tests.sandbox.conftest import current_policy, fill_log
 
@@ -35,7 +35,7 @@ def test_replay_keeps_every_logged_request_with_its_tier_mix_and_timing(tmp_path
     text = policy.text.replace('[tiers.admin]\nlabel = "Admin"\nallow_provider_override = true\n', "")
     text = text.split("[routes.admin]")[0] + "[budgets.tier]" + text.split("[budgets.tier]")[1]
     text = text.replace("admin = 200.0\n", "")
-    from taelio_core.policy import parse_policy
+    from taelio_core.config.policy_parser import parse_policy
     no_admin = parse_policy(text, source="no-admin.toml")
     run = run_policy(no_admin, traffic, models_from_policy(policy), seed=1)
     assert len(run.requests) == 240

@@ -1,6 +1,6 @@
 """How the router reacts to failure: the policy's ``[resilience]``, ``[breakers]`` and ``[hedging]`` tables.
 
-Kept apart from ``policy.py`` (which only loads and validates files) so the
+Kept apart from ``config/policy_parser.py`` (which only loads and validates files) so the
 rules that decide *retry, wait, or fall back* sit next to the settings that
 tune them, and both can be read in one place::
 

@@ -11,21 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taelio_core.breakers import CircuitBreakers
-from taelio_core.budget_ledger import LedgerBudgetStore, ledger_path
-from taelio_core.budget_store import BudgetStore
-from taelio_core.budgets import BudgetGuard, spend_from_log
 from taelio_core.calllog import CallLog, open_call_log
-from taelio_core.clock import Clock, SystemClock
-from taelio_core.policy import RoutingPolicy, load_policy
-from taelio_core.pricing import Pricer
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.config.policy_parser import load_policy
+from taelio_core.config.pricing import Pricer
+from taelio_core.config.settings import Settings, load_settings
+from taelio_core.guards.breakers import CircuitBreakers
+from taelio_core.guards.budget_ledger import LedgerBudgetStore, ledger_path
+from taelio_core.guards.budget_store import BudgetStore
+from taelio_core.guards.budgets import BudgetGuard, spend_from_log
 from taelio_core.providers import build_providers
 from taelio_core.providers.base import Provider
-from taelio_core.router import Router
-from taelio_core.settings import Settings, load_settings
+from taelio_core.routing.clock import Clock, SystemClock
+from taelio_core.routing.router import Router
 
 if TYPE_CHECKING:
-    from taelio_core.health import BreakerEventLog, HealthReport
+    from taelio_core.monitoring.health import BreakerEventLog, HealthReport
 
 __all__ = ["Taelio"]
 
@@ -54,7 +55,7 @@ class Taelio:
         pricer = Pricer(policy_obj.model.pricing, {n: c.kind for n, c in policy_obj.providers.items()})
         events = None
         if call_log is not None:
-            from taelio_core.health import BreakerEventLog      # pandas: only with a log (``routes`` has none)
+            from taelio_core.monitoring.health import BreakerEventLog  # pandas: only with a log (``routes`` has none)
             events = BreakerEventLog(call_log)
         breakers = CircuitBreakers(policy_obj.model.breakers, clock=clock,
                                    unhealthy_s=policy_obj.model.resilience.unhealthy_s, on_transition=events)
@@ -73,7 +74,7 @@ class Taelio:
         """Breaker states (this process's, live), their logged history, and budgets: the Health page's data."""
         if self.breaker_events is not None:
             self.breaker_events.flush()
-        from taelio_core.health import health_report
+        from taelio_core.monitoring.health import health_report
         return health_report(policy=self.policy, now=self.router.clock.now(), call_log=self.log,
                              breakers=self.router.breakers, budgets=self.router.budgets,
                              history_limit=history_limit)

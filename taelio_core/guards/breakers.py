@@ -28,13 +28,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from taelio_core.clock import Clock
-from taelio_core.policy import ChainEntry
-from taelio_core.resilience import BreakerConfig
-from taelio_core.trace import Attempt
+from taelio_core.config.policy import ChainEntry
+from taelio_core.guards.resilience import BreakerConfig
+from taelio_core.routing.clock import Clock
+from taelio_core.routing.trace import Attempt
 
 if TYPE_CHECKING:
-    from taelio_core.context import RequestContext
+    from taelio_core.routing.context import RequestContext
 
 __all__ = ["BreakerEvent", "BreakerState", "BreakerStore", "CircuitBreakers", "InProcessBreakerStore"]
 

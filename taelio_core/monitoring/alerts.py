@@ -41,10 +41,10 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from taelio_core.calllog.base import CallLog
+from taelio_core.config.settings import Settings
 from taelio_core.errors import ConfigError
 from taelio_core.formatting import money
 from taelio_core.redaction import redact, register_secret
-from taelio_core.settings import Settings
 
 __all__ = ["WEBHOOK_ENV", "Alert", "AlertDelivery", "Webhook", "budget_alerts", "check_alerts",
            "current_alerts", "deliver", "outage_alerts", "recent_alerts", "slack_payload", "webhook_from"]
@@ -111,7 +111,7 @@ def current_alerts(log: CallLog, policy: Any, *, now: datetime) -> list[Alert]: 
     """Every alert that holds now, from the call log: budgets this month and open breakers."""
     from taelio_core.analytics.budget_burn import budget_status
     from taelio_core.analytics.filters import Filters
-    from taelio_core.health import health_report
+    from taelio_core.monitoring.health import health_report
 
     status = budget_status(log, policy.model.budgets, Filters(), now=now)
     states = health_report(policy=policy, now=now, call_log=log).states

@@ -14,9 +14,9 @@ from decimal import Decimal
 from functools import lru_cache
 from importlib.metadata import version
 
-from taelio_core.generation import Usage
-from taelio_core.policy import PriceOverride
+from taelio_core.config.policy_schema import PriceOverride
 from taelio_core.providers.registry import find_kind
+from taelio_core.routing.generation import Usage
 
 __all__ = ["CATALOGUE", "Price", "Pricer", "catalogue_provider"]
 

@@ -33,17 +33,17 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from taelio_core.attempts import AttemptRunner, AttemptStart
-from taelio_core.clock import Clock
-from taelio_core.context import failure_sentence
-from taelio_core.guards import Guards
-from taelio_core.policy import ChainEntry
+from taelio_core.config.policy import ChainEntry
+from taelio_core.guards.attempt_guards import Guards
+from taelio_core.guards.resilience import AttemptLimits, HedgeConfig, ResilienceConfig, attempt_limits, decide_retry
 from taelio_core.providers.base import Provider
-from taelio_core.resilience import AttemptLimits, HedgeConfig, ResilienceConfig, attempt_limits, decide_retry
-from taelio_core.trace import Attempt, GenerationResult, RouteEntry, Skip
+from taelio_core.routing.attempts import AttemptRunner, AttemptStart
+from taelio_core.routing.clock import Clock
+from taelio_core.routing.context import failure_sentence
+from taelio_core.routing.trace import Attempt, GenerationResult, RouteEntry, Skip
 
 if TYPE_CHECKING:
-    from taelio_core.context import RequestContext
+    from taelio_core.routing.context import RequestContext
 
 __all__ = ["ChainWalk", "Truncated", "WalkSetup"]
 

@@ -1,6 +1,6 @@
 """Runs the real router over a traffic sample, in virtual time, with simulated providers.
 
-``run_policy`` builds a ``taelio_core.router.Router`` exactly as live does
+``run_policy`` builds a ``taelio_core.routing.router.Router`` exactly as live does
 (same class, same guards), gives it the simulator (``SimulatedProvider``, as demo mode does), a
 ``LoopClock`` and a ``VirtualTimeLoop``, then starts each request at its
 arrival second as its own task. Sleeps, timeouts, breakers and back-offs all
@@ -22,17 +22,18 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from taelio_core.budgets import BudgetGuard
-from taelio_core.clock import LoopClock
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.config.pricing import Pricer
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded, TaelioError
-from taelio_core.policy import RoutingPolicy
-from taelio_core.pricing import Pricer
-from taelio_core.router import Guard, Router
+from taelio_core.guards.budgets import BudgetGuard
+from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec, Script, SimulatedProvider
+from taelio_core.routing.clock import LoopClock
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Guard, Router
+from taelio_core.routing.trace import GenerationResult
 from taelio_core.sandbox.loop import VirtualTimeLoop
 from taelio_core.sandbox.models import ModelSet, RateLimit
-from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec, Script, SimulatedProvider
 from taelio_core.sandbox.traffic import Traffic
-from taelio_core.trace import GenerationResult, Inputs
 
 __all__ = ["ArmRun", "Progress", "SimulationCancelled", "run_in_virtual_time", "run_policy", "sandbox_providers"]
 

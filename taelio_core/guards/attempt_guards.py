@@ -16,14 +16,14 @@ from collections import deque
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
-from taelio_core.policy import ChainEntry
+from taelio_core.config.policy import ChainEntry
 
 if TYPE_CHECKING:
-    from taelio_core.breakers import CircuitBreakers
-    from taelio_core.budgets import BudgetGuard
-    from taelio_core.context import Guard, RequestContext
+    from taelio_core.guards.breakers import CircuitBreakers
+    from taelio_core.guards.budgets import BudgetGuard
     from taelio_core.providers.base import Provider
-    from taelio_core.trace import Attempt
+    from taelio_core.routing.context import Guard, RequestContext
+    from taelio_core.routing.trace import Attempt
 
 __all__ = ["Guards", "TTFT_SAMPLES"]
 

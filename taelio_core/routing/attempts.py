@@ -26,18 +26,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from taelio_core.budgets import estimate_input_tokens
-from taelio_core.clock import Clock
+from taelio_core.config.policy import ChainEntry
+from taelio_core.config.pricing import Pricer
 from taelio_core.errors import BadResponse, ProviderError, ProviderTimeout, RateLimited, UnexpectedError
-from taelio_core.generation import StreamEnd, TextDelta, Usage
-from taelio_core.policy import ChainEntry
-from taelio_core.pricing import Pricer
-from taelio_core.resilience import AttemptLimits
+from taelio_core.guards.budgets import estimate_input_tokens
+from taelio_core.guards.resilience import AttemptLimits
 from taelio_core.providers.base import Provider
-from taelio_core.trace import Attempt
+from taelio_core.routing.clock import Clock
+from taelio_core.routing.generation import StreamEnd, TextDelta, Usage
+from taelio_core.routing.trace import Attempt
 
 if TYPE_CHECKING:
-    from taelio_core.context import RequestContext
+    from taelio_core.routing.context import RequestContext
 
 __all__ = ["AttemptRunner", "AttemptStart"]
 

@@ -24,10 +24,10 @@ from datetime import datetime
 
 import pandas as pd
 
-from taelio_core.breakers import CLOSED, HALF_OPEN, OPEN, BreakerEvent, CircuitBreakers
-from taelio_core.budgets import BudgetGuard
 from taelio_core.calllog.base import CallLog
-from taelio_core.policy import RoutingPolicy
+from taelio_core.config.policy import RoutingPolicy
+from taelio_core.guards.breakers import CLOSED, HALF_OPEN, OPEN, BreakerEvent, CircuitBreakers
+from taelio_core.guards.budgets import BudgetGuard
 
 __all__ = ["BreakerEventLog", "HealthReport", "health_report"]
 

@@ -22,22 +22,22 @@ import random
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
-from taelio_core.attempts import AttemptRunner
-from taelio_core.breakers import CircuitBreakers
-from taelio_core.budgets import BudgetGuard
-from taelio_core.clock import Clock, SystemClock
-from taelio_core.chain_walk import ChainWalk, Truncated, WalkSetup
-from taelio_core.context import CallSink, Guard, RequestContext, new_id
+from taelio_core.config.policy import ChainEntry, RoutingPolicy
+from taelio_core.config.pricing import Pricer
 from taelio_core.errors import InputError, TaelioError
-from taelio_core.generation import ChatRequest
-from taelio_core.guards import Guards
-from taelio_core.inputs import Inputs, check_inputs
-from taelio_core.policy import ChainEntry, RoutingPolicy
-from taelio_core.pricing import Pricer
+from taelio_core.guards.attempt_guards import Guards
+from taelio_core.guards.breakers import CircuitBreakers
+from taelio_core.guards.budgets import BudgetGuard
 from taelio_core.providers.base import Provider
-from taelio_core.runtime import background_loop
-from taelio_core.streams import GenerationStream
-from taelio_core.trace import GenerationResult, RouteEntry
+from taelio_core.routing.attempts import AttemptRunner
+from taelio_core.routing.chain_walk import ChainWalk, Truncated, WalkSetup
+from taelio_core.routing.clock import Clock, SystemClock
+from taelio_core.routing.context import CallSink, Guard, RequestContext, new_id
+from taelio_core.routing.generation import ChatRequest
+from taelio_core.routing.inputs import Inputs, check_inputs
+from taelio_core.routing.runtime import background_loop
+from taelio_core.routing.streams import GenerationStream
+from taelio_core.routing.trace import GenerationResult, RouteEntry
 
 # CallSink, Guard, RequestContext and GenerationStream live in ``context`` and ``streams``; they are
 # re-exported here because callers think of them as the router's.

@@ -26,10 +26,10 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from taelio_core.engine import Taelio
 from taelio_core.errors import CallLogError, TaelioError
+from taelio_core.wiring import Taelio
 from ui.log_problem import show_log_problem
-from taelio_core.settings import KEY_ENV
+from taelio_core.config.settings import KEY_ENV
 
 __all__ = ["ENGINE_KEY", "bump", "cached", "data_version", "on_bump", "open_engine", "rounded_now"]
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from taelio_core.generation import ChatRequest
-from taelio_core.policy import ChainEntry
-from taelio_core.trace import Attempt, GenerationResult, Skip
-from taelio_core.inputs import Inputs
+from taelio_core.config.policy import ChainEntry
+from taelio_core.routing.generation import ChatRequest
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.trace import Attempt, GenerationResult, Skip
 
 __all__ = ["CallSink", "Guard", "RequestContext", "failure_sentence", "new_id"]
 

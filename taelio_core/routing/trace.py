@@ -10,8 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from taelio_core.errors import PLAIN_WORDS, AllProvidersFailed, BudgetExceeded
-from taelio_core.generation import Usage
-from taelio_core.inputs import Inputs  # noqa: F401 - it moved to ``inputs``; old imports keep working
+from taelio_core.routing.generation import Usage
 
 __all__ = ["Attempt", "GenerationResult", "RouteEntry", "Skip", "retry_words"]
 

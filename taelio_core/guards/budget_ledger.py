@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from taelio_core.budget_store import Denial, Key
+from taelio_core.guards.budget_store import Denial, Key
 
 __all__ = ["LedgerBudgetStore", "ledger_path"]
 

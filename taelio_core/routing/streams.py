@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
-from taelio_core.chain_walk import ChainWalk, Truncated
-from taelio_core.runtime import background_loop
-from taelio_core.trace import GenerationResult
+from taelio_core.routing.chain_walk import ChainWalk, Truncated
+from taelio_core.routing.runtime import background_loop
+from taelio_core.routing.trace import GenerationResult
 
 if TYPE_CHECKING:
-    from taelio_core.context import CallSink
+    from taelio_core.routing.context import CallSink
 
 __all__ = ["GenerationStream"]
 

@@ -32,17 +32,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from taelio_core.budget_store import BudgetStore, InProcessBudgetStore, Key
-from taelio_core.clock import Clock
+from taelio_core.config.policy import ChainEntry, RoutingPolicy
+from taelio_core.config.policy_schema import BudgetLimit
+from taelio_core.config.pricing import MTOK, Pricer
 from taelio_core.formatting import money
-from taelio_core.generation import ChatRequest
-from taelio_core.policy import BudgetLimit, ChainEntry, RoutingPolicy
-from taelio_core.pricing import MTOK, Pricer
-from taelio_core.trace import Attempt
+from taelio_core.guards.budget_store import BudgetStore, InProcessBudgetStore, Key
+from taelio_core.routing.clock import Clock
+from taelio_core.routing.generation import ChatRequest
+from taelio_core.routing.trace import Attempt
 
 if TYPE_CHECKING:
     from taelio_core.calllog import CallLog
-    from taelio_core.context import RequestContext
+    from taelio_core.routing.context import RequestContext
 
 __all__ = ["BudgetGuard", "BudgetStatus", "SpendRow", "estimate_input_tokens", "spend_from_log"]
 

@@ -23,13 +23,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from taelio_core.context import new_id
+from taelio_core.config.policy import RoutingPolicy
 from taelio_core.errors import InputError
-from taelio_core.chain_walk import Truncated
-from taelio_core.policy import RoutingPolicy
-from taelio_core.router import Router
-from taelio_core.runtime import background_loop
-from taelio_core.trace import GenerationResult, Inputs
+from taelio_core.routing.chain_walk import Truncated
+from taelio_core.routing.context import new_id
+from taelio_core.routing.inputs import Inputs
+from taelio_core.routing.router import Router
+from taelio_core.routing.runtime import background_loop
+from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["FULL", "PartFinished", "PartStarted", "PartText", "PartTruncated", "StoryEvent", "StoryFinished",
            "StoryResult", "astream_story", "flow_tasks", "run_story", "stream_story"]
