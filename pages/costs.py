@@ -62,7 +62,9 @@ if users.empty:
 else:
     st.dataframe(users.assign(cost=[money(None if c != c else c) for c in users["cost_usd"]]), hide_index=True,
                  width="stretch", column_order=["user_id", "requests", "failed", "tokens", "unpriced", "cost"],
-                 column_config={"user_id": st.column_config.TextColumn("user")})
+                 column_config={"user_id": st.column_config.TextColumn("user"),
+                                "requests": st.column_config.NumberColumn(format="localized"),
+                                "tokens": st.column_config.NumberColumn(format="localized")})
 
 st.subheader("Budgets this month")
 render_budget_rule(engine)
