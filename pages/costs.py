@@ -44,7 +44,7 @@ with c2:
     if len(unpriced):
         st.caption("Unpriced requests, left out of the spread: "
                    + ", ".join(f"{m} ({n:,})" for m, n in zip(unpriced["model"], unpriced["unpriced"])))
-st.caption(f"Over time: one point per {axis.bucket} (UTC), chosen from the span of the data in the filter"
+st.caption(f"Over time: one point per {axis.label} (UTC), chosen from the span of the data in the filter"
            + ("; the shaded last one is still filling." if axis.partial_from is not None else "."))
 
 st.subheader("Most expensive")
