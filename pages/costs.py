@@ -44,7 +44,7 @@ with c2:
     if len(unpriced):
         st.caption("Unpriced requests, left out of the spread: "
                    + ", ".join(f"{m} ({n:,})" for m, n in zip(unpriced["model"], unpriced["unpriced"])))
-st.caption(f"Over time: one point per {axis.bucket} (UTC), chosen from the span of the data in the filter"
+st.caption(f"Over time: one point per {axis.label} (UTC), chosen from the span of the data in the filter"
            + ("; the shaded last one is still filling." if axis.partial_from is not None else "."))
 
 st.subheader("Most expensive")
@@ -62,7 +62,9 @@ if users.empty:
 else:
     st.dataframe(users.assign(cost=[money(None if c != c else c) for c in users["cost_usd"]]), hide_index=True,
                  width="stretch", column_order=["user_id", "requests", "failed", "tokens", "unpriced", "cost"],
-                 column_config={"user_id": st.column_config.TextColumn("user")})
+                 column_config={"user_id": st.column_config.TextColumn("user"),
+                                "requests": st.column_config.NumberColumn(format="localized"),
+                                "tokens": st.column_config.NumberColumn(format="localized")})
 
 st.subheader("Budgets this month")
 render_budget_rule(engine)

@@ -80,7 +80,7 @@ with c1:
 with c2:
     charts.show("Availability", view.availability, charts.availability, "availability", axis=axis,
                 empty="No attempts in this range.")
-st.caption(f"Over time: one point per {axis.bucket} (UTC); Health keeps hourly or finer points up to a month, "
+st.caption(f"Over time: one point per {axis.label} (UTC); Health keeps hourly or finer points up to a month, "
            "so an outage of a few hours shows" + ("; the shaded last one is still filling." if axis.partial_from
                                                    is not None else "."))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from taelio_core import analytics as A
-from taelio_core.analytics.time_buckets import choose_bucket
+from taelio_core.analytics.time_buckets import choose_bucket, choose_step
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.config.policy_schema import Budgets
 from taelio_core.routing.generation import Usage
@@ -48,6 +48,19 @@ def write_log(path: Path, results: list[GenerationResult]) -> Path:
     return path
 
 
+def test_one_busy_hour_is_drawn_in_minutes_that_add_up_to_the_raw_rows(tmp_path) -> None:
+    times = [NOW - timedelta(minutes=2, seconds=s) for s in range(0, 3600, 6)]   # 600 requests, ten a minute
+    path = write_log(tmp_path / "busy.duckdb", [request_at(t, ok=i % 7 != 0) for i, t in enumerate(times)])
+    f = A.Filters.last_days(30, today=TODAY)
+    with DuckDBCallLog(path) as log:
+        health = A.health_view(log, f, now=NOW)
+        raw = log.query("SELECT date_trunc('minute', ts AT TIME ZONE 'UTC') AS bucket, count(*) AS n "
+                        "FROM attempts GROUP BY ALL ORDER BY 1")
+    assert health.axis.bucket == "minute" and health.axis.step_minutes == 1 and health.axis.label == "minute"
+    got = health.availability.groupby("bucket")["attempts"].sum()
+    assert list(got.index) == list(raw["bucket"]) and list(got) == list(raw["n"])
+
+
 def test_the_bucket_follows_the_span_of_the_data() -> None:
     assert choose_bucket(None) == "day"
     assert choose_bucket(timedelta(minutes=40)) == "minute"
@@ -58,7 +71,15 @@ def test_the_bucket_follows_the_span_of_the_data() -> None:
     assert choose_bucket(timedelta(days=400)) == "week"
 
 
-def test_one_hour_of_data_in_a_30_day_filter_is_drawn_in_minutes_that_add_up_to_the_raw_rows(tmp_path) -> None:
+def test_a_sub_hour_point_spans_enough_minutes_to_hold_a_few_attempts() -> None:
+    assert choose_step(timedelta(minutes=59), 600) == 1                    # ten a minute: minute points
+    assert choose_step(timedelta(minutes=59), 60) == 5                     # one a minute: 5-minute points
+    assert choose_step(timedelta(minutes=59), 20) == 15
+    assert choose_step(timedelta(minutes=59), 2) == 15                     # never coarser than 15 minutes
+    assert choose_step(timedelta(0), 1) == 15
+
+
+def test_one_hour_of_sparse_data_is_drawn_in_15_minute_points_that_add_up_to_the_raw_rows(tmp_path) -> None:
     times = [NOW - timedelta(minutes=m) for m in range(2, 62, 3)]          # 20 requests over the last hour
     results = [request_at(t, ok=i % 4 != 0) for i, t in enumerate(times)]
     path = write_log(tmp_path / "hour.duckdb", results)
@@ -66,10 +87,11 @@ def test_one_hour_of_data_in_a_30_day_filter_is_drawn_in_minutes_that_add_up_to_
     with DuckDBCallLog(path) as log:
         view = A.costs_view(log, f, Budgets(), now=NOW)
         health = A.health_view(log, f, now=NOW)
-        raw = log.query("SELECT date_trunc('minute', ts AT TIME ZONE 'UTC') AS bucket, count(*) AS n, "
+        raw = log.query("SELECT time_bucket(INTERVAL 15 MINUTE, ts AT TIME ZONE 'UTC') AS bucket, count(*) AS n, "
                         "count(*) FILTER (WHERE status <> 'ok') AS errors FROM attempts GROUP BY ALL ORDER BY 1")
     assert view.axis.bucket == "minute" and health.axis.bucket == "minute"
-    assert len(view.usage) == 20 and view.usage["requests"].sum() == 20
+    assert view.axis.step_minutes == 15 and view.axis.label == "15 minutes"
+    assert len(view.usage) == len(raw) == 4 and view.usage["requests"].sum() == 20
     assert list(view.usage["bucket"]) == list(raw["bucket"])
     errors = health.errors_over_time.groupby("bucket")["errors"].sum()
     assert errors.sum() == raw["errors"].sum() == 5

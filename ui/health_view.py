@@ -34,7 +34,7 @@ def status_rule() -> str:
     """How a provider's status is decided, from the thresholds the analytics use."""
     return (f"Status from the last hour of attempts: healthy ≥ {fmt_pct(A.HEALTHY_MIN)} success, degraded below, "
             f"down below {fmt_pct(A.DOWN_BELOW)} or when the last {A.DOWN_STREAK} attempts failed; not "
-            "configured = no API key, so the router skips it.")
+            "configured = no API key, so the router skips it. Times in UTC.")
 
 
 def last_errors(table: pd.DataFrame) -> None:
@@ -43,7 +43,7 @@ def last_errors(table: pd.DataFrame) -> None:
     if len(errors):
         with st.expander(f"Last errors in full ({len(errors)})", icon=":material/error:"):
             for row in errors.to_dict("records"):
-                st.markdown(f"**{escape_markdown(row['provider'])}** · {row['last error at']}")
+                st.markdown(f"**{escape_markdown(row['provider'])}** · {row['last error at']} UTC")
                 st.code(row["last error"], language=None, wrap_lines=True)
 
 
@@ -72,7 +72,8 @@ def health_table(engine: Taelio, filters: A.Filters) -> pd.DataFrame:
             "success": fmt_pct(r["success_rate"]),
             "p50": fmt_ms(r["p50_ms"]), "p95": fmt_ms(r["p95_ms"]), "TTFT p50": fmt_ms(r["ttft_p50_ms"]),
             "last error": r["last_error"] or "–",
-            "last error at": "–" if at is None or pd.isna(at) else pd.Timestamp(at).strftime("%d %b %H:%M UTC"),
+            # Times in UTC (the caption says so): short cells keep the table inside the page.
+            "last error at": "–" if at is None or pd.isna(at) else pd.Timestamp(at).strftime("%d %b %H:%M"),
         })
     return pd.DataFrame(rows)
 

@@ -155,20 +155,26 @@ _MINUTE = "date_trunc('minute', ts AT TIME ZONE 'UTC')"
 _ROWS = "rowid >= $lo AND rowid < $hi"
 
 
-def build_fine(con: duckdb.DuckDBPyConnection, *, start: datetime, end: datetime) -> list[str]:
-    """Temporary minute-grain twins of the hourly rollups, over ``start <= ts < end``; returns their names.
+_FINE_GRAINS = {1: _MINUTE, 5: "time_bucket(INTERVAL 5 MINUTE, ts AT TIME ZONE 'UTC')",
+                15: "time_bucket(INTERVAL 15 MINUTE, ts AT TIME ZONE 'UTC')"}
 
-    The same groups and sums as the hourly tables (their ``hour`` column holds minutes), built from the raw
-    rows of that span, so every query written for the rollups reads them unchanged while they exist: a
-    temporary table shadows the stored one of the same name on this connection.
+
+def build_fine(con: duckdb.DuckDBPyConnection, *, start: datetime, end: datetime, minutes: int = 1) -> list[str]:
+    """Temporary ``minutes``-grain twins of the hourly rollups, over ``start <= ts < end``; returns their names.
+
+    The same groups and sums as the hourly tables (their ``hour`` column holds the start of each 1, 5 or 15
+    minutes), built from the raw rows of that span, so every query written for the rollups reads them
+    unchanged while they exist (``date_trunc('minute', hour)`` keeps a 5-minute start as it is): a temporary
+    table shadows the stored one of the same name on this connection.
     """
+    grain = _FINE_GRAINS[minutes]          # a closed set: KeyError for anything else
     made = []
     for table, rollups in _ROLLUPS.items():
         for rollup in rollups:
             if rollup.keys[0] != "hour":
                 continue                   # the daily cost histogram has no finer use
             # The rollup's own constant SQL at minute grain; the time bounds are parameters.
-            minute_twin = rollup.delta.replace(_HOUR, _MINUTE).replace(_ROWS, "ts >= $lo AND ts < $hi")
+            minute_twin = rollup.delta.replace(_HOUR, grain).replace(_ROWS, "ts >= $lo AND ts < $hi")
             con.execute(f"CREATE OR REPLACE TEMP TABLE {rollup.table} AS {minute_twin}", {"lo": start, "hi": end})
             made.append(rollup.table)
     return made

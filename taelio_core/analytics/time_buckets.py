@@ -7,6 +7,10 @@ cliff. So the bucket follows the span the data actually covers inside the
 filter: a minute up to ``MINUTE_UP_TO``, an hour up to ``hourly_up_to``
 (longer on Health, where a short outage must show), then a day, then a week.
 
+Below an hour, the data decides too: a rate drawn from one attempt a point
+swings between 0 and 100 %, so minute points become 5- or 15-minute points
+until each holds ``MIN_PER_POINT`` attempts on average.
+
 Minute buckets are finer than the hourly rollups. For them ``fine_rollups``
 builds the same rollup tables, at minute grain and for the data's span
 only, as temporary tables that shadow the hourly ones on that connection:
@@ -26,14 +30,16 @@ from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 
-__all__ = ["BUCKET_LENGTH", "HOURLY_UP_TO", "MINUTE_UP_TO", "TimeAxis", "choose_bucket", "fine_rollups",
-           "time_axis"]
+__all__ = ["BUCKET_LENGTH", "FINE_STEPS", "HOURLY_UP_TO", "MINUTE_UP_TO", "MIN_PER_POINT", "TimeAxis",
+           "choose_bucket", "choose_step", "fine_rollups", "time_axis"]
 
 BUCKET_LENGTH = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
                  "week": timedelta(weeks=1)}
 MINUTE_UP_TO = timedelta(hours=3)       # <= 180 points
 HOURLY_UP_TO = timedelta(days=3)        # <= 72 points (Costs); Health passes a longer one
 WEEKLY_FROM = timedelta(days=180)
+FINE_STEPS = (1, 5, 15)                 # minutes a sub-hour point may span
+MIN_PER_POINT = 5                       # attempts a sub-hour point holds on average, when the data allows
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,13 +47,19 @@ class TimeAxis:
     """The bucket every chart over time on a page uses, and what the data covers."""
 
     bucket: str
+    step_minutes: int = 1                  # with ``bucket == "minute"``: minutes per point (one of FINE_STEPS)
     first: datetime | None = None          # the first and last logged time inside the filter (UTC)
     last: datetime | None = None
     partial_from: datetime | None = None   # the start of the last bucket when it was still filling at ``now``
 
     @property
     def length(self) -> timedelta:
-        return BUCKET_LENGTH[self.bucket]
+        return timedelta(minutes=self.step_minutes) if self.bucket == "minute" else BUCKET_LENGTH[self.bucket]
+
+    @property
+    def label(self) -> str:
+        """What one point covers, for a caption: "minute", "5 minutes", "hour"..."""
+        return f"{self.step_minutes} minutes" if self.bucket == "minute" and self.step_minutes > 1 else self.bucket
 
     @property
     def empty(self) -> bool:
@@ -67,9 +79,18 @@ def choose_bucket(span: timedelta | None, *, hourly_up_to: timedelta = HOURLY_UP
     return "week"
 
 
-def _floor(t: datetime, bucket: str) -> datetime:
+def choose_step(span: timedelta, attempts: float) -> int:
+    """Minutes per sub-hour point: the finest of ``FINE_STEPS`` whose points hold ``MIN_PER_POINT`` attempts."""
+    minutes = max(span / timedelta(minutes=1), 1.0)
+    for step in FINE_STEPS:
+        if attempts / max(minutes / step, 1.0) >= MIN_PER_POINT:
+            return step
+    return FINE_STEPS[-1]
+
+
+def _floor(t: datetime, bucket: str, step_minutes: int = 1) -> datetime:
     if bucket == "minute":
-        return t.replace(second=0, microsecond=0)
+        return t.replace(minute=t.minute - t.minute % step_minutes, second=0, microsecond=0)
     if bucket == "hour":
         return t.replace(minute=0, second=0, microsecond=0)
     day = t.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -108,9 +129,11 @@ def time_axis(r: Reader, filters: Filters, *, now: datetime, hourly_up_to: timed
     if float(row["n"] or 0) / hours < dense_from:
         hourly_up_to = HOURLY_UP_TO
     bucket = choose_bucket(last - first, hourly_up_to=hourly_up_to)
-    start = _floor(last, bucket)
-    partial = start if start + BUCKET_LENGTH[bucket] > now.astimezone(UTC) else None
-    return TimeAxis(bucket=bucket, first=first, last=last, partial_from=partial)
+    step = choose_step(last - first, float(row["n"] or 0)) if bucket == "minute" else 1
+    axis = TimeAxis(bucket=bucket, step_minutes=step, first=first, last=last)
+    start = _floor(last, bucket, step)
+    partial = start if start + axis.length > now.astimezone(UTC) else None
+    return TimeAxis(bucket=bucket, step_minutes=step, first=first, last=last, partial_from=partial)
 
 
 @contextmanager
@@ -119,7 +142,8 @@ def fine_rollups(r: Reader, axis: TimeAxis) -> Iterator[None]:
     if axis.bucket != "minute" or axis.first is None or axis.last is None:
         yield
         return
-    tables = rollup.build_fine(r.con, start=_floor(axis.first, "minute"), end=axis.last + timedelta(minutes=1))
+    tables = rollup.build_fine(r.con, start=_floor(axis.first, "minute", axis.step_minutes),
+                               end=axis.last + timedelta(minutes=1), minutes=axis.step_minutes)
     try:
         yield
     finally:

@@ -232,7 +232,7 @@ class DuckDBCallLog(CallLog):
                     self.last_error = first_line(e)
                     failures += 1
                     if failures == 1:
-                        log.warning("the log %s could not take %d request(s) (%s); they wait in memory and in %s",
+                        log.warning("the log %s could not take %d request(s) (%s); they wait in memory, and are %s",
                                     self.path, len(requests), self.last_error, self._kept_where())
                     self._release()
                     with self._lock:

@@ -117,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"taelio: error: {e}\n")
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()                   # here, so a reader that went away is seen by the handler below
+        return code
     except AllProvidersFailed as e:
         _error(args, e, EXIT_ALL_FAILED, extra={"attempts": [a.as_dict() for a in e.attempts]})
         return EXIT_ALL_FAILED
@@ -138,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("taelio: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader went away (``taelio stats | head``): as for any Unix filter, that is not an error. Point
+        # stdout at /dev/null so the interpreter's own flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:  # noqa: BLE001 - a bug must still read as one sentence
         if os.environ.get("TAELIO_DEBUG"):
             raise

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anthropic
 
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, UnexpectedError
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
@@ -41,6 +40,8 @@ ERROR_TYPE_STATUS = {"invalid_request_error": 400, "authentication_error": 401, 
 def map_error(exc: BaseException, *, provider: str, model: str,
               streaming: bool = False) -> ProviderError | UnexpectedError:
     """Every exception the ``anthropic`` SDK (or its transport) raises, as one ``ProviderError`` subclass."""
+    import anthropic
+
     if isinstance(exc, ProviderError):
         return exc
     at = where(provider, model)
@@ -91,6 +92,7 @@ class AnthropicProvider(Provider):
         self._clients: LoopLocal[anthropic.AsyncAnthropic] = LoopLocal(self._new_client)
 
     def _new_client(self) -> anthropic.AsyncAnthropic:
+        import anthropic  # the SDK loads on first use: commands that only read the policy (routes) never pay for it
         return anthropic.AsyncAnthropic(api_key=self._api_key or "no-key", base_url=self.base_url, max_retries=0,
                                         timeout=60.0)
 

@@ -15,9 +15,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 
 from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError, UnexpectedError
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
@@ -46,6 +43,8 @@ _RPC_STATUS = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANG
 def map_error(exc: BaseException, *, provider: str, model: str,
               streaming: bool = False) -> ProviderError | UnexpectedError:
     """Every exception ``google-genai`` (or the raw ``httpx2`` under it) raises, as one ``ProviderError`` subclass."""
+    from google.genai import errors as genai_errors
+
     if isinstance(exc, ProviderError):
         return exc
     at = where(provider, model)
@@ -134,12 +133,18 @@ class GeminiProvider(Provider):
         self._clients: LoopLocal[genai.Client] = LoopLocal(self._new_client)
 
     def _new_client(self) -> genai.Client:
+        # The SDK loads on first use: commands that only read the policy (routes) never pay for it.
+        from google import genai
+        from google.genai import types
+
         # Keep the Client itself (not just .aio): a dropped Client closes its transport.
         # An explicit transport keeps google-genai on httpx2 even where aiohttp is installed.
         options = types.HttpOptions(base_url=self.base_url, async_client_args={"transport": async_transport()})
         return genai.Client(api_key=self._api_key or "no-key", vertexai=False, http_options=options)
 
     def _config(self, request: ChatRequest) -> types.GenerateContentConfig:
+        from google.genai import types
+
         return types.GenerateContentConfig(
             system_instruction=request.system or None, max_output_tokens=request.settings.max_tokens,
             temperature=request.settings.temperature,

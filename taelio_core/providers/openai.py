@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import openai
 
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited, UnexpectedError
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
@@ -40,6 +39,8 @@ BLOCKED_FINISH = frozenset({"content_filter"})
 def map_error(exc: BaseException, *, provider: str, model: str,
               streaming: bool = False) -> ProviderError | UnexpectedError:
     """Every exception the ``openai`` SDK (or its transport) raises, as one ``ProviderError`` subclass."""
+    import openai
+
     if isinstance(exc, ProviderError):
         return exc
     at = where(provider, model)
@@ -104,6 +105,7 @@ class OpenAIProvider(Provider):
         self._clients: LoopLocal[openai.AsyncOpenAI] = LoopLocal(self._new_client)
 
     def _new_client(self) -> openai.AsyncOpenAI:
+        import openai  # the SDK loads on first use: commands that only read the policy (routes) never pay for it
         return openai.AsyncOpenAI(api_key=self._api_key or self.placeholder_key, base_url=self.base_url,
                                   max_retries=0, timeout=60.0)
 

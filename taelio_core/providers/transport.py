@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx2
 
 from taelio_core.errors import (
     AuthFailed,
@@ -47,12 +46,16 @@ CONNECT_TIMEOUT_S = 5.0
 
 def sdk_timeout(total_s: float) -> httpx2.Timeout:
     """The SDK's own timers for one call: ``total_s`` to read the answer, at most ``CONNECT_TIMEOUT_S`` to connect."""
+    import httpx2  # loads with the first client, as the SDKs do: commands that only read the policy never pay
+
     return httpx2.Timeout(total_s, connect=min(CONNECT_TIMEOUT_S, total_s))
 
 
 def async_transport() -> httpx2.AsyncHTTPTransport:
     """An explicit httpx2 transport for SDKs that would otherwise pick aiohttp when it happens to be
     installed (google-genai does), whose exceptions no mapper here knows."""
+    import httpx2
+
     return httpx2.AsyncHTTPTransport()
 
 
@@ -126,6 +129,8 @@ def map_transport_error(exc: BaseException, *, provider: str, model: str,
     ``streaming`` is true once a stream's response has begun: a connection
     that breaks then is a stream cut short (``BadResponse``), not an outage.
     """
+    import httpx2
+
     at = where(provider, model)
     kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, httpx2.ConnectTimeout | httpx2.PoolTimeout):

@@ -22,7 +22,7 @@ def test_health_with_no_errors_says_so_instead_of_drawing_an_empty_chart(tmp_pat
     at = open_page(make_app(), "health")
     captions = [c.value for c in at.caption]
     assert "No errors in this range: every attempt succeeded." in captions and "No errors in this range." in captions
-    assert any("one point per minute" in c for c in captions)
+    assert any("one point per 15 minutes" in c for c in captions)   # ten attempts: 15-minute points
     assert [s.value for s in at.subheader].count("Errors by type") == 1
     assert len(at.get("plotly_chart")) == 3               # latency, fallback rate, availability; no errors chart
 

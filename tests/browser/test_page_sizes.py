@@ -19,7 +19,7 @@ PAGES = ("generate", "costs", "health", "calls", "compare", "sandbox")
 # What each analytics page must say at each size (besides its title).
 EXPECT = {
     "empty": {"costs": "Nothing logged yet", "health": "Nothing logged yet", "calls": "Nothing logged yet"},
-    "hour": {"costs": "one point per minute", "health": "one point per minute", "calls": "60 matching requests"},
+    "hour": {"costs": "one point per 5 minutes", "health": "one point per 5 minutes", "calls": "60 matching requests"},
     "month": {"costs": "one point per day", "health": "one point per day", "calls": "600 matching requests"},
 }
 

@@ -16,16 +16,17 @@ from taelio_core.cli import COMMAND_MODULES, COMMANDS, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("pandas", "numpy", "pyarrow", "scipy", "duckdb", "openai", "anthropic", "google.genai", "streamlit",
-         "plotly", "genai_prices", "pydantic", "fastapi")
+         "plotly", "genai_prices", "pydantic", "fastapi", "httpx2")
 
 
-def _loaded(argv: list[str], tmp_path: Path) -> set[str]:
+def _loaded(argv: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> set[str]:
     code = ("import json, sys\nfrom taelio_core.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {sorted({h.split('.')[0] for h in HEAVY})!r}"
-            " or m == 'google.genai')), file=sys.stderr)")
+            " or m == 'google.genai' or m.startswith('taelio_core.providers.'))), file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path,
-                         env={"PYTHONPATH": str(ROOT), "TAELIO_MODE": "demo", "PATH": "/usr/bin:/bin"}, timeout=120)
+                         env={"PYTHONPATH": str(ROOT), "TAELIO_MODE": "demo", "PATH": "/usr/bin:/bin", **(env or {})},
+                         timeout=120)
     return set(json.loads(out.stderr.strip().splitlines()[-1]))
 
 
@@ -42,6 +43,15 @@ def test_taelio_routes_needs_no_dataframe_log_or_sdk(tmp_path):
     assert "pydantic" in loaded                                   # the policy is parsed: the test can fail
     assert loaded.isdisjoint({"pandas", "numpy", "pyarrow", "scipy", "duckdb", "openai", "anthropic", "genai_prices",
                               "google.genai", "streamlit"})
+
+
+def test_taelio_routes_in_live_mode_builds_the_adapters_without_loading_their_sdks(tmp_path):
+    """With keys set the real adapters are built (to say which are configured); their SDKs load on first call."""
+    keys = {"TAELIO_MODE": "live", "OPENAI_API_KEY": "sk-test-routes", "ANTHROPIC_API_KEY": "sk-ant-test-routes",
+            "GEMINI_API_KEY": "gm-test-routes"}
+    loaded = _loaded(["routes"], tmp_path, keys)
+    assert "taelio_core.providers.openai" in loaded and "taelio_core.providers.gemini" in loaded   # can fail
+    assert loaded.isdisjoint({"openai", "anthropic", "google.genai", "httpx2", "pandas", "duckdb"})
 
 
 def test_import_taelio_core_loads_no_heavy_module(tmp_path):
