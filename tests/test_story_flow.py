@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 
-from taelio_core.config.policy_parser import load_policy, parse_policy
 from taelio_core.errors import InputError, ProviderUnavailable
 from taelio_core.providers.function import FunctionProvider
 from taelio_core.routing.generation import StreamEnd, TextDelta, Usage

@@ -58,7 +58,8 @@ def insert_tables(con: duckdb.DuckDBPyConnection, requests: pa.Table, attempts: 
             stored = pa.array(con.execute(_STORED, bounds).fetchnumpy()["request_id"], pa.string())
             if len(stored):
                 _taelio_requests = requests.filter(pc.invert(pc.is_in(requests["request_id"], stored)))
-                _taelio_attempts = attempts.filter(pc.invert(pc.is_in(attempts["request_id"], stored)))
+                _taelio_attempts = attempts.filter(  # noqa: F841 - read by DuckDB by name
+                    pc.invert(pc.is_in(attempts["request_id"], stored)))
         con.execute(_INSERT_REQUESTS)
         con.execute(_INSERT_ATTEMPTS)
         con.execute("COMMIT")

@@ -177,7 +177,6 @@ class BudgetGuard:
         """(tier whose chains to use, why) when a degrade rule applies to this request's tier."""
         if ctx.tier not in self._degrade:
             return None
-        labels = _labels(self.clock.now())
         for rule in self.budgets.degrade:
             limit = self.budgets.tier.get(rule.tier)
             amount = getattr(limit, rule.period) if limit else None

@@ -11,8 +11,7 @@ end only when a stop reason arrived; ``refusal`` is a ``ContentBlocked``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, UnexpectedError
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
@@ -27,6 +26,9 @@ from taelio_core.providers.transport import (
     status_failure,
     where,
 )
+
+if TYPE_CHECKING:  # the SDK itself loads on first use (see _new_client)
+    import anthropic
 
 __all__ = ["AnthropicProvider", "map_error"]
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from taelio_core.errors import AuthFailed, BadResponse, ContentBlocked, ProviderError, UnexpectedError
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
@@ -28,6 +27,11 @@ from taelio_core.providers.transport import (
     retry_after_seconds,
     where,
 )
+
+if TYPE_CHECKING:  # the SDK itself loads on first use (see _new_client)
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
 
 __all__ = ["GeminiProvider", "map_error"]
 

@@ -13,8 +13,7 @@ without a finish reason (the SDK ends a cut stream quietly) is a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from taelio_core.errors import BadResponse, ContentBlocked, ProviderError, RateLimited, UnexpectedError
 from taelio_core.providers.base import LoopLocal, Provider, billed, close_quietly
@@ -29,6 +28,9 @@ from taelio_core.providers.transport import (
     status_failure,
     where,
 )
+
+if TYPE_CHECKING:  # the SDK itself loads on first use (see _new_client)
+    import openai
 
 __all__ = ["OpenAIProvider", "map_error"]
 

@@ -20,8 +20,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from taelio_core.errors import (
     AuthFailed,
@@ -34,6 +33,9 @@ from taelio_core.errors import (
     RateLimited,
     UnexpectedError,
 )
+
+if TYPE_CHECKING:  # the SDK itself loads on first use (see _new_client)
+    import httpx2
 
 __all__ = ["CONNECT_TIMEOUT_S", "connection_failure", "detail_of", "error_body", "error_for_status",
            "map_transport_error", "other_failure", "retry_after_seconds", "sdk_timeout", "status_failure", "where"]

@@ -169,7 +169,6 @@ def run_policy(policy: RoutingPolicy, traffic: Traffic, models: ModelSet, *, see
     budgets = BudgetGuard(policy, pricer, clock=clock, count_simulated=True)
     router = Router(policy, providers, pricer=pricer, sink=sink, clock=clock, source="sandbox",
                     guards=guards(policy, clock) if guards else (), budgets=budgets, rng=random.Random(seed))
-    n = len(traffic)
     tiers = [traffic.tiers[k] for k in traffic.tier_idx.tolist()]
     tasks = [traffic.tasks[k] for k in traffic.task_idx.tolist()]
     inputs_tok, outputs_tok = traffic.input_tokens.tolist(), traffic.output_tokens.tolist()

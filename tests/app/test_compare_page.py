@@ -5,7 +5,6 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from taelio_core.experiments import Cell

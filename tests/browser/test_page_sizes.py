@@ -5,7 +5,6 @@ Each page is drawn fully, shows no exception, says what the size calls for, and 
 """
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import pytest

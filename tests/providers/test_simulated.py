@@ -9,7 +9,6 @@ Everything runs on a virtual-time loop, so every duration is exact.
 """
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import pytest

@@ -13,7 +13,6 @@ import pytest
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.errors import AuthFailed, BadRequest, ModelNotFound, ProviderUnavailable
 from taelio_core.guards.breakers import CircuitBreakers
-from taelio_core.guards.resilience import BreakerConfig
 from taelio_core.monitoring.health import BreakerEventLog, health_report
 from taelio_core.providers.function import FunctionProvider
 from tests.resilience.support import INPUTS, FakeClock, policy, router, run, scripted
