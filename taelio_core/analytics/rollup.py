@@ -42,7 +42,7 @@ import pandas as pd
 
 from taelio_core.calllog import CallLog
 
-__all__ = ["BINS_PER_OCTAVE", "QUANTILE_ERROR", "Reader", "build_fine", "histogram_quantiles", "read", "refresh"]
+__all__ = ["BINS_PER_OCTAVE", "QUANTILE_ERROR", "Reader", "build_fine", "histogram_quantiles", "invalidate", "read", "refresh"]
 
 T = TypeVar("T")
 BINS_PER_OCTAVE = 8
@@ -126,6 +126,14 @@ def _fold(con: duckdb.DuckDBPyConnection, rollup: _Rollup, lo: int, hi: int) -> 
     con.execute(f"INSERT INTO {rollup.table} BY NAME SELECT * FROM _rollup_merged")
     con.execute("DROP TABLE _rollup_delta")
     con.execute("DROP TABLE _rollup_merged")
+
+
+def invalidate(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the next ``refresh`` rebuild every rollup from the raw rows: for a caller that deleted rows.
+
+    A row count alone cannot tell: rows appended since the last fold can hide the ones deleted.
+    """
+    con.execute("UPDATE rollup_watermarks SET rows_done = 9223372036854775807")
 
 
 def refresh(con: duckdb.DuckDBPyConnection) -> int:

@@ -28,12 +28,11 @@ def remove_demo_data(log: CallLog) -> int:
     log.flush()  # rows still queued for the writer would otherwise land after the delete
 
     def work(con) -> int:  # noqa: ANN001 - a DuckDB connection, inside the log's transaction
+        from taelio_core.analytics import rollup   # pandas and DuckDB: only once something is removed
         gone = int(con.execute("SELECT count(*) FROM requests WHERE source = ?", [DEMO_SOURCE]).fetchone()[0])
         con.execute("DELETE FROM attempts WHERE source = ?", [DEMO_SOURCE])
         con.execute("DELETE FROM requests WHERE source = ?", [DEMO_SOURCE])
         if gone:
-            # The hourly rollups (analytics.rollup) rebuild from scratch when the log holds fewer rows than
-            # they have folded: say so, so no removed row lingers in a chart.
-            con.execute("UPDATE rollup_watermarks SET rows_done = 9223372036854775807")
+            rollup.invalidate(con)         # no removed row may linger in a chart
         return gone
     return log.write(work)

@@ -137,12 +137,18 @@ class Judge:
             return Progress(total=len(work), done=done, failed=0, run_total=len(work), run_done=done,
                             elapsed_s=elapsed, eta_s=eta, spent_usd=state["spent"], state=status, message=message)
 
+        def stopped() -> bool:
+            """Cancelled, or the cost cap is reached (then say so once, in ``state["stop"]``)."""
+            if cancel.cancelled or state["stop"]:
+                return True
+            if cap is not None and state["spent"] >= cap:
+                state["stop"] = f"Stopped at the cost cap: {money(state['spent'])} spent of {money(cap)}."
+                return True
+            return False
+
         async def one(row: InputRow, a: str, b: str) -> None:
             async with semaphore:
-                if cancel.cancelled or state["stop"]:
-                    return
-                if cap is not None and state["spent"] >= cap:
-                    state["stop"] = f"Stopped at the cost cap: {money(state['spent'])} spent of {money(cap)}."
+                if stopped():
                     return
                 text_a, text_b = cells[(row.input_id, a)].output, cells[(row.input_id, b)].output
                 ab, ba = await asyncio.gather(self._ask(experiment, row, text_a, text_b),
@@ -159,10 +165,7 @@ class Judge:
 
         async def grade(row: InputRow, variant_id: str, rubric: Assertion) -> None:
             async with semaphore:
-                if cancel.cancelled or state["stop"]:
-                    return
-                if cap is not None and state["spent"] >= cap:
-                    state["stop"] = f"Stopped at the cost cap: {money(state['spent'])} spent of {money(cap)}."
+                if stopped():
                     return
                 cost = await self._grade(experiment, row, variant_id, rubric, cells[(row.input_id, variant_id)].output)
                 state["spent"] += cost or Decimal(0)

@@ -8,7 +8,7 @@ from taelio_core.sandbox.fitting import MIN_ATTEMPTS, fit_models
 from taelio_core.sandbox.models import models_from_policy
 from tests.sandbox.conftest import current_policy, fill_log
 
-START = datetime(2026, 11, 10, tzinfo=timezone.utc)
+START = datetime(2026, 11, 10, tzinfo=timezone.utc)  # fixed-date-ok: logged at this date and read back over explicit START-based windows
 
 
 def test_fitted_models_reproduce_the_logged_error_rates_and_say_what_they_rest_on(tmp_path) -> None:

@@ -13,7 +13,7 @@ from taelio_core.sandbox.replay import run_policy
 from taelio_core.sandbox.traffic import parse_window, replay_traffic, synthetic_traffic
 from tests.sandbox.conftest import current_policy, fill_log
 
-START = datetime(2026, 11, 10, tzinfo=timezone.utc)
+START = datetime(2026, 11, 10, tzinfo=timezone.utc)  # fixed-date-ok: logged at this date and replayed over explicit START-based windows
 
 
 def test_replay_keeps_every_logged_request_with_its_tier_mix_and_timing(tmp_path) -> None:
