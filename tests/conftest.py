@@ -84,3 +84,28 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path, request) -> None:
     # Never read the developer's .streamlit/secrets.toml: run each test from its own folder.
     if "no_chdir" not in request.keywords:
         monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL for the session; give each test its own database with ``new_database``."""
+    from tests.servers import postgres_server
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    import re
+    import uuid
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    return pg_server.new_database(name)
+
+
+@pytest.fixture
+def redis_url():
+    """A throwaway Redis for this test (the server object is ``redis_url.server`` via ``redis_server``)."""
+    from tests.servers import redis_server
+    with redis_server() as server:
+        yield server.url
