@@ -136,6 +136,16 @@ class AttemptColumns:
         self.latency_ms.append(latency_ms)
         self.cost_usd.append(cost_usd)
 
+    def freeze(self) -> None:
+        """Turn the lists into arrays once the run is over: a tenth of the size to send between processes."""
+        self.i = np.asarray(self.i, dtype=np.int64)  # type: ignore[assignment]
+        self.t_s = np.asarray(self.t_s, dtype=float)  # type: ignore[assignment]
+        self.entry = np.asarray(self.entry, dtype=np.int32)  # type: ignore[assignment]
+        self.status = np.asarray(self.status, dtype=np.int8)  # type: ignore[assignment]
+        self.error = np.asarray(self.error, dtype=np.int16)  # type: ignore[assignment]
+        self.latency_ms = np.asarray(self.latency_ms, dtype=float)  # type: ignore[assignment]
+        self.cost_usd = np.asarray(self.cost_usd, dtype=float)  # type: ignore[assignment]
+
     def frame(self, tier_idx: np.ndarray, tiers: Sequence[str]) -> pd.DataFrame:
         i = np.array(self.i, dtype=np.int64)
         entry = np.array(self.entry, dtype=np.int64)

@@ -26,9 +26,10 @@ from typing import Protocol
 from taelio_core.sandbox.columns import STATUSES, AttemptColumns, RequestColumns
 from taelio_core.sandbox.events import END, WAKE, EventQueue
 from taelio_core.sandbox.outcomes import ProviderOutcomes
+from taelio_core.sandbox.replay import ArmRun
 from taelio_core.sandbox.traffic import Traffic
 
-__all__ = ["DONE", "TRY", "WAIT", "Core", "EngineRun", "Walk", "run_engine", "sample_indices"]
+__all__ = ["DONE", "TRY", "WAIT", "Core", "EngineRun", "Walk", "arm_run", "run_engine", "sample_indices"]
 
 TRY, WAIT, DONE = 0, 1, 2
 _STATUS = {name: code for code, name in enumerate(STATUSES)}
@@ -84,6 +85,15 @@ class EngineRun:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     finished: int = 0
+
+
+def arm_run(policy_name: str, seed: int, traffic: Traffic, run: EngineRun) -> ArmRun:
+    """The run as the summaries read it (``results``): DataFrames built once, in the process that reads them."""
+    requests = run.requests.frame(traffic.arrival_s, traffic.tier_idx, traffic.task_idx, traffic.tiers,
+                                  traffic.tasks)
+    attempts = run.attempts.frame(traffic.tier_idx, traffic.tiers)
+    return ArmRun(policy=policy_name, seed=seed, requests=requests, attempts=attempts, traces=run.traces,
+                  wall_s=run.wall_s, virtual_s=run.virtual_s, meta={"cpu_s": run.cpu_s, "engine": "events"})
 
 
 def sample_indices(traffic: Traffic, per_tier: int = 4) -> set[int]:
@@ -181,6 +191,7 @@ def run_engine(core: Core, traffic: Traffic, outcomes: ProviderOutcomes, *, samp
               check_every=max(1024, n // 50))
     if progress is not None and done[0] == n:
         progress(1.0)
+    attempts.freeze()
     return EngineRun(requests=requests, attempts=attempts, traces=sorted(traces, key=lambda t: int(t["i"])),
                      virtual_s=queue.now, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0,
                      finished=done[0])

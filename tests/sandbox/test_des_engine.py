@@ -163,3 +163,23 @@ def test_progress_can_stop_a_run_and_the_run_says_how_far_it_got() -> None:
     run = run_engine(InOrderCore(), _traffic([float(k) for k in range(5000)]), _outcomes(script), progress=progress)
     assert 0 < run.finished < 5000 and heard[-1] >= 0.2
     assert not bool(run.requests.written.all())
+
+
+def test_a_finished_run_becomes_the_arm_the_summaries_read_and_survives_pickling_between_processes() -> None:
+    import pickle
+
+    from taelio_core.sandbox.engine import arm_run
+    from taelio_core.sandbox.results import provider_summary, tier_summary
+    from tests.sandbox.conftest import current_policy
+
+    def script(i: int, provider: str, model: str, tried: int) -> ScriptedTry:
+        return ScriptedTry(error="unavailable" if provider == "a" and i % 2 else None, latency_s=0.25)
+
+    traffic = _traffic([float(k) for k in range(10)])
+    run = pickle.loads(pickle.dumps(run_engine(InOrderCore(wait_s=0.5), traffic, _outcomes(script))))
+    arm = arm_run("p", 3, traffic, run)
+    tiers = tier_summary(arm, current_policy(), traffic.duration_s).set_index("tier")
+    assert tiers.at["all", "requests"] == 10 and tiers.at["all", "availability"] == 1.0
+    assert tiers.at["all", "fallback_rate"] == 0.5
+    providers = provider_summary(arm).set_index("provider")
+    assert providers.at["a", "attempts"] == 15 and providers.at["b", "served"] == 5
