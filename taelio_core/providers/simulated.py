@@ -50,7 +50,8 @@ if TYPE_CHECKING:  # the policy imports the provider registry, which loads this 
     from taelio_core.config.policy_schema import SimulatorConfig
 
 __all__ = ["CURRENT_REQUEST", "ERROR_CLASSES", "Outage", "RateLimit", "RequestSpec", "Script", "ScriptedTry",
-           "SimProfile", "SimulatedProvider", "profile_from_config", "simulated_text"]
+           "SimProfile", "SimulatedProvider", "TokenBucket", "profile_from_config", "simulated_text",
+           "stable_hash"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +159,7 @@ class ScriptedTry:
 Script = Callable[[int, str, str, int], ScriptedTry]
 
 
-class _Bucket:
+class TokenBucket:
     """A token bucket refilled continuously in loop time (one per limit)."""
 
     __slots__ = ("capacity", "level", "rate", "stamp")
@@ -252,8 +253,8 @@ class SimulatedProvider(Provider):
         self._rng = random.Random(seed)
         self._script = script
         self._start = loop_start
-        self._rpm = _Bucket(limit.rpm) if limit is not None and limit.rpm else None
-        self._tpm = _Bucket(limit.tpm) if limit is not None and limit.tpm else None
+        self._rpm = TokenBucket(limit.rpm) if limit is not None and limit.rpm else None
+        self._tpm = TokenBucket(limit.tpm) if limit is not None and limit.tpm else None
         self._salt: dict[str, int] = {}
 
     def availability(self) -> Availability:
