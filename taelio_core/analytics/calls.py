@@ -11,8 +11,9 @@ anywhere in the prompt, output, error, provider or model, ignoring case (a
 plain substring: ``%`` and ``_`` are ordinary characters), or the start of a
 request id or parent id. Why this shape: ``ILIKE ? ESCAPE '\\'`` (the old
 search) runs DuckDB's general pattern matcher on every row, 4-5.5 s at 10M
-requests; ``contains(lower(text), needle)`` is DuckDB's plain substring
-search, tested column by column inside the scan (``_search_branches``). Ids are 32 unique
+requests; ``strpos(lower(text), lower(needle)) > 0`` is a plain substring
+search (PostgreSQL runs it too), tested column by column inside the scan
+(``_search_branches``). Ids are 32 unique
 characters per row (a substring test of both ids was most of the remaining
 time): ``starts_with`` on them is a prefix compare, and a pasted id or its
 first characters (what users type) still finds the request.
@@ -68,11 +69,11 @@ def _search_branches(r: Reader, text: str) -> list[tuple[str, list[Any]]]:
     # tests of columns with few distinct values come first, and the ids (unique per row) last.
     tests: list[tuple[str, list[Any]]] = []
     for c in NAMED_BY_ROLLUP:
-        names = r.query(f"SELECT DISTINCT {c} AS v FROM request_rollup WHERE contains(lower({c}), lower(?))",
+        names = r.query(f"SELECT DISTINCT {c} AS v FROM request_rollup WHERE strpos(lower({c}), lower(?)) > 0",
                         [text])["v"].tolist()
         if names:
             tests.append((f"{c} IN ({', '.join('?' for _ in names)})", names))
-    tests += [(f"contains(lower({c}), lower(?))", [text]) for c in SEARCHED if c not in NAMED_BY_ROLLUP]
+    tests += [(f"strpos(lower({c}), lower(?)) > 0", [text]) for c in SEARCHED if c not in NAMED_BY_ROLLUP]
     for prefix in dict.fromkeys((text, text.lower())):
         tests += [(f"starts_with({c}, ?)", [prefix]) for c in SEARCHED_FROM_START]
     branches = []
@@ -100,7 +101,8 @@ def _where(filters: Filters, search: tuple[str, list[Any]] | None, statuses: tup
     return where, params + fparams
 
 
-_COLS = ", ".join([*(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS), *LIST_TEXT])
+_COLS = ", ".join([*(c if c != "cost_usd" else "cost_usd::DOUBLE PRECISION AS cost_usd" for c in LIST_COLUMNS),
+                   *LIST_TEXT])
 _NEWEST = "ORDER BY ts DESC, request_id"
 
 
@@ -117,9 +119,10 @@ def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", 
             page_params += [*params, limit + offset]
             counts.append(f"SELECT count(*) AS n FROM requests {where}")
             count_params += params
-        page = r.query(f"SELECT * FROM ({' UNION ALL '.join(pages)}) {_NEWEST} LIMIT ? OFFSET ?",
+        page = r.query(f"SELECT * FROM ({' UNION ALL '.join(pages)}) AS hits {_NEWEST} LIMIT ? OFFSET ?",
                        [*page_params, limit, offset])
-        count = r.query(f"SELECT coalesce(sum(n), 0)::BIGINT AS n FROM ({' UNION ALL '.join(counts)})", count_params)
+        count = r.query(f"SELECT coalesce(sum(n), 0)::BIGINT AS n FROM ({' UNION ALL '.join(counts)}) AS hits",
+                        count_params)
         return page, int(count["n"].iloc[0])
 
     def listed(r: Reader) -> tuple[pd.DataFrame, int]:
@@ -137,7 +140,7 @@ def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", 
 def requests_by_source(log: CallLog | Reader) -> dict[str, int]:
     """How many requests the log holds from each source (all dates)."""
     counts = rollup.read(log, lambda r: r.query(
-        "SELECT source, sum(requests)::BIGINT AS n FROM request_rollup GROUP BY ALL ORDER BY source"))
+        "SELECT source, sum(requests)::BIGINT AS n FROM request_rollup GROUP BY source ORDER BY source"))
     return {str(s): int(n) for s, n in zip(counts["source"], counts["n"])}
 
 
@@ -176,7 +179,7 @@ _ID_SLACK = timedelta(hours=1)
 # How long after its request an attempt may start (retries, fallbacks and deadlines end far sooner).
 _ATTEMPT_SLACK = timedelta(days=1)
 
-_DETAIL_SQL = "SELECT * EXCLUDE (cost_usd), cost_usd::DOUBLE AS cost_usd FROM requests WHERE request_id = ?"
+_DETAIL_SQL = "SELECT * FROM requests WHERE request_id = ?"    # cost_usd (DECIMAL) comes back as a float
 
 
 def request_detail(log: CallLog | Reader, request_id: str) -> RequestDetail | None:
@@ -202,7 +205,7 @@ def _detail(r: Reader, request_id: str) -> RequestDetail | None:
     ts = pd.Timestamp(row["ts"]).to_pydatetime()
     attempts = r.query("""
         SELECT n, ts, provider, model, status, error_type, error, http_status, latency_ms, ttft_ms,
-               input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE AS cost_usd, price_source,
+               input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE PRECISION AS cost_usd, price_source,
                finish_reason, simulated, retry, hedge, wait_ms, sent
         FROM attempts WHERE request_id = ? AND ts BETWEEN ? AND ? ORDER BY n""",
                        [request_id, ts - _ID_SLACK, ts + _ATTEMPT_SLACK])
@@ -228,8 +231,8 @@ def export_requests(log: CallLog, filters: Filters, fmt: str) -> bytes:
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"export format must be csv or parquet, not {fmt!r}")
     where, params = filters.where()
-    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in EXPORT_COLUMNS)
-    df = log.query(f"SELECT {cols} FROM requests {where} ORDER BY ts", params)
+    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE PRECISION AS cost_usd" for c in EXPORT_COLUMNS)
+    df = rollup.read(log, lambda r: r.query(f"SELECT {cols} FROM requests {where} ORDER BY ts, request_id", params), rollups=False)
     if fmt == "csv":
         return df.to_csv(index=False).encode("utf-8")
     return df.to_parquet(index=False)
