@@ -92,6 +92,14 @@ def taelio_serve(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]
         proc.wait(timeout=60)
 
 
+def serve_env(fake: str, tmp: Path) -> tuple[Path, dict[str, str]]:
+    """The bench policy (one OpenAI entry on the fake server) written in ``tmp``, and ``taelio serve``'s env."""
+    policy = tmp / "bench.toml"
+    policy.write_text(POLICY.format(base_url=fake + "/v1", model=MODEL))
+    return policy, child_env(OPENAI_API_KEY=KEY, JWT_SECRET=SECRET, TAELIO_POLICY=str(policy), TAELIO_MODE="live",
+                             DATABASE_URL=str(tmp / "api.duckdb"))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of process ``pid`` so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -170,10 +178,7 @@ async def bench(ctx: PartContext) -> list[Figure]:
     figures: list[Figure] = []
     with fake_server() as fake, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        policy = tmp / "bench.toml"
-        policy.write_text(POLICY.format(base_url=fake + "/v1", model=MODEL))
-        env = child_env(OPENAI_API_KEY=KEY, JWT_SECRET=SECRET, TAELIO_POLICY=str(policy), TAELIO_MODE="live",
-                        DATABASE_URL=str(tmp / "api.duckdb"))
+        policy, env = serve_env(fake, tmp)
         engine = Taelio.open(policy=policy, database=tmp / "router.duckdb",
                              settings=load_settings(env={"OPENAI_API_KEY": KEY, "TAELIO_MODE": "live"}))
         token = mint_token(AuthSettings(secret=SECRET), sub="bench", tier="pro", ttl_s=3600)
