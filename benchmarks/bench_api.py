@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import ROOT, Figure, PartContext, child_env, fake_server, percentile, run_standalone  # noqa: E402
 
 KEY = "sk-bench-000000000000"
+PROXY_KEY = "sk-bench-proxy-master-0123456789abcdef"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 MODEL = "gpt-4o-mini"
 POLICY = """
@@ -122,8 +123,11 @@ def litellm_proxy(base_url: str, tmp: Path) -> Iterator[str | None]:
         yield None
         return
     config = tmp / "litellm.yaml"
+    # The proxy refuses to start without a master key (it would accept every request): it checks that key as
+    # Taelio checks its JWT, so both sides authenticate every request.
     config.write_text(f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/{MODEL}\n"
-                      f"      api_base: {base_url}\n      api_key: {KEY}\n")
+                      f"      api_base: {base_url}\n      api_key: {KEY}\n"
+                      f"general_settings:\n  master_key: {PROXY_KEY}\n")
     port = free_port()
     env = {**child_env(), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
     proc = subprocess.Popen([binary, "--config", str(config), "--port", str(port), "--num_workers", "1"],
@@ -216,7 +220,7 @@ async def bench(ctx: PartContext) -> list[Figure]:
                 if proxy:
                     async def proxy_chat() -> object:
                         response = await client.post(proxy + "/v1/chat/completions", json=CHAT,
-                                                     headers={"Authorization": "Bearer sk-anything"})
+                                                     headers={"Authorization": f"Bearer {PROXY_KEY}"})
                         assert response.status_code == 200, response.text
                         return response
                     contenders["litellm proxy"] = proxy_chat
