@@ -14,8 +14,9 @@ with a plain reason ("key rejected", "model retired?"), then a trial decides
 as usual.
 
 State lives behind ``BreakerStore`` (an atomic read-modify-write per key),
-so a shared store (Redis, PostgreSQL) can replace ``InProcessBreakerStore``
-when several replicas must agree. Time comes from the injected ``Clock``:
+so a shared store (``RedisBreakerStore`` with ``REDIS_URL``) can replace
+``InProcessBreakerStore`` when several replicas must agree; a step may run
+more than once on fresher state there, so it starts by clearing its events. Time comes from the injected ``Clock``:
 the sandbox runs breakers in virtual time. Every transition goes to
 ``on_transition`` (the call log's ``breaker_events`` table, via ``health``).
 """
@@ -119,6 +120,8 @@ class CircuitBreakers:
         self._window = timedelta(seconds=self.config.window_s)
         # Optional on a store: a cheap "closed?" read that skips the locked update when nothing can change.
         self._is_closed: Callable[[str], bool] | None = getattr(self.store, "is_closed", None)
+        # Optional too: ``submit(key, fn, then)`` runs an update whose result nobody waits for, later.
+        self._submit: Callable[..., None] | None = getattr(self.store, "submit", None)
 
     # ---- Guard -------------------------------------------------------------------------
     def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None:
@@ -188,6 +191,7 @@ class CircuitBreakers:
         events: list[BreakerEvent] = []
 
         def step(s: BreakerState) -> str | None:
+            events.clear()              # a shared store may run the step again on a fresher state
             if s.state == CLOSED:
                 return None
             if s.state == OPEN:
@@ -214,6 +218,7 @@ class CircuitBreakers:
         events: list[BreakerEvent] = []
 
         def step(s: BreakerState) -> None:
+            events.clear()
             if s.state == HALF_OPEN and s.probe_owner == request_id:
                 s.probe_owner = None
                 if failed is True:
@@ -240,8 +245,7 @@ class CircuitBreakers:
                 events.append(self._open(key, s, f"{failures} of the last {n} calls failed", now, cfg.cooldown_s))
 
         if self.config.enabled:
-            self.store.update(key, step)
-            self._emit(events)
+            self._write(key, step, events)
 
     def _mark(self, key: str, reason: str) -> None:
         """Open ``key`` for ``unhealthy_s`` because of a failure no retry will fix."""
@@ -249,9 +253,17 @@ class CircuitBreakers:
         events: list[BreakerEvent] = []
 
         def step(s: BreakerState) -> None:
+            events.clear()
             s.probe_owner = None
             events.append(self._open(key, s, reason, now, self.unhealthy_s))
 
+        self._write(key, step, events)
+
+    def _write(self, key: str, step: Callable[[BreakerState], None], events: list[BreakerEvent]) -> None:
+        """An outcome nobody waits for: a store with ``submit`` (Redis) writes it off the request path."""
+        if self._submit is not None:
+            self._submit(key, step, lambda: self._emit(events))
+            return
         self.store.update(key, step)
         self._emit(events)
 

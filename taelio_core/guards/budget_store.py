@@ -43,6 +43,7 @@ class Denial:
     key: Key
     cap: Decimal
     used: Decimal        # spent + reserved by others, before this attempt
+    reason: str | None = None   # set when the budget could not be checked at all (shared state unavailable)
 
 
 class BudgetStore(Protocol):

@@ -1,0 +1,195 @@
+"""Breakers and provider marks shared by every replica: a ``BreakerStore`` in Redis.
+
+Why this shape: the breaker's rules stay in ``breakers.py`` (one copy, run in
+Python); Redis holds each ``provider:model`` (and ``provider:*`` mark: "key
+rejected", "model retired?") as a versioned value in one hash, and a write is
+a compare-and-set script: it lands only if nobody wrote that breaker since
+this process read it, else it returns the current value and the rule runs
+again on it. So a half-open trial is taken by exactly one replica.
+
+Reads come from a mirror that the link's thread refreshes every ``poll_s``
+(0.25 s): an admission whose breakers are closed, or open with a cool-down
+still running, costs no round trip, and a breaker opened by one replica
+makes the others skip that entry within one refresh. Outcomes of attempts
+(``submit``) are written by the link's thread, batched per breaker, so the
+request path never waits for them.
+
+While Redis is down the store works on a per-process copy of the last
+mirror; when Redis is back the mirror is read again and the copy dropped.
+
+The failure-rate window travels with each breaker, as runs of outcomes per
+second (``[second, failed, count]``), so its size grows with how many
+distinct seconds the window holds, not with the request rate.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import redis
+
+from taelio_core.guards.breakers import BreakerState, InProcessBreakerStore
+from taelio_core.guards.redis_link import RedisLink, SharedStateDown
+
+__all__ = ["RedisBreakerStore"]
+
+T = TypeVar("T")
+MAX_TRIES = 8
+# KEYS[1]: the breakers hash. ARGV: field, expected version, new json. -> 1, or the current "version|json".
+CAS = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local version = 0
+if current then version = tonumber(string.match(current, '^(%d+)|')) end
+if version ~= tonumber(ARGV[2]) then return current end
+redis.call('HSET', KEYS[1], ARGV[1], (version + 1) .. '|' .. ARGV[3])
+return 1
+"""
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def encode(s: BreakerState) -> str:
+    runs: list[list[int]] = []
+    for when, failed in s.outcomes:
+        second = int(when.timestamp())
+        if runs and runs[-1][0] == second and runs[-1][1] == int(failed):
+            runs[-1][2] += 1
+        else:
+            runs.append([second, int(failed), 1])
+    return json.dumps({"s": s.state, "r": s.reason, "u": _ts(s.until), "c": s.consecutive, "o": runs,
+                       "p": s.probe_owner, "t": _ts(s.changed_at)}, separators=(",", ":"))
+
+
+def decode(text: str) -> tuple[int, BreakerState]:
+    version, _, body = text.partition("|")
+    d = json.loads(body)
+    outcomes: deque[tuple[datetime, bool]] = deque()
+    for second, failed, count in d["o"]:
+        when = datetime.fromtimestamp(second, UTC)
+        outcomes.extend([(when, bool(failed))] * count)
+    return int(version), BreakerState(state=d["s"], reason=d["r"], until=_dt(d["u"]), consecutive=d["c"],
+                                      outcomes=outcomes, probe_owner=d["p"], changed_at=_dt(d["t"]))
+
+
+class RedisBreakerStore:
+    """A ``BreakerStore`` shared through Redis; ``submit`` defers a write to the link's thread."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self.hash = link.prefix + "breakers"
+        self._mirror: dict[str, tuple[int, BreakerState]] = {}
+        self._raw: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._local: InProcessBreakerStore | None = None
+        self._sha: str | None = None
+        link.subscribe(on_up=self._back, on_down=self._go_local, on_poll=self._refresh)
+        if link.up:
+            try:
+                self._refresh()
+            except SharedStateDown:
+                pass
+        else:
+            self._go_local()
+
+    # ---- BreakerStore ------------------------------------------------------------------
+    def update(self, key: str, fn: Callable[[BreakerState], T]) -> T:
+        """Run the rule on this process's latest copy; write it only if it changed, and only if nobody else did."""
+        with self._lock:
+            if not self.link.up:
+                return self._go_local().update(key, fn)
+            version, state = self._mirror.get(key, (0, BreakerState()))
+            for _ in range(MAX_TRIES):
+                work = state.copy()
+                before = encode(work)
+                result = fn(work)
+                after = encode(work)
+                if after == before:
+                    return result
+                try:
+                    reply = self.link.run(lambda c: self._cas(c, key, version, after))
+                except SharedStateDown:
+                    return self._go_local().update(key, fn)
+                if reply == 1:
+                    self._mirror[key] = (version + 1, work)
+                    return result
+                version, state = decode(reply) if reply else (0, BreakerState())
+                self._mirror[key] = (version, state)
+            raise RuntimeError(f"breaker {key}: {MAX_TRIES} writers in a row changed it first")
+
+    def submit(self, key: str, fn: Callable[[BreakerState], object], then: Callable[[], None]) -> None:
+        """``update(key, fn)`` then ``then()``, on the link's thread (an outcome nobody waits for)."""
+        if not self.link.up:
+            self.update(key, fn)
+            then()
+            return
+
+        def write() -> None:
+            self.update(key, fn)
+            then()
+        self.link.defer(write)
+
+    def snapshot(self) -> dict[str, BreakerState]:
+        with self._lock:
+            if not self.link.up:
+                return self._go_local().snapshot()
+            return {k: s.copy() for k, (_, s) in self._mirror.items()}
+
+    def is_closed(self, key: str) -> bool:
+        local = self._local
+        if local is not None and not self.link.up:
+            return local.is_closed(key)
+        held = self._mirror.get(key)
+        return held is None or held[1].state == "closed"
+
+    # ---- the link's hooks ----------------------------------------------------------------
+    def _cas(self, client: redis.Redis, key: str, version: int, value: str) -> object:
+        if self._sha is None:
+            self._sha = client.script_load(CAS)
+        try:
+            return client.evalsha(self._sha, 1, self.hash, key, version, value)
+        except redis.exceptions.NoScriptError:
+            self._sha = client.script_load(CAS)
+            return client.evalsha(self._sha, 1, self.hash, key, version, value)
+
+    def _refresh(self, client: redis.Redis | None = None) -> None:
+        raw = self.link.run(lambda c: c.hgetall(self.hash)) if client is None else client.hgetall(self.hash)
+        with self._lock:
+            for key, text in raw.items():
+                if self._raw.get(key) == text:
+                    continue
+                version, state = decode(text)
+                held = self._mirror.get(key)
+                if held is None or held[0] <= version:
+                    self._mirror[key] = (version, state)
+                    self._raw[key] = text
+            for key in set(self._mirror) - set(raw):      # Redis lost its data (restarted empty)
+                if self._mirror[key][0] > 0:
+                    del self._mirror[key]
+                    self._raw.pop(key, None)
+
+    def _go_local(self) -> InProcessBreakerStore:
+        with self._lock:
+            if self._local is None:
+                local = InProcessBreakerStore()
+                for key, (_, state) in self._mirror.items():
+                    local.update(key, lambda s, src=state: s.__dict__.update(src.copy().__dict__))
+                self._local = local
+            return self._local
+
+    def _back(self) -> None:
+        """Redis answers again: its states win over what this process learnt alone meanwhile."""
+        with self._lock:
+            self._mirror.clear()
+            self._raw.clear()
+            self._refresh(self.link.client)
+            self._local = None
