@@ -92,6 +92,7 @@ class RedisBreakerStore:
         self._lock = threading.RLock()
         self._local: InProcessBreakerStore | None = None
         self._sha: str | None = None
+        self._pending: list[tuple[str, Callable[[BreakerState], object], Callable[[], None]]] = []
         link.subscribe(on_up=self._back, on_down=self._go_local, on_poll=self._refresh)
         if link.up:
             try:
@@ -132,11 +133,54 @@ class RedisBreakerStore:
             self.update(key, fn)
             then()
             return
+        with self._lock:
+            self._pending.append((key, fn, then))
+            first = len(self._pending) == 1
+        if first:
+            self.link.defer(self._send)
 
-        def write() -> None:
-            self.update(key, fn)
-            then()
-        self.link.defer(write)
+    def _send(self) -> None:
+        """Every queued outcome: the rules run per breaker on this process's copy, then one compare-and-set per
+        changed breaker, all in one pipelined round trip; a breaker someone else changed meanwhile is done again
+        on the value Redis returned."""
+        with self._lock:
+            queued, self._pending = self._pending, []
+        by_key: dict[str, list[tuple[Callable[[BreakerState], object], Callable[[], None]]]] = {}
+        for key, fn, then in queued:
+            by_key.setdefault(key, []).append((fn, then))
+        for _ in range(MAX_TRIES):
+            if not by_key:
+                return
+            writes: dict[str, tuple[int, BreakerState, str]] = {}
+            with self._lock:
+                for key, steps in by_key.items():
+                    version, state = self._mirror.get(key, (0, BreakerState()))
+                    work = state.copy()
+                    for fn, _then in steps:
+                        fn(work)
+                    writes[key] = (version, work, encode(work))
+            try:
+                replies = self.link.run(lambda c: self._cas_many(c, writes))
+            except SharedStateDown:
+                for key, steps in by_key.items():
+                    for fn, then in steps:
+                        self._go_local().update(key, fn)
+                        then()
+                return
+            retry: dict[str, list[tuple[Callable[[BreakerState], object], Callable[[], None]]]] = {}
+            with self._lock:
+                for (key, (version, work, _text)), reply in zip(writes.items(), replies):
+                    if reply == 1:
+                        self._mirror[key] = (version + 1, work)
+                    else:
+                        self._mirror[key] = decode(reply) if reply else (0, BreakerState())
+                        retry[key] = by_key[key]
+            for key, steps in by_key.items():
+                if key not in retry:
+                    for _fn, then in steps:
+                        then()
+            by_key = retry
+        raise RuntimeError(f"breakers {sorted(by_key)}: {MAX_TRIES} writers in a row changed them first")
 
     def snapshot(self) -> dict[str, BreakerState]:
         with self._lock:
@@ -160,6 +204,18 @@ class RedisBreakerStore:
         except redis.exceptions.NoScriptError:
             self._sha = client.script_load(CAS)
             return client.evalsha(self._sha, 1, self.hash, key, version, value)
+
+    def _cas_many(self, client: redis.Redis, writes: dict[str, tuple[int, BreakerState, str]]) -> list[object]:
+        if self._sha is None:
+            self._sha = client.script_load(CAS)
+        pipe = client.pipeline(transaction=False)
+        for key, (version, _work, text) in writes.items():
+            pipe.evalsha(self._sha, 1, self.hash, key, version, text)
+        try:
+            return pipe.execute()
+        except redis.exceptions.NoScriptError:      # a restarted Redis forgot it: nothing was written
+            self._sha = None
+            return self._cas_many(client, writes)
 
     def _refresh(self, client: redis.Redis | None = None) -> None:
         raw = self.link.run(lambda c: c.hgetall(self.hash)) if client is None else client.hgetall(self.hash)

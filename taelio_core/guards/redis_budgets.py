@@ -148,6 +148,7 @@ class RedisBudgetStore:
         # Each reservation gets its own hold name: a retry re-reserves under the caller's name before the
         # previous attempt's settlement (sent later, off the request path) has dropped the old one.
         self._holds: dict[str, str] = {}
+        self._pending: list[tuple[str, str, tuple[Key, ...], Decimal | None]] = []   # for the link's thread
         self._serial = itertools.count()
         link.subscribe(on_up=self._catch_up, on_down=self._go_local, on_poll=self._refresh)
         if not link.up:
@@ -190,9 +191,13 @@ class RedisBudgetStore:
         token = f"{hold}#{os.getpid()}.{next(self._serial)}"
         previous = self._holds.pop(hold, None)
         if previous is not None:
-            self.link.defer(lambda: self._send_release(previous))
+            self._queue(("release", previous, (), None))
         args: list[object] = [token, _nano(amount, ROUND_CEILING), int(self.hold_ttl_s), len(keys),
                               *map(_encode, keys), len(caps)]
+        if not caps:       # only soft budgets: nothing to refuse, so the reservation need not wait for Redis
+            self._holds[hold] = token
+            self._queue(("reserve", token, tuple(keys), amount))
+            return None
         for key, cap in caps.items():
             args += [_encode(key), _nano(cap, ROUND_FLOOR)]
         try:
@@ -222,29 +227,58 @@ class RedisBudgetStore:
         if not self.link.up:
             self._end_locally(token, (), None)
             return
-        self.link.defer(lambda: self._send_release(token))
-
-    def _send_release(self, hold: str) -> None:
-        try:
-            self.link.run(lambda c: self._eval(c, "release", RELEASE, [hold]))
-        except SharedStateDown:
-            self._end_locally(hold, (), None)
+        self._queue(("release", token, (), None))
 
     def settle(self, hold: str, keys: Sequence[Key], cost: Decimal | None) -> dict[Key, Decimal]:
         """Sent by the link's thread: the reservation covers the spend until then (a conservative lag)."""
         token = self._holds.pop(hold, hold)
         if not self.link.up:
             return self._end_locally(token, keys, cost)
-        self.link.defer(lambda: self._send_settle(token, keys, cost))
+        self._queue(("settle", token, tuple(keys), cost))
         spent = self._mirror[0]
         return {key: spent.get(key, Decimal(0)) + (cost or 0) for key in keys}
 
-    def _send_settle(self, hold: str, keys: Sequence[Key], cost: Decimal | None) -> None:
-        args = [hold, "" if cost is None else _nano(cost, ROUND_HALF_EVEN), *map(_encode, keys)]
+    def _queue(self, op: tuple[str, str, tuple[Key, ...], Decimal | None]) -> None:
+        """(kind, hold, keys, amount): a reservation without a cap, a release or a settlement, sent in order."""
+        with self._lock:
+            self._pending.append(op)
+            first = len(self._pending) == 1
+        if first:
+            self.link.defer(self._send)
+
+    def _send(self) -> None:
+        """Every settlement and release queued since the last send, in one pipelined round trip."""
+        with self._lock:
+            ops, self._pending = self._pending, []
+        if not ops:
+            return
+
+        def send(client: redis.Redis) -> None:
+            for name, script in (("settle", SETTLE), ("release", RELEASE), ("reserve", RESERVE)):
+                if name not in self._sha:
+                    self._sha[name] = client.script_load(script)
+            pipe = client.pipeline(transaction=False)
+            for kind, token, keys, cost in ops:
+                if kind == "release":
+                    pipe.evalsha(self._sha["release"], len(self._keys), *self._keys, token)
+                elif kind == "reserve":
+                    pipe.evalsha(self._sha["reserve"], len(self._keys), *self._keys, token,
+                                 _nano(cost or Decimal(0), ROUND_CEILING), int(self.hold_ttl_s), len(keys),
+                                 *map(_encode, keys), 0)
+                else:
+                    pipe.evalsha(self._sha["settle"], len(self._keys), *self._keys, token,
+                                 "" if cost is None else _nano(cost, ROUND_HALF_EVEN), *map(_encode, keys))
+            try:
+                pipe.execute()
+            except redis.exceptions.NoScriptError:      # a restarted Redis forgot them: nothing ran, send again
+                self._sha.clear()
+                send(client)
         try:
-            self.link.run(lambda c: self._eval(c, "settle", SETTLE, args))
+            self.link.run(send)
         except SharedStateDown:
-            self._end_locally(hold, keys, cost)
+            for kind, token, keys, cost in ops:
+                if kind != "reserve":
+                    self._end_locally(token, keys, cost)
 
     def _end_locally(self, hold: str, keys: Sequence[Key], cost: Decimal | None) -> dict[Key, Decimal]:
         local = self._go_local()
