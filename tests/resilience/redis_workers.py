@@ -29,10 +29,16 @@ def spend(url: str, cap: str, worst: str, start_at: float, seed: int) -> dict:
     cap_d, worst_d = Decimal(cap), Decimal(worst)
     served, spent, over = 0, Decimal(0), Decimal(0)
     _wait(start_at)
+    refused = 0
     for i in range(10_000):
         hold = f"{seed}-{i}|sim:s1"
         if store.reserve(hold, worst_d, [KEY], {KEY: cap_d}) is not None:
-            break
+            refused += 1          # others' reservations may still wait for their settlement: try a little later
+            if refused == 5:
+                break
+            time.sleep(0.05)
+            continue
+        refused = 0
         time.sleep(rng.uniform(0, 0.002))
         cost = (worst_d * Decimal(rng.randint(50, 120)) / 100).quantize(Decimal("0.000000001"))
         store.settle(hold, [KEY], cost)
