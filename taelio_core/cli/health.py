@@ -2,7 +2,9 @@
 
 Breaker state is per process, so a fresh CLI process shows each breaker as
 its last logged transition left it (an open breaker whose cool-down is over
-shows as half-open: the next request is its trial).
+shows as half-open: the next request is its trial). With ``REDIS_URL`` it
+shows the shared states instead, and first says whether the shared state is
+connected ("shared state unavailable since HH:MM ...").
 """
 from __future__ import annotations
 
