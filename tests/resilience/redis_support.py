@@ -45,6 +45,16 @@ def worker(command: str, **args: Any) -> subprocess.Popen[str]:
                             env=env, cwd=ROOT)
 
 
+def release(procs: list[subprocess.Popen[str]]) -> None:
+    """Wait until every worker printed ``ready``, then let them all go at once."""
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+
+
 def result(proc: subprocess.Popen[str], timeout: float = 300) -> dict[str, Any]:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err

@@ -1,7 +1,7 @@
 """Worker processes for the Redis shared-state tests: ``python -m tests.resilience.redis_workers CMD ARGS_JSON``.
 
 Each worker is a real process with its own ``RedisLink``, as a replica would be; it prints one JSON line.
-``start_at`` (a ``time.time()``) lines the workers up so they really run at once.
+Workers that must run at once print ``ready`` and wait for a line on stdin (``release`` in redis_support).
 """
 from __future__ import annotations
 
@@ -17,24 +17,25 @@ from taelio_core.guards.redis_link import RedisLink
 KEY = ("tier", "free", "monthly", "2026-12")
 
 
-def _wait(start_at: float) -> None:
-    time.sleep(max(0.0, start_at - time.time()))
+def _wait() -> None:
+    print("ready", flush=True)
+    sys.stdin.readline()
 
 
-def spend(url: str, cap: str, worst: str, start_at: float, seed: int) -> dict:
+def spend(url: str, cap: str, worst: str, seed: int) -> dict:
     """Reserve the worst case, hold it a moment (the call in flight), settle a true cost in [0.5, 1.2] × worst."""
     link = RedisLink(url)
     store = RedisBudgetStore(link)
     rng = random.Random(seed)
     cap_d, worst_d = Decimal(cap), Decimal(worst)
     served, spent, over = 0, Decimal(0), Decimal(0)
-    _wait(start_at)
+    _wait()
     refused = 0
     for i in range(10_000):
         hold = f"{seed}-{i}|sim:s1"
         if store.reserve(hold, worst_d, [KEY], {KEY: cap_d}) is not None:
             refused += 1          # others' reservations may still wait for their settlement: try a little later
-            if refused == 5:
+            if refused == 20:
                 break
             time.sleep(0.05)
             continue
@@ -47,10 +48,10 @@ def spend(url: str, cap: str, worst: str, start_at: float, seed: int) -> dict:
     return {"served": served, "spent": str(spent), "over_worst": str(over)}
 
 
-def seed(url: str, amount: str, label: str, start_at: float) -> dict:
+def seed(url: str, amount: str, label: str) -> dict:
     link = RedisLink(url)
     store = RedisBudgetStore(link)
-    _wait(start_at)
+    _wait()
     store.seed({KEY: Decimal(amount)}, [label])
     link.close()
     return {"seeded": True}
