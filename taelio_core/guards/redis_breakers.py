@@ -17,17 +17,16 @@ request path never waits for them.
 While Redis is down the store works on a per-process copy of the last
 mirror; when Redis is back the mirror is read again and the copy dropped.
 
-The failure-rate window travels with each breaker, as runs of outcomes per
-second (``[second, failed, count]``), so its size grows with how many
-distinct seconds the window holds, not with the request rate.
+Each value is the decision core's ``BreakerCell`` as JSON; its failure-rate
+window travels as runs of outcomes per second (``[second, failed, count]``),
+so its size grows with how many distinct seconds the window holds, not with
+the request rate.
 """
 from __future__ import annotations
 
 import json
 import threading
-from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import redis
@@ -50,35 +49,34 @@ return 1
 """
 
 
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
 def encode(s: BreakerState) -> str:
     runs: list[list[int]] = []
-    for when, failed in s.outcomes:
-        second = int(when.timestamp())
+    for when, failed in s.window():
+        second = int(when)
         if runs and runs[-1][0] == second and runs[-1][1] == int(failed):
             runs[-1][2] += 1
         else:
             runs.append([second, int(failed), 1])
-    return json.dumps({"s": s.state, "r": s.reason, "u": _ts(s.until), "c": s.consecutive, "o": runs,
-                       "p": s.probe_owner, "t": _ts(s.changed_at)}, separators=(",", ":"))
+    return json.dumps({"s": s.state, "r": s.reason, "u": s.until_s, "c": s.consecutive, "o": runs,
+                       "p": s.probe_owner, "t": s.changed_s}, separators=(",", ":"))
 
 
 def decode(text: str) -> tuple[int, BreakerState]:
     version, _, body = text.partition("|")
     d = json.loads(body)
-    outcomes: deque[tuple[datetime, bool]] = deque()
+    cell = BreakerState()
+    cell.state, cell.reason, cell.until_s, cell.consecutive = d["s"], d["r"], d["u"], d["c"]
+    cell.probe_owner, cell.changed_s = d["p"], d["t"]
     for second, failed, count in d["o"]:
-        when = datetime.fromtimestamp(second, UTC)
-        outcomes.extend([(when, bool(failed))] * count)
-    return int(version), BreakerState(state=d["s"], reason=d["r"], until=_dt(d["u"]), consecutive=d["c"],
-                                      outcomes=outcomes, probe_owner=d["p"], changed_at=_dt(d["t"]))
+        for _ in range(count):
+            cell.push(float(second), bool(failed))
+    return int(version), cell
+
+
+def _assign(target: BreakerState, source: BreakerState) -> None:
+    copy = source.copy()
+    for name in BreakerState.__slots__:
+        setattr(target, name, getattr(copy, name))
 
 
 class RedisBreakerStore:
@@ -92,7 +90,7 @@ class RedisBreakerStore:
         self._lock = threading.RLock()
         self._local: InProcessBreakerStore | None = None
         self._sha: str | None = None
-        self._pending: list[tuple[str, Callable[[BreakerState], object], Callable[[], None]]] = []
+        self._pending: list[tuple[str, Callable[[BreakerState], object], Callable[[object], None]]] = []
         link.subscribe(on_up=self._back, on_down=self._go_local, on_poll=self._refresh)
         if link.up:
             try:
@@ -127,11 +125,10 @@ class RedisBreakerStore:
                 self._mirror[key] = (version, state)
             raise RuntimeError(f"breaker {key}: {MAX_TRIES} writers in a row changed it first")
 
-    def submit(self, key: str, fn: Callable[[BreakerState], object], then: Callable[[], None]) -> None:
-        """``update(key, fn)`` then ``then()``, on the link's thread (an outcome nobody waits for)."""
+    def submit(self, key: str, fn: Callable[[BreakerState], T], then: Callable[[T], None]) -> None:
+        """``then(update(key, fn))``, on the link's thread (an outcome nobody waits for)."""
         if not self.link.up:
-            self.update(key, fn)
-            then()
+            then(self.update(key, fn))
             return
         with self._lock:
             self._pending.append((key, fn, then))
@@ -145,29 +142,28 @@ class RedisBreakerStore:
         on the value Redis returned."""
         with self._lock:
             queued, self._pending = self._pending, []
-        by_key: dict[str, list[tuple[Callable[[BreakerState], object], Callable[[], None]]]] = {}
+        by_key: dict[str, list[tuple[Callable[[BreakerState], object], Callable[[object], None]]]] = {}
         for key, fn, then in queued:
             by_key.setdefault(key, []).append((fn, then))
         for _ in range(MAX_TRIES):
             if not by_key:
                 return
             writes: dict[str, tuple[int, BreakerState, str]] = {}
+            results: dict[str, list[object]] = {}
             with self._lock:
                 for key, steps in by_key.items():
                     version, state = self._mirror.get(key, (0, BreakerState()))
                     work = state.copy()
-                    for fn, _then in steps:
-                        fn(work)
+                    results[key] = [fn(work) for fn, _then in steps]
                     writes[key] = (version, work, encode(work))
             try:
                 replies = self.link.run(lambda c: self._cas_many(c, writes))
             except SharedStateDown:
                 for key, steps in by_key.items():
                     for fn, then in steps:
-                        self._go_local().update(key, fn)
-                        then()
+                        then(self._go_local().update(key, fn))
                 return
-            retry: dict[str, list[tuple[Callable[[BreakerState], object], Callable[[], None]]]] = {}
+            retry: dict[str, list[tuple[Callable[[BreakerState], object], Callable[[object], None]]]] = {}
             with self._lock:
                 for (key, (version, work, _text)), reply in zip(writes.items(), replies):
                     if reply == 1:
@@ -177,8 +173,8 @@ class RedisBreakerStore:
                         retry[key] = by_key[key]
             for key, steps in by_key.items():
                 if key not in retry:
-                    for _fn, then in steps:
-                        then()
+                    for (_fn, then), out in zip(steps, results[key]):
+                        then(out)
             by_key = retry
         raise RuntimeError(f"breakers {sorted(by_key)}: {MAX_TRIES} writers in a row changed them first")
 
@@ -238,7 +234,7 @@ class RedisBreakerStore:
             if self._local is None:
                 local = InProcessBreakerStore()
                 for key, (_, state) in self._mirror.items():
-                    local.update(key, lambda s, src=state: s.__dict__.update(src.copy().__dict__))
+                    local.update(key, lambda s, src=state: _assign(s, src))
                 self._local = local
             return self._local
 

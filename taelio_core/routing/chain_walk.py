@@ -6,7 +6,7 @@ For each entry in order:
   budget, no time left before the deadline); the reason goes in the trace;
 * try it, with timers from ``resilience.attempt_limits``: its own timeout,
   cut to its share of the time left, and for a stream a first-token timeout;
-* on failure apply the error class's rule (``resilience.decide_retry``):
+* on failure apply the error class's rule (``decisions.after_outcome``):
   wait for Retry-After or back off and retry the same entry, or fall back
   at once. Each retry is its own ``Attempt`` with ``retry`` = 1, 2... and the
   wait before it (``wait_ms``); only a move to another entry is a fallback;
@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING
 
 from taelio_core.config.policy import ChainEntry
 from taelio_core.guards.attempt_guards import Guards
-from taelio_core.guards.resilience import AttemptLimits, HedgeConfig, ResilienceConfig, attempt_limits, decide_retry
+from taelio_core.guards.resilience import AttemptLimits, HedgeConfig, ResilienceConfig, attempt_limits
 from taelio_core.providers.base import Provider
 from taelio_core.routing.attempts import AttemptRunner, AttemptStart
 from taelio_core.routing.clock import Clock
 from taelio_core.routing.context import failure_sentence
+from taelio_core.routing.decisions import after_outcome
 from taelio_core.routing.trace import Attempt, GenerationResult, RouteEntry, Skip
 
 if TYPE_CHECKING:
@@ -157,14 +158,13 @@ class ChainWalk:
                     yield settled
                     break
                 limits = self._limits()
-                decision = decide_retry(self._s.resilience, error_type=attempt.error_type,
-                                        retry_after=attempt.retry_after_s, retries=retries,
-                                        remaining_s=self._remaining(), rng=self._s.rng, attempt_s=limits.timeout_s,
-                                        rest_s=self._usable_after() * ctx.request.settings.timeout_s)
-                if decision.wait_s is None:
+                wait = after_outcome(self._s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
+                                     retries, self._remaining(), limits.timeout_s,
+                                     self._usable_after() * ctx.request.settings.timeout_s, self._s.rng.random)
+                if wait < 0:   # FALL_BACK (settled above: never STOP here)
                     break
-                await self._s.clock.sleep(decision.wait_s)
-                retries, wait_ms = retries + 1, decision.wait_s * 1000.0
+                await self._s.clock.sleep(wait)
+                retries, wait_ms = retries + 1, wait * 1000.0
                 if not self._admit(entry, provider):
                     break
         truncated = [a for a in ctx.attempts if a.status == "truncated"]
