@@ -53,11 +53,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
-from taelio_core.calllog.base import WriterStatus
-from taelio_core.calllog.batch import commit_rows, insert_tables, set_aside
+from taelio_core.calllog.arrow import rows_to_table
+from taelio_core.calllog.batch import commit_rows, insert_tables
 from taelio_core.calllog.check import check_log
-from taelio_core.calllog.journal import read_segment
 from taelio_core.calllog.queued import FLUSH_INTERVAL_S, MAX_BATCH, QueuedCallLog
 from taelio_core.calllog.schema import migrate
 from taelio_core.calllog.sharing import first_line, open_with_retry, others_waiting
@@ -161,32 +159,13 @@ class DuckDBCallLog(QueuedCallLog):
                      con: duckdb.DuckDBPyConnection, *, skip_stored: bool = False) -> int:
         """Insert queued rows; malformed ones go to ``<db>.rejected/`` (``batch.commit_rows``). Returns how many."""
         bad, by_request = commit_rows(con, requests, attempts, store_text=self.store_text, skip_stored=skip_stored)
-        if not bad:
-            return 0
-        target = set_aside(self.path, bad, by_request)
-        self.rejected += len(bad)
-        self.last_error = f"{len(bad)} malformed request(s) set aside in {target}: {first_line(bad[0][1])}"
-        return len(bad)
+        return self._set_aside(bad, by_request)
 
     def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
         """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports)."""
-        try:
-            requests = conform(requests, REQUEST_SCHEMA, "requests")
-            attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
-        except (ValueError, pa.ArrowInvalid) as e:
-            raise CallLogError(f"cannot append to the log: {first_line(e)}") from None
-        requests = complete_text(requests, self.store_text)
+        requests, attempts = self._conformed(requests, attempts)
         with self.connect() as con:
             return insert_tables(con, requests, attempts, skip_stored=True)
-
-    def writer_status(self) -> WriterStatus:
-        folder = self.path.with_name(self.path.name + ".rejected")
-        set_aside = 0
-        for segment in sorted(folder.glob("*.seg")) if folder.is_dir() else ():
-            set_aside += len(read_segment(segment)[0])
-        return WriterStatus(location=self.location, pending=self.pending, replayed=self.replayed,
-                            rejected=self.rejected, set_aside=set_aside, set_aside_dir=str(folder),
-                            last_error=self.last_error)
 
     # ---- reading ---------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:

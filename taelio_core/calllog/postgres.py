@@ -27,10 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
-from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform
-from taelio_core.calllog.base import WriterStatus
-from taelio_core.calllog.batch import commit_rows, set_aside
-from taelio_core.calllog.journal import read_segment
+from taelio_core.calllog.batch import commit_rows
 from taelio_core.calllog.postgres_copy import copy_rows, copy_tables, is_data_error
 from taelio_core.calllog.postgres_schema import migrate
 from taelio_core.calllog.postgres_sql import PostgresSession, frame, to_psycopg
@@ -137,37 +134,17 @@ class PostgresCallLog(QueuedCallLog):
                                           skip_stored=skip_stored, insert=copy_rows, data_error=is_data_error)
         except psycopg.Error as e:
             raise CallLogError(f"the log {self.location} refused a batch: {self._scrub(e)}") from None
-        if not bad:
-            return 0
-        target = set_aside(self.spool, bad, by_request)
-        self.rejected += len(bad)
-        self.last_error = (f"{len(bad)} malformed request(s) set aside in {target}: "
-                           f"{self._scrub(bad[0][1])}")
-        return len(bad)
+        return self._set_aside(bad, by_request, self._scrub)
 
     def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
         """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports, ``log copy``)."""
         import psycopg
-        try:
-            requests = conform(requests, REQUEST_SCHEMA, "requests")
-            attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
-        except (ValueError, pa.ArrowInvalid) as e:
-            raise CallLogError(f"cannot append to the log: {str(e).splitlines()[0]}") from None
-        requests = complete_text(requests, self.store_text)
+        requests, attempts = self._conformed(requests, attempts)
         with self._borrow() as conn:
             try:
                 return copy_tables(conn, requests, attempts, skip_stored=True)
             except psycopg.Error as e:
                 raise CallLogError(f"cannot append to the log {self.location}: {self._scrub(e)}") from None
-
-    def writer_status(self) -> WriterStatus:
-        folder = self.spool.with_name(self.spool.name + ".rejected")
-        set_aside_n = 0
-        for segment in sorted(folder.glob("*.seg")) if folder.is_dir() else ():
-            set_aside_n += len(read_segment(segment)[0])
-        return WriterStatus(location=self.location, pending=self.pending, replayed=self.replayed,
-                            rejected=self.rejected, set_aside=set_aside_n, set_aside_dir=str(folder),
-                            last_error=self.last_error)
 
     def _closed_writer(self) -> None:
         pool, self._pool = self._pool, None

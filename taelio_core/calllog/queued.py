@@ -26,7 +26,11 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-from taelio_core.calllog.base import CallLog
+import pyarrow as pa
+
+from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform
+from taelio_core.calllog.base import CallLog, WriterStatus
+from taelio_core.calllog.batch import set_aside
 from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, read_segment
 from taelio_core.calllog.rows import encode
 from taelio_core.calllog.sharing import first_line
@@ -95,6 +99,35 @@ class QueuedCallLog(CallLog):
     def _wanted_elsewhere(self) -> bool:
         """True when the batch gathering now should be committed at once (another process waits)."""
         return False
+
+    # ---- what every backend reports and checks ------------------------------------------------
+    def _set_aside(self, bad: list[tuple[Row, BaseException]], by_request: dict[str, list[Row]],
+                   describe: Any = first_line) -> int:  # noqa: ANN401 - exception -> safe sentence
+        """Keep malformed requests in ``<log>.rejected/`` for a person to look at; return how many."""
+        if not bad:
+            return 0
+        target = set_aside(self._journal_at, bad, by_request)
+        self.rejected += len(bad)
+        self.last_error = f"{len(bad)} malformed request(s) set aside in {target}: {describe(bad[0][1])}"
+        return len(bad)
+
+    def _conformed(self, requests: pa.Table, attempts: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """``append_rows``' tables with the log's columns, text hashes filled in; one sentence if they cannot be."""
+        try:
+            requests = conform(requests, REQUEST_SCHEMA, "requests")
+            attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
+        except (ValueError, pa.ArrowInvalid) as e:
+            raise CallLogError(f"cannot append to the log: {first_line(e)}") from None
+        return complete_text(requests, self.store_text), attempts
+
+    def writer_status(self) -> WriterStatus:
+        folder = self._journal_at.with_name(self._journal_at.name + ".rejected")
+        set_aside_n = 0
+        for segment in sorted(folder.glob("*.seg")) if folder.is_dir() else ():
+            set_aside_n += len(read_segment(segment)[0])
+        return WriterStatus(location=self.location, pending=self.pending, replayed=self.replayed,
+                            rejected=self.rejected, set_aside=set_aside_n, set_aside_dir=str(folder),
+                            last_error=self.last_error)
 
     # ---- replay ----------------------------------------------------------------------------
     def _replay(self, con: Any) -> int:  # noqa: ANN401 - the backend's connection
