@@ -1,28 +1,26 @@
-"""How fast the sandbox simulates: requests per second through the real router, and where the time goes.
+"""How fast the sandbox simulates: the asyncio engine over the live router beside the discrete-event engine.
 
-    PYTHONPATH=. python benchmarks/bench_sandbox.py [--requests 100000] [--profile]
+    PYTHONPATH=. python benchmarks/bench_sandbox.py [--requests 100000] [--week 1000000] [--profile]
 
-Measures, side by side in one process:
+Measures, side by side in one run (each rate per wall second and per CPU
+second of the simulating process: on a shared machine the second is the
+steadier figure):
 
-* ``floor``: the same engine (virtual loop, arrivals, one task and one
-  ``asyncio.sleep`` per request) with a stub in place of the router: what
-  asyncio itself costs per simulated request on this machine;
-* ``router``: one policy over N synthetic requests through the real router;
-* ``compare``: an A vs B comparison on the same N requests (what the page and
-  ``taelio simulate --compare`` run), its wall time, once in this process
-  (``workers=1``) and once with one worker process per core (the arms run
-  side by side; what the page does on an idle machine).
+* ``router``: one policy over N synthetic requests through the live async
+  router on the virtual-time asyncio loop (the engine the page runs today);
+* ``des_floor``: the discrete-event engine (``taelio_core.sandbox.engine``)
+  with ``FloorCore``, a core that decides nothing: what the event queue, the
+  pre-drawn luck, the try outcomes and the columns cost per request;
+* ``des_floor_seeds``: several seeds of that, one worker process per core
+  (``taelio_core.sandbox.processes``), results sent back to the parent;
+* ``des_floor_week_ab``: two arms over ``--week`` requests spread over a
+  simulated week, in two processes: the wall time of a 1M-request A/B.
 
-Rates are given per wall second and per CPU second of the simulating
-process: on a shared machine the second is the steadier figure.
-
-The ratio router/floor says how much of the time is routing rather than the
-event loop; ``--profile`` prints the top functions by own time.
+``--profile`` prints the router run's top functions by own time.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import json
 import logging
@@ -36,38 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from taelio_core.config.policy import RoutingPolicy  # noqa: E402
-
-from taelio_core.config.policy_parser import load_policy
-from taelio_core.sandbox.loop import VirtualTimeLoop  # noqa: E402
+from taelio_core.config.policy_parser import load_policy  # noqa: E402
 from taelio_core.sandbox.models import ModelSet, models_from_policy  # noqa: E402
+from taelio_core.sandbox.processes import run_in_processes  # noqa: E402
 from taelio_core.sandbox.replay import run_policy  # noqa: E402
-from taelio_core.sandbox.simulation import simulate  # noqa: E402
-from taelio_core.sandbox.traffic import synthetic_traffic  # noqa: E402
+from taelio_core.sandbox.traffic import Traffic, synthetic_traffic  # noqa: E402
 
-
-def floor_rate(arrivals: list[float]) -> float:
-    """Requests/s with no router: each request is a task that sleeps a simulated latency."""
-    loop = VirtualTimeLoop()
-    n = len(arrivals)
-    done = loop.create_future()
-    state = {"left": n}
-
-    async def one() -> None:
-        await asyncio.sleep(0.8)
-        state["left"] -= 1
-        if not state["left"]:
-            done.set_result(None)
-
-    def arrive(i: int) -> None:
-        loop.create_task(one())
-        if i + 1 < n:
-            loop.call_at(arrivals[i + 1], arrive, i + 1)
-
-    t0 = time.perf_counter()
-    loop.call_at(arrivals[0], arrive, 0)
-    loop.run_until_complete(done)
-    loop.close()
-    return n / (time.perf_counter() - t0)
+from benchmarks.sandbox_floor import floor_job  # noqa: E402
 
 
 def calls_per_request(policy: RoutingPolicy, models: ModelSet, n: int = 2000) -> float:
@@ -80,39 +53,63 @@ def calls_per_request(policy: RoutingPolicy, models: ModelSet, n: int = 2000) ->
     return round(pstats.Stats(profiler).total_calls / n, 1)
 
 
+def des_floor(traffic: Traffic, models: ModelSet, result: dict[str, object]) -> None:
+    """The discrete-event engine with a core that decides nothing: one seed here, then seeds in processes."""
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    run = floor_job(None, traffic, models, 1)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    result["des_floor_per_s"] = round(run.finished / wall, 0)
+    result["des_floor_per_cpu_s"] = round(run.finished / cpu, 0)
+    cores = os.cpu_count() or 1
+    seeds = 2 * cores
+    t0 = time.perf_counter()
+    runs = run_in_processes(floor_job, [(traffic, models, s) for s in range(seeds)], workers=cores)
+    wall = time.perf_counter() - t0
+    result["des_floor_seeds"], result["des_floor_seed_workers"] = seeds, cores
+    result["des_floor_seeds_per_s"] = round(sum(r.finished for r in runs) / wall, 0)
+    result["des_floor_seeds_cpu_per_request_us"] = round(sum(r.cpu_s for r in runs) / sum(r.finished for r in runs)
+                                                         * 1e6, 2)
+
+
+def des_week(policy: RoutingPolicy, models: ModelSet, requests: int, result: dict[str, object]) -> None:
+    """Two arms over ``requests`` requests spread over a simulated week, one process each."""
+    traffic = synthetic_traffic(requests=requests, tiers=policy.tiers, tasks=policy.tasks, seed=3,
+                                duration_s=7 * 86_400.0, curve="daily")
+    t0 = time.perf_counter()
+    runs = run_in_processes(floor_job, [(traffic, models, 1), (traffic, models, 1)], workers=2)
+    result["des_floor_week_requests"] = requests
+    result["des_floor_week_ab_wall_s"] = round(time.perf_counter() - t0, 1)
+    result["des_floor_week_ab_cpu_s"] = round(sum(r.cpu_s for r in runs), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--router-requests", type=int, default=20_000,
+                        help="requests for the asyncio engine (it is the slow one)")
+    parser.add_argument("--week", type=int, default=1_000_000, help="requests in the simulated week's A/B")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--skip-compare", action="store_true")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # budget alerts from the simulated spend
     a, b = load_policy("current"), load_policy("seed")
     traffic = synthetic_traffic(requests=args.requests, tiers=a.tiers, tasks=a.tasks, seed=1)
     models = models_from_policy(a, b)
-    result: dict[str, object] = {"requests": args.requests}
-    result["floor_per_s"] = round(floor_rate(traffic.arrival_s.tolist()), 0)
+    result: dict[str, object] = {"requests": args.requests, "router_requests": args.router_requests}
+    few = traffic.head(args.router_requests)
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
     cpu0 = time.process_time()
-    run = run_policy(a, traffic, models, seed=1)
+    run = run_policy(a, few, models, seed=1)
     cpu = time.process_time() - cpu0
     if args.profile:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     result["router_per_s"] = round(run.rate, 0)
-    result["router_per_cpu_s"] = round(args.requests / cpu, 0)
-    result["router_over_floor"] = round(result["floor_per_s"] / run.rate, 2)  # type: ignore[operator]
+    result["router_per_cpu_s"] = round(len(few) / cpu, 0)
     result["python_calls_per_request"] = calls_per_request(a, models)
-    if not args.skip_compare:
-        cores = os.cpu_count() or 1
-        for label, workers in (("compare", 1), ("compare_parallel", cores)):
-            t0 = time.perf_counter()
-            report = simulate(a, traffic, models, policy_b=b, workers=workers)
-            result[f"{label}_wall_s"] = round(time.perf_counter() - t0, 1)
-            result[f"{label}_per_s"] = round(report.rate, 0)
-        result["compare_workers"] = cores
+    des_floor(traffic, models, result)
+    des_week(a, models, args.week, result)
     print(json.dumps(result, indent=2))
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)

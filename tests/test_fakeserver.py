@@ -45,6 +45,14 @@ def test_a_repeating_fault_lasts_until_cleared(fake_server: FakeServer) -> None:
     assert chat(fake_server.url)[0] == 200
 
 
+def test_a_spread_fault_hits_every_nth_request_after_the_queued_ones(fake_server: FakeServer) -> None:
+    fake_server.fail_every("openai", "unavailable", 3)
+    fake_server.fail("openai", "server_error")
+    assert [chat(fake_server.url)[0] for _ in range(7)] == [500, 200, 200, 503, 200, 200, 503]
+    fake_server.clear()
+    assert [chat(fake_server.url)[0] for _ in range(3)] == [200, 200, 200]
+
+
 def test_requests_are_recorded_with_key_body_and_model(fake_server: FakeServer) -> None:
     status, body = chat(fake_server.url, model="gpt-4.1")
     assert status == 200 and body["model"] == "gpt-4.1"
@@ -78,9 +86,11 @@ def test_standalone_process_serves_and_is_scriptable_over_http() -> None:
         status, body = chat(base)
         assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
         assert chat(base)[0] == 200
+        assert post(f"{base}/_fake/fail_every", {"provider": "openai", "fault": "unavailable", "every": 2})[0] == 200
+        assert [chat(base)[0] for _ in range(2)] == [200, 503]
         with urllib.request.urlopen(f"{base}/_fake/requests", timeout=10) as response:
             recorded = json.loads(response.read())["requests"]
-        assert [r["fault"] for r in recorded] == ["rate_limited", None]
+        assert [r["fault"] for r in recorded] == ["rate_limited", None, None, "unavailable"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

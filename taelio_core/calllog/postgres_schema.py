@@ -5,7 +5,9 @@ migration appended to ``schema.MIGRATIONS`` reaches PostgreSQL without a
 second copy to forget. Each one is translated (``to_postgres``: DuckDB's
 ``DOUBLE`` is ``DOUBLE PRECISION`` here; ``VARCHAR``, ``DECIMAL(18, 10)``,
 ``TIMESTAMPTZ``, ``JSON``, ``BIGINT`` and ``BOOLEAN`` mean the same), except
-the few that exist for DuckDB's sake (``POSTGRES_VERSIONS``):
+the few that exist for DuckDB's sake (``POSTGRES_VERSIONS``), and followed by
+the ones only PostgreSQL has (``analytics/pg_rollup.py``'s triggers that keep
+the rollups current):
 
 * ``005_requests_without_key_indexes`` dropped the primary keys of
   ``requests`` and ``attempts`` because DuckDB's ART index cost ~5x per
@@ -51,7 +53,10 @@ def to_postgres(sql: str) -> str:
 
 
 def postgres_migrations() -> list[tuple[str, str]]:
-    return [(name, POSTGRES_VERSIONS.get(name) or to_postgres(sql)) for name, sql in MIGRATIONS]
+    """DuckDB's named migrations in PostgreSQL's dialect, then the ones only PostgreSQL has (rollup triggers)."""
+    from taelio_core.analytics import pg_rollup     # analytics imports calllog: not at the top
+    return [(name, POSTGRES_VERSIONS.get(name) or to_postgres(sql)) for name, sql in MIGRATIONS] + [
+        pg_rollup.MIGRATION]
 
 
 def migrate(conn: Any, migrations: Sequence[tuple[str, str]] | None = None) -> list[str]:  # noqa: ANN401

@@ -86,6 +86,9 @@ class QueuedCallLog(CallLog):
         ``skip_stored``: the batch may hold requests already stored (a replay): store those once.
         """
 
+    def _after_commit(self, con: Any) -> None:  # noqa: ANN401
+        """After each committed batch, on the writer's connection (DuckDB folds its rollups here)."""
+
     def _release(self) -> None:
         """Let go of the writer's connection (after a failure, and when the writer stops)."""
 
@@ -205,6 +208,7 @@ class QueuedCallLog(CallLog):
                     self.commits += 1
                     if self._journal is not None:
                         self._journal.discard(segments)
+                    self._after_commit(con)
                     failures = 0
                     if not set_aside:
                         self.last_error = None

@@ -50,7 +50,8 @@ if TYPE_CHECKING:  # the policy imports the provider registry, which loads this 
     from taelio_core.config.policy_schema import SimulatorConfig
 
 __all__ = ["CURRENT_REQUEST", "ERROR_CLASSES", "Outage", "RateLimit", "RequestSpec", "Script", "ScriptedTry",
-           "SimProfile", "SimulatedProvider", "profile_from_config", "simulated_text"]
+           "SimProfile", "SimulatedProvider", "TokenBucket", "profile_from_config", "simulated_text",
+           "stable_hash", "stream_plan"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,13 +152,14 @@ class ScriptedTry:
     error: str | None = None
     latency_s: float = 0.5
     retry_after_s: float = 1.0
+    cut: bool = False       # an answered stream breaks after its first chunk (a truncated answer)
 
 
 # (request index, provider, model, try number from 0) -> ScriptedTry
 Script = Callable[[int, str, str, int], ScriptedTry]
 
 
-class _Bucket:
+class TokenBucket:
     """A token bucket refilled continuously in loop time (one per limit)."""
 
     __slots__ = ("capacity", "level", "rate", "stamp")
@@ -251,8 +253,8 @@ class SimulatedProvider(Provider):
         self._rng = random.Random(seed)
         self._script = script
         self._start = loop_start
-        self._rpm = _Bucket(limit.rpm) if limit is not None and limit.rpm else None
-        self._tpm = _Bucket(limit.tpm) if limit is not None and limit.tpm else None
+        self._rpm = TokenBucket(limit.rpm) if limit is not None and limit.rpm else None
+        self._tpm = TokenBucket(limit.tpm) if limit is not None and limit.tpm else None
         self._salt: dict[str, int] = {}
 
     def availability(self) -> Availability:
@@ -317,6 +319,14 @@ class SimulatedProvider(Provider):
         # Only ints in the tuple: a str's hash changes from process to process.
         return random.Random(hash((self._seed, spec.index, self._salt[model], tried, 0xC07))).random()
 
+    def _scripted_cut(self, model: str) -> bool:
+        """Whether the script breaks this try's stream (the script is a pure function: asked again)."""
+        spec = CURRENT_REQUEST.get(None)
+        if spec is None or self._script is None:
+            return False
+        tried = spec.tries.get(f"{self.name}:{model}", 1) - 1
+        return self._script(spec.index, self.name, model, tried).cut
+
     def _failure(self, error_class: str, p: SimProfile, model: str, request: ChatRequest,
                  latency: float) -> tuple[float, ProviderError | None]:
         if error_class == "timeout":
@@ -372,12 +382,12 @@ class SimulatedProvider(Provider):
         if error is not None:
             raise error
         pieces = self._text(model, request, usage, write).split(" ")
-        cut = self._script is None and p.stream_cut_rate and self._cut_roll(model) < p.stream_cut_rate
-        cut_at = len(pieces) // 2 if cut else None
-        # A person watching (no request spec: demo mode) sees a few words at a time; bulk runs (the sandbox,
-        # demo data) send each answer in four chunks, which times the same and costs a twentieth.
-        size = 4 if CURRENT_REQUEST.get(None) is None else max(4, -(-len(pieces) // 4))
-        step = max(0.0, seconds - first) / max(1, -(-len(pieces) // size))
+        if self._script is not None:
+            cut = self._scripted_cut(model)
+        else:
+            cut = bool(p.stream_cut_rate) and self._cut_roll(model) < p.stream_cut_rate
+        size, step, cut_at = stream_plan(seconds, first, len(pieces), cut=bool(cut),
+                                         bulk=CURRENT_REQUEST.get(None) is not None)
         for i in range(0, len(pieces), size):
             if i:
                 await asyncio.sleep(step)
@@ -392,6 +402,17 @@ class SimulatedProvider(Provider):
 
 
 _AVAILABLE = Availability(available=True, reason="simulated")
+
+
+def stream_plan(seconds: float, first: float, pieces: int, *, cut: bool, bulk: bool) -> tuple[int, float, int | None]:
+    """How a simulated stream of ``pieces`` words is sent: (words per chunk, seconds between chunks, the word
+    at which a cut stream breaks, or None). The first chunk comes at ``first``; an uncut stream ends at
+    ``seconds``. A person watching (demo mode) sees a few words at a time; bulk runs (the sandbox, demo
+    data: ``bulk``) get each answer in about four chunks, which times the same and costs a twentieth.
+    The discrete-event sandbox reads the same plan (``sandbox.outcomes.stream_outcome``)."""
+    size = 4 if not bulk else max(4, -(-pieces // 4))
+    step = max(0.0, seconds - first) / max(1, -(-pieces // size))
+    return size, step, (pieces // 2 if cut else None)
 
 
 def _prompt_tokens(request: ChatRequest) -> int:

@@ -9,12 +9,9 @@ traces and throughput; ``taelio_core.sandbox.store`` saves it under a run id.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -24,6 +21,7 @@ from taelio_core.config.policy import RoutingPolicy
 from taelio_core.config.policy_parser import parse_policy
 from taelio_core.errors import InputError
 from taelio_core.sandbox.models import ModelSet, Scenario, apply_scenario
+from taelio_core.sandbox.processes import Cancelled, Report, idle_cores, run_in_processes
 from taelio_core.sandbox.replay import ArmRun, GuardFactory, Progress, SimulationCancelled, run_policy
 from taelio_core.sandbox.results import compare, provider_summary, tier_summary, time_series
 from taelio_core.sandbox.traffic import Traffic
@@ -129,7 +127,7 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
     runs: dict[str, list[ArmRun]] = {"A": [], "B": []}
     wall0 = time.perf_counter()
     chosen = workers
-    workers = min(len(jobs), _idle_cores()) if chosen is None else max(1, min(chosen, len(jobs)))
+    workers = min(len(jobs), idle_cores()) if chosen is None else max(1, min(chosen, len(jobs)))
     large = len(traffic) * len(jobs) >= PARALLEL_FROM
     if workers > 1 and guards is None and (chosen is not None or large):
         done = _run_in_processes(jobs, traffic, models, workers, progress)
@@ -147,54 +145,18 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
 
 
 # ---- worker processes -------------------------------------------------------------------------
-def _idle_cores() -> int:
-    """Cores nobody else is using: on a busy machine extra processes only fight each other (measured)."""
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, int(cores - load + 0.5) + 1))
-
-
-_shared: dict[str, object] = {}
-
-
-def _init_worker(shares: object, cancel: object) -> None:
-    _shared["shares"], _shared["cancel"] = shares, cancel
-
-
-def _run_job(k: int, text: str, source: str, traffic: Traffic, models: ModelSet, seed: int) -> ArmRun:
-    shares, cancel = _shared["shares"], _shared["cancel"]
-
-    def report(share: float) -> bool:
-        shares[k] = share  # type: ignore[index]
-        return not cancel.is_set()  # type: ignore[attr-defined]
+def _run_job(report: Report, text: str, source: str, traffic: Traffic, models: ModelSet, seed: int) -> ArmRun:
     return run_policy(parse_policy(text, source=source), traffic, models, seed=seed, progress=report)
 
 
 def _run_in_processes(jobs: list[tuple[str, RoutingPolicy, int]], traffic: Traffic, models: ModelSet,
                       workers: int, progress: Progress | None) -> list[ArmRun]:
-    """Each job in a fresh (spawned) process; progress is the mean of the jobs' shares; cancel stops them all."""
-    context = multiprocessing.get_context("spawn")
-    shares, cancel = context.Array("d", len(jobs), lock=False), context.Event()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                               initargs=(shares, cancel))
+    """Each (arm, seed) job in its own spawned process; progress is the mean of the jobs' shares."""
     try:
-        futures = [pool.submit(_run_job, k, pol.text, pol.source, traffic, models, s)
-                   for k, (_arm, pol, s) in enumerate(jobs)]
-        pending = set(futures)
-        while pending:
-            _done, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
-            if any(f.done() and f.exception() is not None for f in futures):
-                break
-            if progress is not None and progress(sum(shares) / len(jobs)) is False:
-                cancel.set()
-                raise SimulationCancelled(int(sum(shares) / len(jobs) * len(traffic)), len(traffic))
-        return [f.result() for f in futures]
-    finally:
-        cancel.set()  # also when the caller is interrupted (Streamlit's rerun on Cancel)
-        pool.shutdown(wait=True, cancel_futures=True)
+        return run_in_processes(_run_job, [(pol.text, pol.source, traffic, models, s) for _arm, pol, s in jobs],
+                                workers=workers, progress=progress)
+    except Cancelled as e:
+        raise SimulationCancelled(int(e.share * len(traffic)), len(traffic)) from None
 
 
 def progress_printer(write: Callable[[str], object]) -> Progress:

@@ -98,7 +98,7 @@ def test_the_migrations_are_recorded_once_and_a_reopen_applies_none(open_log) ->
     open_log().close()
     log = open_log()
     names = log.query("SELECT name FROM _migrations ORDER BY name")["name"].tolist()
-    assert names == sorted(name for name, _ in MIGRATIONS)
+    assert set(names) >= {name for name, _ in MIGRATIONS} and len(names) == len(set(names))
     log.close()
 
 

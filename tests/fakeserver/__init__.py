@@ -20,6 +20,7 @@ In tests (fixtures in ``tests/fakeserver/fixtures.py``, registered by ``tests/co
         fake_server.base_url("openai")            # "http://127.0.0.1:PORT/v1" (anthropic: bare, gemini: "/")
         fake_server.fail("openai", Fault.rate_limited(retry_after=7))       # the next openai request gets a 429
         fake_server.fail("gemini", "unavailable", model="gemini-2.5-pro", times=None)   # every request, until clear()
+        fake_server.fail_every("gemini", "unavailable", 5)  # every 5th gemini request: 20%, never two in a row
         fake_server.set_usage("anthropic", input_tokens=1200, output_tokens=80, cached_tokens=1000)
         fake_server.set_text("openai", "Once upon a time")
         fake_server.requests[-1].body["model"]    # every request received: path, headers, body, model, key

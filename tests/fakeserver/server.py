@@ -116,6 +116,7 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self.abandoned = 0          # answers the client hung up on before they were complete
         self._faults: dict[tuple[str, str | None], deque[list]] = {}
+        self._periodic: dict[tuple[str, str | None], list] = {}   # [fault, every, requests seen]
         self._usage: dict[tuple[str, str | None], Usage] = {}
         self._text: dict[tuple[str, str | None], str] = {}
         self._lock = threading.Lock()
@@ -184,15 +185,30 @@ class FakeServer:
         with self._lock:
             self._faults.setdefault((provider, model), deque()).append([fault, times])
 
+    def fail_every(self, provider: str, fault: Fault | str, every: int, *, model: str | None = None) -> None:
+        """``fault`` for every ``every``-th request to ``provider`` (and ``model``), until ``clear()``.
+
+        Spread faults (``every=5``: 20%, never two in a row) for load tests, where a queue of ``times``
+        faults would be spent by the first requests in one burst. Queued faults are used first.
+        """
+        if every < 1:
+            raise ValueError(f"every must be at least 1, not {every}")
+        if isinstance(fault, str):
+            fault = Fault.named(fault)
+        with self._lock:
+            self._periodic[(provider, model)] = [fault, every, 0]
+
     def clear(self) -> None:
         """Drop every queued fault (usage, text and recorded requests stay)."""
         with self._lock:
             self._faults.clear()
+            self._periodic.clear()
 
     def reset(self) -> None:
         """Back to a fresh server: no faults, default usage and text, no recorded requests."""
         with self._lock:
             self._faults.clear()
+            self._periodic.clear()
             self._usage.clear()
             self._text.clear()
             self.requests.clear()
@@ -224,6 +240,11 @@ class FakeServer:
                         if times - 1 <= 0:
                             queue.popleft()
                     return fault
+            for key in ((provider, model), (provider, None)):
+                periodic = self._periodic.get(key)
+                if periodic is not None:
+                    periodic[2] += 1
+                    return periodic[0] if periodic[2] % periodic[1] == 0 else None
         return None
 
     def _lookup(self, table: dict, provider: str, model: str, default: Any) -> Any:
@@ -430,6 +451,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/_fake/fail":
                 fault = Fault(**body["fault"]) if isinstance(body["fault"], dict) else Fault.named(body["fault"])
                 fake.fail(body["provider"], fault, model=body.get("model"), times=body.get("times", 1))
+            elif path == "/_fake/fail_every":
+                fault = Fault(**body["fault"]) if isinstance(body["fault"], dict) else Fault.named(body["fault"])
+                fake.fail_every(body["provider"], fault, int(body["every"]), model=body.get("model"))
             elif path == "/_fake/usage":
                 fake.set_usage(body.pop("provider"), **body)
             elif path == "/_fake/text":
