@@ -307,7 +307,9 @@ def histogram_quantiles(table: str, keys: Sequence[tuple[str, str]], where: str,
                    FROM {table} {where} GROUP BY {", ".join(str(i + 1) for i in range(len(keys) + 1))}),
              c AS (SELECT *, sum(n) OVER (PARTITION BY {names} ORDER BY bin ROWS UNBOUNDED PRECEDING) - n AS before,
                           sum(n) OVER (PARTITION BY {names}) AS total,
-                          least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi) AS rep
+                          CASE WHEN bin = {_ZERO_BIN} THEN hi      -- 2^-12500: 0 in DuckDB, an underflow error in PostgreSQL
+                               ELSE least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi)
+                          END AS rep
                    FROM h)
         SELECT {names}, {", ".join(finals)}
         FROM (SELECT {names}, {", ".join(picks)} FROM c GROUP BY {names}) AS picked"""
