@@ -100,6 +100,18 @@ class Settings:
         return database_path(self.lookup("DATABASE_URL"))
 
     @property
+    def redis_url(self) -> str | None:
+        """``REDIS_URL`` (``redis://``, ``rediss://`` or ``unix://``): breakers, budgets and rate limits shared
+        by every process that sets it; None keeps them per process."""
+        value = (self.lookup("REDIS_URL") or "").strip()
+        if not value:
+            return None
+        if not re.match(r"^(redis|rediss|unix)://", value, re.IGNORECASE):
+            raise ConfigError(f"'{_shown(value)}' is not a Redis URL; accepted forms: redis://host:6379/0, "
+                              "rediss://host:6380/0 (TLS), unix:///path/to/redis.sock", source="REDIS_URL")
+        return value
+
+    @property
     def store_text(self) -> bool:
         """False when ``TAELIO_STORE_TEXT=hash``: prompts and outputs are logged as hashes only."""
         value = (self.lookup("TAELIO_STORE_TEXT") or "full").strip().lower()
@@ -183,6 +195,6 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: str | os.P
     settings = Settings(env=env, secrets=secrets, secrets_source=str(path) if secrets else None)
     for names in KEY_ENV.values():  # register every configured key with redact()
         settings.key(names)
-    for name in (*BASE_URL_ENV.values(), "DATABASE_URL"):  # and any password or ?key= in a URL
+    for name in (*BASE_URL_ENV.values(), "DATABASE_URL", "REDIS_URL"):  # and any password or ?key= in a URL
         register_url_secrets(settings.lookup(name))
     return settings
