@@ -22,7 +22,12 @@ def render_guards(engine: Taelio) -> None:
     report = engine.health(history_limit=0)
     if report.shared_state is not None:
         if engine.shared is not None and not engine.shared.up:
-            st.warning(report.shared_state[:1].upper() + report.shared_state[1:] + ".", icon=":material/cloud_off:")
+            budgets = engine.policy.model.budgets
+            hard = any(limit.hard for limit in (*budgets.tier.values(), *budgets.provider.values()))
+            closed = (" Calls a hard budget covers are refused until it is back ([budgets] when_redis_down = "
+                      "\"closed\")." if hard and budgets.when_redis_down == "closed" else "")
+            st.warning(report.shared_state[:1].upper() + report.shared_state[1:] + "." + closed,
+                       icon=":material/cloud_off:")
         else:
             st.caption(report.shared_state[:1].upper() + report.shared_state[1:] + ": breakers, budgets and rate limits are shared by "
                        "every process with this REDIS_URL.")
