@@ -45,7 +45,7 @@ def run_health(args: argparse.Namespace) -> int:
             return 0
         out = sys.stdout
         if report.shared_state is not None:
-            out.write(f"Shared state: {report.shared_state}\n\n")
+            out.write(f"{report.shared_state[:1].upper()}{report.shared_state[1:]}\n\n")
         out.write("Circuit breakers (shared through Redis):\n" if report.live else
                   "Circuit breakers (as last logged; state is kept per process):\n")
         for row in report.states.itertuples(index=False):

@@ -190,6 +190,8 @@ class RedisLink:
                 except LOST as e:
                     log.warning("shared state: Redis went away again while catching up (%s)", e)
                     return
+                except Exception:  # noqa: BLE001 - e.g. the call log could not be read for a re-seed
+                    log.exception("shared state: a store could not catch up; it goes on with Redis as it is")
             self._down_since = None
             first, self._ever_up = not self._ever_up, True
         if first:

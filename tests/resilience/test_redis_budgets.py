@@ -199,3 +199,18 @@ def test_redis_that_lost_its_data_is_seeded_again_from_the_log_once(server):
         assert store.snapshot()[0] == {KEY: Decimal("2.4")}
     finally:
         link.close()
+
+
+def test_a_re_seed_that_cannot_read_the_log_does_not_keep_the_shared_state_away(server):
+    def unreadable_log():  # noqa: ANN202
+        raise RuntimeError("the call log is closed")
+    link = RedisLink(server.url, retry_s=0.1)
+    try:
+        store = RedisBudgetStore(link, seed_source=unreadable_log)
+        server.stop()
+        assert store.reserve("x|sim:s1", Decimal("0.1"), [KEY], {KEY: Decimal("5")}) is not None
+        server.start()
+        _wait_until(lambda: link.up)
+        assert store.reserve("y|sim:s1", Decimal("0.1"), [KEY], {KEY: Decimal("5")}) is None
+    finally:
+        link.close()

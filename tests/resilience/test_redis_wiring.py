@@ -95,7 +95,7 @@ def test_while_redis_is_down_requests_flow_and_health_readyz_and_the_cli_say_sin
                           str(tmp_path / "log.duckdb"), "health"], capture_output=True, text=True, env=env,
                          timeout=300)
     assert cli.returncode == 0, cli.stderr
-    assert SINCE.search(cli.stdout.splitlines()[0]), cli.stdout
+    assert re.match(r"Shared state unavailable since \d\d:\d\d UTC", cli.stdout.splitlines()[0]), cli.stdout
 
 
 def test_hard_budgets_refuse_requests_while_redis_is_down_by_default_and_the_answer_says_why(tmp_path, server):
@@ -119,3 +119,15 @@ def test_hard_budgets_refuse_requests_while_redis_is_down_by_default_and_the_ans
 def test_a_redis_url_of_another_kind_is_refused_with_the_variable_named():
     with pytest.raises(ConfigError, match="REDIS_URL.*not a Redis URL"):
         _ = load_settings(env={"REDIS_URL": "http://cache:6379"}).redis_url
+
+
+def test_the_redis_password_never_shows_in_what_health_and_readyz_say():
+    from tests.servers import free_port
+    url = f"redis://:s3cret-redis-pass@127.0.0.1:{free_port()}/0"     # nothing listens there
+    settings = load_settings(env={"REDIS_URL": url})
+    link = RedisLink(settings.redis_url)
+    try:
+        assert SINCE.match(link.status()) and "s3cret-redis-pass" not in link.status()
+        assert "127.0.0.1" in link.status()
+    finally:
+        link.close()
