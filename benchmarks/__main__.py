@@ -30,7 +30,7 @@ PARTS: dict[str, tuple[Callable[[PartContext], list[Figure]], float, float]] = {
     "reads": (bench_reads.run, 1500, 400),
     "pages": (plugged.pages, 1500, 400),
     "fanout": (plugged.fanout, 180, 90),
-    "sandbox": (plugged.sandbox, 300, 120),
+    "sandbox": (plugged.sandbox, 900, 240),   # the week-long A/B alone simulates 2M requests
     "hedging": (plugged.hedging, 120, 60),
     "api": (bench_api.run, 600, 240),
     "startup": (bench_startup.run, 420, 150),
