@@ -99,8 +99,14 @@ class ChainWalk:
         self._result: GenerationResult | None = None
 
     async def run(self) -> GenerationResult:
-        async for _ in self.stream():
-            pass
+        if self._streaming or self._s.hedging.get(self._ctx.chain_tier) is not None:
+            async for _ in self.stream():
+                pass
+        else:
+            try:
+                await self._walk_whole()
+            finally:
+                self._s.guards.release_all(self._ctx)
         assert self._result is not None
         return self._result
 
@@ -167,6 +173,41 @@ class ChainWalk:
                 retries, wait_ms = retries + 1, wait * 1000.0
                 if not self._admit(entry, provider):
                     break
+        self._conclude_unanswered()
+
+    async def _walk_whole(self) -> None:
+        """The walk for a whole answer without hedging: the same decisions as ``_walk`` (the decision core's
+        ``admit``/``after_outcome``), as one coroutine instead of generator layers. Its per-attempt code is the
+        provider call; everything it decides, it asks the core."""
+        ctx, s, entries = self._ctx, self._s, self._entries
+        while self._index < len(entries):
+            entry = entries[self._index]
+            self._index += 1
+            provider = s.providers[entry.provider]
+            if not self._admit(entry, provider):
+                continue
+            retries, wait_ms = 0, 0.0
+            while True:
+                attempt = await s.runner.complete(ctx, entry, provider, self._limits(self._remaining()),
+                                                  retry=retries, wait_ms=wait_ms)
+                self._record(attempt)
+                if attempt.ok:
+                    self._conclude("ok", attempt)
+                    return
+                remaining = self._remaining()   # the clock, read once for this decision
+                wait = after_outcome(s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
+                                     retries, remaining, self._limits(remaining).timeout_s,
+                                     self._usable_after() * ctx.request.settings.timeout_s, s.rng.random)
+                if wait < 0:
+                    break
+                await s.clock.sleep(wait)
+                retries, wait_ms = retries + 1, wait * 1000.0
+                if not self._admit(entry, provider):
+                    break
+        self._conclude_unanswered()
+
+    def _conclude_unanswered(self) -> None:
+        ctx = self._ctx
         truncated = [a for a in ctx.attempts if a.status == "truncated"]
         if truncated and not any(a.ok for a in ctx.attempts):
             # Text was shown and nothing after it answered: the caller saw a cut answer.
@@ -175,20 +216,21 @@ class ChainWalk:
         self._conclude("failed", None)
 
     def _remaining(self) -> float:
-        return self._ctx.deadline - self._s.clock.monotonic()
+        ctx = self._ctx
+        return ctx.t0 + ctx.deadline_s - self._s.clock.monotonic()
 
     def _usable_after(self) -> int:
         """Entries after the current one that could be tried (a key, not excluded): the time they need."""
         return sum(self._usable[self._index:])
 
-    def _limits(self) -> AttemptLimits:
+    def _limits(self, remaining_s: float | None = None) -> AttemptLimits:
         return attempt_limits(self._s.resilience, own_timeout_s=self._ctx.request.settings.timeout_s,
-                              remaining_s=self._remaining(), entries_left=1 + self._usable_after(),
-                              streaming=self._streaming)
+                              remaining_s=self._remaining() if remaining_s is None else remaining_s,
+                              entries_left=1 + self._usable_after(), streaming=self._streaming)
 
     def _admit(self, entry: ChainEntry, provider: Provider) -> bool:
         ctx = self._ctx
-        reason = self._s.guards.admit(ctx, entry, provider, self._exclude)
+        reason = self._s.guards.admit(ctx, entry, provider, self._exclude, usable=self._usable[self._index - 1])
         if reason is None and self._remaining() <= 0:
             self._s.guards.release(ctx, entry)
             reason = f"the request's deadline ({ctx.deadline_s:g} s) has passed"

@@ -23,10 +23,11 @@ A breaker transition is returned as a ``Transition`` for the caller to emit
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from taelio_core.formatting import money
 from taelio_core.guards.resilience import BreakerConfig, ResilienceConfig
-from taelio_core.routing.decision_state import CLOSED, HALF_OPEN, OPEN, BreakerCell, BudgetBook, Denial, Key, to_decimal
+from taelio_core.routing.decision_state import CLOSED, HALF_OPEN, OPEN, BreakerCell, BudgetBook, Denial, Key
 from taelio_core.routing.route_plan import BudgetRule, budget_keys
 
 __all__ = ["FALL_BACK", "OUT_AUTH", "OUT_CANCELLED", "OUT_FAILED", "OUT_MODEL", "OUT_NEUTRAL", "OUT_OK",
@@ -201,11 +202,12 @@ def budget_admit(book: BudgetBook, rules: tuple[BudgetRule, ...], hold: object, 
     return book.reserve(hold, worst, keys, caps)
 
 
-def budget_skip_text(denial: Denial, worst: int) -> str:
-    scope, name, period, _label = denial.key
-    left = max(0, denial.cap - denial.used)
-    return (f"budget: the {name} {scope} {period} budget of {money(to_decimal(denial.cap))} has "
-            f"{money(to_decimal(left))} left, this call may cost {money(to_decimal(worst))}")
+def budget_skip_text(key: Key, cap: Decimal, used: Decimal, worst: Decimal) -> str:
+    """The trace's words for a budget skip, in dollars (the edge: ``to_decimal`` the core's amounts)."""
+    scope, name, period, _label = key
+    left = max(Decimal(0), cap - used)
+    return (f"budget: the {name} {scope} {period} budget of {money(cap)} has {money(left)} left, "
+            f"this call may cost {money(worst)}")
 
 
 def budget_settle(book: BudgetBook, rules: tuple[BudgetRule, ...], hold: object, cost: int | None,
