@@ -38,7 +38,9 @@ class Guards:
         self.budgets = budgets
         self._all: tuple[Guard, ...] = (breakers, budgets, *extra)
         self._ttft: dict[str, deque[float]] = {}
-        self._rerouters = [g.reroute for g in self._all if getattr(g, "reroute", None) is not None]
+        # Only guards that can reroute are asked (BudgetGuard says whether its policy has degrade rules).
+        self._rerouters = [g.reroute for g in self._all
+                           if getattr(g, "reroute", None) is not None and getattr(g, "reroutes", True)]
 
     def admit(self, ctx: RequestContext, entry: ChainEntry, provider: Provider,
               exclude: Collection[str] = (), *, usable: bool = False) -> str | None:

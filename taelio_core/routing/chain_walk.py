@@ -71,6 +71,7 @@ class WalkSetup:
     hedging: Mapping[str, HedgeConfig]
     policy_name: str
     routes: dict[tuple[ChainEntry, ...], tuple[RouteEntry, ...]] = field(default_factory=dict)
+    usable: dict[tuple[ChainEntry, ...], list[bool]] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -93,8 +94,13 @@ class ChainWalk:
         self._streaming, self._exclude, self._continue = streaming, exclude, continue_on_truncation
         self._entries = list(ctx.chain)
         # Which entries could be tried at all (a key, not excluded), once per request: the time they need.
-        providers = setup.providers
-        self._usable = [e.ref not in exclude and providers[e.provider].availability().available for e in self._entries]
+        usable = setup.usable.get(ctx.chain) if not exclude else None
+        if usable is None:
+            providers = setup.providers
+            usable = [e.ref not in exclude and providers[e.provider].availability().available for e in self._entries]
+            if not exclude:
+                setup.usable[ctx.chain] = usable   # a provider's key does not come or go while it runs
+        self._usable = usable
         self._index = 0
         self._result: GenerationResult | None = None
 
@@ -102,13 +108,40 @@ class ChainWalk:
         if self._streaming or self._s.hedging.get(self._ctx.chain_tier) is not None:
             async for _ in self.stream():
                 pass
-        else:
-            try:
-                await self._walk_whole()
-            finally:
-                self._s.guards.release_all(self._ctx)
-        assert self._result is not None
-        return self._result
+            assert self._result is not None
+            return self._result
+        # A whole answer without hedging: the same decisions as ``_walk`` (the decision core's admit and
+        # after_outcome) in this one coroutine, with no generator layers. Its per-attempt code is the call.
+        ctx, s, entries = self._ctx, self._s, self._entries
+        try:
+            while self._index < len(entries):
+                entry = entries[self._index]
+                self._index += 1
+                provider = s.providers[entry.provider]
+                if not self._admit(entry, provider):
+                    continue
+                retries, wait_ms = 0, 0.0
+                while True:
+                    attempt = await s.runner.complete(ctx, entry, provider, self._limits(self._remaining()),
+                                                      retry=retries, wait_ms=wait_ms)
+                    self._record(attempt)
+                    if attempt.ok:
+                        self._conclude("ok", attempt)
+                        return self._result  # type: ignore[return-value]
+                    remaining = self._remaining()   # the clock, read once for this decision
+                    wait = after_outcome(s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
+                                         retries, remaining, self._limits(remaining).timeout_s,
+                                         self._usable_after() * ctx.request.settings.timeout_s, s.rng.random)
+                    if wait < 0:
+                        break
+                    await s.clock.sleep(wait)
+                    retries, wait_ms = retries + 1, wait * 1000.0
+                    if not self._admit(entry, provider):
+                        break
+            self._conclude_unanswered()
+            return self._result  # type: ignore[return-value]
+        finally:
+            s.guards.release_all(ctx)
 
     async def stream(self) -> AsyncIterator[str | Truncated | GenerationResult]:
         try:
@@ -170,37 +203,6 @@ class ChainWalk:
                 if wait < 0:   # FALL_BACK (settled above: never STOP here)
                     break
                 await self._s.clock.sleep(wait)
-                retries, wait_ms = retries + 1, wait * 1000.0
-                if not self._admit(entry, provider):
-                    break
-        self._conclude_unanswered()
-
-    async def _walk_whole(self) -> None:
-        """The walk for a whole answer without hedging: the same decisions as ``_walk`` (the decision core's
-        ``admit``/``after_outcome``), as one coroutine instead of generator layers. Its per-attempt code is the
-        provider call; everything it decides, it asks the core."""
-        ctx, s, entries = self._ctx, self._s, self._entries
-        while self._index < len(entries):
-            entry = entries[self._index]
-            self._index += 1
-            provider = s.providers[entry.provider]
-            if not self._admit(entry, provider):
-                continue
-            retries, wait_ms = 0, 0.0
-            while True:
-                attempt = await s.runner.complete(ctx, entry, provider, self._limits(self._remaining()),
-                                                  retry=retries, wait_ms=wait_ms)
-                self._record(attempt)
-                if attempt.ok:
-                    self._conclude("ok", attempt)
-                    return
-                remaining = self._remaining()   # the clock, read once for this decision
-                wait = after_outcome(s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
-                                     retries, remaining, self._limits(remaining).timeout_s,
-                                     self._usable_after() * ctx.request.settings.timeout_s, s.rng.random)
-                if wait < 0:
-                    break
-                await s.clock.sleep(wait)
                 retries, wait_ms = retries + 1, wait * 1000.0
                 if not self._admit(entry, provider):
                     break

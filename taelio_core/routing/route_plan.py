@@ -65,9 +65,6 @@ class EntryPrice:
         self._units: dict[int, tuple[int, int] | None] = {}
 
     def _card(self, hour: int) -> object:
-        card = self._cards.get(hour, _NO_CARD)
-        if card is not _NO_CARD:
-            return card
         plan = self._pricer.plan(self.provider, self.model, datetime.fromtimestamp(hour * 3600, UTC))
         card = None
         if plan is not None:
@@ -88,13 +85,18 @@ class EntryPrice:
 
     def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int, at_s: float) -> tuple[int | None, str | None]:
         """(pico-dollars or None when unpriced, the price's source) of one attempt started at ``at_s``."""
-        card = self._card(int(at_s // 3600))
+        hour = int(at_s // 3600)
+        card = self._cards.get(hour, _NO_CARD)
+        if card is _NO_CARD:
+            card = self._card(hour)
         if card is None:
             return None, None
         if len(card) == 4:  # type: ignore[arg-type]
             source, (ib, it), (ob, ot), (cb, ct) = card  # type: ignore[misc]
             n = input_tokens
-            inp, out, cached = _rate(ib, it, n), _rate(ob, ot, n), _rate(cb, ct, n)
+            inp = _rate(ib, it, n) if it else ib
+            out = _rate(ob, ot, n) if ot else ob
+            cached = _rate(cb, ct, n) if ct else cb
             if inp is not None and out is not None and cached is not None:
                 return (input_tokens - cached_tokens) * inp + cached_tokens * cached + output_tokens * out, source
         # A calculator price, or one finer than a pico-dollar per token: the catalogue's own arithmetic.
