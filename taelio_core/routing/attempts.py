@@ -46,13 +46,13 @@ __all__ = ["AttemptRunner", "AttemptStart"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptStart:
     started: datetime
     t0: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Tags:
     retry: int = 0
     hedge: bool = False
