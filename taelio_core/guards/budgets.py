@@ -37,7 +37,7 @@ from taelio_core.config.pricing import MTOK, Pricer
 from taelio_core.formatting import money
 from taelio_core.guards.budget_store import BudgetStore, InProcessBudgetStore, Key
 from taelio_core.routing.clock import Clock
-from taelio_core.routing.decisions import budget_skip_text
+from taelio_core.routing.decisions import budget_skip_words
 from taelio_core.routing.route_plan import BudgetTable, budget_keys
 from taelio_core.routing.generation import ChatRequest
 from taelio_core.routing.trace import Attempt
@@ -195,7 +195,7 @@ class BudgetGuard:
         caps = {key: rule.limit for key, rule in zip(keys, rules) if rule.hard}
         denial = self.store.reserve(_hold(ctx.request_id, entry.ref), worst, keys, caps)
         if denial is not None:
-            return budget_skip_text(denial.key, denial.cap, denial.used, worst)
+            return budget_skip_words(denial.key, denial.cap, denial.used, worst)
         return None
 
     def release(self, ctx: RequestContext, entry: ChainEntry) -> None:

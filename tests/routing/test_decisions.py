@@ -115,8 +115,7 @@ def test_the_worst_case_and_the_budget_denial_read_as_the_budget_guard_says() ->
         spent += cost
     assert denial is not None and denial.cap == cap and denial.used == spent
     assert spent + worst > cap >= spent
-    assert budget_skip_text(denial.key, to_decimal(denial.cap), to_decimal(denial.used),
-                            to_decimal(worst)).startswith("budget: the free tier daily budget of $0.03 has $")
+    assert budget_skip_text(denial, worst).startswith("budget: the free tier daily budget of $0.03 has $")
     # A new day: the daily key is another one, with nothing spent on it.
     assert budget_admit(book, rules, "next", worst, (at + timedelta(minutes=5)).timestamp()) is None
 
