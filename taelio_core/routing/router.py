@@ -18,6 +18,7 @@ one shared background loop, so many threads can generate at once.
 """
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import replace
@@ -225,10 +226,14 @@ class Router:
         active = self._active   # read once: this request's plan, to its end
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id, experiment_id=experiment_id,
                             source=source, user_id=user_id, deadline_s=deadline_s, active=active)
-        result = await ChainWalk(active.setup, ctx, streaming=False, exclude=exclude).run()
-        if self.sink is not None:
-            self.sink.record(result)
-        return result.raise_for_status()
+        walk = self._walk(ctx, active, streaming=False, exclude=exclude)
+        try:
+            result = await walk.run()
+        except asyncio.CancelledError:  # the caller went away: the walk concluded it as cancelled
+            if walk.result is not None:
+                self._log(walk.result)
+            raise
+        return self._log(result).raise_for_status()
 
     def astream(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                 parent_id: str | None = None, experiment_id: str | None = None, source: str | None = None,
