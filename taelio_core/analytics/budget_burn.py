@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import pandas as pd
 
+from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 from taelio_core.calllog import CallLog
@@ -78,11 +79,13 @@ def budget_spend(log: Log, *, now: datetime, count_simulated: bool = False) -> p
     Columns ``day`` (date), ``tier``, ``provider``, ``cost`` (exact, as text: ``Decimal(cost)``).
     """
     start, _end = month_bounds(now)
-    return log.query("""
+    sources = budget_sources(count_simulated)
+    return rollup.read(log, lambda r: r.query(f"""
         SELECT (ts AT TIME ZONE 'UTC')::DATE AS day, tier, provider, sum(cost_usd)::VARCHAR AS cost
         FROM attempts
-        WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL AND list_contains(?, source) AND (NOT simulated OR ?)
-        GROUP BY ALL ORDER BY day""", [start, now, list(budget_sources(count_simulated)), count_simulated])
+        WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL AND source IN ({', '.join('?' for _ in sources)})
+              AND (NOT simulated OR ?)
+        GROUP BY 1, 2, 3 ORDER BY day, tier, provider""", [start, now, *sources, count_simulated]), rollups=False)
 
 
 def _daily(rows: pd.DataFrame, limits: list[tuple[str, str, Decimal, float]]) -> dict[tuple[str, str], dict]:

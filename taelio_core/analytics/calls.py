@@ -63,7 +63,7 @@ def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", 
                   limit: int = 200, offset: int = 0, user: str = "") -> tuple[pd.DataFrame, int]:
     """The newest matching requests (one page of them) and how many match in all; ``user``: one user's only."""
     where, params = _where(filters, search, statuses, user)
-    cols = ", ".join([*(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in LIST_COLUMNS),
+    cols = ", ".join([*(c if c != "cost_usd" else "cost_usd::DOUBLE PRECISION AS cost_usd" for c in LIST_COLUMNS),
                       *LIST_TEXT])
     if search.strip() or user.strip():      # the rollups have neither text nor users
         count_sql, count_params = f"SELECT count(*) AS n FROM requests {where}", params
@@ -81,7 +81,7 @@ def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", 
 def requests_by_source(log: CallLog | Reader) -> dict[str, int]:
     """How many requests the log holds from each source (all dates)."""
     counts = rollup.read(log, lambda r: r.query(
-        "SELECT source, sum(requests)::BIGINT AS n FROM request_rollup GROUP BY ALL ORDER BY source"))
+        "SELECT source, sum(requests)::BIGINT AS n FROM request_rollup GROUP BY source ORDER BY source"))
     return {str(s): int(n) for s, n in zip(counts["source"], counts["n"])}
 
 
@@ -120,7 +120,7 @@ _ID_SLACK = timedelta(hours=1)
 # How long after its request an attempt may start (retries, fallbacks and deadlines end far sooner).
 _ATTEMPT_SLACK = timedelta(days=1)
 
-_DETAIL_SQL = "SELECT * EXCLUDE (cost_usd), cost_usd::DOUBLE AS cost_usd FROM requests WHERE request_id = ?"
+_DETAIL_SQL = "SELECT * FROM requests WHERE request_id = ?"    # cost_usd (DECIMAL) comes back as a float
 
 
 def request_detail(log: CallLog | Reader, request_id: str) -> RequestDetail | None:
@@ -146,7 +146,7 @@ def _detail(r: Reader, request_id: str) -> RequestDetail | None:
     ts = pd.Timestamp(row["ts"]).to_pydatetime()
     attempts = r.query("""
         SELECT n, ts, provider, model, status, error_type, error, http_status, latency_ms, ttft_ms,
-               input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE AS cost_usd, price_source,
+               input_tokens, output_tokens, cached_tokens, cost_usd::DOUBLE PRECISION AS cost_usd, price_source,
                finish_reason, simulated, retry, hedge, wait_ms, sent
         FROM attempts WHERE request_id = ? AND ts BETWEEN ? AND ? ORDER BY n""",
                        [request_id, ts - _ID_SLACK, ts + _ATTEMPT_SLACK])
@@ -172,8 +172,8 @@ def export_requests(log: CallLog, filters: Filters, fmt: str) -> bytes:
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"export format must be csv or parquet, not {fmt!r}")
     where, params = filters.where()
-    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE AS cost_usd" for c in EXPORT_COLUMNS)
-    df = log.query(f"SELECT {cols} FROM requests {where} ORDER BY ts", params)
+    cols = ", ".join(c if c != "cost_usd" else "cost_usd::DOUBLE PRECISION AS cost_usd" for c in EXPORT_COLUMNS)
+    df = rollup.read(log, lambda r: r.query(f"SELECT {cols} FROM requests {where} ORDER BY ts, request_id", params), rollups=False)
     if fmt == "csv":
         return df.to_csv(index=False).encode("utf-8")
     return df.to_parquet(index=False)

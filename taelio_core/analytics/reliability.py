@@ -51,9 +51,9 @@ def _latency(filters: Filters, keys: tuple[tuple[str, str], ...], metrics: dict[
         where, p = filters.where(time_column="hour", extra=(f"metric = '{metric}'",))
         parts.append(rollup.histogram_quantiles("latency_histogram", keys, where, quantiles))
         params += p
-    sql = f"({parts[0]})"
-    for part in parts[1:]:
-        sql = f"({sql}) FULL OUTER JOIN ({part}) USING ({', '.join(names)})"
+    sql = f"({parts[0]}) AS m0"
+    for i, part in enumerate(parts[1:], 1):
+        sql = f"{sql} FULL OUTER JOIN ({part}) AS m{i} USING ({', '.join(names)})"
     return f"SELECT * FROM {sql}", params
 
 
@@ -64,7 +64,7 @@ def latency_by_provider(log: Log, filters: Filters) -> pd.DataFrame:
                                 "ttft": {"ttft_p50_ms": 0.5, "ttft_p95_ms": 0.95}})
     where, params = filters.where(time_column="hour", extra=("status = 'ok'",))
     return rollup.read(log, lambda r: r.query(f"""
-        WITH ok AS (SELECT provider, sum(attempts)::BIGINT AS ok_attempts FROM attempt_rollup {where} GROUP BY ALL),
+        WITH ok AS (SELECT provider, sum(attempts)::BIGINT AS ok_attempts FROM attempt_rollup {where} GROUP BY provider),
              pct AS ({pct})
         SELECT provider, ok_attempts, p50_ms, p95_ms, p99_ms, ttft_p50_ms, ttft_p95_ms
         FROM ok LEFT JOIN pct USING (provider) ORDER BY provider""", params + pct_params))
@@ -84,11 +84,12 @@ def _rate(log: Log, filters: Filters, *, table: str, count: str, key: str, hit: 
     where, params = filters.where(time_column="hour")
     time_col = f"date_trunc('{check_bucket(bucket)}', hour) AS bucket, " if bucket else ""
     order = "bucket, " if bucket else ""
+    group = "1, 2" if bucket else "1"
     return rollup.read(log, lambda r: r.query(f"""
         SELECT {time_col}{key}, sum({count})::BIGINT AS {total_as},
                coalesce(sum({count}) FILTER (WHERE {hit}), 0)::BIGINT AS {hits_as},
-               (coalesce(sum({count}) FILTER (WHERE {hit}), 0) / sum({count}))::DOUBLE AS {rate_as}
-        FROM {table} {where} GROUP BY ALL ORDER BY {order}{key}""", params))
+               (coalesce(sum({count}) FILTER (WHERE {hit}), 0) / sum({count}))::DOUBLE PRECISION AS {rate_as}
+        FROM {table} {where} GROUP BY {group} ORDER BY {order}{key}""", params))
 
 
 _FALLBACKS = {"table": "request_rollup", "count": "requests", "key": "tier", "hit": "fell_back",
@@ -111,10 +112,12 @@ def errors_by_type(log: Log, filters: Filters) -> pd.DataFrame:
     """Failed attempts per provider x error type, with their share of that provider's attempts."""
     where, params = filters.where(time_column="hour")
     return rollup.read(log, lambda r: r.query(f"""
-        WITH a AS (SELECT provider, error_type, sum(attempts) AS n FROM attempt_rollup {where} GROUP BY ALL)
-        SELECT provider, error_type, n::BIGINT AS errors,
-               (n / sum(n) OVER (PARTITION BY provider))::DOUBLE AS share_of_attempts
-        FROM a QUALIFY error_type IS NOT NULL
+        WITH a AS (SELECT provider, error_type, sum(attempts) AS n FROM attempt_rollup {where}
+                   GROUP BY provider, error_type),
+             shares AS (SELECT provider, error_type, n::BIGINT AS errors,
+                               (n / sum(n) OVER (PARTITION BY provider))::DOUBLE PRECISION AS share_of_attempts
+                        FROM a)
+        SELECT * FROM shares WHERE error_type IS NOT NULL
         ORDER BY provider, errors DESC, error_type""", params))
 
 
@@ -124,7 +127,7 @@ def errors_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -
     where, params = filters.where(time_column="hour", extra=("error_type IS NOT NULL",))
     return rollup.read(log, lambda r: r.query(f"""
         SELECT date_trunc('{b}', hour) AS bucket, error_type, provider, sum(attempts)::BIGINT AS errors
-        FROM attempt_rollup {where} GROUP BY ALL ORDER BY bucket, error_type, provider""", params))
+        FROM attempt_rollup {where} GROUP BY 1, 2, 3 ORDER BY bucket, error_type, provider""", params))
 
 
 def success_by_provider(log: Log, filters: Filters) -> pd.DataFrame:
@@ -154,20 +157,21 @@ def provider_health(log: Log, configured: Mapping[str, str | None], filters: Fil
     tail_where, tail_params = base.where(extra=("error_type IS NOT NULL", "ts >= ?", "ts <= ?"))
 
     def query(r: Reader) -> tuple[pd.DataFrame, dict[str, dict]]:
+        d = r.dialect
         stats = r.query(f"""
             SELECT provider, count(*) AS attempts,
-                   (count(*) FILTER (WHERE status = 'ok') / count(*))::DOUBLE AS success_rate,
-                   quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS p50_ms,
-                   quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
-                   quantile_cont(ttft_ms, 0.5) FILTER (WHERE status = 'ok') AS ttft_p50_ms,
-                   arg_max(status, ts, {DOWN_STREAK}) AS latest_statuses,
+                   count(*) FILTER (WHERE status = 'ok')::DOUBLE PRECISION / count(*) AS success_rate,
+                   {d.quantile("latency_ms", 0.5, "status = 'ok'")} AS p50_ms,
+                   {d.quantile("latency_ms", 0.95, "status = 'ok'")} AS p95_ms,
+                   {d.quantile("ttft_ms", 0.5, "status = 'ok'")} AS ttft_p50_ms,
+                   {d.latest("status", "ts", DOWN_STREAK)} AS latest_statuses,
                    max(ts) AS last_attempt_at
             FROM attempts {recent_where} GROUP BY provider""", [now - window, now, *recent_params])
         last_at = r.query(f"""
             SELECT provider, max(t) AS t FROM (
                 SELECT provider, max(last_ts) AS t FROM attempt_rollup {rolled_where} GROUP BY provider
                 UNION ALL
-                SELECT provider, max(ts) FROM attempts {tail_where} GROUP BY provider)
+                SELECT provider, max(ts) FROM attempts {tail_where} GROUP BY provider) AS both_parts
             GROUP BY provider""", [this_hour.replace(tzinfo=None), *rolled_params, this_hour, now, *tail_params])
         last: dict[str, dict] = {}
         for provider, at in zip(last_at["provider"], last_at["t"]):

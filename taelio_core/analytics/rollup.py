@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from taelio_core.analytics.dialect import DUCKDB
 from taelio_core.calllog import CallLog
 
 __all__ = ["BINS_PER_OCTAVE", "QUANTILE_ERROR", "Reader", "build_fine", "histogram_quantiles", "invalidate", "read", "refresh"]
@@ -189,7 +190,13 @@ def build_fine(con: duckdb.DuckDBPyConnection, *, start: datetime, end: datetime
 
 
 class Reader:
-    """A connection inside one transaction whose rollups are current; ``query`` as on a ``CallLog``."""
+    """A connection inside one transaction whose rollups are current; ``query`` as on a ``CallLog``.
+
+    ``pg_reader.PostgresReader`` is its PostgreSQL twin (same methods); ``dialect`` gives the SQL fragments
+    the two engines spell differently.
+    """
+
+    dialect = DUCKDB
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -197,18 +204,32 @@ class Reader:
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
         return self.con.execute(sql, params).df()
 
+    def build_fine(self, *, start: datetime, end: datetime, minutes: int = 1) -> list[str]:
+        return build_fine(self.con, start=start, end=end, minutes=minutes)
+
+    def drop_fine(self, tables: list[str]) -> None:
+        for table in tables:
+            self.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
 
 # One refresh at a time per process: two sessions folding the same rows would conflict at commit.
 _LOCK = threading.Lock()
 
 
-def read(source: CallLog | Reader, fn: Callable[[Reader], T]) -> T:
+def read(source: CallLog | Reader, fn: Callable[[Reader], T], *, rollups: bool = True) -> T:
     """``fn(reader)`` on one connection with current rollups (the log's own when ``source`` is a Reader).
 
-    Several queries passed through one ``read`` share the file's open, the refresh and the snapshot.
+    Several queries passed through one ``read`` share the file's open, the refresh and the snapshot. A
+    PostgreSQL log gets a ``PostgresReader`` (its rollups are kept by triggers: nothing to refresh).
+    ``rollups=False``: ``fn`` reads raw rows only, so no refresh is paid for.
     """
-    if isinstance(source, Reader):
-        return fn(source)
+    if not isinstance(source, CallLog):
+        return fn(source)          # already a reader (DuckDB's or PostgreSQL's)
+    from taelio_core.analytics import pg_reader
+    if pg_reader.is_postgres_log(source):
+        return pg_reader.read(source, fn)  # type: ignore[arg-type]
+    if not rollups:
+        return source.write(lambda con: fn(Reader(con)))
 
     def work(con: duckdb.DuckDBPyConnection) -> T:
         refresh(con)
@@ -233,16 +254,18 @@ def histogram_quantiles(table: str, keys: Sequence[tuple[str, str]], where: str,
     picks, finals = [], []
     for i, (alias, q) in enumerate(quantiles.items()):
         rank = f"({q} * (total - 1))"
-        picks.append(f"arg_min(rep, bin) FILTER (WHERE before + n > floor({rank})) AS _a{i}, "
-                     f"arg_min(rep, bin) FILTER (WHERE before + n > ceil({rank})) AS _b{i}, "
-                     f"any_value({rank} - floor({rank})) AS _f{i}")
+        # rep grows with bin (bins hold disjoint value ranges and rep is clamped into its bin's), so the
+        # smallest bin's rep is min(rep): portable SQL, where arg_min(rep, bin) is DuckDB's alone.
+        picks.append(f"min(rep) FILTER (WHERE before + n > floor({rank})) AS _a{i}, "
+                     f"min(rep) FILTER (WHERE before + n > ceil({rank})) AS _b{i}, "
+                     f"max({rank} - floor({rank})) AS _f{i}")
         finals.append(f"_a{i} + _f{i} * (_b{i} - _a{i}) AS {alias}")
     return f"""
         WITH h AS (SELECT {exprs}, bin, sum(n) AS n, min(lo) AS lo, max(hi) AS hi
-                   FROM {table} {where} GROUP BY ALL),
+                   FROM {table} {where} GROUP BY {", ".join(str(i + 1) for i in range(len(keys) + 1))}),
              c AS (SELECT *, sum(n) OVER (PARTITION BY {names} ORDER BY bin ROWS UNBOUNDED PRECEDING) - n AS before,
                           sum(n) OVER (PARTITION BY {names}) AS total,
-                          least(greatest(pow(2, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi) AS rep
+                          least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi) AS rep
                    FROM h)
         SELECT {names}, {", ".join(finals)}
-        FROM (SELECT {names}, {", ".join(picks)} FROM c GROUP BY {names})"""
+        FROM (SELECT {names}, {", ".join(picks)} FROM c GROUP BY {names}) AS picked"""

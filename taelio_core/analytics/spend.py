@@ -29,7 +29,7 @@ __all__ = ["DIMENSIONS", "Headline", "cost_by_provider_tier", "cost_distribution
 DIMENSIONS = ("task", "tier", "provider", "model", "source")
 # An attempt that used no tokens cost nothing even when it has no price; a group of only unpriced
 # attempts stays NULL (as sum() over raw rows mapping unpriced costs to NULL and the rest to 0 would).
-_COST = "(CASE WHEN sum(attempts) > sum(unpriced) THEN coalesce(sum(cost_usd), 0) END)::DOUBLE"
+_COST = "(CASE WHEN sum(attempts) > sum(unpriced) THEN coalesce(sum(cost_usd), 0) END)::DOUBLE PRECISION"
 Log = CallLog | Reader
 
 
@@ -45,7 +45,7 @@ def cost_by_provider_tier(log: Log, filters: Filters, *, bucket: str | None = No
         SELECT date_trunc('{b}', hour) AS bucket, provider, tier, {_COST} AS cost_usd,
                sum(attempts)::BIGINT AS attempts, sum(unpriced)::BIGINT AS unpriced
         FROM attempt_rollup {where}
-        GROUP BY ALL ORDER BY bucket, provider, tier""", params))
+        GROUP BY 1, 2, 3 ORDER BY bucket, provider, tier""", params))
 
 
 def usage_over_time(log: Log, filters: Filters, *, bucket: str | None = None) -> pd.DataFrame:
@@ -60,7 +60,7 @@ def usage_over_time(log: Log, filters: Filters, *, bucket: str | None = None) ->
                sum(input_tokens)::BIGINT AS input_tokens,
                sum(output_tokens)::BIGINT AS output_tokens
         FROM request_rollup {where}
-        GROUP BY ALL ORDER BY bucket""", params))
+        GROUP BY 1 ORDER BY bucket""", params))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,9 +155,9 @@ def cost_distribution_by_model(log: Log, filters: Filters) -> pd.DataFrame:
         WITH s AS ({spread}),
              t AS (SELECT provider, model, sum(priced)::BIGINT AS priced,
                           (sum(requests) - sum(priced))::BIGINT AS unpriced,
-                          min(cost_min)::DOUBLE AS min, max(cost_max)::DOUBLE AS max,
-                          (sum(cost_usd) / nullif(sum(priced), 0))::DOUBLE AS mean
-                   FROM request_rollup {where} GROUP BY ALL)
+                          min(cost_min)::DOUBLE PRECISION AS min, max(cost_max)::DOUBLE PRECISION AS max,
+                          (sum(cost_usd) / nullif(sum(priced), 0))::DOUBLE PRECISION AS mean
+                   FROM request_rollup {where} GROUP BY provider, model)
         SELECT t.provider, t.model, priced, unpriced, min, p05, q1, median, q3, p95, max, mean
         FROM t LEFT JOIN s ON t.provider IS NOT DISTINCT FROM s.provider AND t.model = s.model
         ORDER BY median DESC NULLS LAST, t.provider, t.model""", params_d + params))
@@ -175,6 +175,6 @@ def spend_by(log: Log, filters: Filters, by: str | tuple[str, ...] = "task") -> 
         SELECT {cols}, {_COST} AS cost_usd, sum(attempts)::BIGINT AS attempts,
                sum(first_attempts)::BIGINT AS requests,   -- each tried request has exactly one attempt 1
                sum(unpriced)::BIGINT AS unpriced,
-               (sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0))::DOUBLE AS share
+               (sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0))::DOUBLE PRECISION AS share
         FROM attempt_rollup {where}
-        GROUP BY ALL ORDER BY cost_usd DESC NULLS LAST, {cols}""", params))
+        GROUP BY {cols} ORDER BY cost_usd DESC NULLS LAST, {cols}""", params))

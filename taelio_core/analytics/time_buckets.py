@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from taelio_core.analytics import rollup
 from taelio_core.analytics.filters import Filters
 from taelio_core.analytics.rollup import Reader
 
@@ -142,10 +141,9 @@ def fine_rollups(r: Reader, axis: TimeAxis) -> Iterator[None]:
     if axis.bucket != "minute" or axis.first is None or axis.last is None:
         yield
         return
-    tables = rollup.build_fine(r.con, start=_floor(axis.first, "minute", axis.step_minutes),
-                               end=axis.last + timedelta(minutes=1), minutes=axis.step_minutes)
+    tables = r.build_fine(start=_floor(axis.first, "minute", axis.step_minutes),
+                          end=axis.last + timedelta(minutes=1), minutes=axis.step_minutes)
     try:
         yield
     finally:
-        for table in tables:
-            r.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        r.drop_fine(tables)

@@ -24,7 +24,7 @@ def top_users(log: CallLog | rollup.Reader, filters: Filters, *, limit: int = 10
                count(*) FILTER (WHERE status <> 'ok')::BIGINT AS failed,
                (sum(input_tokens) + sum(output_tokens))::BIGINT AS tokens,
                count(*) FILTER (WHERE cost_usd IS NULL AND input_tokens + output_tokens > 0)::BIGINT AS unpriced,
-               sum(cost_usd)::DOUBLE AS cost_usd
+               sum(cost_usd)::DOUBLE PRECISION AS cost_usd
         FROM requests {where}
         GROUP BY user_id ORDER BY cost_usd DESC NULLS LAST, requests DESC, user_id LIMIT ?""",
         [*params, int(limit)]))

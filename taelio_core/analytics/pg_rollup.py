@@ -1,0 +1,204 @@
+"""The hourly rollups on PostgreSQL, kept current by the database itself: statement triggers on the raw tables.
+
+Why not the DuckDB way (a row-id watermark folded by one writer): on PostgreSQL
+several replicas insert at once, and a serial id does not commit in order, so a
+watermark would skip rows committed late. Instead every statement that inserts
+into ``requests`` or ``attempts`` (each ``COPY`` batch of any replica, a
+``taelio log copy``, a hand-made ``INSERT``) folds its own rows, through a
+transition table, into the same rollup tables as DuckDB's (migration
+``006_analytics_rollups``), in the same transaction: a reader never sees a raw
+row that the rollups lack, or the reverse. Folding is an upsert that adds
+counts and sums and takes minima and maxima (unique keys with ``NULLS NOT
+DISTINCT``, PostgreSQL 15), so concurrent batches touching the same hour
+merge instead of conflicting; groups are inserted in key order, so two
+batches lock shared keys in the same order (no deadlock).
+
+A ``DELETE`` recomputes the hours its rows fell in from what remains (sums
+cannot un-take a minimum), and ``TRUNCATE`` empties the rollups. Rows are
+never updated (the log is append-only).
+
+The grouping, sums and histogram bins are the same as ``rollup.py``'s (the
+parity test, ``tests/analytics/test_pg_parity.py``, checks every analytics
+function against DuckDB on the same log). ``log2`` is computed in
+``numeric``, exact at powers of two, as DuckDB's ``log2`` is.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+__all__ = ["MIGRATION", "build_fine", "install", "rebuild"]
+
+_BIN = "CASE WHEN v > 0 THEN floor(8 * log(2::numeric, v::numeric))::INTEGER ELSE -100000 END"
+_UNPRICED = "(cost_usd IS NULL AND (input_tokens > 0 OR output_tokens > 0))"
+_HOUR = "date_trunc('hour', ts AT TIME ZONE 'UTC')"
+_DAY = "date_trunc('day', ts AT TIME ZONE 'UTC')"
+_HIST = ("n = r.n + excluded.n", "lo = least(r.lo, excluded.lo)", "hi = greatest(r.hi, excluded.hi)")
+
+
+def _sum(column: str) -> str:
+    """A merged sum that stays NULL only when both sides are (an unpriced group plus a priced one is priced)."""
+    return f"{column} = coalesce(r.{column} + excluded.{column}, r.{column}, excluded.{column})"
+
+
+# table -> (its keys, how an existing row and a new group merge, the group query over ``{rows}``)
+_ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, str]] = {
+    "attempt_rollup": (
+        ("hour", "source", "tier", "task", "provider", "model", "status", "error_type"),
+        ("attempts = r.attempts + excluded.attempts", "first_attempts = r.first_attempts + excluded.first_attempts",
+         "priced = r.priced + excluded.priced", "unpriced = r.unpriced + excluded.unpriced", _sum("cost_usd"),
+         "input_tokens = r.input_tokens + excluded.input_tokens",
+         "output_tokens = r.output_tokens + excluded.output_tokens", "last_ts = greatest(r.last_ts, excluded.last_ts)"),
+        "attempts", """
+        SELECT {time} AS hour, source, tier, task, provider, model, status, error_type,
+               count(*) AS attempts, count(*) FILTER (WHERE n = 1) AS first_attempts,
+               count(cost_usd) AS priced, count(*) FILTER (WHERE """ + _UNPRICED + """) AS unpriced,
+               sum(cost_usd) AS cost_usd, sum(input_tokens)::BIGINT AS input_tokens,
+               sum(output_tokens)::BIGINT AS output_tokens, max(ts) AS last_ts
+        FROM {rows} AS x GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8"""),
+    "latency_histogram": (
+        ("hour", "source", "tier", "task", "provider", "metric", "bin"), _HIST, "attempts", """
+        SELECT hour, source, tier, task, provider, metric, """ + _BIN + """ AS bin, count(*) AS n,
+               min(v) AS lo, max(v) AS hi
+        FROM (SELECT {time} AS hour, source, tier, task, provider, 'latency' AS metric, latency_ms AS v
+              FROM {rows} AS x WHERE status = 'ok' AND latency_ms IS NOT NULL
+              UNION ALL
+              SELECT {time}, source, tier, task, provider, 'ttft', ttft_ms
+              FROM {rows} AS y WHERE status = 'ok' AND ttft_ms IS NOT NULL) AS m
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"""),
+    "request_rollup": (
+        ("hour", "source", "tier", "task", "provider", "model", "status", "fell_back"),
+        ("requests = r.requests + excluded.requests", "priced = r.priced + excluded.priced", _sum("cost_usd"),
+         "cost_min = least(r.cost_min, excluded.cost_min)", "cost_max = greatest(r.cost_max, excluded.cost_max)",
+         "input_tokens = r.input_tokens + excluded.input_tokens",
+         "output_tokens = r.output_tokens + excluded.output_tokens", "last_ts = greatest(r.last_ts, excluded.last_ts)"),
+        "requests", """
+        SELECT {time} AS hour, source, tier, task, provider, model, status, fallback_depth > 0 AS fell_back,
+               count(*) AS requests, count(cost_usd) AS priced, sum(cost_usd) AS cost_usd,
+               min(cost_usd) AS cost_min, max(cost_usd) AS cost_max,
+               sum(input_tokens)::BIGINT AS input_tokens, sum(output_tokens)::BIGINT AS output_tokens,
+               max(ts) AS last_ts
+        FROM {rows} AS x GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8"""),
+    "request_cost_histogram": (
+        ("day", "source", "tier", "task", "provider", "model", "bin"), _HIST, "requests", """
+        SELECT day, source, tier, task, provider, model, """ + _BIN + """ AS bin, count(*) AS n,
+               min(v) AS lo, max(v) AS hi
+        FROM (SELECT {day} AS day, source, tier, task, provider, model, cost_usd::DOUBLE PRECISION AS v
+              FROM {rows} AS x WHERE cost_usd IS NOT NULL AND model IS NOT NULL) AS m
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"""),
+}
+
+
+def _groups(table: str, rows: str) -> str:
+    return _ROLLUPS[table][3].format(time=_HOUR, day=_DAY, rows=rows)
+
+
+def _upsert(table: str, rows: str) -> str:
+    keys, merge, _source, _sql = _ROLLUPS[table]
+    return (f"INSERT INTO {table} AS r {_groups(table, rows)}\n"
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(merge)};")
+
+
+def _time_of(table: str) -> str:
+    return _DAY if _ROLLUPS[table][0][0] == "day" else _HOUR
+
+
+def _recompute(table: str, touched: str) -> str:
+    """Replace ``table``'s rows of the hours (days) in ``touched`` (a relation of ``ts``) by their raw rows' groups."""
+    time_col, source, expr = _ROLLUPS[table][0][0], _ROLLUPS[table][2], _time_of(table)
+    spans = f"(SELECT DISTINCT {expr} AS t FROM {touched} AS o)"
+    return (f"DELETE FROM {table} WHERE {time_col} IN {spans};\n"
+            f"INSERT INTO {table} {_groups(table, f'(SELECT * FROM {source} WHERE {expr} IN {spans})')};")
+
+
+def _functions() -> str:
+    out = []
+    for source in ("requests", "attempts"):
+        mine = [t for t, spec in _ROLLUPS.items() if spec[2] == source]
+        inserts = "\n".join(_upsert(t, "new_rows") for t in mine)
+        deletes = "\n".join(_recompute(t, "old_rows") for t in mine)
+        truncates = "\n".join(f"DELETE FROM {t};" for t in mine)
+        out.append(f"""
+CREATE OR REPLACE FUNCTION taelio_fold_{source}() RETURNS trigger LANGUAGE plpgsql AS $fold$
+BEGIN
+{inserts}
+RETURN NULL;
+END $fold$;
+CREATE OR REPLACE FUNCTION taelio_unfold_{source}() RETURNS trigger LANGUAGE plpgsql AS $unfold$
+BEGIN
+{deletes}
+RETURN NULL;
+END $unfold$;
+CREATE OR REPLACE FUNCTION taelio_clear_{source}() RETURNS trigger LANGUAGE plpgsql AS $clear$
+BEGIN
+{truncates}
+RETURN NULL;
+END $clear$;
+DROP TRIGGER IF EXISTS taelio_fold ON {source};
+CREATE TRIGGER taelio_fold AFTER INSERT ON {source} REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taelio_fold_{source}();
+DROP TRIGGER IF EXISTS taelio_unfold ON {source};
+CREATE TRIGGER taelio_unfold AFTER DELETE ON {source} REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION taelio_unfold_{source}();
+DROP TRIGGER IF EXISTS taelio_clear ON {source};
+CREATE TRIGGER taelio_clear AFTER TRUNCATE ON {source} FOR EACH STATEMENT EXECUTE FUNCTION taelio_clear_{source}();""")
+    return "\n".join(out)
+
+
+def _keys() -> str:
+    return "\n".join(f"CREATE UNIQUE INDEX IF NOT EXISTS {t}_key ON {t} ({', '.join(spec[0])}) NULLS NOT DISTINCT;"
+                     for t, spec in _ROLLUPS.items())
+
+
+# After the rollup tables exist (006 on PostgreSQL): their keys, the raw tables' read indexes, the triggers,
+# and one fold of any rows already there (a database migrated with history in it).
+MIGRATION = ("013_postgres_rollup_triggers", f"""
+{_keys()}
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE INDEX IF NOT EXISTS attempts_ts ON attempts (ts);
+CREATE INDEX IF NOT EXISTS attempts_request_id ON attempts (request_id);
+{_functions()}
+{chr(10).join(f"DELETE FROM {t};" for t in _ROLLUPS)}
+{chr(10).join(_upsert(t, spec[2]) for t, spec in _ROLLUPS.items())}
+""")
+
+
+def install(con: Any) -> None:
+    """Apply ``MIGRATION``'s SQL on a psycopg connection (for a schema made outside the migration list)."""
+    con.execute(MIGRATION[1])
+
+
+def rebuild(con: Any) -> None:
+    """Recompute every rollup from the raw rows (inside the caller's transaction)."""
+    for table, spec in _ROLLUPS.items():
+        con.execute(f"DELETE FROM {table}")
+        con.execute(_upsert(table, spec[2]))
+
+
+_FINE_GRAINS = {1: "date_trunc('minute', ts AT TIME ZONE 'UTC')",
+                5: "date_bin('5 minutes', ts AT TIME ZONE 'UTC', TIMESTAMP '2000-01-01')",
+                15: "date_bin('15 minutes', ts AT TIME ZONE 'UTC', TIMESTAMP '2000-01-01')"}
+
+
+def build_fine(con: Any, *, start: datetime, end: datetime, minutes: int = 1) -> list[str]:
+    """``rollup.build_fine`` on PostgreSQL: temporary minute-grain twins of the hourly rollups over ``[start, end)``.
+
+    A temporary table shadows the stored one of the same name (``pg_temp`` is searched first), so every query
+    written for the rollups reads them unchanged until ``drop_fine``.
+    """
+    grain = _FINE_GRAINS[minutes]          # a closed set: KeyError for anything else
+    made = []
+    for table, (keys, _merge, source, sql) in _ROLLUPS.items():
+        if keys[0] != "hour":
+            continue
+        rows = f"(SELECT * FROM {source} WHERE ts >= %(lo)s AND ts < %(hi)s)"
+        con.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
+        con.execute(f"CREATE TEMP TABLE {table} AS {sql.format(time=grain, day=_DAY, rows=rows)}",
+                    {"lo": start, "hi": end})
+        made.append(table)
+    return made
+
+
+def drop_fine(con: Any, tables: list[str]) -> None:
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
