@@ -33,10 +33,10 @@ class _FloorWalk:
         if self.tried:
             return (DONE,)
         self.tried, self.started = True, now
-        return (TRY, self.k, 30.0, 30.0)
+        return (TRY, self.k, 30.0, 30.0, 1 << 30)
 
     def outcome(self, now: float, seconds: float, error: str | None, retry_after_s: float, used_in: int,
-                used_out: int) -> None:
+                used_out: int, ttft_s: float | None) -> None:
         self.seconds, self.error, self.used_in, self.used_out = seconds, error, used_in, used_out
 
     def numbers(self) -> tuple:

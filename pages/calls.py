@@ -24,7 +24,8 @@ engine, filters = open_analytics_page(
              "full routing trace")
 c1, c2, c3, c4 = st.columns([3, 2, 2, 1], vertical_alignment="bottom")
 search = c1.text_input("Search", key="calls_search",
-                       placeholder="Words in the prompt, output or error, a provider, a model, or a request id")
+                       placeholder="Text in the prompt, output or error, a provider, a model, or a request id",
+                       help=f"Matches {A.SEARCH_MATCHES}.")
 statuses = c2.multiselect("Status", ["ok", "failed", "truncated", "rejected"], key="calls_status",
                           placeholder="Any status")
 user = c3.text_input("User", key="calls_user", placeholder="An API user (a token's sub)",
@@ -34,7 +35,8 @@ rows, total = cached(engine, A.list_requests, filters, search=search, statuses=t
                      limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE, user=user)
 pages = max(1, -(-total // PAGE_SIZE))
 st.caption(f"{total:,} matching request{'' if total == 1 else 's'} · page {int(page_no)} of {pages:,} · "
-           "newest first. Select a row to see its attempts and trace.")
+           "newest first. Select a row to see its attempts and trace."
+           + (f" The search matches {A.SEARCH_MATCHES}." if search.strip() else ""))
 
 # The table's key names the query it shows: a new search, filter or page starts with nothing selected,
 # so a row number picked in the old result never opens a different request in the new one.

@@ -225,6 +225,7 @@ PLAIN_WORDS: dict[str, str] = {
     "bad_response": "malformed or empty response",
     "truncated": "stream cut off mid-answer",
     "cancelled": "cancelled (another entry answered first)",
+    "caller_cancelled": "cancelled (the caller went away)",
     "unexpected": "failed on an unexpected error in Taelio (not counted against the provider)",
     "error": "failed",
 }

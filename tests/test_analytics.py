@@ -253,6 +253,32 @@ def test_list_requests_searches_text_and_pages(seeded):
     assert total == len(want) and list(page.request_id) == [r.request_id for r in want[7:14]]
 
 
+def test_search_matches_exactly_what_the_calls_page_says_it_matches(seeded):
+    """Text anywhere in prompt, output, error, provider or model, ignoring case; ids from their start."""
+    s, log = seeded
+    rows = log.query("SELECT request_id, parent_id, prompt, output, error, provider, model, ts FROM requests")
+    some_id = rows.request_id.iloc[5]
+    terms = ["story", "STORY", "openai", "Claude", "mini", "timeout", some_id[:10], some_id[:10].upper(),
+             some_id[4:14], "zz-no-such-text", *(p[:8] for p in rows.parent_id.dropna()[:1])]
+    matched = {}
+    for term in terms:
+        want = rows[[any(term.lower() in str(v).lower() for v in (r.prompt, r.output, r.error, r.provider, r.model)
+                         if v is not None and v == v)
+                     or any(str(i).startswith(t) for i in (r.request_id, r.parent_id) if i is not None and i == i
+                            for t in (term, term.lower()))
+                     for r in rows.itertuples()]]
+        page, total = A.list_requests(log, A.Filters(), search=term, limit=10_000)
+        assert total == len(want), term
+        assert sorted(page.request_id) == sorted(want.request_id), term
+        assert list(page.ts) == sorted(page.ts, reverse=True), term
+        matched[term] = total
+    assert matched["story"] > 0 and matched["openai"] > 0 and matched["Claude"] > 0
+    assert matched[some_id[:10]] == matched[some_id[:10].upper()] == 1
+    assert A.list_requests(log, A.Filters(), search=some_id[4:14])[1] == 0     # not the middle of an id
+    _, total = A.list_requests(log, A.Filters(), search="story", limit=3, offset=3)
+    assert total == A.list_requests(log, A.Filters(), search="story")[1]
+
+
 def test_request_detail_has_attempts_and_trace(seeded):
     s, log = seeded
     failed = next(r for r in s.results if r.status == "failed")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,6 +122,7 @@ def test_refresh_folds_each_row_once_and_ignores_rows_the_log_ignored(tmp_path: 
     with DuckDBCallLog(seeded.path) as log:
         requests, attempts = log.query("SELECT count(*) FROM requests").iloc[0, 0], \
             log.query("SELECT count(*) FROM attempts").iloc[0, 0]
+        log.write(rollup.invalidate)         # the writer folded the seeded rows already: fold them again
         assert log.write(rollup.refresh) == requests + attempts
         assert log.write(rollup.refresh) == 0
         spend = A.headline(log, A.Filters()).spend_usd
@@ -133,6 +135,44 @@ def test_refresh_folds_each_row_once_and_ignores_rows_the_log_ignored(tmp_path: 
         assert log.query("SELECT count(*) FROM requests").iloc[0, 0] == requests
         assert log.write(rollup.refresh) == 0
         assert A.headline(log, A.Filters()).spend_usd == spend
+
+
+def test_the_writer_folds_new_traffic_so_the_first_read_after_it_has_nothing_left_to_fold(tmp_path: Path):
+    seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
+    with DuckDBCallLog(seeded.path) as log:
+        A.headline(log, A.Filters())
+        for result in build_results(n=60, seed=21, now=NOW + timedelta(hours=2), days=1, source="live"):
+            log.record(result)
+        log.flush(timeout=30)
+        assert log.write(rollup.refresh) == 0        # the writer's fold took them all
+        rows = [encode(result) for result in build_results(n=30, seed=22, now=NOW + timedelta(hours=5), days=1)]
+        written = log.append_rows(rows_to_table([q for q, _ in rows], REQUEST_SCHEMA),
+                                  rows_to_table([a for _, attempts in rows for a in attempts], ATTEMPT_SCHEMA))
+        assert written == 30
+        assert log.write(rollup.refresh) == 0        # and so did the bulk append
+        for f in FILTERS:
+            _check_against_raw(log, f)
+
+
+def test_rows_nobody_folded_are_folded_by_the_next_read_so_figures_stay_exact(tmp_path: Path):
+    """A writer that does not fold (another tool, a plain DuckDB client) leaves the fold to the reads."""
+    seeded = seed_log(tmp_path / "calls.duckdb", now=NOW)
+    with DuckDBCallLog(seeded.path, fold_rollups=False) as log:
+        A.headline(log, A.Filters())
+        for result in build_results(n=50, seed=31, now=NOW + timedelta(hours=1), days=1, source="live"):
+            log.record(result)
+        log.flush(timeout=30)
+        assert log.query("SELECT count(*) FROM requests").iloc[0, 0] == len(seeded.results) + 50
+        for f in FILTERS:
+            _check_against_raw(log, f)
+    with duckdb.connect(str(seeded.path)) as con:       # a plain client copies ten requests under new ids
+        con.execute("INSERT INTO attempts SELECT * REPLACE (request_id || 'x' AS request_id) FROM attempts "
+                    "WHERE request_id IN (SELECT request_id FROM requests ORDER BY request_id LIMIT 10)")
+        con.execute("INSERT INTO requests SELECT * REPLACE (request_id || 'x' AS request_id) FROM requests "
+                    "ORDER BY request_id LIMIT 10")
+    with DuckDBCallLog(seeded.path) as log:
+        for f in FILTERS:
+            _check_against_raw(log, f)
 
 
 def test_rollup_is_rebuilt_when_rows_disappear(tmp_path: Path):

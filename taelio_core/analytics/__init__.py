@@ -18,6 +18,7 @@ from taelio_core.analytics.budget_burn import LEVELS, budget_burndown, budget_st
 from taelio_core.analytics.calls import (
     EXPORT_COLUMNS,
     LIST_COLUMNS,
+    SEARCH_MATCHES,
     RequestDetail,
     export_requests,
     list_requests,
@@ -53,7 +54,7 @@ from taelio_core.analytics.spend import (
 )
 
 __all__ = [
-    "BUCKETS", "DOWN_BELOW", "DOWN_STREAK", "HEALTHY_MIN", "TimeAxis", "choose_bucket", "CostsView", "EXPORT_COLUMNS", "HealthView", "LEVELS", "LIST_COLUMNS", "QUANTILE_ERROR", "SOURCES", "Filters", "Headline", "RequestDetail",
+    "BUCKETS", "DOWN_BELOW", "DOWN_STREAK", "HEALTHY_MIN", "TimeAxis", "choose_bucket", "CostsView", "EXPORT_COLUMNS", "HealthView", "LEVELS", "LIST_COLUMNS", "QUANTILE_ERROR", "SEARCH_MATCHES", "SOURCES", "Filters", "Headline", "RequestDetail",
     "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
     "cost_distribution_by_model", "costs_view", "errors_by_type", "errors_over_time", "fallback_rate",
     "export_requests", "fallback_rate_over_time", "headline", "health_view", "latency_by_provider", "latency_over_time", "list_requests",

@@ -100,7 +100,7 @@ async def chat_completions(body: ChatCompletionRequest, service: ApiService = De
     if body.stream:
         stream = service.stream(caller, task, inputs)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        chunks = _chunks(service, caller, stream, body.model, created, include_usage, task, inputs)
+        chunks = _chunks(service, caller, stream, body.model, created, include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream",
                                  headers={"x-taelio-request-id": stream.request_id, "Cache-Control": "no-cache"})
     result = await service.generate(caller, task, inputs)
@@ -130,10 +130,9 @@ def _data(doc: object) -> bytes:
 
 
 async def _chunks(service: ApiService, caller: Caller, stream, model: str, created: int,  # noqa: ANN001
-                  include_usage: bool, task: str, inputs: Inputs) -> AsyncIterator[bytes]:
+                  include_usage: bool) -> AsyncIterator[bytes]:
     base = {"id": f"chatcmpl-{stream.request_id}", "object": "chat.completion.chunk", "created": created,
             "model": model, "system_fingerprint": None}
-    started, t0 = service.router.clock.now(), service.router.clock.monotonic()
     first = True
     try:
         async for item in stream:
@@ -143,9 +142,9 @@ async def _chunks(service: ApiService, caller: Caller, stream, model: str, creat
             first = False
             yield _data({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}]})
     except BaseException:
-        if stream.result is None:
-            service.record_cancelled(caller, request_id=stream.request_id, parent_id=None, task=task,
-                                     inputs=inputs, started_at=started, t0=t0, text="")
+        # A client that went away: the core logged the request as cancelled, with its attempts; count it.
+        if stream.result is not None and stream.result.status == "cancelled":
+            service.finished(caller, stream.result)
         raise
     result = stream.result
     service.finished(caller, result)

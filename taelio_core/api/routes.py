@@ -20,7 +20,8 @@ from taelio_core.api.sse import EVENT_STREAM, single_events, story_events, wants
 from taelio_core.config.policy import ChainEntry
 from taelio_core.routing.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS, MAX_PROMPT_CHARS
 from taelio_core.routing.inputs import Inputs
-from taelio_core.routing.story_flow import PartStarted, PartText, StoryEvent, astream_story, run_story
+from taelio_core.routing.story_flow import PartStarted, StoryEvent, astream_story, run_story
+from taelio_core.routing.streams import GenerationStream
 
 __all__ = ["router"]
 
@@ -128,7 +129,7 @@ async def full_story(body: StoryBody, request: Request, accept: str | None = Hea
     if wants_events(accept):
         events = astream_story(service.router, caller.tier, inputs, **kw)
         first = await anext(events)          # raises a bad input or an unknown flow before any byte is sent
-        return _event_response(_story_stream(service, caller, inputs, first, events), first)
+        return _event_response(_story_stream(service, caller, first, events), first)
     story = await run_story(service.router, caller.tier, inputs, **kw)
     for part in story.parts:
         service.finished(caller, part)
@@ -143,39 +144,31 @@ async def full_story(body: StoryBody, request: Request, accept: str | None = Hea
     return JSONResponse(doc, headers=headers)
 
 
-async def _story_stream(service: ApiService, caller: Caller, inputs: Inputs, first: StoryEvent,
+async def _story_stream(service: ApiService, caller: Caller, first: StoryEvent,
                         events: AsyncIterator[StoryEvent]) -> AsyncIterator[bytes]:
-    current: PartStarted | None = first if isinstance(first, PartStarted) else None
-    text: list[str] = []
-    started, t0 = service.router.clock.now(), service.router.clock.monotonic()
+    """The flow's events as SSE. A client that disconnects cancels this generator: the core concludes and logs
+    the part in flight as ``cancelled`` with its attempts; here it is only counted in the metrics."""
+    current: PartStarted | None = None
 
-    async def watched() -> AsyncIterator[StoryEvent]:
-        nonlocal current, started, t0
-        yield first
+    async def tracked() -> AsyncIterator[StoryEvent]:
+        nonlocal current
+        for item in (first,):
+            if isinstance(item, PartStarted):
+                current = item
+            yield item
         async for item in events:
             if isinstance(item, PartStarted):
-                current, started, t0 = item, service.router.clock.now(), service.router.clock.monotonic()
-                text.clear()
-            elif isinstance(item, PartText):
-                text.append(item.text)
+                current = item
             yield item
 
-    finished: set[str] = set()
-
-    def on_result(result) -> None:  # noqa: ANN001
-        finished.add(result.request_id)
-        service.finished(caller, result)
-
     try:
-        async for chunk in story_events(watched(), on_result):
+        async for chunk in story_events(tracked(), lambda result: service.finished(caller, result)):
             yield chunk
-    except BaseException:
-        if current is not None and current.request_id not in finished:
-            service.record_cancelled(caller, request_id=current.request_id, parent_id=current.parent_id,
-                                     task=current.task, inputs=inputs, started_at=started, t0=t0, text="".join(text))
-        raise
     finally:
         await events.aclose()
+        stream = current.stream if current is not None else None
+        if stream is not None and stream.result is not None and stream.result.status == "cancelled":
+            service.finished(caller, stream.result)
 
 
 @router.post("/generate/{task}", tags=["generation"], responses=GEN_ERRORS)
@@ -185,23 +178,21 @@ async def generate(task: str, body: GenerateBody, accept: str | None = Header(de
     inputs = _inputs(body)
     if wants_events(accept):
         stream = service.stream(caller, task, inputs)
-        return _event_response(_single_stream(service, caller, task, inputs, stream), None,
-                               request_id=stream.request_id)
+        return _event_response(_single_stream(service, caller, task, stream), None, request_id=stream.request_id)
     result = await service.generate(caller, task, inputs)
     return JSONResponse(result.as_dict(), headers=_served_headers(result.request_id, result.provider, result.model))
 
 
-async def _single_stream(service: ApiService, caller: Caller, task: str, inputs: Inputs,
-                         stream) -> AsyncIterator[bytes]:  # noqa: ANN001
-    started, t0 = service.router.clock.now(), service.router.clock.monotonic()
+async def _single_stream(service: ApiService, caller: Caller, task: str,
+                         stream: GenerationStream) -> AsyncIterator[bytes]:
+    """One task as SSE. A client that disconnects cancels this generator: the core concludes and logs the
+    request as ``cancelled`` with its attempts; here it is only counted in the metrics."""
     try:
         async for chunk in single_events(stream, task, lambda r: service.finished(caller, r)):
             yield chunk
-    except BaseException:
-        if stream.result is None:
-            service.record_cancelled(caller, request_id=stream.request_id, parent_id=None, task=task,
-                                     inputs=inputs, started_at=started, t0=t0, text="")
-        raise
+    finally:
+        if stream.result is not None and stream.result.status == "cancelled":
+            service.finished(caller, stream.result)
 
 
 def _served_headers(request_id: str, provider: str | None, model: str | None) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,7 +21,7 @@ from taelio_core.errors import AllProvidersFailed, BudgetExceeded
 from taelio_core.routing.inputs import Inputs
 from taelio_core.routing.router import Router
 from taelio_core.routing.streams import GenerationStream
-from taelio_core.routing.trace import GenerationResult, RouteEntry
+from taelio_core.routing.trace import GenerationResult
 from taelio_core.wiring import Taelio
 
 __all__ = ["ApiService", "SOURCE", "authed", "get_service"]
@@ -74,26 +73,6 @@ class ApiService:
         self.metrics.observe_result(result)
         usage = result.usage
         self.limits.spend_tokens(caller.tier, caller.sub, usage.input_tokens + usage.output_tokens)
-
-    def record_cancelled(self, caller: Caller, *, request_id: str, parent_id: str | None, task: str,
-                         inputs: Inputs, started_at: datetime, t0: float, text: str) -> None:
-        """Log a request whose client went away mid-stream, as ``cancelled`` (the provider call was cancelled).
-
-        The chain walk logs only requests it finished; a cancelled one would otherwise leave no row.
-        """
-        router = self.router
-        chain = tuple(RouteEntry(provider=e.provider, model=e.model, available=True,
-                                 simulated=router.providers[e.provider].simulated)
-                      for e in router.policy.chain(caller.tier, task))
-        result = GenerationResult(
-            request_id=request_id, parent_id=parent_id, tier=caller.tier, task=task, policy=router.policy.name,
-            source=SOURCE, status="cancelled", started_at=started_at, text=text, provider=None, model=None,
-            latency_ms=(router.clock.monotonic() - t0) * 1000.0, ttft_ms=None, chain=chain, attempts=(),
-            skipped=(), error="the client disconnected before the answer was complete",
-            prompt=inputs.prompt, user_id=self.user_id(caller))
-        if router.sink is not None:
-            router.sink.record(result)
-        self.metrics.observe_result(result)
 
 
 def get_service(request: Request) -> ApiService:

@@ -68,6 +68,11 @@ class Pricer:
         self.kinds = dict(kinds or {})
         self._plans: dict[tuple[str, str, int, int, int, int], tuple[str, object] | None] = {}
 
+    def plan(self, provider: str, model: str, at: datetime) -> tuple[str, object] | None:
+        """What prices ``provider:model`` in ``at``'s hour: ("override", PriceOverride), ("tokens",
+        ModelPrice) for token prices, ("calculator", ModelPrice), or None (unpriced)."""
+        return self._plan(provider, model, at)
+
     def _plan(self, provider: str, model: str, at: datetime) -> tuple[str, object] | None:
         key = (provider, model, at.year, at.month, at.day, at.hour)
         try:

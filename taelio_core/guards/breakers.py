@@ -13,6 +13,9 @@ missing model (404) opens that entry's breaker, both for ``unhealthy_s`` and
 with a plain reason ("key rejected", "model retired?"), then a trial decides
 as usual.
 
+The transitions are the decision core's (``routing.decisions``: ``breaker_admit``,
+``breaker_record``, ``breaker_mark``), over a compact ``BreakerCell`` (float
+epoch seconds, a ring-buffer window); this class is their live adapter.
 State lives behind ``BreakerStore`` (an atomic read-modify-write per key),
 so a shared store (Redis, PostgreSQL) can replace ``InProcessBreakerStore``
 when several replicas must agree. Time comes from the injected ``Clock``:
@@ -22,41 +25,41 @@ the sandbox runs breakers in virtual time. Every transition goes to
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from taelio_core.config.policy import ChainEntry
 from taelio_core.guards.resilience import BreakerConfig
 from taelio_core.routing.clock import Clock
+from taelio_core.routing.decision_state import CLOSED, HALF_OPEN, OPEN, BreakerCell
+from taelio_core.routing.decisions import (
+    OUT_AUTH,
+    OUT_CANCELLED,
+    OUT_FAILED,
+    OUT_MODEL,
+    OUT_OK,
+    REASON_AUTH,
+    REASON_MODEL,
+    Transition,
+    breaker_admit,
+    breaker_drop_probe,
+    breaker_mark,
+    breaker_outcome,
+    breaker_record,
+    breaker_skip_text,
+)
 from taelio_core.routing.trace import Attempt
 
 if TYPE_CHECKING:
     from taelio_core.routing.context import RequestContext
 
-__all__ = ["BreakerEvent", "BreakerState", "BreakerStore", "CircuitBreakers", "InProcessBreakerStore"]
+__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "BreakerEvent", "BreakerState", "BreakerStore", "CircuitBreakers",
+           "InProcessBreakerStore"]
 
 T = TypeVar("T")
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
-REASON_AUTH, REASON_MODEL = "key rejected", "model retired?"
-
-
-@dataclass(kw_only=True)
-class BreakerState:
-    """One breaker's state. Plain data, so a shared store can serialise it."""
-
-    state: str = CLOSED
-    reason: str = ""
-    until: datetime | None = None          # open: when a trial may go through
-    consecutive: int = 0
-    outcomes: deque[tuple[datetime, bool]] = field(default_factory=deque)  # (when, failed) within the window
-    probe_owner: str | None = None         # request id holding the half-open trial
-    changed_at: datetime | None = None
-
-    def copy(self) -> BreakerState:
-        return replace(self, outcomes=deque(self.outcomes))
+BreakerState = BreakerCell   # what a store holds per key (plain numbers and strings: a shared store serialises it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,7 +90,9 @@ class InProcessBreakerStore:
 
     def update(self, key: str, fn: Callable[[BreakerState], T]) -> T:
         with self._lock:
-            state = self._states.setdefault(key, BreakerState())
+            state = self._states.get(key)
+            if state is None:
+                state = self._states[key] = BreakerCell()
             return fn(state)
 
     def snapshot(self) -> dict[str, BreakerState]:
@@ -116,7 +121,6 @@ class CircuitBreakers:
         self.unhealthy_s = unhealthy_s
         self.store = store or InProcessBreakerStore()
         self.listeners: list[Callable[[BreakerEvent], None]] = [on_transition] if on_transition else []
-        self._window = timedelta(seconds=self.config.window_s)
         # Optional on a store: a cheap "closed?" read that skips the locked update when nothing can change.
         self._is_closed: Callable[[str], bool] | None = getattr(self.store, "is_closed", None)
 
@@ -131,31 +135,28 @@ class CircuitBreakers:
 
     def release(self, ctx: RequestContext, entry: ChainEntry) -> None:
         """The entry was admitted but not tried: give back a half-open trial this request held."""
+        owner = ctx.request_id
         for key in (_provider_key(entry.provider), entry.ref):
             if self._is_closed is not None and self._is_closed(key):
                 continue  # only a half-open breaker holds a trial
-            self.store.update(key, lambda s: _drop_probe(s, ctx.request_id))
+            self.store.update(key, lambda s: breaker_drop_probe(s, owner))
 
     def observe(self, ctx: RequestContext, attempt: Attempt) -> None:
-        if attempt.status == "cancelled" or attempt.error_type == "auth_failed":
+        outcome = breaker_outcome(attempt.status, attempt.error_type, self.config)
+        if outcome == OUT_CANCELLED or outcome == OUT_AUTH:
             entry = ChainEntry(provider=attempt.provider, model=attempt.model)
-            if attempt.error_type == "auth_failed":
+            if outcome == OUT_AUTH:
                 self._mark(_provider_key(entry.provider), REASON_AUTH)
             self.release(ctx, entry)
             return
         ref = f"{attempt.provider}:{attempt.model}"
         # A trial on the provider-wide key that got any answer but "key rejected" clears it.
         self._record(_provider_key(attempt.provider), ctx.request_id, failed=None)
-        if attempt.error_type == "model_not_found":
+        if outcome == OUT_MODEL:
             self._mark(ref, REASON_MODEL)
             return
-        counted = attempt.status == "truncated" or (attempt.error_type in self.config.count)
-        if attempt.ok:
-            self._record(ref, ctx.request_id, failed=False)
-        elif counted:
-            self._record(ref, ctx.request_id, failed=True)
-        else:
-            self._record(ref, ctx.request_id, failed=None)
+        self._record(ref, ctx.request_id, failed=False if outcome == OUT_OK else (True if outcome == OUT_FAILED
+                                                                                  else None))
 
     # ---- reading -----------------------------------------------------------------------
     def peek(self, entry: ChainEntry) -> str | None:
@@ -163,14 +164,15 @@ class CircuitBreakers:
         if not self.config.enabled:
             return None
         states = self.store.snapshot()
+        now = self.clock.now().timestamp()
         for key in (_provider_key(entry.provider), entry.ref):
             s = states.get(key)
             if s is None or s.state == CLOSED:
                 continue
-            if s.state == OPEN and s.until is not None and self.clock.now() < s.until:
-                return f"circuit open until {s.until:%H:%M:%S}" + (f" ({s.reason})" if s.reason else "")
+            if s.state == OPEN and s.until_s is not None and now < s.until_s:
+                return breaker_skip_text(1, s)
             if s.state == HALF_OPEN and s.probe_owner is not None:
-                return "circuit half-open: a trial request is in flight"
+                return breaker_skip_text(2, s)
         return None
 
     def states(self) -> dict[str, BreakerState]:
@@ -178,105 +180,41 @@ class CircuitBreakers:
         return self.store.snapshot()
 
     def state_of(self, ref: str) -> str:
-        return self.store.snapshot().get(ref, BreakerState()).state
+        state = self.store.snapshot().get(ref)
+        return CLOSED if state is None else state.state
 
     # ---- transitions -------------------------------------------------------------------
     def _admit_key(self, key: str, request_id: str) -> str | None:
         if not self.config.enabled or (self._is_closed is not None and self._is_closed(key)):
             return None
-        now = self.clock.now()
-        events: list[BreakerEvent] = []
+        now = self.clock.now().timestamp()
 
-        def step(s: BreakerState) -> str | None:
-            if s.state == CLOSED:
-                return None
-            if s.state == OPEN:
-                if s.until is not None and now < s.until:
-                    why = f" ({s.reason})" if s.reason else ""
-                    return f"circuit open until {s.until:%H:%M:%S}{why}"
-                events.append(self._move(key, s, HALF_OPEN, s.reason, now))
-                s.probe_owner = request_id
-                return None
-            if s.probe_owner is None or s.probe_owner == request_id:
-                s.probe_owner = request_id
-                return None
-            return "circuit half-open: a trial request is in flight"
+        def step(s: BreakerState) -> tuple[str | None, Transition | None]:
+            code, event = breaker_admit(s, now, request_id)
+            return (breaker_skip_text(code, s) if code else None), event
 
-        reason = self.store.update(key, step)
-        self._emit(events)
+        reason, event = self.store.update(key, step)
+        self._emit(key, event)
         return reason
 
     def _record(self, key: str, request_id: str, *, failed: bool | None) -> None:
         """``failed`` None: an outcome that says nothing about the provider's health."""
-        if failed is None and self._is_closed is not None and self._is_closed(key):
+        if not self.config.enabled or (failed is None and self._is_closed is not None and self._is_closed(key)):
             return  # nothing to learn, no trial to end
-        cfg, now = self.config, self.clock.now()
-        events: list[BreakerEvent] = []
-
-        def step(s: BreakerState) -> None:
-            if s.state == HALF_OPEN and s.probe_owner == request_id:
-                s.probe_owner = None
-                if failed is True:
-                    events.append(self._open(key, s, "trial request failed", now, cfg.cooldown_s))
-                    return
-                events.append(self._move(key, s, CLOSED, "trial request succeeded" if failed is False
-                                         else "trial request answered", now))
-                s.consecutive, s.outcomes = 0, deque()
-                return
-            if failed is None or s.state != CLOSED:
-                return
-            s.outcomes.append((now, failed))
-            horizon = now - self._window
-            while s.outcomes and s.outcomes[0][0] < horizon:
-                s.outcomes.popleft()
-            s.consecutive = s.consecutive + 1 if failed else 0
-            if not failed:
-                return
-            n = len(s.outcomes)
-            failures = sum(1 for _, f in s.outcomes if f)
-            if s.consecutive >= cfg.consecutive_failures:
-                events.append(self._open(key, s, f"{s.consecutive} failures in a row", now, cfg.cooldown_s))
-            elif n >= cfg.min_calls and failures / n >= cfg.failure_rate:
-                events.append(self._open(key, s, f"{failures} of the last {n} calls failed", now, cfg.cooldown_s))
-
-        if self.config.enabled:
-            self.store.update(key, step)
-            self._emit(events)
+        cfg, now = self.config, self.clock.now().timestamp()
+        self._emit(key, self.store.update(key, lambda s: breaker_record(s, now, request_id, failed, cfg)))
 
     def _mark(self, key: str, reason: str) -> None:
         """Open ``key`` for ``unhealthy_s`` because of a failure no retry will fix."""
-        now = self.clock.now()
-        events: list[BreakerEvent] = []
+        now, seconds = self.clock.now().timestamp(), self.unhealthy_s
+        self._emit(key, self.store.update(key, lambda s: breaker_mark(s, now, reason, seconds)))
 
-        def step(s: BreakerState) -> None:
-            s.probe_owner = None
-            events.append(self._open(key, s, reason, now, self.unhealthy_s))
-
-        self.store.update(key, step)
-        self._emit(events)
-
-    def _open(self, key: str, s: BreakerState, reason: str, now: datetime, seconds: float) -> BreakerEvent:
-        s.until = now + timedelta(seconds=seconds)
-        s.consecutive, s.outcomes = 0, deque()
-        return self._move(key, s, OPEN, reason, now)
-
-    def _move(self, key: str, s: BreakerState, to: str, reason: str, now: datetime) -> BreakerEvent:
+    def _emit(self, key: str, event: Transition | None) -> None:
+        if event is None or not self.listeners:
+            return
         provider, _, model = key.partition(":")
-        event = BreakerEvent(ts=now, provider=provider, model=model, from_state=s.state, to_state=to,
-                             reason=reason, until=s.until if to == OPEN else None)
-        s.state, s.changed_at = to, now
-        if to == OPEN:
-            s.reason = reason
-        elif to == CLOSED:
-            s.reason, s.until = "", None
-        return event
-
-    def _emit(self, events: list[BreakerEvent]) -> None:
-        for event in events:
-            for listener in self.listeners:
-                listener(event)
-
-
-def _drop_probe(s: BreakerState, request_id: str) -> None:
-    if s.probe_owner == request_id:
-        s.probe_owner = None
+        out = BreakerEvent(ts=datetime.fromtimestamp(event.at_s, UTC), provider=provider, model=model,
+                           from_state=event.from_state, to_state=event.to_state, reason=event.reason,
+                           until=None if event.until_s is None else datetime.fromtimestamp(event.until_s, UTC))
+        for listener in self.listeners:
+            listener(out)

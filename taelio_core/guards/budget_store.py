@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from taelio_core.routing.decision_state import BudgetBook, from_decimal, to_decimal
+
 __all__ = ["BudgetStore", "Denial", "InProcessBudgetStore", "Key"]
 
 Key = tuple[str, str, str, str]  # (scope, name, period, label)
-ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,56 +66,38 @@ class BudgetStore(Protocol):
 
 
 class InProcessBudgetStore:
-    """One process's budgets, in memory."""
+    """One process's budgets, in memory: the decision core's ``BudgetBook`` (running sums of pico-dollars,
+    the same book the Sandbox holds) under a lock, with dollars as ``Decimal`` at this interface."""
 
     shared = False       # what the Health page says about the scope of budgets
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._spent: dict[Key, Decimal] = {}
-        self._reserved: dict[Key, Decimal] = {}
-        self._holds: dict[str, tuple[Decimal, tuple[Key, ...]]] = {}
-        self._seeded: set[str] = set()
+        self.book = BudgetBook()
 
     def seed(self, spent: Mapping[Key, Decimal], labels: Sequence[str]) -> None:
         with self._lock:
-            fresh = {label for label in labels if label not in self._seeded}
-            for key, amount in spent.items():
-                if key[3] in fresh:
-                    self._spent[key] = self._spent.get(key, ZERO) + amount
-            self._seeded |= fresh
+            self.book.seed({key: from_decimal(amount) for key, amount in spent.items()}, list(labels))
 
     def reserve(self, hold: str, amount: Decimal, keys: Sequence[Key], caps: Mapping[Key, Decimal]) -> Denial | None:
+        pico_caps = {key: from_decimal(cap) for key, cap in caps.items()}
         with self._lock:
-            for key, cap in caps.items():
-                used = self._spent.get(key, ZERO) + self._reserved.get(key, ZERO)
-                if used + amount > cap:
-                    return Denial(key=key, cap=cap, used=used)
-            self._drop(hold)
-            for key in keys:
-                self._reserved[key] = self._reserved.get(key, ZERO) + amount
-            self._holds[hold] = (amount, tuple(keys))
-        return None
+            denial = self.book.reserve(hold, from_decimal(amount, up=True), tuple(keys), pico_caps)
+        if denial is None:
+            return None
+        return Denial(key=denial.key, cap=caps[denial.key], used=to_decimal(denial.used))
 
     def release(self, hold: str) -> None:
         with self._lock:
-            self._drop(hold)
+            self.book.release(hold)
 
     def settle(self, hold: str, keys: Sequence[Key], cost: Decimal | None) -> dict[Key, Decimal]:
         with self._lock:
-            self._drop(hold)
-            if cost is not None:
-                for key in keys:
-                    self._spent[key] = self._spent.get(key, ZERO) + cost
-            return {key: self._spent.get(key, ZERO) for key in keys}
+            spent = self.book.settle(hold, keys, None if cost is None else from_decimal(cost))
+        return {key: to_decimal(amount) for key, amount in spent.items()}
 
     def snapshot(self) -> tuple[dict[Key, Decimal], dict[Key, Decimal]]:
         with self._lock:
-            return dict(self._spent), {k: max(ZERO, v) for k, v in self._reserved.items()}
-
-    def _drop(self, hold: str) -> None:
-        held = self._holds.pop(hold, None)
-        if held is not None:
-            amount, keys = held
-            for key in keys:
-                self._reserved[key] = self._reserved.get(key, ZERO) - amount
+            spent, reserved = dict(self.book.spent), dict(self.book.reserved)
+        return ({k: to_decimal(v) for k, v in spent.items()},
+                {k: to_decimal(max(0, v)) for k, v in reserved.items()})

@@ -26,7 +26,6 @@ tune them, and both can be read in one place::
 """
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -38,9 +37,7 @@ __all__ = [
     "HedgeConfig",
     "ResilienceConfig",
     "AttemptLimits",
-    "RetryDecision",
     "attempt_limits",
-    "decide_retry",
     "percentile",
 ]
 
@@ -138,47 +135,3 @@ def attempt_limits(cfg: ResilienceConfig, *, own_timeout_s: float, remaining_s: 
             f"its share of the {remaining_s:.3g} s left for {entries_left} entries")
     first = min(cfg.first_token_s, timeout) if streaming else None
     return AttemptLimits(timeout_s=max(0.001, timeout), first_token_s=first, cut=cut)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryDecision:
-    """Wait ``wait_s`` and try the same entry again, or (``wait_s is None``) move on, because ``reason``."""
-
-    wait_s: float | None
-    reason: str
-
-
-def decide_retry(cfg: ResilienceConfig, *, error_type: str | None, retry_after: float | None, retries: int,
-                 remaining_s: float, rng: random.Random, attempt_s: float = 0.0,
-                 rest_s: float = 0.0) -> RetryDecision:
-    """The per-error-class rule. ``retries`` is how many retries this entry already had.
-
-    A timeout is retried on the same entry only when the time left could
-    also cover the rest of the chain: the retry (``attempt_s``) plus
-    ``rest_s``, the own timeouts of the usable entries after it. Otherwise a
-    silent provider would eat the time its fallbacks need.
-    """
-    if error_type == "rate_limited":
-        if retry_after is None:
-            return RetryDecision(wait_s=None, reason="rate limited without Retry-After: falling back")
-        if retries >= cfg.max_retries:
-            return RetryDecision(wait_s=None, reason="rate limited again: falling back")
-        if retry_after > cfg.max_retry_after_s:
-            return RetryDecision(wait_s=None, reason=f"Retry-After {retry_after:g} s is over the "
-                                                     f"{cfg.max_retry_after_s:g} s limit: falling back")
-        if retry_after >= remaining_s:
-            return RetryDecision(wait_s=None, reason=f"Retry-After {retry_after:g} s does not fit in the "
-                                                     f"{remaining_s:.1f} s left: falling back")
-        return RetryDecision(wait_s=max(0.0, retry_after), reason=f"waiting Retry-After {retry_after:g} s")
-    if error_type in cfg.retry_on:
-        if retries >= cfg.max_retries:
-            return RetryDecision(wait_s=None, reason=f"{retries} retries used: falling back")
-        if error_type == "timeout" and rest_s and remaining_s < attempt_s + rest_s:
-            return RetryDecision(wait_s=None, reason="a retry would leave the entries after it too little time: "
-                                                     "falling back")
-        cap = min(cfg.backoff_max_s, cfg.backoff_base_s * (2 ** retries))
-        wait = rng.uniform(0.0, cap)  # full jitter
-        if wait >= remaining_s:
-            return RetryDecision(wait_s=None, reason="no time left to retry: falling back")
-        return RetryDecision(wait_s=wait, reason=f"retry {retries + 1} after {wait:.2f} s")
-    return RetryDecision(wait_s=None, reason="not retried: falling back")

@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # the policy imports the provider registry, which loads this 
 
 __all__ = ["CURRENT_REQUEST", "ERROR_CLASSES", "Outage", "RateLimit", "RequestSpec", "Script", "ScriptedTry",
            "SimProfile", "SimulatedProvider", "TokenBucket", "profile_from_config", "simulated_text",
-           "stable_hash"]
+           "stable_hash", "stream_plan"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -386,11 +386,8 @@ class SimulatedProvider(Provider):
             cut = self._scripted_cut(model)
         else:
             cut = bool(p.stream_cut_rate) and self._cut_roll(model) < p.stream_cut_rate
-        cut_at = len(pieces) // 2 if cut else None
-        # A person watching (no request spec: demo mode) sees a few words at a time; bulk runs (the sandbox,
-        # demo data) send each answer in four chunks, which times the same and costs a twentieth.
-        size = 4 if CURRENT_REQUEST.get(None) is None else max(4, -(-len(pieces) // 4))
-        step = max(0.0, seconds - first) / max(1, -(-len(pieces) // size))
+        size, step, cut_at = stream_plan(seconds, first, len(pieces), cut=bool(cut),
+                                         bulk=CURRENT_REQUEST.get(None) is not None)
         for i in range(0, len(pieces), size):
             if i:
                 await asyncio.sleep(step)
@@ -405,6 +402,17 @@ class SimulatedProvider(Provider):
 
 
 _AVAILABLE = Availability(available=True, reason="simulated")
+
+
+def stream_plan(seconds: float, first: float, pieces: int, *, cut: bool, bulk: bool) -> tuple[int, float, int | None]:
+    """How a simulated stream of ``pieces`` words is sent: (words per chunk, seconds between chunks, the word
+    at which a cut stream breaks, or None). The first chunk comes at ``first``; an uncut stream ends at
+    ``seconds``. A person watching (demo mode) sees a few words at a time; bulk runs (the sandbox, demo
+    data: ``bulk``) get each answer in about four chunks, which times the same and costs a twentieth.
+    The discrete-event sandbox reads the same plan (``sandbox.outcomes.stream_outcome``)."""
+    size = 4 if not bulk else max(4, -(-pieces // 4))
+    step = max(0.0, seconds - first) / max(1, -(-pieces // size))
+    return size, step, (pieces // 2 if cut else None)
 
 
 def _prompt_tokens(request: ChatRequest) -> int:

@@ -3,11 +3,12 @@
 Every way a call can end becomes an ``Attempt`` (never an exception): an
 answer, a ``ProviderError``, a timeout, a stream that broke after text was
 shown (``truncated``, priced on the usage the provider reported before the
-cut) or stopped without a finish reason, a hedged call cancelled because
-another answered first (``cancelled``; priced on its estimated input, as
-providers bill a request they started on), or an exception no adapter's
-mapper knows (``unexpected``: a Taelio bug, logged with its traceback to the
-process log and never counted against the provider).
+cut) or stopped without a finish reason, a call cancelled in flight because
+another entry answered first or its caller went away (``cancelled``, built by
+``cancelled`` for the chain walk; priced on its estimated input and shown
+text, as providers bill a request they started on), or an exception no
+adapter's mapper knows (``unexpected``: a Taelio bug, logged with its
+traceback to the process log and never counted against the provider).
 
 The SDK client is made (``Provider.warm``) before the attempt's timer
 starts, so a slow first client setup is not a provider timeout. A stream
@@ -189,21 +190,29 @@ class AttemptRunner:
             sent=getattr(error, "sent", None))
 
     def cancelled(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, start: AttemptStart, *,
-                  retry: int = 0, hedge: bool = False) -> Attempt:
-        """A hedged call that lost the race.
+                  retry: int = 0, hedge: bool = False, wait_ms: float = 0.0, by_caller: bool = False,
+                  partial: str = "", ttft: float | None = None) -> Attempt:
+        """A call cancelled in flight: a hedged call that lost the race, or (``by_caller``) one whose caller
+        went away (a client that disconnected, a page or CLI that stopped reading) after ``partial`` was shown.
 
         Its tokens are unknown (the provider never reported them), so usage
-        stays zero, but it is priced on its estimated input, which providers
-        bill once they start on a request.
+        stays zero, but it is priced on its estimated input and the estimated
+        tokens of the text it had sent, which providers bill once they start.
         """
-        estimate = Usage(input_tokens=estimate_input_tokens(ctx.request))
+        estimate = Usage(input_tokens=estimate_input_tokens(ctx.request),
+                         output_tokens=len(partial.encode("utf-8", "surrogatepass")) // 3 if partial else 0)
         price = self.pricer.price(entry.provider, entry.model, estimate, start.started)
+        if by_caller:
+            shown = f" after {len(partial):,} characters of text" if partial else " before any text"
+            why, error_type, what = f"the caller went away{shown}", "caller_cancelled", "estimated input and output"
+        else:
+            why, error_type, what = "another entry answered first", "cancelled", "estimated input"
         return Attempt(
             n=0, provider=entry.provider, model=entry.model, status="cancelled", started_at=start.started,
-            latency_ms=(self.clock.monotonic() - start.t0) * 1000.0, error_type="cancelled",
-            error="cancelled: another entry answered first", cost_usd=price.cost_usd,
-            price_source=None if price.source is None else f"{price.source} (estimated input; cancelled)",
-            simulated=provider.simulated, retry=retry, hedge=hedge)
+            latency_ms=(self.clock.monotonic() - start.t0) * 1000.0, ttft_ms=ttft, error_type=error_type,
+            error=f"cancelled: {why}", cost_usd=price.cost_usd,
+            price_source=None if price.source is None else f"{price.source} ({what}; cancelled)",
+            simulated=provider.simulated, text=partial, retry=retry, hedge=hedge, wait_ms=wait_ms)
 
 
 def _timeout(entry: ChainEntry, limits: AttemptLimits, *, first_token: bool) -> ProviderTimeout:

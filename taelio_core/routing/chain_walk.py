@@ -6,7 +6,7 @@ For each entry in order:
   budget, no time left before the deadline); the reason goes in the trace;
 * try it, with timers from ``resilience.attempt_limits``: its own timeout,
   cut to its share of the time left, and for a stream a first-token timeout;
-* on failure apply the error class's rule (``resilience.decide_retry``):
+* on failure apply the error class's rule (``decisions.after_outcome``):
   wait for Retry-After or back off and retry the same entry, or fall back
   at once. Each retry is its own ``Attempt`` with ``retry`` = 1, 2... and the
   wait before it (``wait_ms``); only a move to another entry is a fallback;
@@ -20,6 +20,13 @@ usable entry starts too (``hedge=True``) and whichever gives a first token
 (or, not streaming, an answer) first wins. The loser is cancelled and
 logged as ``cancelled``. Racers are not retried: the walk simply moves on.
 
+A caller that goes away (its task is cancelled, or it closes the stream: a
+client that disconnected, a page or CLI that stopped reading) ends the
+request as ``cancelled``: the attempt in flight is recorded as cancelled
+(with the text it had shown and an estimated cost), its guards are settled,
+and the result is concluded like any other, with every attempt; the stream
+that logs results (``streams.GenerationStream``) logs it.
+
 Like pydantic-ai's ``FallbackModel``, a ``ChainWalk`` has one public way in
 (``run`` for a whole answer, ``stream`` for text then the result) and
 *returns* its ``GenerationResult``; the guards it consults are one
@@ -30,16 +37,18 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from taelio_core.config.policy import ChainEntry
 from taelio_core.guards.attempt_guards import Guards
-from taelio_core.guards.resilience import AttemptLimits, HedgeConfig, ResilienceConfig, attempt_limits, decide_retry
+from taelio_core.guards.resilience import AttemptLimits, HedgeConfig, ResilienceConfig, attempt_limits
 from taelio_core.providers.base import Provider
 from taelio_core.routing.attempts import AttemptRunner, AttemptStart
 from taelio_core.routing.clock import Clock
 from taelio_core.routing.context import failure_sentence
+from taelio_core.routing.decisions import after_outcome
 from taelio_core.routing.trace import Attempt, GenerationResult, RouteEntry, Skip
 
 if TYPE_CHECKING:
@@ -73,6 +82,26 @@ class WalkSetup:
 
 
 @dataclass(kw_only=True)
+class _Flight:
+    """The attempt in progress, so that a request cancelled under it can record it, with the text it showed."""
+
+    entry: ChainEntry
+    provider: Provider
+    start: AttemptStart
+    retry: int = 0
+    hedge: bool = False
+    wait_ms: float = 0.0
+    ttft: float | None = None
+    text: list[str] = field(default_factory=list)
+    attempt: Attempt | None = None      # how it ended, once it has
+
+    def shown(self, text: str, clock: Clock) -> None:
+        if self.ttft is None:
+            self.ttft = (clock.monotonic() - self.start.t0) * 1000.0
+        self.text.append(text)
+
+
+@dataclass(kw_only=True)
 class _Racer:
     entry: ChainEntry
     provider: Provider
@@ -96,6 +125,12 @@ class ChainWalk:
         self._usable = [e.ref not in exclude and providers[e.provider].availability().available for e in self._entries]
         self._index = 0
         self._result: GenerationResult | None = None
+        self._flight: _Flight | None = None
+
+    @property
+    def result(self) -> GenerationResult | None:
+        """The concluded result: set when the walk ended, cancelled included (a cancelled ``stream`` raises)."""
+        return self._result
 
     async def run(self) -> GenerationResult:
         async for _ in self.stream():
@@ -105,8 +140,13 @@ class ChainWalk:
 
     async def stream(self) -> AsyncIterator[str | Truncated | GenerationResult]:
         try:
-            async for item in self._walk():
-                yield item
+            async with aclosing(self._walk()) as items:  # closed now, not when collected: the provider call too
+                async for item in items:
+                    yield item
+        except (asyncio.CancelledError, GeneratorExit):
+            if self._result is None:
+                self._conclude_cancelled()
+            raise
         finally:
             # A caller that stops reading a stream (or is cancelled) must not leave a budget reservation or a
             # half-open trial held forever.
@@ -129,26 +169,32 @@ class ChainWalk:
                 attempt: Attempt | None = None
                 if hedge_ms is not None:
                     head_start_s, hedge_ms, handled = hedge_ms / 1000.0, None, False
-                    async for item in self._race(entry, provider, head_start_s):
-                        if isinstance(item, Attempt):
-                            attempt = item
-                        elif isinstance(item, bool):
-                            handled = item
-                        else:
-                            yield item
+                    async with aclosing(self._race(entry, provider, head_start_s)) as items:
+                        async for item in items:
+                            if isinstance(item, Attempt):
+                                attempt = item
+                            elif isinstance(item, bool):
+                                handled = item
+                            else:
+                                yield item
                     if handled:  # the race decided (a winner, or every racer failed)
                         if self._result is not None:
                             return
                         break
                 elif not self._streaming:  # the whole answer: one await, no generator layers
+                    self._flight = _Flight(entry=entry, provider=provider, start=self._s.runner.start(),
+                                           retry=retries, wait_ms=wait_ms)
                     attempt = await self._s.runner.complete(ctx, entry, provider, self._limits(),
                                                             retry=retries, wait_ms=wait_ms)
                 else:
-                    async for item in self._one(entry, provider, retry=retries, wait_ms=wait_ms, hedge=False):
-                        if isinstance(item, Attempt):
-                            attempt = item
-                        else:
-                            yield item
+                    flight = _Flight(entry=entry, provider=provider, start=self._s.runner.start(), retry=retries,
+                                     wait_ms=wait_ms)
+                    async with aclosing(self._in_flight(flight, self._one(entry, provider, retry=retries,
+                                                                          wait_ms=wait_ms, hedge=False))) as texts:
+                        async for text in texts:
+                            yield text
+                    attempt = flight.attempt
+                self._flight = None
                 assert attempt is not None
                 settled = self._settle(attempt)
                 if settled is True:
@@ -157,14 +203,13 @@ class ChainWalk:
                     yield settled
                     break
                 limits = self._limits()
-                decision = decide_retry(self._s.resilience, error_type=attempt.error_type,
-                                        retry_after=attempt.retry_after_s, retries=retries,
-                                        remaining_s=self._remaining(), rng=self._s.rng, attempt_s=limits.timeout_s,
-                                        rest_s=self._usable_after() * ctx.request.settings.timeout_s)
-                if decision.wait_s is None:
+                wait = after_outcome(self._s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
+                                     retries, self._remaining(), limits.timeout_s,
+                                     self._usable_after() * ctx.request.settings.timeout_s, self._s.rng.random)
+                if wait < 0:   # FALL_BACK (settled above: never STOP here)
                     break
-                await self._s.clock.sleep(decision.wait_s)
-                retries, wait_ms = retries + 1, decision.wait_s * 1000.0
+                await self._s.clock.sleep(wait)
+                retries, wait_ms = retries + 1, wait * 1000.0
                 if not self._admit(entry, provider):
                     break
         truncated = [a for a in ctx.attempts if a.status == "truncated"]
@@ -217,6 +262,19 @@ class ChainWalk:
             return True
         return Truncated(provider=attempt.provider, model=attempt.model, reason=attempt.plain_error)
 
+    async def _in_flight(self, flight: _Flight, items: AsyncIterator[str | Attempt]) -> AsyncIterator[str]:
+        """The text of the attempt in flight, noted in ``flight`` (the walk's while it runs, for a caller that
+        goes away) until its ``Attempt`` ends it, kept as ``flight.attempt``. ``items`` is closed on the way out,
+        not when collected, so a caller that leaves closes the provider's stream at once."""
+        self._flight = flight
+        async with aclosing(items) as stream:  # type: ignore[type-var]
+            async for item in stream:
+                if isinstance(item, Attempt):
+                    flight.attempt = item
+                else:
+                    flight.shown(item, self._s.clock)
+                    yield item
+
     def _one(self, entry: ChainEntry, provider: Provider, *, retry: int, hedge: bool, wait_ms: float = 0.0,
              start: AttemptStart | None = None) -> AsyncIterator[str | Attempt]:
         runner = self._s.runner
@@ -225,10 +283,24 @@ class ChainWalk:
                     start=start)
 
     # ---- the result --------------------------------------------------------------------
-    def _conclude(self, status: str, attempt: Attempt | None) -> None:
+    def _conclude_cancelled(self) -> None:
+        """The caller went away: record the attempt in flight as cancelled, then conclude the request."""
+        flight, self._flight = self._flight, None
+        if flight is None:
+            self._conclude("cancelled", None, error="The caller went away before any provider answered.")
+            return
+        attempt = self._s.runner.cancelled(self._ctx, flight.entry, flight.provider, flight.start,
+                                           retry=flight.retry, hedge=flight.hedge, wait_ms=flight.wait_ms,
+                                           by_caller=True, partial="".join(flight.text), ttft=flight.ttft)
+        self._record(attempt)
+        # Like a cut answer, it was served (in part) by the entry that had shown text; else by nobody.
+        self._conclude("cancelled", attempt if attempt.text else None,
+                       error=f"The caller went away while {attempt.provider}:{attempt.model} was answering "
+                             f"({len(attempt.text):,} characters shown); the call was cancelled.")
+
+    def _conclude(self, status: str, attempt: Attempt | None, *, error: str | None = None) -> None:
         ctx, s = self._ctx, self._s
         latency = (s.clock.monotonic() - ctx.t0) * 1000.0
-        error = None
         if status == "failed" and ctx.budget_blocked and not ctx.attempts:
             status = "rejected"
             reasons = [k.reason for k in ctx.skipped if k.reason.startswith("budget:")] or ["a budget is spent"]
@@ -277,6 +349,7 @@ class ChainWalk:
         (the first entry finished alone before the threshold: the caller treats it as a normal attempt)."""
         first = self._racer(entry, provider, hedge=False)
         racers = [first]
+        by_caller = False
         try:
             done, _ = await asyncio.wait([first.task], timeout=head_start_s)  # type: ignore[list-item]
             if not done:
@@ -300,14 +373,18 @@ class ChainWalk:
                     for loser in racers:
                         await self._cancel(loser)
                     racers.clear()
-                    async for out in self._finish_winner(racer, item):
-                        yield out
+                    async with aclosing(self._finish_winner(racer, item)) as outs:
+                        async for out in outs:
+                            yield out
                     yield True
                     return
             yield True  # every racer failed: the walk goes on after them
+        except (asyncio.CancelledError, GeneratorExit):
+            by_caller = True
+            raise
         finally:
             for racer in racers:
-                await self._cancel(racer)
+                await self._cancel(racer, by_caller=by_caller)
 
     def _racer(self, entry: ChainEntry, provider: Provider, *, hedge: bool) -> _Racer:
         start = self._s.runner.start()
@@ -325,7 +402,7 @@ class ChainWalk:
                 return entry, provider
         return None
 
-    async def _cancel(self, racer: _Racer) -> None:
+    async def _cancel(self, racer: _Racer, *, by_caller: bool = False) -> None:
         task, racer.task = racer.task, None
         if task is None:
             return
@@ -342,17 +419,19 @@ class ChainWalk:
         except BaseException:  # noqa: BLE001
             pass
         self._record(self._s.runner.cancelled(self._ctx, racer.entry, racer.provider, racer.start,
-                                              hedge=racer.hedge))
+                                              hedge=racer.hedge, by_caller=by_caller))
 
     async def _finish_winner(self, racer: _Racer, first: str | Attempt) -> AsyncIterator[str | Truncated]:
         attempt = first if isinstance(first, Attempt) else None
         if isinstance(first, str):
+            flight = _Flight(entry=racer.entry, provider=racer.provider, start=racer.start, hedge=racer.hedge)
+            flight.shown(first, self._s.clock)
             yield first
-            async for item in racer.gen:
-                if isinstance(item, Attempt):
-                    attempt = item
-                else:
-                    yield item
+            async with aclosing(self._in_flight(flight, racer.gen)) as texts:
+                async for text in texts:
+                    yield text
+            attempt = flight.attempt
+            self._flight = None
         assert attempt is not None
         settled = self._settle(attempt)
         if isinstance(settled, Truncated):

@@ -18,6 +18,7 @@ one shared background loop, so many threads can generate at once.
 """
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import replace
@@ -179,7 +180,14 @@ class Router:
         """
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
                             experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
-        return self._log(await self._walk(ctx, streaming=False, exclude=exclude).run()).raise_for_status()
+        walk = self._walk(ctx, streaming=False, exclude=exclude)
+        try:
+            result = await walk.run()
+        except asyncio.CancelledError:  # the caller went away: the walk concluded it as cancelled
+            if walk.result is not None:
+                self._log(walk.result)
+            raise
+        return self._log(result).raise_for_status()
 
     def astream(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                 parent_id: str | None = None, experiment_id: str | None = None, source: str | None = None,

@@ -20,7 +20,8 @@ the same for the second part; and last ``StoryFinished`` with the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from taelio_core.config.policy import RoutingPolicy
@@ -30,6 +31,7 @@ from taelio_core.routing.context import new_id
 from taelio_core.routing.inputs import Inputs
 from taelio_core.routing.router import Router
 from taelio_core.routing.runtime import background_loop
+from taelio_core.routing.streams import GenerationStream
 from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["FULL", "PartFinished", "PartStarted", "PartText", "PartTruncated", "StoryEvent", "StoryFinished",
@@ -52,6 +54,7 @@ class PartStarted:
     label: str
     request_id: str   # the id this part's request is logged under
     parent_id: str    # shared by both parts
+    stream: GenerationStream | None = field(default=None, compare=False, repr=False)  # its result once it ends
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,8 +150,9 @@ async def astream_story(router: Router, tier: str, inputs: Inputs, *, provider: 
     """The flow's events as they happen (see the module docstring).
 
     Raises ``InputError`` before anything runs when the policy has no such pair of tasks, or the tier, the
-    provider or the inputs are wrong. A caller that stops iterating closes the part in flight (its guards
-    are released by the router).
+    provider or the inputs are wrong. A caller that stops iterating (or is cancelled) ends the part in flight
+    as ``cancelled``: the chain walk concludes it with its attempts and it is logged (its
+    ``PartStarted.stream.result``); the next part is not started.
     """
     tasks = flow_tasks(router.policy)
     if tasks is None:
@@ -162,12 +166,13 @@ async def astream_story(router: Router, tier: str, inputs: Inputs, *, provider: 
         stream = router.astream(tier, task, part_inputs, provider=provider, parent_id=parent_id, source=source,
                                 user_id=user_id, continue_on_truncation=True)
         yield PartStarted(task=task, label=router.policy.task(task).label or task, request_id=stream.request_id,
-                          parent_id=parent_id)
-        async for item in stream:
-            if isinstance(item, Truncated):
-                yield PartTruncated(task=task, provider=item.provider, model=item.model, reason=item.reason)
-            else:
-                yield PartText(task=task, text=item)
+                          parent_id=parent_id, stream=stream)
+        async with aclosing(aiter(stream)) as items:  # type: ignore[type-var]
+            async for item in items:
+                if isinstance(item, Truncated):
+                    yield PartTruncated(task=task, provider=item.provider, model=item.model, reason=item.reason)
+                else:
+                    yield PartText(task=task, text=item)
         result = stream.result
         assert result is not None  # the router sets it for every outcome of a finished stream
         results.append(result)

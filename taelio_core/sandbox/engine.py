@@ -39,15 +39,17 @@ UNUSUAL_TRACES = 3
 class Walk(Protocol):
     """One request's walk through its chain, as the decision core keeps it.
 
-    ``step(now)`` returns ``(TRY, k, limit_s, own_timeout_s)`` (call entry ``k`` of the engine's refs;
-    the attempt may last ``limit_s``; a silent provider hangs ``own_timeout_s``), ``(WAIT, seconds)`` or
-    ``(DONE,)``. After a TRY the engine calls ``outcome`` once, at the instant the attempt ended.
+    ``step(now)`` returns ``(TRY, k, limit_s, own_timeout_s, max_tokens)`` (call entry ``k`` of the
+    engine's refs; the attempt may last ``limit_s``; a silent provider hangs ``own_timeout_s``; an answer
+    stops at ``max_tokens``), for a stream ``(TRY, k, limit_s, own_timeout_s, max_tokens, first_token_s,
+    words)``, ``(WAIT, seconds)`` or ``(DONE,)``. After a TRY the engine calls ``outcome`` once, at the
+    instant the attempt ended; a stream's error may be ``"truncated"`` and ``ttft_s`` its first token.
     """
 
     def step(self, now: float) -> tuple: ...
 
     def outcome(self, now: float, seconds: float, error: str | None, retry_after_s: float, input_tokens: int,
-                output_tokens: int) -> None: ...
+                output_tokens: int, ttft_s: float | None) -> None: ...
 
     def numbers(self) -> tuple[str, int, float, float, float, bool, int, int, int, int, int, str | None]:
         """(status, entry or -1, latency_ms, ttft_ms, cost_usd, unpriced, attempts, fallback depth, skipped,
@@ -125,7 +127,7 @@ def run_engine(core: Core, traffic: Traffic, outcomes: ProviderOutcomes, *, samp
     walks: dict[int, Walk] = {}
     pending: dict[int, tuple] = {}         # request -> the outcome its running attempt will end with
     tries: dict[int, dict[int, int]] = {}  # request -> entry -> tries so far (the luck's try index)
-    attempt = outcomes.attempt
+    attempt, stream = outcomes.attempt, outcomes.stream
     schedule = queue.schedule
     append_attempt = attempts.append
     write = requests.write
@@ -141,12 +143,20 @@ def run_engine(core: Core, traffic: Traffic, outcomes: ProviderOutcomes, *, samp
                 per = tries[i] = {}
             t = per.get(k, 0)
             per[k] = t + 1
-            seconds, error, retry_after, used_in, used_out = attempt(k, i, t, now, own_timeout_s=step[3],
-                                                                     input_tokens=tokens_in[i],
-                                                                     output_tokens=tokens_out[i])
-            if seconds > limit:  # the attempt's own timer fires first
+            out = tokens_out[i]
+            if out > step[4]:
+                out = step[4]   # the provider stops at max_tokens
+            seconds, error, retry_after, used_in, used_out, cut = attempt(k, i, t, now, own_timeout_s=step[3],
+                                                                          input_tokens=tokens_in[i],
+                                                                          output_tokens=out)
+            ttft = None
+            if len(step) > 5:   # a stream: (..., first_token_s, words in the answer)
+                seconds, error, ttft = stream(k, seconds, error, cut, step[6], limit, step[5])
+                if error is not None:
+                    used_out = 0
+            elif seconds > limit:  # the attempt's own timer fires first
                 seconds, error, used_out = limit, "timeout", 0
-            pending[i] = (seconds, error, retry_after, used_in, used_out)
+            pending[i] = (seconds, error, retry_after, used_in, used_out, ttft)
             schedule(now + seconds, END, i)
         elif kind == WAIT:
             schedule(now + step[1], WAKE, i)

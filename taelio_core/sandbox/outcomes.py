@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from taelio_core.providers.simulated import ERROR_CLASSES, RateLimit, Script, TokenBucket, stable_hash
+from taelio_core.providers.simulated import ERROR_CLASSES, RateLimit, Script, TokenBucket, stable_hash, stream_plan
 from taelio_core.sandbox.models import ModelSet
 
 __all__ = ["BLOCK", "TRIES", "LuckTable", "ProviderOutcomes"]
@@ -73,8 +73,10 @@ class LuckTable:
 class ProviderOutcomes:
     """The outcome of each try, for the provider:models ``refs`` (indexed as in ``refs``) under ``seed``.
 
-    ``attempt`` returns ``(seconds, error, retry_after_s, input_tokens, output_tokens)``: how long the call
-    takes before it answers or fails, its ``ERROR_CLASSES`` name or None, what a 429 says, and its usage.
+    ``attempt`` returns ``(seconds, error, retry_after_s, input_tokens, output_tokens, cut)``: how long the
+    call takes before it answers or fails, its ``ERROR_CLASSES`` name or None, what a 429 says, its usage,
+    and whether a streamed answer breaks mid-way (only a fault script says so: sandbox traffic is not
+    streamed). ``stream`` turns such an outcome into a stream's timeline.
     Rate-limit buckets hold state in virtual time, so tries must be asked for in time order (the event
     queue's order).
     """
@@ -88,6 +90,7 @@ class ProviderOutcomes:
         self._median_s = [p.latency_ms / 1000.0 * p.speed for p in profiles]
         self._sigma = [p.latency_sigma for p in profiles]
         self._speed = [p.speed for p in profiles]
+        self._ttft = [p.ttft_ms / 1000.0 * p.speed for p in profiles]
         self._wait = [p.timeout_wait_s for p in profiles]
         self._retry_after = [p.retry_after_s for p in profiles]
         self._outages = [tuple((o.start_s, o.end_s, o.error) for o in p.outages) for p in profiles]
@@ -117,24 +120,49 @@ class ProviderOutcomes:
                 seconds = self._hang(k, own_timeout_s)
             else:
                 seconds = scripted.latency_s * self._speed[k]
-            return seconds, error, scripted.retry_after_s, input_tokens, 0 if error else output_tokens
+            return (seconds, error, scripted.retry_after_s, input_tokens, 0 if error else output_tokens,
+                    scripted.cut)
         z, u = self._luck[k].draw(i, t)
         latency = self._median_s[k] * math.exp(self._sigma[k] * z)
         for start, end, error in self._outages[k]:
             if start <= now < end:
-                return self._failure(k, error, latency, own_timeout_s), error, self._retry_after[k], input_tokens, 0
+                return (self._failure(k, error, latency, own_timeout_s), error, self._retry_after[k], input_tokens, 0,
+                        False)
         rpm, tpm = self._buckets[k]
         wait = rpm.take(1.0, now) if rpm is not None else 0.0
         if not wait and tpm is not None:
             wait = tpm.take(float(input_tokens + output_tokens), now)
         if wait:
             return (latency * self._share["rate_limited"], "rate_limited", round(max(wait, 0.001), 3),
-                    input_tokens, 0)
+                    input_tokens, 0, False)
         for error, rate in self._errors[k]:
             if u < rate:
-                return self._failure(k, error, latency, own_timeout_s), error, self._retry_after[k], input_tokens, 0
+                return (self._failure(k, error, latency, own_timeout_s), error, self._retry_after[k], input_tokens, 0,
+                        False)
             u -= rate
-        return latency, None, self._retry_after[k], input_tokens, output_tokens
+        return latency, None, self._retry_after[k], input_tokens, output_tokens, False
+
+    def stream(self, k: int, seconds: float, error: str | None, cut: bool, pieces: int, limit_s: float,
+               first_token_s: float) -> tuple[float, str | None, float | None]:
+        """A streamed try as the live attempt sees it: (when it ends, its error or None, its first token's
+        time or None), from the try's outcome, the answer's length in words, and the attempt's two timers.
+        ``"truncated"`` is an answer that broke (or ran out of time) after text was shown."""
+        first = seconds if error == "timeout" else min(seconds, self._ttft[k])
+        if first > first_token_s:
+            return first_token_s, "timeout", None
+        if error is not None:
+            return first, error, None
+        size, step, cut_at = stream_plan(seconds, first, pieces, cut=cut, bulk=True)
+        if cut_at is not None:
+            chunk = -(-cut_at // size)
+            if chunk == 0:   # it broke before its first chunk: no text shown
+                return first, "bad_response", None
+            end, error = first + chunk * step, "truncated"
+        else:
+            end = first + (-(-pieces // size)) * step if step else first
+        if end > limit_s:
+            return limit_s, "truncated", first
+        return end, error, first
 
     def _failure(self, k: int, error: str, latency: float, own_timeout_s: float) -> float:
         if error == "timeout":

@@ -80,7 +80,7 @@ NOT_READS = {"month_bounds", "bucket_for", "choose_bucket", "choose_step", "budg
              "check_bucket", "day_start", "histogram_quantiles", "id_time", "fine_rollups",
              # the rollups' own machinery, per backend (the parity above runs through them)
              "build_fine", "drop_fine", "refresh", "invalidate", "read", "install", "rebuild", "to_pyformat",
-             "is_postgres_log"}
+             "is_postgres_log", "fold_after_write"}
 
 
 def _some_ids(log: Any) -> list[str]:

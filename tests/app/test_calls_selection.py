@@ -131,3 +131,14 @@ def test_the_list_shows_each_requests_prompt_and_error_and_a_trace_shows_every_e
     whole = [c.value for c in at.code]
     for attempt in result.attempts[:-1]:
         assert any(w.endswith(attempt.error) for w in whole), (attempt.error, whole)
+
+
+def test_a_search_says_on_the_page_what_it_matches(seeded_app):
+    from taelio_core.analytics import SEARCH_MATCHES
+
+    at = open_page(make_app(), "calls")
+    assert not any("The search matches" in c.value for c in at.caption)
+    at.text_input(key="calls_search").input("anthropic").run()
+    assert not at.exception
+    assert any(f"The search matches {SEARCH_MATCHES}." in c.value for c in at.caption)
+    assert "the start of a request id" in SEARCH_MATCHES

@@ -18,7 +18,8 @@ from taelio_core.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from taelio_core.guards.resilience import ResilienceConfig, decide_retry
+from taelio_core.guards.resilience import ResilienceConfig
+from taelio_core.routing.decisions import FALL_BACK, STOP, after_outcome
 from taelio_core.providers.function import FunctionProvider
 from tests.resilience.support import INPUTS, FakeClock, never, router, run, scripted
 
@@ -117,21 +118,25 @@ def test_a_bad_deadline_is_an_input_error():
         run(r.agenerate("pro", "idea", INPUTS, deadline_s=-1))
 
 
-def test_decide_retry_rules():
+def test_the_retry_rules_of_the_decision_core():
     cfg, rng = ResilienceConfig(max_retries=2, backoff_base_s=1, backoff_max_s=3), random.Random(3)
-    d = decide_retry(cfg, error_type="unavailable", retry_after=None, retries=5, remaining_s=100, rng=rng)
-    assert d.wait_s is None and "retries used" in d.reason
-    waits = [decide_retry(cfg, error_type="timeout", retry_after=None, retries=1, remaining_s=100,
-                          rng=rng).wait_s for _ in range(200)]
+
+    def after(cfg, error_type, retries, retry_after=None, draw=rng.random):
+        return after_outcome(cfg, "error", error_type, retry_after, retries, 100.0, 0.0, 0.0, draw)
+
+    assert after(cfg, "unavailable", 5) == FALL_BACK          # retries used
+    waits = [after(cfg, "timeout", 1) for _ in range(200)]
     assert all(0 <= w <= 2 for w in waits) and max(waits) > 1  # full jitter over [0, 1 * 2^1]
     cfg5 = ResilienceConfig(max_retries=5, backoff_base_s=1, backoff_max_s=3)
-    capped = [decide_retry(cfg5, error_type="timeout", retry_after=None, retries=4, remaining_s=100,
-                           rng=random.Random(i)).wait_s for i in range(50)]
+    capped = [after(cfg5, "timeout", 4, draw=random.Random(i).random) for i in range(50)]
     assert max(capped) <= 3 < 1 * 2 ** 4  # the cap, not 2^n
-    assert decide_retry(cfg, error_type="bad_request", retry_after=None, retries=0, remaining_s=100,
-                        rng=rng).wait_s is None
-    assert decide_retry(cfg, error_type="rate_limited", retry_after=40, retries=0, remaining_s=100,
-                        rng=rng).wait_s is None  # over max_retry_after_s (30)
+    assert after(cfg, "bad_request", 0) == FALL_BACK
+    assert after(cfg, "rate_limited", 0, retry_after=40) == FALL_BACK  # over max_retry_after_s (30)
+    assert after(cfg, "rate_limited", 0, retry_after=2.5) == 2.5       # Retry-After, waited exactly
+    assert after_outcome(cfg, "ok", None, None, 0, 100.0, 0.0, 0.0, rng.random) == STOP
+    assert after_outcome(cfg, "truncated", "truncated", None, 0, 100.0, 0.0, 0.0, rng.random) == STOP
+    assert after_outcome(cfg, "truncated", "truncated", None, 0, 100.0, 0.0, 0.0, rng.random,
+                         continue_on_truncation=True) == FALL_BACK
 
 
 def test_the_failure_sentence_says_retries_once():

@@ -36,12 +36,12 @@ class InOrderWalk:
             out = (WAIT, self.wait_s)
         else:
             self.started = now
-            out = (TRY, self.k, self.limit_s, 30.0)
+            out = (TRY, self.k, self.limit_s, 30.0, 10_000)
         self.steps.append((now, *out))
         return out
 
     def outcome(self, now: float, seconds: float, error: str | None, retry_after_s: float, used_in: int,
-                used_out: int) -> None:
+                used_out: int, ttft_s: float | None) -> None:
         assert math.isclose(now - self.started, seconds)
         self.rows.append((self.started, self.k, "ok" if error is None else "error", error, seconds * 1000.0,
                           used_out * 1e-6))
@@ -97,8 +97,8 @@ def test_a_failed_try_waits_as_the_walk_asks_then_falls_back_and_every_step_happ
 
     core = InOrderCore(wait_s=2.0)
     run = run_engine(core, _traffic([10.0]), _outcomes(script))
-    assert core.walks[0].steps == [(10.0, TRY, 0, 30.0, 30.0), (10.5, WAIT, 2.0), (12.5, TRY, 0, 30.0, 30.0),
-                                   (13.0, TRY, 1, 30.0, 30.0), (13.5, DONE)]
+    assert core.walks[0].steps == [(10.0, TRY, 0, 30.0, 30.0, 10_000), (10.5, WAIT, 2.0),
+                                   (12.5, TRY, 0, 30.0, 30.0, 10_000), (13.0, TRY, 1, 30.0, 30.0, 10_000), (13.5, DONE)]
     frame = run.requests.frame(np.array([10.0]), np.zeros(1, dtype=int), np.zeros(1, dtype=int), ("free",),
                                ("idea",))
     assert frame["status"].tolist() == ["ok"] and frame["model"].tolist() == ["two"]

@@ -108,8 +108,8 @@ def test_error_rates_and_median_latency_come_out_as_the_model_says() -> None:
     assert abs(errors.count("rate_limited") / len(tries) - 0.05) < 0.006
     answered = [s for s, e, *_ in tries if e is None]
     assert abs(float(np.median(answered)) - 0.8) < 0.02
-    assert all(out == 200 for _s, e, _r, _in, out in tries if e is None)
-    assert all(out == 0 for _s, e, _r, _in, out in tries if e is not None)
+    assert all(out == 200 for _s, e, _r, _in, out, _cut in tries if e is None)
+    assert all(out == 0 for _s, e, _r, _in, out, _cut in tries if e is not None)
 
 
 def test_an_outage_fails_every_try_inside_its_window_and_none_outside() -> None:
@@ -138,7 +138,7 @@ def test_a_fault_script_replaces_the_luck() -> None:
         return ScriptedTry(error="timeout" if tried else "rate_limited", latency_s=0.25, retry_after_s=2.0)
 
     outcomes = ProviderOutcomes(_models(), ["p:m"], seed=1, script=script)
-    assert _try(outcomes, 3, t=0) == (0.25, "rate_limited", 2.0, 100, 0)
+    assert _try(outcomes, 3, t=0) == (0.25, "rate_limited", 2.0, 100, 0, False)
     assert _try(outcomes, 3, t=1)[:2] == (30.0, "timeout")
 
 
@@ -171,3 +171,61 @@ def test_attempt_columns_keep_each_attempt_with_its_error_class_and_unknown_cost
     assert frame["error_type"][0] == "rate_limited" and pd.isna(frame["error_type"][1])
     assert frame["tier"].tolist() == ["pro", "pro"]
     assert math.isnan(frame["cost_usd"][0]) and frame["cost_usd"][1] == 0.001
+
+
+# ---- a streamed try -------------------------------------------------------------------------------
+def _live_stream(latency_s: float, cut: bool, words: int, error: str | None = None) -> tuple[float, str | None,
+                                                                                            float | None]:
+    """The live simulator's stream in virtual time: (when it ended, how, when its first text came)."""
+    import asyncio
+
+    from taelio_core.errors import ProviderError
+    from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec, SimulatedProvider
+    from taelio_core.routing.generation import ChatRequest, GenerationSettings, TextDelta
+    from taelio_core.sandbox.loop import VirtualTimeLoop
+
+    def script(i: int, provider: str, model: str, tried: int) -> ScriptedTry:
+        return ScriptedTry(error=error, latency_s=latency_s, cut=cut)
+
+    provider = SimulatedProvider(name="p", profile=ProviderModel(provider="p", model="m", ttft_ms=150.0),
+                                 script=script)
+    request = ChatRequest(system="s", user="u", settings=GenerationSettings(max_tokens=4000, timeout_s=30.0))
+    loop = VirtualTimeLoop()
+    seen: dict[str, float | None] = {"first": None}
+
+    async def run() -> tuple[float, str | None]:
+        CURRENT_REQUEST.set(RequestSpec(0, 10, int(words / 0.75) + 1, text=True))
+        try:
+            async for event in provider.stream("m", request):
+                if isinstance(event, TextDelta) and seen["first"] is None:
+                    seen["first"] = loop.time()
+        except ProviderError as e:
+            return loop.time(), "truncated" if seen["first"] is not None else e.error_type
+        return loop.time(), None
+
+    end, how = loop.run_until_complete(run())
+    loop.close()
+    return end, how, seen["first"]
+
+
+@pytest.mark.parametrize("latency_s,cut,error", [(2.0, True, None), (2.0, False, None), (0.1, False, None),
+                                                 (1.2, True, None), (0.5, False, "unavailable")])
+def test_a_streamed_try_ends_when_and_how_the_live_simulators_stream_ends(latency_s, cut, error) -> None:
+    from taelio_core.providers.simulated import simulated_text
+    from taelio_core.routing.generation import ChatRequest
+
+    words = 120
+    pieces = len(simulated_text(ChatRequest(system="s", user="u"), provider="p", model="m",
+                                words=max(12, int((int(words / 0.75) + 1) * 0.75))).split(" "))
+    outcomes = ProviderOutcomes(_models(ttft_ms=150.0), ["p:m"], seed=0)
+    end, how, first = outcomes.stream(0, latency_s, error, cut, pieces, 30.0, 15.0)
+    live_end, live_how, live_first = _live_stream(latency_s, cut, words, error)
+    assert (how, first) == (live_how, live_first)
+    assert end == pytest.approx(live_end, abs=1e-9)
+
+
+def test_a_stream_without_a_first_token_in_time_is_a_timeout_and_one_cut_by_its_limit_is_truncated() -> None:
+    outcomes = ProviderOutcomes(_models(ttft_ms=150.0), ["p:m"], seed=0)
+    assert outcomes.stream(0, 0.1, "timeout", False, 10, 5.0, 1.0) == (0.1, "timeout", None)
+    assert outcomes.stream(0, 3.0, "timeout", False, 10, 5.0, 1.0) == (1.0, "timeout", None)
+    assert outcomes.stream(0, 9.0, None, False, 40, 5.0, 1.0) == (5.0, "truncated", 0.15)
