@@ -50,9 +50,10 @@ class LoadResult:
 
 
 async def run_load(cluster: Cluster, requests: int, *, concurrency: int, tier: str = "pro", users: int = 50,
-                   on_answer: Callable[[int], object] | None = None, until: Callable[[], bool] | None = None,
-                   only: list[int] | None = None, timeout_s: float = 300.0) -> LoadResult:
-    """Send ``requests`` (or, with ``until``, as many as it takes for ``until()`` to turn true) round-robin.
+                   on_answer: Callable[[int], object] | None = None,
+                   until: Callable[[LoadResult], bool] | None = None, only: list[int] | None = None,
+                   timeout_s: float = 300.0) -> LoadResult:
+    """Send at least ``requests`` round-robin, and with ``until``, on until ``until(result so far)`` is true.
 
     ``concurrency`` requests are in flight at once. ``on_answer(count)`` runs after each answer (a test
     kills a replica from it); it may return an awaitable. ``only`` names the replicas to use (default all).
@@ -86,11 +87,8 @@ async def run_load(cluster: Cluster, requests: int, *, concurrency: int, tier: s
 
     async def worker() -> None:
         while True:
-            if until is not None:
-                if until():
-                    return
             i = next(counter)
-            if until is None and i >= requests:
+            if i >= requests and (until is None or until(result)):
                 return
             await one(i)
 
