@@ -118,4 +118,5 @@ def _column(values: list[Any], kind: str) -> pd.Series:
 
 def read(log: Any, fn: Callable[[PostgresReader], T]) -> T:
     """``fn(reader)`` in one transaction of the log's own connection (its ``write``)."""
-    return log.write(lambda con: fn(PostgresReader(con)))
+    # The call log's ``write`` hands over a ``PostgresSession`` (DuckDB-style SQL); the reader wants psycopg itself.
+    return log.write(lambda con: fn(PostgresReader(getattr(con, "connection", con))))

@@ -86,6 +86,19 @@ _ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, str]] = {
         FROM (SELECT {day} AS day, source, tier, task, provider, model, cost_usd::DOUBLE PRECISION AS v
               FROM {rows} AS x WHERE cost_usd IS NOT NULL AND model IS NOT NULL) AS m
         GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7"""),
+    "user_rollup": (
+        ("day", "source", "tier", "task", "provider", "user_id"),
+        ("requests = r.requests + excluded.requests", "failed = r.failed + excluded.failed",
+         "unpriced = r.unpriced + excluded.unpriced", _sum("cost_usd"),
+         "input_tokens = r.input_tokens + excluded.input_tokens",
+         "output_tokens = r.output_tokens + excluded.output_tokens", "last_ts = greatest(r.last_ts, excluded.last_ts)"),
+        "requests", """
+        SELECT {day} AS day, source, tier, task, provider, user_id,
+               count(*) AS requests, count(*) FILTER (WHERE status <> 'ok') AS failed,
+               count(*) FILTER (WHERE cost_usd IS NULL AND input_tokens + output_tokens > 0) AS unpriced,
+               sum(cost_usd) AS cost_usd, sum(input_tokens)::BIGINT AS input_tokens,
+               sum(output_tokens)::BIGINT AS output_tokens, max(ts) AS last_ts
+        FROM {rows} AS x WHERE user_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"""),
 }
 
 

@@ -121,6 +121,18 @@ _ROLLUPS: dict[str, tuple[_Rollup, ...]] = {
                          cost_usd::DOUBLE AS v
                   FROM requests WHERE rowid >= $lo AND rowid < $hi AND cost_usd IS NOT NULL AND model IS NOT NULL)
             GROUP BY ALL"""),
+        _Rollup(table="user_rollup", keys=("day", "source", "tier", "task", "provider", "user_id"),
+                merge=("sum(requests)::BIGINT AS requests", "sum(failed)::BIGINT AS failed",
+                       "sum(unpriced)::BIGINT AS unpriced", "sum(cost_usd) AS cost_usd",
+                       "sum(input_tokens)::BIGINT AS input_tokens", "sum(output_tokens)::BIGINT AS output_tokens",
+                       "max(last_ts) AS last_ts"),
+                delta="""
+            SELECT date_trunc('day', ts AT TIME ZONE 'UTC') AS day, source, tier, task, provider, user_id,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'ok') AS failed,
+                   count(*) FILTER (WHERE cost_usd IS NULL AND input_tokens + output_tokens > 0) AS unpriced,
+                   sum(cost_usd) AS cost_usd, sum(input_tokens)::BIGINT AS input_tokens,
+                   sum(output_tokens)::BIGINT AS output_tokens, max(ts) AS last_ts
+            FROM requests WHERE rowid >= $lo AND rowid < $hi AND user_id IS NOT NULL GROUP BY ALL"""),
     ),
 }
 
@@ -307,7 +319,9 @@ def histogram_quantiles(table: str, keys: Sequence[tuple[str, str]], where: str,
                    FROM {table} {where} GROUP BY {", ".join(str(i + 1) for i in range(len(keys) + 1))}),
              c AS (SELECT *, sum(n) OVER (PARTITION BY {names} ORDER BY bin ROWS UNBOUNDED PRECEDING) - n AS before,
                           sum(n) OVER (PARTITION BY {names}) AS total,
-                          least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi) AS rep
+                          CASE WHEN bin = {_ZERO_BIN} THEN hi      -- 2^-12500: 0 in DuckDB, an underflow error in PostgreSQL
+                               ELSE least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi)
+                          END AS rep
                    FROM h)
         SELECT {names}, {", ".join(finals)}
         FROM (SELECT {names}, {", ".join(picks)} FROM c GROUP BY {names}) AS picked"""

@@ -17,8 +17,8 @@ The transitions are the decision core's (``routing.decisions``: ``breaker_admit`
 ``breaker_record``, ``breaker_mark``), over a compact ``BreakerCell`` (float
 epoch seconds, a ring-buffer window); this class is their live adapter.
 State lives behind ``BreakerStore`` (an atomic read-modify-write per key),
-so a shared store (Redis, PostgreSQL) can replace ``InProcessBreakerStore``
-when several replicas must agree. Time comes from the injected ``Clock``:
+so a shared store (``RedisBreakerStore`` with ``REDIS_URL``) can replace
+``InProcessBreakerStore`` when several replicas must agree. Time comes from the injected ``Clock``:
 the sandbox runs breakers in virtual time. Every transition goes to
 ``on_transition`` (the call log's ``breaker_events`` table, via ``health``).
 """
@@ -123,6 +123,8 @@ class CircuitBreakers:
         self.listeners: list[Callable[[BreakerEvent], None]] = [on_transition] if on_transition else []
         # Optional on a store: a cheap "closed?" read that skips the locked update when nothing can change.
         self._is_closed: Callable[[str], bool] | None = getattr(self.store, "is_closed", None)
+        # Optional too: ``submit(key, fn, then)`` runs an update nobody waits for later, then ``then(result)``.
+        self._submit: Callable[..., None] | None = getattr(self.store, "submit", None)
 
     # ---- Guard -------------------------------------------------------------------------
     def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None:
@@ -202,12 +204,19 @@ class CircuitBreakers:
         if not self.config.enabled or (failed is None and self._is_closed is not None and self._is_closed(key)):
             return  # nothing to learn, no trial to end
         cfg, now = self.config, self.clock.now().timestamp()
-        self._emit(key, self.store.update(key, lambda s: breaker_record(s, now, request_id, failed, cfg)))
+        self._write(key, lambda s: breaker_record(s, now, request_id, failed, cfg))
 
     def _mark(self, key: str, reason: str) -> None:
         """Open ``key`` for ``unhealthy_s`` because of a failure no retry will fix."""
         now, seconds = self.clock.now().timestamp(), self.unhealthy_s
-        self._emit(key, self.store.update(key, lambda s: breaker_mark(s, now, reason, seconds)))
+        self._write(key, lambda s: breaker_mark(s, now, reason, seconds))
+
+    def _write(self, key: str, step: Callable[[BreakerState], Transition | None]) -> None:
+        """An outcome nobody waits for: a store with ``submit`` (Redis) writes it off the request path."""
+        if self._submit is not None:
+            self._submit(key, step, lambda event: self._emit(key, event))
+            return
+        self._emit(key, self.store.update(key, step))
 
     def _emit(self, key: str, event: Transition | None) -> None:
         if event is None or not self.listeners:
