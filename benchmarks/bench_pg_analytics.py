@@ -105,9 +105,11 @@ def measure(requests: int, url: str, warm_runs: int, ctx: PartContext) -> list[F
                     continue
                 timed_ms(fn, duck, filters)
                 duck_warm = statistics.median(timed_ms(fn, duck, filters) for _ in range(warm_runs))
+                page = name.startswith("page read")     # several queries: the goal is per query
                 figures.append(Figure(part="pg analytics", name=f"{name} warm, PostgreSQL {label}", value=warm,
                                       unit="ms", baseline=f"DuckDB {duck_warm:.0f} ms",
-                                      target=f"<= {TARGET_WARM_MS:g} ms", met=warm <= TARGET_WARM_MS))
+                                      target="" if page else f"<= {TARGET_WARM_MS:g} ms",
+                                      met=None if page else warm <= TARGET_WARM_MS))
         finally:
             duck.close()
     finally:

@@ -13,8 +13,6 @@ steadier figure):
   pre-drawn luck, the try outcomes and the columns cost per request;
 * ``des_floor_seeds``: several seeds of that, one worker process per core
   (``taelio_core.sandbox.processes``), results sent back to the parent;
-* ``des_floor_week_ab``: two arms over ``--week`` requests spread over a
-  simulated week, in two processes: the wall time of a 1M-request A/B;
 * ``des_core``: the discrete-event engine over the decision core (what the
   page and ``taelio simulate`` run): one seed on one core, several seeds on
   every core, and the week's A/B through ``simulate`` (comparison table
@@ -77,17 +75,6 @@ def des_floor(traffic: Traffic, models: ModelSet, result: dict[str, object]) -> 
                                                          * 1e6, 2)
 
 
-def des_week(policy: RoutingPolicy, models: ModelSet, requests: int, result: dict[str, object]) -> None:
-    """Two arms over ``requests`` requests spread over a simulated week, one process each."""
-    traffic = synthetic_traffic(requests=requests, tiers=policy.tiers, tasks=policy.tasks, seed=3,
-                                duration_s=7 * 86_400.0, curve="daily")
-    t0 = time.perf_counter()
-    runs = run_in_processes(floor_job, [(traffic, models, 1), (traffic, models, 1)], workers=2)
-    result["des_floor_week_requests"] = requests
-    result["des_floor_week_ab_wall_s"] = round(time.perf_counter() - t0, 1)
-    result["des_floor_week_ab_cpu_s"] = round(sum(r.cpu_s for r in runs), 1)
-
-
 def _events_job(report: object, policy_text: str, source: str, traffic: Traffic, models: ModelSet,
                 seed: int) -> tuple[int, float]:
     """One seed of the discrete-event engine over the decision core, in a worker: (requests, CPU seconds)."""
@@ -121,6 +108,8 @@ def des_core(policy: RoutingPolicy, policy_b: RoutingPolicy, traffic: Traffic, m
     report = simulate(policy, week_traffic, models, policy_b=policy_b, workers=2)
     table = report.comparison()
     result["des_core_week_ab_wall_s"] = round(time.perf_counter() - t0, 1)
+    result["des_core_week_requests"] = week
+    result["load_after"] = [round(x, 1) for x in os.getloadavg()]
     result["des_core_week_ab_rows"] = 0 if table is None else len(table)
 
 
@@ -151,7 +140,6 @@ def main() -> None:
     result["router_per_cpu_s"] = round(len(few) / cpu, 0)
     result["python_calls_per_request"] = calls_per_request(a, models)
     des_floor(traffic, models, result)
-    des_week(a, models, args.week, result)
     des_core(a, b, traffic, models, args.week, result)
     print(json.dumps(result, indent=2))
     out = ROOT / "benchmarks" / "results"

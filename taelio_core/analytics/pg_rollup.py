@@ -19,8 +19,8 @@ never updated (the log is append-only).
 
 The grouping, sums and histogram bins are the same as ``rollup.py``'s (the
 parity test, ``tests/analytics/test_pg_parity.py``, checks every analytics
-function against DuckDB on the same log). ``log2`` is computed in
-``numeric``, exact at powers of two, as DuckDB's ``log2`` is.
+function against DuckDB on the same log). ``log2`` is ``ln(v) / ln(2)``
+nudged so that powers of two land in their own bin, as with DuckDB's ``log2``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ from typing import Any
 
 __all__ = ["MIGRATION", "build_fine", "install", "rebuild"]
 
-_BIN = "CASE WHEN v > 0 THEN floor(8 * log(2::numeric, v::numeric))::INTEGER ELSE -100000 END"
+# PostgreSQL has no log2 for floats; log(2, numeric) is exact but costs ~70 us a value (it made a 1M-row load
+# 5x slower). ln(v) / ln(2) is off by a few 1e-14 at powers of two, hence the nudge (checked: 2^-80..2^80 land
+# in their own bin, and 300k other values in the same bin as the numeric log).
+_BIN = "CASE WHEN v > 0 THEN floor(8 * ln(v) / ln(2::DOUBLE PRECISION) + 1e-11)::INTEGER ELSE -100000 END"
 _UNPRICED = "(cost_usd IS NULL AND (input_tokens > 0 OR output_tokens > 0))"
 _HOUR = "date_trunc('hour', ts AT TIME ZONE 'UTC')"
 _DAY = "date_trunc('day', ts AT TIME ZONE 'UTC')"

@@ -138,20 +138,28 @@ _ROLLUPS: dict[str, tuple[_Rollup, ...]] = {
 
 
 def _fold(con: duckdb.DuckDBPyConnection, rollup: _Rollup, lo: int, hi: int) -> None:
-    """Merge the groups of rows ``lo <= rowid < hi`` into ``rollup.table`` (one row per group kept)."""
+    """Merge the groups of rows ``lo <= rowid < hi`` into ``rollup.table`` (one row per group kept).
+
+    The touched hours are also named as a range of constants, so DuckDB skips the rollup's row groups
+    outside it (rows are appended in time order) instead of testing every row against the list.
+    """
     time_col = rollup.keys[0]
     keys = ", ".join(rollup.keys)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_delta AS {rollup.delta}", {"lo": lo, "hi": hi})
-    touched = f"{time_col} IN (SELECT DISTINCT {time_col} FROM _rollup_delta)"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _rollup_merged AS
-        SELECT {keys}, {", ".join(rollup.merge)}
-        FROM (SELECT * FROM {rollup.table} WHERE {touched} UNION ALL BY NAME SELECT * FROM _rollup_delta)
-        GROUP BY {keys}""")
-    con.execute(f"DELETE FROM {rollup.table} WHERE {touched}")
-    con.execute(f"INSERT INTO {rollup.table} BY NAME SELECT * FROM _rollup_merged")
+    first, last = con.execute(f"SELECT min({time_col}), max({time_col}) FROM _rollup_delta").fetchone()
+    if first is not None:
+        span = {"first": first, "last": last}
+        touched = (f"{time_col} BETWEEN $first AND $last "
+                   f"AND {time_col} IN (SELECT DISTINCT {time_col} FROM _rollup_delta)")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rollup_merged AS
+            SELECT {keys}, {", ".join(rollup.merge)}
+            FROM (SELECT * FROM {rollup.table} WHERE {touched} UNION ALL BY NAME SELECT * FROM _rollup_delta)
+            GROUP BY {keys}""", span)
+        con.execute(f"DELETE FROM {rollup.table} WHERE {touched}", span)
+        con.execute(f"INSERT INTO {rollup.table} BY NAME SELECT * FROM _rollup_merged")
+        con.execute("DROP TABLE _rollup_merged")
     con.execute("DROP TABLE _rollup_delta")
-    con.execute("DROP TABLE _rollup_merged")
 
 
 def invalidate(con: duckdb.DuckDBPyConnection) -> None:

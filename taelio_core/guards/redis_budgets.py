@@ -33,6 +33,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 import redis
 
@@ -118,6 +119,7 @@ def _dollars(nano: str | int | None) -> Decimal:
     return Decimal(int(nano or 0)) * NANO
 
 
+@lru_cache(maxsize=4096)
 def _encode(key: Key) -> str:
     return json.dumps(list(key), separators=(",", ":"))
 
