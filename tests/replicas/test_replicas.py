@@ -2,11 +2,12 @@
 
 What a team running several replicas behind a load balancer relies on: one call log with every answered
 request exactly once (a replica killed with ``kill -9`` included), one view of each breaker, one budget,
-requests that keep flowing while Redis is away, and a dashboard over the same database. Every check reads
-PostgreSQL with plain SQL, never through the code under test.
+and requests that keep flowing while Redis is away. Every check reads PostgreSQL with plain SQL, never
+through the code under test.
 
 The load is the issue's full size (3,000 requests, 20% provider faults, a replica killed and restarted
-mid-load): about a minute here, so it is marked ``slow`` and stays in the suite.
+mid-load): about two minutes on this 2-core machine while it was busy (load average ~12), the module about
+six, so it is marked ``slow`` and stays in the suite.
 """
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def test_three_thousand_requests_round_robin_with_a_replica_killed_mid_load_are_
     assert_each_in_postgresql_once_with_its_attempts(cluster, result.answers)
     dupes = cluster.sql("SELECT request_id FROM requests GROUP BY request_id HAVING count(*) > 1")
     assert dupes == []                          # a journal replayed twice would show here, acknowledged or not
-    print(f"\n{LOAD} requests over 3 replicas in {result.seconds:.1f} s ({LOAD / result.seconds:.0f}/s), "
+    n = len(result.answers)
+    print(f"\n{n} requests over 3 replicas in {result.seconds:.1f} s ({n / result.seconds:.0f}/s), "
           f"{faulted} provider faults (503), other provider errors {dict(other_errors)}, {result.unacknowledged} "
           f"sends cut or refused by the killed replica")
 
@@ -265,26 +267,3 @@ def test_redis_stopped_for_ten_seconds_mid_load_fails_no_request_and_shared_stat
     print(f"\n{len(result.answers)} requests, {len(during)} during the 10 s outage, none failed; after it a "
           f"breaker reached the other replicas in {seconds * 1000:.0f} ms")
     assert seconds <= 1.0
-
-
-def test_the_dashboard_pointed_at_the_same_postgresql_shows_the_costs_total_sql_gives(
-        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.app.conftest import make_app, metric, open_page
-    from ui.text import money
-    result = asyncio.run(run_load(cluster, 60, concurrency=6))     # traffic of its own, through all three
-    assert result.not_ok() == []
-    cluster.wait_rows([a.doc["request_id"] for a in result.answers])
-    monkeypatch.setenv("DATABASE_URL", cluster.database_url)
-    monkeypatch.setenv("TAELIO_POLICY", str(cluster.policy_path))
-    at = open_page(make_app(), "costs")
-    filters = at.session_state["filters"]
-    where, params = "true", []
-    for clause, value in (("ts >= %s", filters.start_ts), ("ts < %s", filters.end_ts)):
-        if value is not None:
-            where, params = f"{where} AND {clause}", [*params, value]
-    if filters.sources:
-        where, params = where + " AND source = ANY(%s)", [*params, list(filters.sources)]
-    [spend] = cluster.sql(f"SELECT sum(cost_usd) AS s FROM attempts WHERE {where}", params)
-    [requests] = cluster.sql(f"SELECT count(*) AS n FROM requests WHERE {where}", params)
-    assert requests["n"] >= len(result.answers)
-    assert (metric(at, "Spend"), metric(at, "Requests")) == (money(spend["s"]), f"{requests['n']:,}")
