@@ -99,6 +99,12 @@ class InProcessBreakerStore:
         with self._lock:
             return {k: v.copy() for k, v in self._states.items()}
 
+    def closed(self, provider_key: str, entry_key: str) -> bool:
+        """Both keys closed (the lock-free read below, for an entry's two keys in one call)."""
+        states = self._states
+        a, b = states.get(provider_key), states.get(entry_key)
+        return (a is None or a.state == CLOSED) and (b is None or b.state == CLOSED)
+
     def is_closed(self, key: str) -> bool:
         """A lock-free read for the common case. A breaker that opens just after this read lets one more
         request through: the same as if that request had taken the lock a moment earlier."""
@@ -123,12 +129,23 @@ class CircuitBreakers:
         self.listeners: list[Callable[[BreakerEvent], None]] = [on_transition] if on_transition else []
         # Optional on a store: a cheap "closed?" read that skips the locked update when nothing can change.
         self._is_closed: Callable[[str], bool] | None = getattr(self.store, "is_closed", None)
+        self._closed: Callable[[str, str], bool] | None = getattr(self.store, "closed", None)
+        self._pkeys: dict[str, str] = {}
         # Optional too: ``submit(key, fn, then)`` runs an update nobody waits for later, then ``then(result)``.
         self._submit: Callable[..., None] | None = getattr(self.store, "submit", None)
 
     # ---- Guard -------------------------------------------------------------------------
+    def _pkey(self, provider: str) -> str:
+        key = self._pkeys.get(provider)
+        if key is None:
+            key = self._pkeys[provider] = _provider_key(provider)
+        return key
+
     def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None:
-        for key in (_provider_key(entry.provider), entry.ref):
+        pkey = self._pkeys.get(entry.provider) or self._pkey(entry.provider)
+        if self._closed is not None and self._closed(pkey, entry.ref):
+            return None   # the usual case: nothing to decide, no lock taken
+        for key in (pkey, entry.ref):
             reason = self._admit_key(key, ctx.request_id)
             if reason is not None:
                 self.release(ctx, entry)  # a trial taken on the provider-wide key must not stay held
@@ -152,8 +169,14 @@ class CircuitBreakers:
             self.release(ctx, entry)
             return
         ref = f"{attempt.provider}:{attempt.model}"
+        pkey = self._pkeys.get(attempt.provider) or self._pkey(attempt.provider)
+        if outcome == OUT_OK and self._closed is not None and self._closed(pkey, ref) and self.config.enabled:
+            # The usual case: a success on closed breakers only joins the entry's window.
+            cfg, now, owner = self.config, self.clock.now().timestamp(), ctx.request_id
+            self._write(ref, lambda s: breaker_record(s, now, owner, False, cfg))
+            return
         # A trial on the provider-wide key that got any answer but "key rejected" clears it.
-        self._record(_provider_key(attempt.provider), ctx.request_id, failed=None)
+        self._record(pkey, ctx.request_id, failed=None)
         if outcome == OUT_MODEL:
             self._mark(ref, REASON_MODEL)
             return

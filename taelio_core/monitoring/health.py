@@ -142,16 +142,23 @@ def _logged_states(policy: RoutingPolicy, latest: pd.DataFrame, now: datetime) -
     return pd.DataFrame(rows, columns=STATE_COLUMNS)
 
 
+def _inserted(call_log: CallLog) -> str:
+    """The column that orders rows as they were inserted, for transitions logged in the same microsecond."""
+    from taelio_core.analytics.pg_reader import is_postgres_log
+    return "ctid" if is_postgres_log(call_log) else "rowid"     # breaker_events is append-only on both
+
+
 def _history(call_log: CallLog | None, limit: int) -> pd.DataFrame:
     if call_log is None:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     return call_log.query(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM breaker_events "
-                          "ORDER BY ts DESC, rowid DESC LIMIT ?", [limit])
+                          f"ORDER BY ts DESC, {_inserted(call_log)} DESC LIMIT ?", [limit])
 
 
 def _last_transitions(call_log: CallLog | None) -> pd.DataFrame:
     if call_log is None:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
-    return call_log.query(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM breaker_events "
-                          "QUALIFY row_number() OVER (PARTITION BY provider, model "
-                          "ORDER BY ts DESC, rowid DESC) = 1")
+    columns = ", ".join(HISTORY_COLUMNS)
+    return call_log.query(f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (PARTITION BY provider, model "
+                          f"ORDER BY ts DESC, {_inserted(call_log)} DESC) AS newest FROM breaker_events) AS b "
+                          "WHERE newest = 1")

@@ -122,3 +122,21 @@ def test_writer_status_names_the_log_without_a_password(open_log) -> None:
     assert status.location == log.location and status.pending == 0 and status.last_error is None
     assert "@" not in status.location
     log.close()
+
+
+def test_health_reads_the_newest_breaker_transition_even_when_two_share_a_microsecond(open_log) -> None:
+    from taelio_core.config.policy_parser import load_policy
+    from taelio_core.monitoring.health import health_report
+    policy = load_policy("seed")
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    log = open_log()
+    provider, model = health_report(policy=policy, now=at, call_log=log).states.iloc[0][["provider", "model"]]
+    for before, after in (("closed", "open"), ("open", "closed")):       # same ts: only the order tells them apart
+        log.write(lambda con, b=before, a=after: con.execute(
+            "INSERT INTO breaker_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [at, provider, model, b, a, "test", None, 1]))
+    report = health_report(policy=policy, now=at, call_log=log)
+    assert report.history["to_state"].tolist() == ["closed", "open"]
+    states = report.states[(report.states["provider"] == provider) & (report.states["model"] == model)]
+    assert states["state"].tolist() == ["closed"]
+    log.close()
