@@ -17,7 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import bench_analytics, bench_api, bench_failover, bench_router, bench_startup, plugged
+from benchmarks import (bench_analytics, bench_api, bench_failover, bench_pg_ingest, bench_reads, bench_redis_guards,
+                        bench_router, bench_startup, plugged)
+from benchmarks import bench_replicas
 from benchmarks.harness import RESULTS, ROOT, Figure, PartContext, figures_as_json, machine, versions
 
 # name -> (runner, time budget in seconds: full, quick)
@@ -26,12 +28,16 @@ PARTS: dict[str, tuple[Callable[[PartContext], list[Figure]], float, float]] = {
     "failover": (bench_failover.run, 180, 90),
     "ingest": (plugged.ingest, 300, 120),
     "analytics": (bench_analytics.run, 1800, 300),
+    "reads": (bench_reads.run, 1500, 400),
     "pages": (plugged.pages, 1500, 400),
     "fanout": (plugged.fanout, 180, 90),
-    "sandbox": (plugged.sandbox, 300, 120),
+    "sandbox": (plugged.sandbox, 900, 240),   # the week-long A/B alone simulates 2M requests
     "hedging": (plugged.hedging, 120, 60),
     "api": (bench_api.run, 600, 240),
     "startup": (bench_startup.run, 420, 150),
+    "redis": (bench_redis_guards.run, 240, 90),
+    "pg-ingest": (bench_pg_ingest.run, 600, 240),
+    "replicas": (bench_replicas.run, 900, 300),
 }
 HEADER = ["part", "measure", "Taelio", "beside it, same run", "target", ""]
 MARK_START, MARK_END = "<!-- part:{} -->", "<!-- /part:{} -->"

@@ -245,7 +245,7 @@ async def count_calls(contenders: dict[str, Call], ctx: PartContext, n: int = 10
         ratio = (peer - bare) / added if peer is not None and added > 0 else None
         out.append(Figure(part="router", name=f"added Python calls per request ({name}), sequential", value=added,
                           unit="calls", baseline=(f"LiteLLM +{peer - bare:,.0f} calls" if peer is not None
-                                                  else "LiteLLM not run"),
+                                                  else "LiteLLM not run"), target="<= 80", met=added <= 80,
                           note=f"bare SDK call: {bare:,.0f} calls; LiteLLM adds {ratio:.1f}x as many"
                           if ratio else f"bare SDK call: {bare:,.0f} calls"))
     return out
@@ -272,7 +272,8 @@ def summarise(label: str, samples: dict[str, list[float]], cpu: dict[str, list[f
         return [Figure(part="router", name=f"added latency, {label}", value=None, unit="ms",
                        note="ran out of time before any sample")]
     out = []
-    for kind, table, p99_target in (("wall", wall, 1.0), ("CPU", used, 1.0)):
+    # Issue 15's targets: p50 <= 0.25 ms; CPU p99 <= 0.5 ms (wall p99 keeps issue 8's 1 ms); >= 20x LiteLLM.
+    for kind, table, p99_target in (("wall", wall, 1.0), ("CPU", used, 0.5)):
         b50, b99, _ = table["bare"]
         t50, t99, n = table["taelio"]
         peer = table.get("litellm")
@@ -285,7 +286,7 @@ def summarise(label: str, samples: dict[str, list[float]], cpu: dict[str, list[f
                           target="<= 0.25 ms", met=add50 <= 0.25, note=note))
         out.append(Figure(part="router", name=f"added p99 ({kind}), {label}", value=add99, unit="ms",
                           baseline=f"LiteLLM +{l99:.2f} ms" if l99 is not None else "LiteLLM not run",
-                          target="<= 1 ms", met=add99 <= p99_target))
+                          target=f"<= {p99_target:g} ms", met=add99 <= p99_target))
         if "taelio-nolog" in table:
             nolog50 = table["taelio-nolog"][0] - b50
             out.append(Figure(part="router", name=f"added p50 ({kind}) with no call log, {label}", value=nolog50,
@@ -295,7 +296,7 @@ def summarise(label: str, samples: dict[str, list[float]], cpu: dict[str, list[f
             ratio = l50 / add50 if add50 > 0 else float("inf")
             out.append(Figure(part="router", name=f"LiteLLM added / Taelio added, p50 ({kind}), {label}",
                               value=ratio, unit="x", baseline=f"Taelio +{add50:.3f} ms, LiteLLM +{l50:.2f} ms",
-                              target=">= 10x", met=ratio >= 10))
+                              target=">= 20x", met=ratio >= 20))
     return out
 
 

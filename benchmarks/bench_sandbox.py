@@ -13,8 +13,10 @@ steadier figure):
   pre-drawn luck, the try outcomes and the columns cost per request;
 * ``des_floor_seeds``: several seeds of that, one worker process per core
   (``taelio_core.sandbox.processes``), results sent back to the parent;
-* ``des_floor_week_ab``: two arms over ``--week`` requests spread over a
-  simulated week, in two processes: the wall time of a 1M-request A/B.
+* ``des_core``: the discrete-event engine over the decision core (what the
+  page and ``taelio simulate`` run): one seed on one core, several seeds on
+  every core, and the week's A/B through ``simulate`` (comparison table
+  included), the three figures issue 15 sets goals for.
 
 ``--profile`` prints the router run's top functions by own time.
 """
@@ -36,8 +38,10 @@ sys.path.insert(0, str(ROOT))
 from taelio_core.config.policy import RoutingPolicy  # noqa: E402
 from taelio_core.config.policy_parser import load_policy  # noqa: E402
 from taelio_core.sandbox.models import ModelSet, models_from_policy  # noqa: E402
+from taelio_core.sandbox.arm import run_events  # noqa: E402
 from taelio_core.sandbox.processes import run_in_processes  # noqa: E402
 from taelio_core.sandbox.replay import run_policy  # noqa: E402
+from taelio_core.sandbox.simulation import simulate  # noqa: E402
 from taelio_core.sandbox.traffic import Traffic, synthetic_traffic  # noqa: E402
 
 from benchmarks.sandbox_floor import floor_job  # noqa: E402
@@ -71,15 +75,42 @@ def des_floor(traffic: Traffic, models: ModelSet, result: dict[str, object]) -> 
                                                          * 1e6, 2)
 
 
-def des_week(policy: RoutingPolicy, models: ModelSet, requests: int, result: dict[str, object]) -> None:
-    """Two arms over ``requests`` requests spread over a simulated week, one process each."""
-    traffic = synthetic_traffic(requests=requests, tiers=policy.tiers, tasks=policy.tasks, seed=3,
-                                duration_s=7 * 86_400.0, curve="daily")
+def _events_job(report: object, policy_text: str, source: str, traffic: Traffic, models: ModelSet,
+                seed: int) -> tuple[int, float]:
+    """One seed of the discrete-event engine over the decision core, in a worker: (requests, CPU seconds)."""
+    from taelio_core.config.policy_parser import parse_policy
+    cpu0 = time.process_time()
+    run = run_events(parse_policy(policy_text, source=source), traffic, models, seed=seed)
+    return len(run.requests), time.process_time() - cpu0
+
+
+def des_core(policy: RoutingPolicy, policy_b: RoutingPolicy, traffic: Traffic, models: ModelSet,
+             week: int, result: dict[str, object]) -> None:
+    """The discrete-event engine over the decision core: one seed here; seeds on every core; the week's A/B."""
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    run = run_events(policy, traffic, models, seed=1)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    result["des_core_engine"] = run.meta.get("engine")
+    result["des_core_per_s"] = round(len(traffic) / wall, 0)
+    result["des_core_per_cpu_s"] = round(len(traffic) / cpu, 0)
+    cores = os.cpu_count() or 1
+    seeds = 2 * cores
     t0 = time.perf_counter()
-    runs = run_in_processes(floor_job, [(traffic, models, 1), (traffic, models, 1)], workers=2)
-    result["des_floor_week_requests"] = requests
-    result["des_floor_week_ab_wall_s"] = round(time.perf_counter() - t0, 1)
-    result["des_floor_week_ab_cpu_s"] = round(sum(r.cpu_s for r in runs), 1)
+    done = run_in_processes(_events_job, [(policy.text, policy.source, traffic, models, s) for s in range(seeds)],
+                            workers=cores)
+    wall = time.perf_counter() - t0
+    result["des_core_seeds"], result["des_core_seed_workers"] = seeds, cores
+    result["des_core_seeds_per_s"] = round(sum(n for n, _ in done) / wall, 0)
+    result["des_core_seeds_cpu_per_request_us"] = round(sum(c for _, c in done) / sum(n for n, _ in done) * 1e6, 2)
+    week_traffic = synthetic_traffic(requests=week, tiers=policy.tiers, tasks=policy.tasks, seed=3,
+                                     duration_s=7 * 86_400.0, curve="daily")
+    t0 = time.perf_counter()
+    report = simulate(policy, week_traffic, models, policy_b=policy_b, workers=2)
+    table = report.comparison()
+    result["des_core_week_ab_wall_s"] = round(time.perf_counter() - t0, 1)
+    result["des_core_week_requests"] = week
+    result["load_after"] = [round(x, 1) for x in os.getloadavg()]
+    result["des_core_week_ab_rows"] = 0 if table is None else len(table)
 
 
 def main() -> None:
@@ -109,7 +140,7 @@ def main() -> None:
     result["router_per_cpu_s"] = round(len(few) / cpu, 0)
     result["python_calls_per_request"] = calls_per_request(a, models)
     des_floor(traffic, models, result)
-    des_week(a, models, args.week, result)
+    des_core(a, b, traffic, models, args.week, result)
     print(json.dumps(result, indent=2))
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -132,7 +132,7 @@ def sandbox(ctx: PartContext) -> list[Figure]:
     if (gone := _missing("sandbox", script)) is not None:
         return gone
     started = time.time()
-    args = ["--requests", "20000", "--router-requests", "5000", "--week", "200000"] if ctx.quick else []
+    args = ["--requests", "20000", "--router-requests", "2000", "--week", "200000"] if ctx.quick else []
     code, out = run_script(script, args, timeout=ctx.left())
     data = last_json(RESULTS / "bench_sandbox.json", started)
     if code != 0 or data is None:
@@ -153,23 +153,25 @@ def sandbox(ctx: PartContext) -> list[Figure]:
                value=data["des_floor_seeds_per_s"], unit="req/s",
                baseline=f"{data['des_floor_seeds_cpu_per_request_us']:.1f} us CPU per request",
                note="process start and sending the columns back included"),
-        Figure(part="sandbox", name=f"discrete-event engine floor, A/B of {data['des_floor_week_requests']:,} "
-                                    "requests over a simulated week, 2 processes",
-               value=data["des_floor_week_ab_wall_s"], unit="s",
-               baseline=f"{data['des_floor_week_ab_cpu_s']:.1f} s CPU in the workers"),
     ]
-    for key, name, target, goal in (
-            ("des_core_per_s", "simulated requests/s, discrete-event engine over the decision core, one seed, "
-                               "one core", ">= 20,000 req/s", 20_000),
-            ("des_core_seeds_per_s", "the same, several seeds on every core", ">= 35,000 req/s", 35_000)):
-        if key in data:
-            figures.append(Figure(part="sandbox", name=name, value=data[key], unit="req/s", baseline=router,
-                                  target=target, met=data[key] >= goal))
+    if "des_core_per_s" in data:
+        figures.append(Figure(part="sandbox", name="simulated requests/s, discrete-event engine over the decision "
+                                                   "core, one seed, one core",
+                              value=data["des_core_per_s"], unit="req/s", baseline=router, target=">= 20,000 req/s",
+                              met=data["des_core_per_s"] >= 20_000,
+                              note=f"{data['des_core_per_cpu_s']:,.0f} per CPU second"))
+        figures.append(Figure(part="sandbox", name=f"the same, {data['des_core_seeds']} seeds on "
+                                                   f"{data['des_core_seed_workers']} worker processes",
+                              value=data["des_core_seeds_per_s"], unit="req/s",
+                              baseline=f"{data['des_core_seeds_cpu_per_request_us']:.1f} us CPU per request",
+                              target=">= 35,000 req/s", met=data["des_core_seeds_per_s"] >= 35_000,
+                              note="process start included"))
     if "des_core_week_ab_wall_s" in data:
-        figures.append(Figure(part="sandbox", name=f"A/B of {data['des_floor_week_requests']:,} requests over a "
-                                                   "simulated week, discrete-event engine over the decision core",
+        figures.append(Figure(part="sandbox", name=f"A/B of {data['des_core_week_requests']:,} requests over a "
+                                                   "simulated week (simulate, 2 worker processes, comparison table)",
                               value=data["des_core_week_ab_wall_s"], unit="s", target="< 60 s",
-                              met=data["des_core_week_ab_wall_s"] < 60))
+                              met=data["des_core_week_ab_wall_s"] < 60,
+                              note=f"load average after the run {data.get('load_after')}"))
     return figures
 
 

@@ -17,8 +17,8 @@ from ui.shell import get_engine
 
 engine = get_engine()
 st.title("Sandbox")
-st.caption("Runs the real router in virtual time with simulated providers: a day of traffic takes seconds. "
-           "Nothing here touches a real provider or live analytics.")
+st.caption("Makes the live router's decisions (the same decision core) in virtual time with simulated "
+           "providers: a day of traffic takes seconds. Nothing here touches a real provider or live analytics.")
 
 log = engine.log
 with st.expander("1 · Policies", expanded=True):

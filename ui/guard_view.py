@@ -20,6 +20,17 @@ __all__ = ["render_budget_rule", "render_guards"]
 
 def render_guards(engine: Taelio) -> None:
     report = engine.health(history_limit=0)
+    if report.shared_state is not None:
+        if engine.shared is not None and not engine.shared.up:
+            budgets = engine.policy.model.budgets
+            hard = any(limit.hard for limit in (*budgets.tier.values(), *budgets.provider.values()))
+            closed = (" Calls a hard budget covers are refused until it is back ([budgets] when_redis_down = "
+                      "\"closed\")." if hard and budgets.when_redis_down == "closed" else "")
+            st.warning(report.shared_state[:1].upper() + report.shared_state[1:] + "." + closed,
+                       icon=":material/cloud_off:")
+        else:
+            st.caption(report.shared_state[:1].upper() + report.shared_state[1:] + ": breakers, budgets and rate limits are shared by "
+                       "every process with this REDIS_URL.")
     st.subheader("Budgets the router enforces")
     if report.budgets.empty:
         st.caption("No budgets are set in the policy.")
@@ -36,7 +47,8 @@ def render_guards(engine: Taelio) -> None:
         st.dataframe(table, hide_index=True, width="stretch")
         shared = getattr(engine.router.budgets.store, "shared", False)
         st.caption(budget_rule(engine.policy.model.budgets.count_simulated) + " "
-                   + ("Shared by every Taelio process on this machine (a ledger beside the log); circuit breakers "
+                   + ("Shared through Redis (REDIS_URL)." if engine.shared is not None else
+                      "Shared by every Taelio process on this machine (a ledger beside the log); circuit breakers "
                       "are kept per process." if shared else "Kept by this dashboard's process only."))
     status = engine.log.writer_status() if engine.log is not None else None
     if status is None:

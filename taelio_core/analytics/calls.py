@@ -65,22 +65,26 @@ def _search_branches(r: Reader, text: str) -> list[tuple[str, list[Any]]]:
     Each branch keeps its own column's test and drops the rows an earlier branch matched, so the
     branches' counts add up and their pages merge without a request twice.
     """
-    # Later branches repeat the earlier tests as NOTs, and DuckDB may test those first, on every row: so the
-    # tests of columns with few distinct values come first, and the ids (unique per row) last.
-    tests: list[tuple[str, list[Any]]] = []
+    # Later branches repeat the earlier tests negated, and DuckDB may test those first, on every row: so the
+    # tests of columns with few distinct values come first, and the ids (unique per row) last. Each test is
+    # (matches, does not match), both about one column, so DuckDB can run either inside that column's scan.
+    tests: list[tuple[str, str, list[Any]]] = []
     for c in NAMED_BY_ROLLUP:
         names = r.query(f"SELECT DISTINCT {c} AS v FROM request_rollup WHERE strpos(lower({c}), lower(?)) > 0",
                         [text])["v"].tolist()
         if names:
-            tests.append((f"{c} IN ({', '.join('?' for _ in names)})", names))
-    tests += [(f"strpos(lower({c}), lower(?)) > 0", [text]) for c in SEARCHED if c not in NAMED_BY_ROLLUP]
+            marks = ", ".join("?" for _ in names)
+            tests.append((f"{c} IN ({marks})", f"({c} IS NULL OR {c} NOT IN ({marks}))", names))
+    tests += [(f"strpos(lower({c}), lower(?)) > 0", f"({c} IS NULL OR strpos(lower({c}), lower(?)) = 0)", [text])
+              for c in SEARCHED if c not in NAMED_BY_ROLLUP]
     for prefix in dict.fromkeys((text, text.lower())):
-        tests += [(f"starts_with({c}, ?)", [prefix]) for c in SEARCHED_FROM_START]
+        tests += [(f"starts_with({c}, ?)", f"({c} IS NULL OR NOT starts_with({c}, ?))", [prefix])
+                  for c in SEARCHED_FROM_START]
     branches = []
-    for i, (test, params) in enumerate(tests):
+    for i, (test, _, params) in enumerate(tests):
         earlier = tests[:i]
-        condition = " AND ".join([test, *(f"NOT coalesce({t}, false)" for t, _ in earlier)])
-        branches.append((condition, [*params, *(p for _, ps in earlier for p in ps)]))
+        condition = " AND ".join([test, *(negated for _, negated, _ in earlier)])
+        branches.append((condition, [*params, *(p for _, _, ps in earlier for p in ps)]))
     return branches
 
 
@@ -112,18 +116,26 @@ def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", 
     limit, offset = int(limit), int(offset)
 
     def searched(r: Reader) -> tuple[pd.DataFrame, int]:
-        pages, counts, page_params, count_params = [], [], [], []
-        for branch in _search_branches(r, search.strip()):
-            where, params = _where(filters, branch, statuses, user)
-            pages.append(f"(SELECT {_COLS} FROM requests {where} {_NEWEST} LIMIT ?)")
-            page_params += [*params, limit + offset]
-            counts.append(f"SELECT count(*) AS n FROM requests {where}")
-            count_params += params
-        page = r.query(f"SELECT * FROM ({' UNION ALL '.join(pages)}) AS hits {_NEWEST} LIMIT ? OFFSET ?",
-                       [*page_params, limit, offset])
-        count = r.query(f"SELECT coalesce(sum(n), 0)::BIGINT AS n FROM ({' UNION ALL '.join(counts)}) AS hits",
-                        count_params)
-        return page, int(count["n"].iloc[0])
+        wheres = [_where(filters, branch, statuses, user) for branch in _search_branches(r, search.strip())]
+        counts = r.query(" UNION ALL ".join(f"SELECT {i} AS branch, count(*) AS n FROM requests {where}"
+                                            for i, (where, _) in enumerate(wheres)),
+                         [p for _, params in wheres for p in params])
+        hit = [int(b) for b, n in zip(counts.branch, counts.n) if n > 0]
+        total = int(counts.n.sum())
+        if not hit:
+            return r.query(f"SELECT {_COLS} FROM requests WHERE false"), total
+        # Only the branches with matches are paged (a top-N over a test nothing passes scanned for seconds at
+        # 10M), and the page's ids first, its columns after: a branch matching millions sorts two columns,
+        # not the prompt. The time range lets DuckDB skip the row groups outside it when fetching by id.
+        pages = [f"(SELECT ts, request_id FROM requests {wheres[i][0]} {_NEWEST} LIMIT ?)" for i in hit]
+        ids = r.query(f"SELECT * FROM ({' UNION ALL '.join(pages)}) AS hits {_NEWEST} LIMIT ? OFFSET ?",
+                      [*(p for i in hit for p in (*wheres[i][1], limit + offset)), limit, offset])
+        if ids.empty:
+            return r.query(f"SELECT {_COLS} FROM requests WHERE false"), total
+        page = r.query(f"""SELECT {_COLS} FROM requests WHERE ts BETWEEN ? AND ?
+                           AND request_id IN ({", ".join("?" for _ in ids.request_id)}) {_NEWEST}""",
+                       [ids.ts.min(), ids.ts.max(), *ids.request_id])
+        return page, total
 
     def listed(r: Reader) -> tuple[pd.DataFrame, int]:
         where, params = _where(filters, None, statuses, user)

@@ -121,25 +121,45 @@ _ROLLUPS: dict[str, tuple[_Rollup, ...]] = {
                          cost_usd::DOUBLE AS v
                   FROM requests WHERE rowid >= $lo AND rowid < $hi AND cost_usd IS NOT NULL AND model IS NOT NULL)
             GROUP BY ALL"""),
+        _Rollup(table="user_rollup", keys=("day", "source", "tier", "task", "provider", "user_id"),
+                merge=("sum(requests)::BIGINT AS requests", "sum(failed)::BIGINT AS failed",
+                       "sum(unpriced)::BIGINT AS unpriced", "sum(cost_usd) AS cost_usd",
+                       "sum(input_tokens)::BIGINT AS input_tokens", "sum(output_tokens)::BIGINT AS output_tokens",
+                       "max(last_ts) AS last_ts"),
+                delta="""
+            SELECT date_trunc('day', ts AT TIME ZONE 'UTC') AS day, source, tier, task, provider, user_id,
+                   count(*) AS requests, count(*) FILTER (WHERE status <> 'ok') AS failed,
+                   count(*) FILTER (WHERE cost_usd IS NULL AND input_tokens + output_tokens > 0) AS unpriced,
+                   sum(cost_usd) AS cost_usd, sum(input_tokens)::BIGINT AS input_tokens,
+                   sum(output_tokens)::BIGINT AS output_tokens, max(ts) AS last_ts
+            FROM requests WHERE rowid >= $lo AND rowid < $hi AND user_id IS NOT NULL GROUP BY ALL"""),
     ),
 }
 
 
 def _fold(con: duckdb.DuckDBPyConnection, rollup: _Rollup, lo: int, hi: int) -> None:
-    """Merge the groups of rows ``lo <= rowid < hi`` into ``rollup.table`` (one row per group kept)."""
+    """Merge the groups of rows ``lo <= rowid < hi`` into ``rollup.table`` (one row per group kept).
+
+    The touched hours are also named as a range of constants, so DuckDB skips the rollup's row groups
+    outside it (rows are appended in time order) instead of testing every row against the list.
+    """
     time_col = rollup.keys[0]
     keys = ", ".join(rollup.keys)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rollup_delta AS {rollup.delta}", {"lo": lo, "hi": hi})
-    touched = f"{time_col} IN (SELECT DISTINCT {time_col} FROM _rollup_delta)"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _rollup_merged AS
-        SELECT {keys}, {", ".join(rollup.merge)}
-        FROM (SELECT * FROM {rollup.table} WHERE {touched} UNION ALL BY NAME SELECT * FROM _rollup_delta)
-        GROUP BY {keys}""")
-    con.execute(f"DELETE FROM {rollup.table} WHERE {touched}")
-    con.execute(f"INSERT INTO {rollup.table} BY NAME SELECT * FROM _rollup_merged")
+    first, last = con.execute(f"SELECT min({time_col}), max({time_col}) FROM _rollup_delta").fetchone()
+    if first is not None:
+        span = {"first": first, "last": last}
+        touched = (f"{time_col} BETWEEN $first AND $last "
+                   f"AND {time_col} IN (SELECT DISTINCT {time_col} FROM _rollup_delta)")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rollup_merged AS
+            SELECT {keys}, {", ".join(rollup.merge)}
+            FROM (SELECT * FROM {rollup.table} WHERE {touched} UNION ALL BY NAME SELECT * FROM _rollup_delta)
+            GROUP BY {keys}""", span)
+        con.execute(f"DELETE FROM {rollup.table} WHERE {touched}", span)
+        con.execute(f"INSERT INTO {rollup.table} BY NAME SELECT * FROM _rollup_merged")
+        con.execute("DROP TABLE _rollup_merged")
     con.execute("DROP TABLE _rollup_delta")
-    con.execute("DROP TABLE _rollup_merged")
 
 
 def invalidate(con: duckdb.DuckDBPyConnection) -> None:
@@ -307,7 +327,9 @@ def histogram_quantiles(table: str, keys: Sequence[tuple[str, str]], where: str,
                    FROM {table} {where} GROUP BY {", ".join(str(i + 1) for i in range(len(keys) + 1))}),
              c AS (SELECT *, sum(n) OVER (PARTITION BY {names} ORDER BY bin ROWS UNBOUNDED PRECEDING) - n AS before,
                           sum(n) OVER (PARTITION BY {names}) AS total,
-                          least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi) AS rep
+                          CASE WHEN bin = {_ZERO_BIN} THEN hi      -- 2^-12500: 0 in DuckDB, an underflow error in PostgreSQL
+                               ELSE least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi)
+                          END AS rep
                    FROM h)
         SELECT {names}, {", ".join(finals)}
         FROM (SELECT {names}, {", ".join(picks)} FROM c GROUP BY {names}) AS picked"""

@@ -103,7 +103,11 @@ def create_app(*, auth: AuthSettings, engine: Taelio | None = None, open_engine:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = engine if engine is not None else await asyncio.to_thread(open_engine)
-        app.state.service = ApiService(opened, auth, limits=UserLimits(opened.policy, limit_store),
+        store = limit_store
+        if store is None and opened.shared is not None:
+            from taelio_core.api.redis_limits import RedisLimitStore
+            store = RedisLimitStore(opened.shared)
+        app.state.service = ApiService(opened, auth, limits=UserLimits(opened.policy, store),
                                        metrics=metrics, store_user=store_user)
         try:
             yield
@@ -138,7 +142,8 @@ async def healthz() -> dict[str, str]:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the policy is loaded and the call log is writable; else 503 with the reason."""
+    """Readiness: the policy is loaded and the call log is writable; else 503 with the reason. With REDIS_URL
+    it also says whether the shared state is connected ("shared state unavailable since HH:MM ...")."""
     service: ApiService | None = getattr(request.app.state, "service", None)
     reason = None
     if service is None:
@@ -150,7 +155,12 @@ async def readyz(request: Request) -> JSONResponse:
     if reason is not None:
         return JSONResponse({"type": "about:blank", "title": "Not ready", "status": 503, "detail": reason},
                             status_code=503, media_type=PROBLEM_JSON)
-    return JSONResponse({"status": "ready", "policy": service.engine.policy.name, "mode": service.engine.mode})
+    body = {"status": "ready", "policy": service.engine.policy.name, "mode": service.engine.mode}
+    shared = service.engine.shared
+    if shared is not None:
+        # Still ready while Redis is away: requests flow on per-process state, so the replica stays in rotation.
+        body["shared_state"] = shared.status()
+    return JSONResponse(body)
 
 
 async def metrics_endpoint(request: Request) -> Response:

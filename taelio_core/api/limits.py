@@ -4,7 +4,7 @@ The limits are the policy's (``[tiers.T] requests_per_minute``,
 ``tokens_per_day``), counted per user (the token's ``sub``) in fixed windows
 (the current UTC minute, the current UTC day). The counts live behind
 ``LimitStore``, the same kind of small interface the breakers and budgets
-use, so several replicas can later share one store; ``MemoryLimitStore``
+use, so several replicas share one (``RedisLimitStore`` with ``REDIS_URL``); ``MemoryLimitStore``
 keeps them in this process.
 
 Over a limit the caller gets HTTP 429 with ``Retry-After`` (the seconds

@@ -16,7 +16,7 @@ if TYPE_CHECKING:       # only for annotations: importing pandas costs ~0.6 s, w
 
     from taelio_core.routing.trace import GenerationResult
 
-__all__ = ["CallLog", "WriterStatus"]
+__all__ = ["CallLog", "WriterStatus", "insert_frame"]
 
 T = TypeVar("T")
 
@@ -80,3 +80,20 @@ class CallLog(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def insert_frame(con: Any, table: str, frame: pd.DataFrame) -> None:  # noqa: ANN401 - either backend's connection
+    """Insert ``frame``'s rows (its columns in the table's order) in one statement, inside ``CallLog.write``.
+
+    Row-at-a-time inserts manage ~700 rows/s in DuckDB; a registered frame goes in as one batch. PostgreSQL's
+    session (``PostgresSession.insert_frame``) streams it with ``COPY``.
+    """
+    bulk = getattr(con, "insert_frame", None)
+    if bulk is not None:
+        bulk(table, frame)
+        return
+    con.register("_taelio_frame", frame)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM _taelio_frame")
+    finally:
+        con.unregister("_taelio_frame")

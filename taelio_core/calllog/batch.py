@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,37 +76,47 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, requests: list[Row], attempts: 
                   rows_to_table(attempts, ATTEMPT_SCHEMA), skip_stored=skip_stored)
 
 
-def commit_rows(con: duckdb.DuckDBPyConnection, requests: list[Row], attempts: list[Row], *, store_text: bool,
-                skip_stored: bool = False) -> tuple[list[tuple[Row, BaseException]], dict[str, list[Row]]]:
-    """Insert queued rows, all but the malformed ones; return those (with why) and the attempts by request."""
+Insert = Callable[..., Any]     # (con, requests, attempts, *, store_text, skip_stored)
+
+
+def commit_rows(con: Any, requests: list[Row], attempts: list[Row], *, store_text: bool,  # noqa: ANN401
+                skip_stored: bool = False, insert: Insert | None = None,
+                data_error: Callable[[BaseException], bool] = is_data_error,
+                ) -> tuple[list[tuple[Row, BaseException]], dict[str, list[Row]]]:
+    """Insert queued rows, all but the malformed ones; return those (with why) and the attempts by request.
+
+    ``insert`` and ``data_error`` are the backend's (DuckDB's by default; PostgreSQL passes its COPY).
+    """
+    insert = insert or _insert_rows
     try:
-        _insert_rows(con, requests, attempts, store_text=store_text, skip_stored=skip_stored)
+        insert(con, requests, attempts, store_text=store_text, skip_stored=skip_stored)
         return [], {}
     except Exception as e:  # noqa: BLE001
-        if not is_data_error(e):
+        if not data_error(e):
             raise
     by_request: dict[str, list[Row]] = {}
     for attempt in attempts:
         by_request.setdefault(attempt[0], []).append(attempt)
     bad: list[tuple[Row, BaseException]] = []
-    _bisect(con, requests, by_request, bad, store_text=store_text, skip_stored=skip_stored)
+    _bisect(con, requests, by_request, bad, insert, data_error, store_text=store_text, skip_stored=skip_stored)
     return bad, by_request
 
 
-def _bisect(con: duckdb.DuckDBPyConnection, requests: list[Row], by_request: dict[str, list[Row]],
-            bad: list[tuple[Row, BaseException]], *, store_text: bool, skip_stored: bool) -> None:
+def _bisect(con: Any, requests: list[Row], by_request: dict[str, list[Row]],  # noqa: ANN401
+            bad: list[tuple[Row, BaseException]], insert: Insert, data_error: Callable[[BaseException], bool], *,
+            store_text: bool, skip_stored: bool) -> None:
     try:
         attempts = [a for r in requests for a in by_request.get(r[0], ())]
-        _insert_rows(con, requests, attempts, store_text=store_text, skip_stored=skip_stored)
+        insert(con, requests, attempts, store_text=store_text, skip_stored=skip_stored)
     except Exception as e:  # noqa: BLE001
-        if not is_data_error(e):
+        if not data_error(e):
             raise
         if len(requests) == 1:
             bad.append((requests[0], e))
             return
         middle = len(requests) // 2
-        _bisect(con, requests[:middle], by_request, bad, store_text=store_text, skip_stored=skip_stored)
-        _bisect(con, requests[middle:], by_request, bad, store_text=store_text, skip_stored=skip_stored)
+        for half in (requests[:middle], requests[middle:]):
+            _bisect(con, half, by_request, bad, insert, data_error, store_text=store_text, skip_stored=skip_stored)
 
 
 def set_aside(db_path: Path, bad: list[tuple[Row, BaseException]], by_request: dict[str, list[Row]]) -> Path:

@@ -46,10 +46,7 @@ Why it is built this way:
 """
 from __future__ import annotations
 
-import atexit
 import logging
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,65 +57,42 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, complete_text, conform, rows_to_table
-from taelio_core.calllog.base import CallLog, WriterStatus
-from taelio_core.calllog.batch import commit_rows, insert_tables, set_aside
+from taelio_core.calllog.arrow import rows_to_table
+from taelio_core.calllog.batch import commit_rows, insert_tables
 from taelio_core.calllog.check import check_log
-from taelio_core.calllog.journal import JOURNAL_MODES, Journal, dead_journals, encode_record, read_segment
-from taelio_core.calllog.rows import encode
+from taelio_core.calllog.queued import FLUSH_INTERVAL_S, MAX_BATCH, QueuedCallLog
 from taelio_core.calllog.schema import migrate
 from taelio_core.calllog.sharing import first_line, open_with_retry, others_waiting
 from taelio_core.errors import CallLogError, LogUnusable
-from taelio_core.routing.trace import GenerationResult
 
 __all__ = ["DuckDBCallLog", "LOCK_TIMEOUT_S", "migrate", "rows_to_table"]
 
 T = TypeVar("T")
 log = logging.getLogger("taelio.calllog")
 LOCK_TIMEOUT_S = 60.0
-MAX_BATCH = 100_000
-FLUSH_INTERVAL_S = 0.5
 IDLE_RELEASE_S = 1.0
 SHARE_FOR_S = 1.0
 _POLL_S = 0.05          # how often a writer holding the file, with nothing to write, looks for waiters
 
-class DuckDBCallLog(CallLog):
+class DuckDBCallLog(QueuedCallLog):
     def __init__(self, path: str | Path, *, store_text: bool = True, flush_interval: float = FLUSH_INTERVAL_S,
                  lock_timeout: float = LOCK_TIMEOUT_S, journal: str = "write", max_batch: int = MAX_BATCH,
                  idle_release: float = IDLE_RELEASE_S, share_for: float = SHARE_FOR_S, adopt: bool = False,
                  fold_rollups: bool = True) -> None:
-        if journal not in JOURNAL_MODES:
-            raise CallLogError(f"unknown journal mode '{journal}' (modes: {', '.join(JOURNAL_MODES)})")
         self.path = Path(path)
         self.location = str(self.path)
-        self.store_text = store_text
-        self.flush_interval = flush_interval
+        super().__init__(self.path, journal=journal, store_text=store_text, flush_interval=flush_interval,
+                         max_batch=max_batch)
         self.lock_timeout = lock_timeout
-        self.max_batch = max_batch
         self.idle_release = idle_release
         self.share_for = share_for
         self.adopt = adopt           # add Taelio's tables to a DuckDB file that holds other tables
         self.fold_rollups = fold_rollups   # fold the dashboard's rollups after each commit (False: reads fold)
-        self._requests: list[tuple[Any, ...]] = []
-        self._attempts: list[tuple[Any, ...]] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)      # the writer waits here for rows
-        self._idle = threading.Condition(self._lock)      # flush() waits here for the writer
-        self._flush_now = False
-        self._in_flight = 0
-        self._closed = False
-        self._thread: threading.Thread | None = None
         self._con: duckdb.DuckDBPyConnection | None = None   # the writer's held connection (writer thread only)
-        self._last_write = 0.0                               # monotonic time of the writer's last commit
         self._shared_until = 0.0                             # open per flush until then: someone waited
-        self.last_error: str | None = None
-        self.replayed = 0            # requests recovered from dead processes' journals on open
         self.lock_waits = 0          # lock conflicts met (and retried)
-        self.rejected = 0            # malformed requests set aside in <db>.rejected/
-        self.commits = 0             # batches the writer committed
         self.opens = 0               # connections it opened for them (fewer: it held one across batches)
         self.yields = 0              # times the writer let go because another process waited
-        self._journal = None if journal == "off" else Journal(self.path, fsync=journal == "fsync")
         self._prepare()
 
     # ---- opening ---------------------------------------------------------------------------
@@ -138,30 +112,6 @@ class DuckDBCallLog(CallLog):
                 raise CallLogError(f"cannot upgrade the log {self.path}: {first_line(e)}") from None
             self.replayed = self._replay(con)
 
-    def _replay(self, con: duckdb.DuckDBPyConnection) -> int:
-        """Write what dead processes journalled but never flushed, once; return how many requests."""
-        total = 0
-        skip = self._journal.stem if self._journal else None
-        for dead in dead_journals(self.path, skip=skip):
-            requests, attempts, damaged = [], [], 0
-            for segment in dead.segments:
-                records, torn = read_segment(segment)
-                damaged += torn
-                for request, request_attempts in records:
-                    requests.append(tuple(request))
-                    attempts.extend(tuple(a) for a in request_attempts)
-            try:
-                if requests:
-                    self._commit_rows(requests, attempts, con, skip_stored=True)
-            except BaseException:
-                dead.release(delete=False)      # still on disk: the next open tries again
-                raise
-            if damaged:
-                self.last_error = f"{damaged} damaged bytes at the end of journal {dead.stem} were skipped"
-            dead.release(delete=True)
-            total += len(requests)
-        return total
-
     def _count_wait(self) -> None:
         self.lock_waits += 1
 
@@ -178,95 +128,15 @@ class DuckDBCallLog(CallLog):
         finally:
             con.close()
 
-    # ---- writing ---------------------------------------------------------------------------
-    def record(self, result: GenerationResult) -> None:
-        request, attempts = encode(result, store_text=self.store_text)
-        journal = self._journal
-        payload = encode_record((request, attempts)) if journal is not None else b""
-        with self._lock:
-            if self._closed:
-                raise CallLogError("the call log is closed")
-            fd = journal.append(payload) if journal is not None else -1
-            self._requests.append(request)
-            self._attempts.extend(attempts)
-            queued = len(self._requests)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="taelio-calllog", daemon=True)
-                self._thread.start()
-                atexit.register(self._close_at_exit)
-            if queued == 1 or queued >= self.max_batch:
-                self._wake.notify()
-        if journal is not None and journal.fsync:
-            journal.sync(fd)
+    # ---- writing (the queue and the writer thread: ``queued.py``) -----------------------------
+    def _poll_s(self) -> float | None:
+        return None if self._con is None else _POLL_S   # holding the file: wake now and then to let go
 
-    def _run(self) -> None:
-        failures = 0
-        try:
-            while True:
-                with self._lock:
-                    if not self._requests and not self._closed:
-                        # Holding the file: wake now and then to let go when idle or wanted.
-                        self._wake.wait(timeout=None if self._con is None else _POLL_S)
-                    if not self._requests:
-                        if self._closed:
-                            return
-                        batch = None
-                    else:
-                        self._gather()
-                        self._flush_now = False
-                        batch = (self._requests, self._attempts)
-                        self._requests, self._attempts = [], []
-                        segments = self._journal.rotate() if self._journal is not None else []
-                        self._in_flight = len(batch[0])
-                        closing = self._closed
-                if batch is None:
-                    self._release_if_due()
-                    continue
-                requests, attempts = batch
-                try:
-                    con = self._writer_connection()
-                    set_aside = self._commit_rows(requests, attempts, con)
-                    self._last_write = time.monotonic()
-                    self.commits += 1
-                    if self._journal is not None:
-                        self._journal.discard(segments)
-                    self._fold(con)
-                    failures = 0
-                    if not set_aside:
-                        self.last_error = None
-                    self._release_if_due()
-                except Exception as e:  # noqa: BLE001 - keep the rows and try again
-                    self.last_error = first_line(e)
-                    failures += 1
-                    if failures == 1:
-                        log.warning("the log %s could not take %d request(s) (%s); they wait in memory, and are %s",
-                                    self.path, len(requests), self.last_error, self._kept_where())
-                    self._release()
-                    with self._lock:
-                        self._requests[:0] = requests
-                        self._attempts[:0] = attempts
-                    if closing and (self._journal is not None or failures >= 3):
-                        return          # the journal keeps them for the next open (without one, they are lost)
-                    time.sleep(min(2.0, 0.1 * 2 ** failures))
-                finally:
-                    with self._lock:
-                        self._in_flight = 0
-                        self._idle.notify_all()
-        finally:
-            self._release()
+    def _wanted_elsewhere(self) -> bool:
+        return self._con is not None and others_waiting(self.path)
 
-    def _gather(self) -> None:
-        """Let a burst gather into one batch, never holding rows longer than ``flush_interval``.
-
-        Holding the file, look for waiters meanwhile: one that appears gets the rows so far
-        committed and the file handed over at once, not after the interval. Called under ``_lock``.
-        """
-        deadline = time.monotonic() + self.flush_interval
-        while not (self._closed or self._flush_now or len(self._requests) >= self.max_batch):
-            left = deadline - time.monotonic()
-            if left <= 0 or (self._con is not None and others_waiting(self.path)):
-                return
-            self._wake.wait(timeout=left if self._con is None else min(left, _POLL_S))
+    def _after_commit(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._fold(con)
 
     def _writer_connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -298,21 +168,11 @@ class DuckDBCallLog(CallLog):
                      con: duckdb.DuckDBPyConnection, *, skip_stored: bool = False) -> int:
         """Insert queued rows; malformed ones go to ``<db>.rejected/`` (``batch.commit_rows``). Returns how many."""
         bad, by_request = commit_rows(con, requests, attempts, store_text=self.store_text, skip_stored=skip_stored)
-        if not bad:
-            return 0
-        target = set_aside(self.path, bad, by_request)
-        self.rejected += len(bad)
-        self.last_error = f"{len(bad)} malformed request(s) set aside in {target}: {first_line(bad[0][1])}"
-        return len(bad)
+        return self._set_aside(bad, by_request)
 
     def append_rows(self, requests: pa.Table, attempts: pa.Table) -> int:
         """Write whole Arrow tables in one transaction, now (bulk loads: demo data, imports)."""
-        try:
-            requests = conform(requests, REQUEST_SCHEMA, "requests")
-            attempts = conform(attempts, ATTEMPT_SCHEMA, "attempts")
-        except (ValueError, pa.ArrowInvalid) as e:
-            raise CallLogError(f"cannot append to the log: {first_line(e)}") from None
-        requests = complete_text(requests, self.store_text)
+        requests, attempts = self._conformed(requests, attempts)
         with self.connect() as con:
             written = insert_tables(con, requests, attempts, skip_stored=True)
             self._fold(con)
@@ -332,63 +192,6 @@ class DuckDBCallLog(CallLog):
         except duckdb.Error as e:
             log.warning("the rollups of %s were not folded after a write (%s); the next read folds them",
                         self.path, first_line(e))
-
-    def flush(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while self._requests or self._in_flight:
-                if self._thread is None or not self._thread.is_alive():
-                    raise CallLogError("the log's writer has stopped" + (f": {self.last_error}" if self.last_error
-                                                                          else ""))
-                self._flush_now = True
-                self._wake.notify()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise CallLogError(f"the log could not be flushed within {timeout:g} s"
-                                       + (f": {self.last_error}" if self.last_error else ""))
-                self._idle.wait(timeout=0.05 if remaining is None else min(0.05, remaining))
-
-    def writer_status(self) -> WriterStatus:
-        folder = self.path.with_name(self.path.name + ".rejected")
-        set_aside = 0
-        for segment in sorted(folder.glob("*.seg")) if folder.is_dir() else ():
-            set_aside += len(read_segment(segment)[0])
-        return WriterStatus(location=self.location, pending=self.pending, replayed=self.replayed,
-                            rejected=self.rejected, set_aside=set_aside, set_aside_dir=str(folder),
-                            last_error=self.last_error)
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._requests) + self._in_flight
-
-    def close(self) -> None:
-        """Flush and let go; ``CallLogError`` when requests could not be written (never a silent exit 0)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        if self._journal is not None:
-            self._journal.close()
-        with self._lock:
-            stranded = len(self._requests)
-        if stranded:
-            raise CallLogError(f"{stranded} request(s) could not be written to the log {self.path} "
-                               f"({self.last_error or 'the writer stopped'}): they are {self._kept_where()}")
-
-    def _kept_where(self) -> str:
-        if self._journal is None:
-            return "lost when this process exits (TAELIO_JOURNAL=off)"
-        return f"kept in the journal {self._journal.dir} and written by the next open of the log"
-
-    def _close_at_exit(self) -> None:
-        try:
-            self.close()
-        except CallLogError as e:
-            sys.stderr.write(f"taelio: {e}\n")
 
     # ---- reading ---------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:

@@ -432,6 +432,27 @@ ALTER TABLE requests ADD COLUMN pinned_provider VARCHAR;
 ALTER TABLE attempts ADD COLUMN wait_ms DOUBLE DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN sent BOOLEAN;
 """),
+    ("013_user_rollup", """
+-- Spend and requests per API user and UTC day (taelio_core/analytics/users.py), kept with the other rollups:
+-- the Costs page's top users read thousands of rows instead of every request (the sidebar's dates are whole
+-- UTC days). The next read rebuilds every rollup once, so the new one holds the rows already folded.
+CREATE TABLE user_rollup (
+    day             TIMESTAMP NOT NULL,     -- UTC, naive
+    source          VARCHAR NOT NULL,
+    tier            VARCHAR NOT NULL,
+    task            VARCHAR NOT NULL,
+    provider        VARCHAR,
+    user_id         VARCHAR NOT NULL,
+    requests        BIGINT NOT NULL,
+    failed          BIGINT NOT NULL,        -- status <> 'ok'
+    unpriced        BIGINT NOT NULL,        -- no price although tokens were used
+    cost_usd        DECIMAL(38, 10),        -- NULL when nothing in the group was priced
+    input_tokens    BIGINT NOT NULL,
+    output_tokens   BIGINT NOT NULL,
+    last_ts         TIMESTAMPTZ NOT NULL
+);
+UPDATE rollup_watermarks SET rows_done = 9223372036854775807;
+"""),
 ]
 
 

@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "run the HTTP API (needs JWT_SECRET)"),
     "token": ("serve", "mint a JWT for the API, signed with JWT_SECRET (development, tests)"),
     "alerts": ("alerts", "budget and outage alerts to a Slack-compatible webhook"),
-    "log": ("logrepair", "the call log file: repair a damaged one"),
+    "log": ("logrepair", "the call log: repair a damaged DuckDB file, copy a history across"),
 }
 _GLOBAL_WITH_VALUE = ("--policy", "--db")
 

@@ -2,7 +2,9 @@
 
 Breaker state is per process, so a fresh CLI process shows each breaker as
 its last logged transition left it (an open breaker whose cool-down is over
-shows as half-open: the next request is its trial).
+shows as half-open: the next request is its trial). With ``REDIS_URL`` it
+shows the shared states instead, and first says whether the shared state is
+connected ("shared state unavailable since HH:MM ...").
 """
 from __future__ import annotations
 
@@ -33,14 +35,19 @@ def run_health(args: argparse.Namespace) -> int:
         raise InputError("--history must be 0 or more", field="history")
     engine = open_engine(args)
     try:
+        shared = engine.shared
         report = health_report(policy=engine.policy, now=engine.router.clock.now(), call_log=engine.log,
-                               budgets=engine.router.budgets, history_limit=args.history)
+                               budgets=engine.router.budgets, history_limit=args.history, shared=shared,
+                               breakers=engine.router.breakers if shared is not None else None)
         guard = guard_details(engine)
         if args.json:
             emit_json(report.as_dict() | guard)
             return 0
         out = sys.stdout
-        out.write("Circuit breakers (as last logged; state is kept per process):\n")
+        if report.shared_state is not None:
+            out.write(f"{report.shared_state[:1].upper()}{report.shared_state[1:]}\n\n")
+        out.write("Circuit breakers (shared through Redis):\n" if report.live else
+                  "Circuit breakers (as last logged; state is kept per process):\n")
         for row in report.states.itertuples(index=False):
             detail = f" until {_hms(row.until)}" if row.state == "open" and not pd.isna(row.until) else ""
             reason = f" ({row.reason})" if row.reason else ""
@@ -73,7 +80,9 @@ def guard_details(engine: Taelio) -> dict[str, object]:
     """What ``taelio health`` adds to the health report: the budget rule and scope, and the log writer's counters."""
     from taelio_core.analytics.budget_burn import budget_rule
     shared = getattr(engine.router.budgets.store, "shared", False)
-    scope = ("Budgets are shared by every Taelio process on this machine (a ledger beside the log); circuit "
+    scope = ("Budgets, circuit breakers and rate limits are shared by every Taelio process with this REDIS_URL."
+             if engine.shared is not None else
+             "Budgets are shared by every Taelio process on this machine (a ledger beside the log); circuit "
              "breakers are kept per process." if shared else
              "Budgets are kept by this process only; circuit breakers too.")
     status = engine.log.writer_status() if engine.log is not None else None

@@ -8,11 +8,15 @@ from taelio_core.cli import add_json_flag, emit_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("log", help="the call log file: repair a damaged one")
+    from taelio_core.cli.logcopy import add_copy_parser, run_copy
+    p = subparsers.add_parser("log", help="the call log: repair a damaged DuckDB file, copy a history across")
     sub = p.add_subparsers(dest="log_command", metavar="ACTION", required=True)
     r = sub.add_parser("repair", help="move a log that fails the open check aside, start a new one, replay journals")
     add_json_flag(r)
     r.set_defaults(func=run_repair)
+    c = add_copy_parser(sub)
+    add_json_flag(c)
+    c.set_defaults(func=run_copy)
 
 
 def run_repair(args: argparse.Namespace) -> int:

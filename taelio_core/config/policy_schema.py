@@ -83,6 +83,9 @@ class Budgets(_Strict):
     degrade: list[DegradeRule] = Field(default_factory=list)
     # Count simulated calls' prices too (to rehearse budgets in demo mode); real money only by default.
     count_simulated: bool = False
+    # With REDIS_URL, while Redis is unreachable: "closed" refuses calls that a hard budget covers (each
+    # process alone cannot know what the others spend); "open" checks hard budgets per process meanwhile.
+    when_redis_down: Literal["closed", "open"] = "closed"
 
     @field_validator("tier", "provider", mode="before")
     @classmethod

@@ -7,7 +7,8 @@ objects whose ``repr`` and ``str`` never show the value, and registered with
 ``errors.redact`` so no message can leak them.
 
 ``DATABASE_URL=duckdb:///path`` moves the call log (default
-``data/taelio.duckdb``). ``TAELIO_MODE=live|demo`` forces a mode; otherwise
+``data/taelio.duckdb``); ``DATABASE_URL=postgresql://user:pass@host:5432/db``
+(or ``postgres://``) puts it in PostgreSQL, for several processes or machines. ``TAELIO_MODE=live|demo`` forces a mode; otherwise
 demo mode is on exactly when no provider key is set at all.
 """
 from __future__ import annotations
@@ -19,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taelio_core.errors import ConfigError, register_secret
+from taelio_core.errors import ConfigError, redact, register_secret
 from taelio_core.providers.registry import base_url_variables, find_kind, key_variables
 from taelio_core.redaction import register_url_secrets, safe_url
 
-__all__ = ["ACCEPTED_DB_FORMS", "KEY_ENV", "BASE_URL_ENV", "Secret", "Settings", "database_path", "load_settings"]
+__all__ = ["ACCEPTED_DB_FORMS", "KEY_ENV", "BASE_URL_ENV", "PostgresTarget", "Secret", "Settings", "database_path",
+           "database_target", "load_settings"]
 
 # provider kind -> the environment variables that may hold its key, in order; and each SDK's own base-URL
 # variable, honoured when the policy sets no base_url. Both are live views of the provider registry.
@@ -96,8 +98,26 @@ class Settings:
         return "live" if self.any_real_key else "demo"
 
     @property
+    def database(self) -> Path | PostgresTarget:
+        """Where the call log lives: a DuckDB file (the default) or a PostgreSQL database."""
+        return database_target(self.lookup("DATABASE_URL"))
+
+    @property
     def database_path(self) -> Path:
+        """The DuckDB file, for the commands that work on one (``taelio log repair``)."""
         return database_path(self.lookup("DATABASE_URL"))
+
+    @property
+    def redis_url(self) -> str | None:
+        """``REDIS_URL`` (``redis://``, ``rediss://`` or ``unix://``): breakers, budgets and rate limits shared
+        by every process that sets it; None keeps them per process."""
+        value = (self.lookup("REDIS_URL") or "").strip()
+        if not value:
+            return None
+        if not re.match(r"^(redis|rediss|unix)://", value, re.IGNORECASE):
+            raise ConfigError(f"'{_shown(value)}' is not a Redis URL; accepted forms: redis://host:6379/0, "
+                              "rediss://host:6380/0 (TLS), unix:///path/to/redis.sock", source="REDIS_URL")
+        return value
 
     @property
     def store_text(self) -> bool:
@@ -126,12 +146,61 @@ class Settings:
 
 
 ACCEPTED_DB_FORMS = ("duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb, "
-                     "or a path ending in .duckdb")
+                     "a path ending in .duckdb, or a postgresql:// URL (user, password, host, port, database)")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresTarget:
+    """A PostgreSQL call log. ``url`` carries the password and goes only to the driver; ``shown`` is safe anywhere."""
+
+    url: str = field(repr=False)
+    shown: str
+
+    def __str__(self) -> str:
+        return self.shown
+
+
+def database_target(url: str | None, *, source: str = "DATABASE_URL") -> Path | PostgresTarget:
+    """The call log named by ``DATABASE_URL`` (or ``--db``): a DuckDB file, or a PostgreSQL database."""
+    text = (url or "").strip()
+    scheme = _SCHEME.match(text)
+    if scheme and scheme.group(1).lower() in POSTGRES_SCHEMES and text[len(scheme.group(1)):].startswith("://"):
+        return _postgres_target(text, source)
+    return database_path(url, source=source)
+
+
+def _postgres_target(text: str, source: str) -> PostgresTarget:
+    register_url_secrets(text)
+    try:
+        from psycopg.conninfo import conninfo_to_dict       # psycopg: only when PostgreSQL is asked for
+        conninfo_to_dict(text)
+    except ImportError:
+        raise ConfigError("names a PostgreSQL database, but the psycopg driver is not installed "
+                          "(pip install -r requirements.txt)", source=source) from None
+    except Exception as e:  # noqa: BLE001 - psycopg's ProgrammingError; its text may quote the URL
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"'{_shown(text)}' is not a PostgreSQL URL libpq can read ({_scrub(detail, text)}); "
+                          f"accepted forms: {ACCEPTED_DB_FORMS}", source=source) from None
+    return PostgresTarget(url=text, shown=safe_url(text))
+
+
+def _scrub(detail: str, url: str) -> str:
+    """``detail`` without the URL's password, however short (``redact`` ignores passwords under 6 characters)."""
+    from urllib.parse import unquote, urlsplit
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in filter(None, {password, password and unquote(password)}):
+        detail = detail.replace(secret, "********")
+    return redact(detail)
 
 
 def database_path(url: str | None, *, source: str = "DATABASE_URL") -> Path:
-    """The call log's file from ``DATABASE_URL`` (or ``--db``); refuse anything that is not one of the accepted forms.
+    """The call log's DuckDB file from ``DATABASE_URL`` (or ``--db``); refuse anything that is not one of the
+    accepted forms.
 
     Never guessed: ``nonsense`` would become a file ``./nonsense``, and ``duckdb:/abs/x.duckdb`` (one
     slash) a folder tree ``./duckdb:/abs/``. As in SQLAlchemy URLs, ``duckdb:///data/x.duckdb`` is
@@ -146,11 +215,11 @@ def database_path(url: str | None, *, source: str = "DATABASE_URL") -> Path:
     scheme = _SCHEME.match(text)
     if scheme and "://" in text and text.index("://") == len(scheme.group(1)):
         name, rest = scheme.group(1).lower(), text[len(scheme.group(1)) + 3:]
-        if name in ("postgresql", "postgres"):
-            raise ConfigError("PostgreSQL is recognised but not supported yet: Taelio logs to DuckDB for now; "
-                              f"accepted forms: {ACCEPTED_DB_FORMS}", source=source)
+        if name in POSTGRES_SCHEMES:
+            raise ConfigError("names a PostgreSQL database, and this needs a DuckDB file "
+                              "(duckdb:///path.duckdb or a path ending in .duckdb)", source=source)
         if name != "duckdb":
-            raise ConfigError(f"unsupported scheme '{scheme.group(1)}': Taelio logs to DuckDB; "
+            raise ConfigError(f"unsupported scheme '{scheme.group(1)}': Taelio logs to DuckDB or PostgreSQL; "
                               f"accepted forms: {ACCEPTED_DB_FORMS}", source=source)
         if not rest.startswith("/") or rest.strip("/") == "":
             raise ConfigError(f"'{_shown(text)}' names no file; accepted forms: {ACCEPTED_DB_FORMS}", source=source)
@@ -183,6 +252,6 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: str | os.P
     settings = Settings(env=env, secrets=secrets, secrets_source=str(path) if secrets else None)
     for names in KEY_ENV.values():  # register every configured key with redact()
         settings.key(names)
-    for name in (*BASE_URL_ENV.values(), "DATABASE_URL"):  # and any password or ?key= in a URL
+    for name in (*BASE_URL_ENV.values(), "DATABASE_URL", "REDIS_URL"):  # and any password or ?key= in a URL
         register_url_secrets(settings.lookup(name))
     return settings

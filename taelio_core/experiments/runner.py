@@ -163,7 +163,7 @@ class ExperimentRunner:
         seen = self.store.log.query(
             "SELECT provider, model, avg(output_tokens) AS tokens, "
             "sum(input_tokens) FILTER (WHERE prompt IS NOT NULL) AS tin, "
-            "sum(strlen(prompt) // 3 + 16) AS guess FROM requests "
+            "sum(floor(length(prompt) / 3) + 16) AS guess FROM requests "   # DuckDB and PostgreSQL alike
             "WHERE status IN ('ok', 'truncated') AND task = ? AND provider IS NOT NULL GROUP BY provider, model",
             [experiment.task])
         history = {(r.provider, r.model): r for r in seen.itertuples()}

@@ -1,4 +1,4 @@
-"""Experiments, their cells, votes and judge verdicts, in the call log's DuckDB file.
+"""Experiments, their cells, votes and judge verdicts, in the call log's database (DuckDB or PostgreSQL).
 
 They live beside ``requests`` (migrations 003 and 007, checks) so one file holds everything
 and a cell can point at the request that produced it. All access goes
@@ -35,6 +35,26 @@ def _now() -> datetime:
 
 def _money(value: Decimal | None) -> Decimal | None:
     return None if value is None else Decimal(value).quantize(_QUANT)
+
+
+def _upsert(table: str, columns: str, key: str) -> str:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE``: a replace both DuckDB and PostgreSQL read (not INSERT OR REPLACE)."""
+    names = [c.strip() for c in columns.split(",")]
+    keys = {k.strip() for k in key.split(",")}
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in keys)
+    return (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}")
+
+
+_CELLS = _upsert("experiment_cells", "experiment_id, input_id, variant_id, status, request_id, output, error, "
+                 "latency_ms, input_tokens, output_tokens, cost_usd, simulated, tries, finished_at",
+                 "experiment_id, input_id, variant_id")
+_JUDGMENTS = _upsert("experiment_judgments", "experiment_id, input_id, variant_a, variant_b, winner_ab, winner_ba, "
+                     "consistent, winner, score_a, score_b, cost_usd, request_ids, ts",
+                     "experiment_id, input_id, variant_a, variant_b")
+_GRADES = _upsert("experiment_grades", "experiment_id, input_id, variant_id, assertion_id, passed, detail, cost_usd, "
+                  "request_id, ts", "experiment_id, input_id, variant_id, assertion_id")
+_SETS = _upsert("input_sets", "name, created_at, rows", "name")
 
 
 class ExperimentStore:
@@ -136,10 +156,9 @@ class ExperimentStore:
         if not cells:
             return
         now = _now()
-        self.log.write(lambda con: con.executemany(
-            "INSERT OR REPLACE INTO experiment_cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[experiment_id, c.input_id, c.variant_id, c.status, c.request_id, c.output, c.error, c.latency_ms,
-              c.input_tokens, c.output_tokens, _money(c.cost_usd), False, c.tries, now] for c in cells]))
+        self.log.write(lambda con: con.executemany(_CELLS, [
+            [experiment_id, c.input_id, c.variant_id, c.status, c.request_id, c.output, c.error, c.latency_ms,
+             c.input_tokens, c.output_tokens, _money(c.cost_usd), False, c.tries, now] for c in cells]))
 
     def spent(self, experiment_id: str) -> Decimal:
         """What the experiment's generations and judge calls have cost so far (unpriced calls add nothing)."""
@@ -174,24 +193,21 @@ class ExperimentStore:
                 "score_a", "score_b", "cost_usd", "request_ids"]
         values = [experiment_id] + [row[c] for c in cols] + [_now()]
         values[10] = _money(values[10])
-        self.log.write(lambda con: con.execute(
-            "INSERT OR REPLACE INTO experiment_judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values))
+        self.log.write(lambda con: con.execute(_JUDGMENTS, values))
 
     def grades(self, experiment_id: str) -> pd.DataFrame:
         return self.log.query("SELECT * FROM experiment_grades WHERE experiment_id = ?", [experiment_id])
 
     def save_grade(self, experiment_id: str, input_id: int, variant_id: str, assertion_id: str, *,
                    passed: bool | None, detail: str, cost_usd: Decimal | None, request_id: str | None) -> None:
-        self.log.write(lambda con: con.execute(
-            "INSERT OR REPLACE INTO experiment_grades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [experiment_id, input_id, variant_id, assertion_id, passed, detail[:500], _money(cost_usd), request_id,
-             _now()]))
+        self.log.write(lambda con: con.execute(_GRADES, [
+            experiment_id, input_id, variant_id, assertion_id, passed, detail[:500], _money(cost_usd), request_id,
+            _now()]))
 
     # ---- saved input sets ------------------------------------------------------------------
     def save_set(self, name: str, rows: list[dict[str, str]]) -> None:
         name = validate_set_name(name)
-        self.log.write(lambda con: con.execute("INSERT OR REPLACE INTO input_sets VALUES (?, ?, ?)",
-                                               [name, _now(), rows_json(rows)]))
+        self.log.write(lambda con: con.execute(_SETS, [name, _now(), rows_json(rows)]))
 
     def load_set(self, name: str) -> list[dict[str, str]]:
         df = self.log.query("SELECT rows FROM input_sets WHERE name = ?", [name])

@@ -38,15 +38,20 @@ class Guards:
         self.budgets = budgets
         self._all: tuple[Guard, ...] = (breakers, budgets, *extra)
         self._ttft: dict[str, deque[float]] = {}
+        # Only guards that can reroute are asked (BudgetGuard says whether its policy has degrade rules).
+        self._rerouters = [g.reroute for g in self._all
+                           if getattr(g, "reroute", None) is not None and getattr(g, "reroutes", True)]
 
     def admit(self, ctx: RequestContext, entry: ChainEntry, provider: Provider,
-              exclude: Collection[str] = ()) -> str | None:
-        """Why ``entry`` cannot be tried now, or None, and then every guard holds its part for it."""
-        if entry.ref in exclude:
-            return "excluded by the caller"
-        availability = provider.availability()
-        if not availability.available:
-            return availability.reason or "unavailable"
+              exclude: Collection[str] = (), *, usable: bool = False) -> str | None:
+        """Why ``entry`` cannot be tried now, or None, and then every guard holds its part for it.
+        ``usable``: the caller already knows the entry is not excluded and its provider has a key."""
+        if not usable:
+            if entry.ref in exclude:
+                return "excluded by the caller"
+            availability = provider.availability()
+            if not availability.available:
+                return availability.reason or "unavailable"
         admitted: list[Guard] = []
         for guard in self._all:
             if guard is self.breakers and ctx.source == "test":
@@ -88,9 +93,8 @@ class Guards:
 
     def reroute(self, ctx: RequestContext) -> tuple[str, str] | None:
         """(tier, why) when a guard serves this request with another tier's chains (a budget rule)."""
-        for guard in self._all:
-            reroute = getattr(guard, "reroute", None)
-            out = reroute(ctx) if reroute is not None else None
+        for reroute in self._rerouters:
+            out = reroute(ctx)
             if out is not None:
                 return out
         return None

@@ -17,8 +17,8 @@ The transitions are the decision core's (``routing.decisions``: ``breaker_admit`
 ``breaker_record``, ``breaker_mark``), over a compact ``BreakerCell`` (float
 epoch seconds, a ring-buffer window); this class is their live adapter.
 State lives behind ``BreakerStore`` (an atomic read-modify-write per key),
-so a shared store (Redis, PostgreSQL) can replace ``InProcessBreakerStore``
-when several replicas must agree. Time comes from the injected ``Clock``:
+so a shared store (``RedisBreakerStore`` with ``REDIS_URL``) can replace
+``InProcessBreakerStore`` when several replicas must agree. Time comes from the injected ``Clock``:
 the sandbox runs breakers in virtual time. Every transition goes to
 ``on_transition`` (the call log's ``breaker_events`` table, via ``health``).
 """
@@ -99,6 +99,12 @@ class InProcessBreakerStore:
         with self._lock:
             return {k: v.copy() for k, v in self._states.items()}
 
+    def closed(self, provider_key: str, entry_key: str) -> bool:
+        """Both keys closed (the lock-free read below, for an entry's two keys in one call)."""
+        states = self._states
+        a, b = states.get(provider_key), states.get(entry_key)
+        return (a is None or a.state == CLOSED) and (b is None or b.state == CLOSED)
+
     def is_closed(self, key: str) -> bool:
         """A lock-free read for the common case. A breaker that opens just after this read lets one more
         request through: the same as if that request had taken the lock a moment earlier."""
@@ -123,10 +129,23 @@ class CircuitBreakers:
         self.listeners: list[Callable[[BreakerEvent], None]] = [on_transition] if on_transition else []
         # Optional on a store: a cheap "closed?" read that skips the locked update when nothing can change.
         self._is_closed: Callable[[str], bool] | None = getattr(self.store, "is_closed", None)
+        self._closed: Callable[[str, str], bool] | None = getattr(self.store, "closed", None)
+        self._pkeys: dict[str, str] = {}
+        # Optional too: ``submit(key, fn, then)`` runs an update nobody waits for later, then ``then(result)``.
+        self._submit: Callable[..., None] | None = getattr(self.store, "submit", None)
 
     # ---- Guard -------------------------------------------------------------------------
+    def _pkey(self, provider: str) -> str:
+        key = self._pkeys.get(provider)
+        if key is None:
+            key = self._pkeys[provider] = _provider_key(provider)
+        return key
+
     def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None:
-        for key in (_provider_key(entry.provider), entry.ref):
+        pkey = self._pkeys.get(entry.provider) or self._pkey(entry.provider)
+        if self._closed is not None and self._closed(pkey, entry.ref):
+            return None   # the usual case: nothing to decide, no lock taken
+        for key in (pkey, entry.ref):
             reason = self._admit_key(key, ctx.request_id)
             if reason is not None:
                 self.release(ctx, entry)  # a trial taken on the provider-wide key must not stay held
@@ -150,8 +169,14 @@ class CircuitBreakers:
             self.release(ctx, entry)
             return
         ref = f"{attempt.provider}:{attempt.model}"
+        pkey = self._pkeys.get(attempt.provider) or self._pkey(attempt.provider)
+        if outcome == OUT_OK and self._closed is not None and self._closed(pkey, ref) and self.config.enabled:
+            # The usual case: a success on closed breakers only joins the entry's window.
+            cfg, now, owner = self.config, self.clock.now().timestamp(), ctx.request_id
+            self._write(ref, lambda s: breaker_record(s, now, owner, False, cfg))
+            return
         # A trial on the provider-wide key that got any answer but "key rejected" clears it.
-        self._record(_provider_key(attempt.provider), ctx.request_id, failed=None)
+        self._record(pkey, ctx.request_id, failed=None)
         if outcome == OUT_MODEL:
             self._mark(ref, REASON_MODEL)
             return
@@ -202,12 +227,19 @@ class CircuitBreakers:
         if not self.config.enabled or (failed is None and self._is_closed is not None and self._is_closed(key)):
             return  # nothing to learn, no trial to end
         cfg, now = self.config, self.clock.now().timestamp()
-        self._emit(key, self.store.update(key, lambda s: breaker_record(s, now, request_id, failed, cfg)))
+        self._write(key, lambda s: breaker_record(s, now, request_id, failed, cfg))
 
     def _mark(self, key: str, reason: str) -> None:
         """Open ``key`` for ``unhealthy_s`` because of a failure no retry will fix."""
         now, seconds = self.clock.now().timestamp(), self.unhealthy_s
-        self._emit(key, self.store.update(key, lambda s: breaker_mark(s, now, reason, seconds)))
+        self._write(key, lambda s: breaker_mark(s, now, reason, seconds))
+
+    def _write(self, key: str, step: Callable[[BreakerState], Transition | None]) -> None:
+        """An outcome nobody waits for: a store with ``submit`` (Redis) writes it off the request path."""
+        if self._submit is not None:
+            self._submit(key, step, lambda event: self._emit(key, event))
+            return
+        self._emit(key, self.store.update(key, step))
 
     def _emit(self, key: str, event: Transition | None) -> None:
         if event is None or not self.listeners:

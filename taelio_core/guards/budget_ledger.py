@@ -15,9 +15,9 @@ processes, or older than ``hold_ttl_s``, are dropped), and which period labels
 were seeded. It is derived state: a missing or unreadable ledger is rebuilt
 from the call log (logged as a warning), never an error on the request path.
 
-Circuit breakers and health marks stay per process for now (a breaker that
-opens in one process does not open in another); a Redis store (issue 17)
-would share both.
+With `REDIS_URL` the Redis stores take over (`redis_budgets.py`, `redis_breakers.py`); without it the
+breakers and health marks stay per process (a breaker that opens in one process does not open in
+another).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ a ``BudgetStore`` makes the check-and-reserve atomic:
 * ``LedgerBudgetStore`` (``budget_ledger.py``): a small file beside the call
   log, under ``flock``, so every Taelio process on one machine (the
   dashboard, CLI commands, workers) shares one ledger.
-* A Redis store (issue 17) implements the same five methods with one Lua
+* ``RedisBudgetStore`` (``redis_budgets.py``, ``REDIS_URL``): the same five methods with one Lua
   script per call (``reserve`` is the only one that must check and write in
   one step).
 
@@ -44,6 +44,7 @@ class Denial:
     key: Key
     cap: Decimal
     used: Decimal        # spent + reserved by others, before this attempt
+    reason: str | None = None   # set when the budget could not be checked at all (shared state unavailable)
 
 
 class BudgetStore(Protocol):

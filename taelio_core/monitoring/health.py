@@ -74,18 +74,20 @@ class HealthReport:
     history: pd.DataFrame    # transitions, newest first: HISTORY_COLUMNS
     budgets: pd.DataFrame    # BUDGET_COLUMNS
     live: bool               # states come from this process's breakers (else from the log)
+    shared_state: str | None = None   # with REDIS_URL: "... connected" or "shared state unavailable since HH:MM ..."
 
     def as_dict(self) -> dict[str, object]:
         def records(df: pd.DataFrame) -> list[dict[str, object]]:
             return [{k: (None if pd.isna(v) else (v.isoformat() if isinstance(v, datetime | pd.Timestamp) else v))
                      for k, v in row.items()} for row in df.to_dict(orient="records")]
         return {"live": self.live, "breakers": records(self.states), "history": records(self.history),
-                "budgets": records(self.budgets)}
+                "budgets": records(self.budgets), "shared_state": self.shared_state}
 
 
 def health_report(*, policy: RoutingPolicy, now: datetime, call_log: CallLog | None = None,
                   breakers: CircuitBreakers | None = None, budgets: BudgetGuard | None = None,
-                  history_limit: int = 200) -> HealthReport:
+                  history_limit: int = 200, shared: object | None = None) -> HealthReport:
+    """``shared``: the engine's ``RedisLink`` (``REDIS_URL``), whose ``status()`` the report carries."""
     history = _history(call_log, history_limit)
     if breakers is not None:
         states = _live_states(policy, breakers)
@@ -93,7 +95,8 @@ def health_report(*, policy: RoutingPolicy, now: datetime, call_log: CallLog | N
         states = _logged_states(policy, _last_transitions(call_log), now)
     budget_rows = [b.as_dict() for b in budgets.status()] if budgets is not None else []
     return HealthReport(states=states, history=history,
-                        budgets=pd.DataFrame(budget_rows, columns=BUDGET_COLUMNS), live=breakers is not None)
+                        budgets=pd.DataFrame(budget_rows, columns=BUDGET_COLUMNS), live=breakers is not None,
+                        shared_state=shared.status() if shared is not None else None)  # type: ignore[attr-defined]
 
 
 def _entries(policy: RoutingPolicy) -> list[tuple[str, str]]:
@@ -139,16 +142,23 @@ def _logged_states(policy: RoutingPolicy, latest: pd.DataFrame, now: datetime) -
     return pd.DataFrame(rows, columns=STATE_COLUMNS)
 
 
+def _inserted(call_log: CallLog) -> str:
+    """The column that orders rows as they were inserted, for transitions logged in the same microsecond."""
+    from taelio_core.analytics.pg_reader import is_postgres_log
+    return "ctid" if is_postgres_log(call_log) else "rowid"     # breaker_events is append-only on both
+
+
 def _history(call_log: CallLog | None, limit: int) -> pd.DataFrame:
     if call_log is None:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     return call_log.query(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM breaker_events "
-                          "ORDER BY ts DESC, rowid DESC LIMIT ?", [limit])
+                          f"ORDER BY ts DESC, {_inserted(call_log)} DESC LIMIT ?", [limit])
 
 
 def _last_transitions(call_log: CallLog | None) -> pd.DataFrame:
     if call_log is None:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
-    return call_log.query(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM breaker_events "
-                          "QUALIFY row_number() OVER (PARTITION BY provider, model "
-                          "ORDER BY ts DESC, rowid DESC) = 1")
+    columns = ", ".join(HISTORY_COLUMNS)
+    return call_log.query(f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (PARTITION BY provider, model "
+                          f"ORDER BY ts DESC, {_inserted(call_log)} DESC) AS newest FROM breaker_events) AS b "
+                          "WHERE newest = 1")

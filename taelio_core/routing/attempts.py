@@ -25,16 +25,18 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from taelio_core.config.policy import ChainEntry
-from taelio_core.config.pricing import Pricer
 from taelio_core.errors import BadResponse, ProviderError, ProviderTimeout, RateLimited, UnexpectedError
 from taelio_core.guards.budgets import estimate_input_tokens
 from taelio_core.guards.resilience import AttemptLimits
 from taelio_core.providers.base import Provider
 from taelio_core.routing.clock import Clock
+from taelio_core.routing.decision_state import to_decimal
 from taelio_core.routing.generation import StreamEnd, TextDelta, Usage
+from taelio_core.routing.route_plan import PolicyPlan
 from taelio_core.routing.trace import Attempt
 
 if TYPE_CHECKING:
@@ -45,13 +47,13 @@ __all__ = ["AttemptRunner", "AttemptStart"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptStart:
     started: datetime
     t0: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Tags:
     retry: int = 0
     hedge: bool = False
@@ -59,9 +61,16 @@ class _Tags:
 
 
 class AttemptRunner:
-    def __init__(self, pricer: Pricer, clock: Clock) -> None:
-        self.pricer = pricer
+    """Makes each call (the I/O, the timeout, the stream) and prices it with the plan's bound prices."""
+
+    def __init__(self, plan: PolicyPlan, clock: Clock) -> None:
+        self.plan = plan
         self.clock = clock
+
+    def _price(self, entry: ChainEntry, usage: Usage, started: datetime) -> tuple[Decimal | None, str | None]:
+        cost, source = self.plan.price_of(entry).cost(usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                                                      started.timestamp())
+        return (None if cost is None else to_decimal(cost)), source
 
     def start(self) -> AttemptStart:
         return AttemptStart(started=self.clock.now(), t0=self.clock.monotonic())
@@ -86,11 +95,11 @@ class AttemptRunner:
         except Exception as exc:  # noqa: BLE001 - our bug must not take the request down: logged, then fall back
             return self.failed(ctx, entry, provider, start, _unexpected(exc, entry), tags=tags)
         latency = (self.clock.monotonic() - start.t0) * 1000.0
-        price = self.pricer.price(entry.provider, entry.model, completion.usage, start.started)
+        cost, source = self._price(entry, completion.usage, start.started)
         return Attempt(
             n=0, provider=entry.provider, model=entry.model, status="ok", started_at=start.started,
-            latency_ms=latency, ttft_ms=latency, usage=completion.usage, cost_usd=price.cost_usd,
-            price_source=price.source, finish_reason=completion.finish_reason,
+            latency_ms=latency, ttft_ms=latency, usage=completion.usage, cost_usd=cost,
+            price_source=source, finish_reason=completion.finish_reason,
             response_model=completion.response_model or entry.model, simulated=provider.simulated,
             text=completion.text, retry=retry, hedge=hedge, wait_ms=wait_ms)
 
@@ -162,10 +171,10 @@ class AttemptRunner:
             return
         assert end is not None
         latency = (self.clock.monotonic() - start.t0) * 1000.0
-        price = self.pricer.price(entry.provider, entry.model, end.usage, start.started)
+        cost, source = self._price(entry, end.usage, start.started)
         yield Attempt(
             n=0, provider=entry.provider, model=entry.model, status="ok", started_at=start.started,
-            latency_ms=latency, ttft_ms=ttft, usage=end.usage, cost_usd=price.cost_usd, price_source=price.source,
+            latency_ms=latency, ttft_ms=ttft, usage=end.usage, cost_usd=cost, price_source=source,
             finish_reason=end.finish_reason, response_model=end.response_model or entry.model,
             simulated=provider.simulated, text="".join(parts), retry=retry, hedge=hedge, wait_ms=wait_ms)
 
@@ -173,8 +182,8 @@ class AttemptRunner:
                error: ProviderError | UnexpectedError, *, ttft: float | None = None, partial: str = "",
                usage: Usage | None = None, tags: _Tags = _Tags()) -> Attempt:
         usage = usage or Usage()
-        price = self.pricer.price(entry.provider, entry.model, usage, start.started) if (
-            usage.input_tokens or usage.output_tokens) else None
+        cost, source = self._price(entry, usage, start.started) if (
+            usage.input_tokens or usage.output_tokens) else (None, None)
         truncated = bool(partial)
         message = str(error)
         if truncated:
@@ -183,8 +192,7 @@ class AttemptRunner:
             n=0, provider=entry.provider, model=entry.model, status="truncated" if truncated else "error",
             started_at=start.started, latency_ms=(self.clock.monotonic() - start.t0) * 1000.0, ttft_ms=ttft,
             error_type="truncated" if truncated else error.error_type, error=message,
-            http_status=error.http_status, usage=usage, cost_usd=price.cost_usd if price else None,
-            price_source=price.source if price else None, simulated=provider.simulated, text=partial,
+            http_status=error.http_status, usage=usage, cost_usd=cost, price_source=source, simulated=provider.simulated, text=partial,
             retry=tags.retry, hedge=tags.hedge, wait_ms=tags.wait_ms,
             retry_after_s=error.retry_after if isinstance(error, RateLimited) else None,
             sent=getattr(error, "sent", None))
@@ -201,7 +209,7 @@ class AttemptRunner:
         """
         estimate = Usage(input_tokens=estimate_input_tokens(ctx.request),
                          output_tokens=len(partial.encode("utf-8", "surrogatepass")) // 3 if partial else 0)
-        price = self.pricer.price(entry.provider, entry.model, estimate, start.started)
+        cost, source = self._price(entry, estimate, start.started)
         if by_caller:
             shown = f" after {len(partial):,} characters of text" if partial else " before any text"
             why, error_type, what = f"the caller went away{shown}", "caller_cancelled", "estimated input and output"
@@ -210,8 +218,8 @@ class AttemptRunner:
         return Attempt(
             n=0, provider=entry.provider, model=entry.model, status="cancelled", started_at=start.started,
             latency_ms=(self.clock.monotonic() - start.t0) * 1000.0, ttft_ms=ttft, error_type=error_type,
-            error=f"cancelled: {why}", cost_usd=price.cost_usd,
-            price_source=None if price.source is None else f"{price.source} ({what}; cancelled)",
+            error=f"cancelled: {why}", cost_usd=cost,
+            price_source=None if source is None else f"{source} ({what}; cancelled)",
             simulated=provider.simulated, text=partial, retry=retry, hedge=hedge, wait_ms=wait_ms)
 
 

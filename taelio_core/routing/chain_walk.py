@@ -79,6 +79,7 @@ class WalkSetup:
     hedging: Mapping[str, HedgeConfig]
     policy_name: str
     routes: dict[tuple[ChainEntry, ...], tuple[RouteEntry, ...]] = field(default_factory=dict)
+    usable: dict[tuple[ChainEntry, ...], list[bool]] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -121,8 +122,13 @@ class ChainWalk:
         self._streaming, self._exclude, self._continue = streaming, exclude, continue_on_truncation
         self._entries = list(ctx.chain)
         # Which entries could be tried at all (a key, not excluded), once per request: the time they need.
-        providers = setup.providers
-        self._usable = [e.ref not in exclude and providers[e.provider].availability().available for e in self._entries]
+        usable = setup.usable.get(ctx.chain) if not exclude else None
+        if usable is None:
+            providers = setup.providers
+            usable = [e.ref not in exclude and providers[e.provider].availability().available for e in self._entries]
+            if not exclude:
+                setup.usable[ctx.chain] = usable   # a provider's key does not come or go while it runs
+        self._usable = usable
         self._index = 0
         self._result: GenerationResult | None = None
         self._flight: _Flight | None = None
@@ -212,6 +218,10 @@ class ChainWalk:
                 retries, wait_ms = retries + 1, wait * 1000.0
                 if not self._admit(entry, provider):
                     break
+        self._conclude_unanswered()
+
+    def _conclude_unanswered(self) -> None:
+        ctx = self._ctx
         truncated = [a for a in ctx.attempts if a.status == "truncated"]
         if truncated and not any(a.ok for a in ctx.attempts):
             # Text was shown and nothing after it answered: the caller saw a cut answer.
@@ -220,20 +230,21 @@ class ChainWalk:
         self._conclude("failed", None)
 
     def _remaining(self) -> float:
-        return self._ctx.deadline - self._s.clock.monotonic()
+        ctx = self._ctx
+        return ctx.t0 + ctx.deadline_s - self._s.clock.monotonic()
 
     def _usable_after(self) -> int:
         """Entries after the current one that could be tried (a key, not excluded): the time they need."""
         return sum(self._usable[self._index:])
 
-    def _limits(self) -> AttemptLimits:
+    def _limits(self, remaining_s: float | None = None) -> AttemptLimits:
         return attempt_limits(self._s.resilience, own_timeout_s=self._ctx.request.settings.timeout_s,
-                              remaining_s=self._remaining(), entries_left=1 + self._usable_after(),
-                              streaming=self._streaming)
+                              remaining_s=self._remaining() if remaining_s is None else remaining_s,
+                              entries_left=1 + self._usable_after(), streaming=self._streaming)
 
     def _admit(self, entry: ChainEntry, provider: Provider) -> bool:
         ctx = self._ctx
-        reason = self._s.guards.admit(ctx, entry, provider, self._exclude)
+        reason = self._s.guards.admit(ctx, entry, provider, self._exclude, usable=self._usable[self._index - 1])
         if reason is None and self._remaining() <= 0:
             self._s.guards.release(ctx, entry)
             reason = f"the request's deadline ({ctx.deadline_s:g} s) has passed"

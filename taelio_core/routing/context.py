@@ -58,8 +58,10 @@ class Guard(Protocol):
     def observe(self, ctx: RequestContext, attempt: Attempt) -> None: ...
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class RequestContext:
+    """A request while its chain is walked (a ``__slots__`` record: it is on every hot path)."""
+
     request_id: str
     parent_id: str | None
     tier: str

@@ -23,16 +23,26 @@ A breaker transition is returned as a ``Transition`` for the caller to emit
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from taelio_core.formatting import money
 from taelio_core.guards.resilience import BreakerConfig, ResilienceConfig
-from taelio_core.routing.decision_state import CLOSED, HALF_OPEN, OPEN, BreakerCell, BudgetBook, Denial, Key, to_decimal
+from taelio_core.routing.decision_state import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    BreakerCell,
+    BudgetBook,
+    Denial,
+    Key,
+    to_decimal,
+)
 from taelio_core.routing.route_plan import BudgetRule, budget_keys
 
 __all__ = ["FALL_BACK", "OUT_AUTH", "OUT_CANCELLED", "OUT_FAILED", "OUT_MODEL", "OUT_NEUTRAL", "OUT_OK",
            "REASON_AUTH", "REASON_MODEL", "SKIP_OPEN", "SKIP_TRIAL", "STOP", "Transition", "after_outcome",
            "breaker_admit", "breaker_drop_probe", "breaker_mark", "breaker_outcome", "breaker_record",
-           "breaker_skip_text", "budget_admit", "budget_settle", "budget_skip_text", "deadline_text",
+           "breaker_skip_text", "budget_admit", "budget_settle", "budget_skip_text", "budget_skip_words", "deadline_text",
            "past_deadline"]
 
 REASON_AUTH, REASON_MODEL = "key rejected", "model retired?"
@@ -202,10 +212,16 @@ def budget_admit(book: BudgetBook, rules: tuple[BudgetRule, ...], hold: object, 
 
 
 def budget_skip_text(denial: Denial, worst: int) -> str:
-    scope, name, period, _label = denial.key
-    left = max(0, denial.cap - denial.used)
-    return (f"budget: the {name} {scope} {period} budget of {money(to_decimal(denial.cap))} has "
-            f"{money(to_decimal(left))} left, this call may cost {money(to_decimal(worst))}")
+    """The trace's words for a budget skip, from the core's pico-dollar ``Denial``."""
+    return budget_skip_words(denial.key, to_decimal(denial.cap), to_decimal(denial.used), to_decimal(worst))
+
+
+def budget_skip_words(key: Key, cap: Decimal, used: Decimal, worst: Decimal) -> str:
+    """The same words from dollars (a ``BudgetStore``'s answer, at the edge)."""
+    scope, name, period, _label = key
+    left = max(Decimal(0), cap - used)
+    return (f"budget: the {name} {scope} {period} budget of {money(cap)} has {money(left)} left, "
+            f"this call may cost {money(worst)}")
 
 
 def budget_settle(book: BudgetBook, rules: tuple[BudgetRule, ...], hold: object, cost: int | None,

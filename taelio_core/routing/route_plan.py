@@ -22,12 +22,13 @@ from decimal import Decimal
 from functools import lru_cache
 
 from taelio_core.config.policy import ChainEntry, RoutingPolicy
+from taelio_core.config.policy_schema import Budgets
 from taelio_core.config.pricing import CATALOGUE, MTOK, Pricer
 from taelio_core.guards.resilience import BreakerConfig, HedgeConfig, ResilienceConfig
 from taelio_core.routing.decision_state import PICO, Key, from_decimal
 from taelio_core.routing.generation import GenerationSettings
 
-__all__ = ["BudgetRule", "EntryPlan", "EntryPrice", "PolicyPlan", "RoutePlan", "compile_plan", "period_labels"]
+__all__ = ["BudgetRule", "BudgetTable", "budget_keys", "EntryPlan", "EntryPrice", "PolicyPlan", "RoutePlan", "compile_plan", "period_labels"]
 
 _PER_TOKEN = PICO // 1_000_000       # USD per million tokens -> pico-dollars per token
 _NO_CARD = object()
@@ -64,9 +65,6 @@ class EntryPrice:
         self._units: dict[int, tuple[int, int] | None] = {}
 
     def _card(self, hour: int) -> object:
-        card = self._cards.get(hour, _NO_CARD)
-        if card is not _NO_CARD:
-            return card
         plan = self._pricer.plan(self.provider, self.model, datetime.fromtimestamp(hour * 3600, UTC))
         card = None
         if plan is not None:
@@ -87,13 +85,18 @@ class EntryPrice:
 
     def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int, at_s: float) -> tuple[int | None, str | None]:
         """(pico-dollars or None when unpriced, the price's source) of one attempt started at ``at_s``."""
-        card = self._card(int(at_s // 3600))
+        hour = int(at_s // 3600)
+        card = self._cards.get(hour, _NO_CARD)
+        if card is _NO_CARD:
+            card = self._card(hour)
         if card is None:
             return None, None
         if len(card) == 4:  # type: ignore[arg-type]
             source, (ib, it), (ob, ot), (cb, ct) = card  # type: ignore[misc]
             n = input_tokens
-            inp, out, cached = _rate(ib, it, n), _rate(ob, ot, n), _rate(cb, ct, n)
+            inp = _rate(ib, it, n) if it else ib
+            out = _rate(ob, ot, n) if ot else ob
+            cached = _rate(cb, ct, n) if ct else cb
             if inp is not None and out is not None and cached is not None:
                 return (input_tokens - cached_tokens) * inp + cached_tokens * cached + output_tokens * out, source
         # A calculator price, or one finer than a pico-dollar per token: the catalogue's own arithmetic.
@@ -132,12 +135,42 @@ class EntryPlan:
 
 
 class BudgetRule:
-    """A budget an attempt counts against: (scope, name, period) and its cap in pico-dollars when hard."""
+    """A budget an attempt counts against: (scope, name, period), its limit (pico-dollars, and the policy's
+    Decimal for the edge) and whether it is hard (a cap)."""
 
-    __slots__ = ("scope", "name", "period", "cap", "hard")
+    __slots__ = ("scope", "name", "period", "cap", "limit", "hard")
 
-    def __init__(self, scope: str, name: str, period: str, cap: int, hard: bool) -> None:
-        self.scope, self.name, self.period, self.cap, self.hard = scope, name, period, cap, hard
+    def __init__(self, scope: str, name: str, period: str, limit: Decimal, hard: bool) -> None:
+        self.scope, self.name, self.period, self.hard = scope, name, period, hard
+        self.limit, self.cap = limit, from_decimal(limit)
+
+
+class BudgetTable:
+    """The policy's budgets as rules per (tier, provider), made once each."""
+
+    __slots__ = ("budgets", "tiers", "providers", "_rules")
+
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
+        self.tiers, self.providers = frozenset(budgets.tier), frozenset(budgets.provider)
+        self._rules: dict[tuple[str, str], tuple[BudgetRule, ...]] = {}
+
+    def rules(self, tier: str, provider: str) -> tuple[BudgetRule, ...]:
+        """The budgets an attempt of ``tier`` at ``provider`` counts against: the tier's, then the provider's."""
+        found = self._rules.get((tier, provider))
+        if found is not None:
+            return found
+        rules = []
+        for scope, name, limit in (("tier", tier, self.budgets.tier.get(tier)),
+                                   ("provider", provider, self.budgets.provider.get(provider))):
+            if limit is None:
+                continue
+            for period in ("monthly", "daily"):
+                amount = getattr(limit, period)
+                if amount is not None:
+                    rules.append(BudgetRule(scope, name, period, amount, limit.hard))
+        found = self._rules[(tier, provider)] = tuple(rules)
+        return found
 
 
 class RoutePlan:
@@ -158,11 +191,12 @@ class PolicyPlan:
     """A policy's decision tables. Immutable once compiled: a new policy is a new plan."""
 
     __slots__ = ("policy", "name", "entries", "keys", "routes", "breakers", "resilience", "unhealthy_s",
-                 "_by_ref", "_rules")
+                 "budgets", "_by_ref", "_extra", "_pricer")
 
     def __init__(self, policy: RoutingPolicy, pricer: Pricer) -> None:
         model = policy.model
         self.policy, self.name = policy, policy.name
+        self._pricer, self._extra = pricer, {}
         self.breakers: BreakerConfig = model.breakers
         self.resilience: ResilienceConfig = model.resilience
         self.unhealthy_s = model.resilience.unhealthy_s
@@ -180,7 +214,7 @@ class PolicyPlan:
                 entries.append(EntryPlan(len(entries), entry, pk, ek, EntryPrice(pricer, entry.provider, entry.model)))
         self.entries = tuple(entries)
         self.keys = tuple(keys)
-        self._rules: dict[tuple[str, str], tuple[BudgetRule, ...]] = {}
+        self.budgets = BudgetTable(model.budgets)
         self.routes: dict[tuple[str, str], RoutePlan] = {}
         for (tier, task), chain in policy.chains.items():
             cfg = policy.task(task)
@@ -193,26 +227,21 @@ class PolicyPlan:
     def index(self, ref: str) -> int:
         return self._by_ref[ref]
 
+    def price_of(self, entry: ChainEntry) -> EntryPrice:
+        """The bound price of ``entry``; one outside every chain (an experiment's, a probe's) is bound now."""
+        index = self._by_ref.get(entry.ref)
+        if index is not None:
+            return self.entries[index].price
+        found = self._extra.get(entry.ref)
+        if found is None:
+            found = self._extra[entry.ref] = EntryPrice(self._pricer, entry.provider, entry.model)
+        return found
+
     def route(self, tier: str, task: str) -> RoutePlan:
         return self.routes[(tier, task)]
 
     def budget_rules(self, tier: str, provider: str) -> tuple[BudgetRule, ...]:
-        """The budgets an attempt of ``tier`` at ``provider`` counts against (tier's first, as BudgetGuard)."""
-        found = self._rules.get((tier, provider))
-        if found is not None:
-            return found
-        budgets = self.policy.model.budgets
-        rules = []
-        for scope, name, limit in (("tier", tier, budgets.tier.get(tier)),
-                                   ("provider", provider, budgets.provider.get(provider))):
-            if limit is None:
-                continue
-            for period in ("monthly", "daily"):
-                amount = getattr(limit, period)
-                if amount is not None:
-                    rules.append(BudgetRule(scope, name, period, from_decimal(amount), limit.hard))
-        found = self._rules[(tier, provider)] = tuple(rules)
-        return found
+        return self.budgets.rules(tier, provider)
 
 
 def compile_plan(policy: RoutingPolicy, pricer: Pricer | None = None) -> PolicyPlan:

@@ -36,6 +36,7 @@ from taelio_core.routing.clock import Clock, SystemClock
 from taelio_core.routing.context import CallSink, Guard, RequestContext, new_id
 from taelio_core.routing.generation import ChatRequest
 from taelio_core.routing.inputs import Inputs, check_inputs
+from taelio_core.routing.route_plan import PolicyPlan, compile_plan
 from taelio_core.routing.runtime import background_loop
 from taelio_core.routing.streams import GenerationStream
 from taelio_core.routing.trace import GenerationResult, RouteEntry
@@ -44,7 +45,17 @@ from taelio_core.routing.trace import GenerationResult, RouteEntry
 # re-exported here because callers think of them as the router's.
 __all__ = ["CallSink", "GenerationStream", "Guard", "Guards", "RequestContext", "Router", "Truncated", "new_id"]
 
-_RENDERED_MAX = 256  # rendered requests kept per router: a repeated prompt (the sandbox, retries of a form)
+_RENDERED_MAX = 256  # rendered requests kept per plan: a repeated prompt (the sandbox, retries of a form)
+
+
+class _Active:
+    """The policy in force and everything compiled from it. Replaced whole by ``use_policy``."""
+
+    __slots__ = ("policy", "plan", "runner", "setup", "rendered")
+
+    def __init__(self, policy: RoutingPolicy, plan: PolicyPlan, runner: AttemptRunner, setup: WalkSetup) -> None:
+        self.policy, self.plan, self.runner, self.setup = policy, plan, runner, setup
+        self.rendered: dict[tuple[str, str | None, Inputs], ChatRequest] = {}
 
 
 class Router:
@@ -57,7 +68,6 @@ class Router:
         missing = [name for name in policy.providers if name not in providers]
         if missing:
             raise TaelioError(f"no provider object for {', '.join(missing)}")
-        self.policy = policy
         self.providers = providers
         kinds = {name: cfg.kind for name, cfg in policy.providers.items()}
         self.pricer = pricer or Pricer(policy.model.pricing, kinds)
@@ -65,17 +75,43 @@ class Router:
         self.clock = clock or SystemClock()
         self.source = source
         self.rng = rng or random.Random()
-        self.runner = AttemptRunner(self.pricer, self.clock)
         self.breakers = breakers or CircuitBreakers(policy.model.breakers, clock=self.clock,
                                                     unhealthy_s=policy.model.resilience.unhealthy_s)
         self.budgets = budgets or BudgetGuard(
             policy, self.pricer, clock=self.clock,
             simulated_providers=[n for n, p in providers.items() if p.simulated])
         self.guards = Guards(self.breakers, self.budgets, guards)
-        self._rendered: dict[tuple[str, str | None, Inputs], ChatRequest] = {}
-        self._walk_setup = WalkSetup(providers=providers, guards=self.guards, runner=self.runner, clock=self.clock,
-                                     rng=self.rng, resilience=policy.model.resilience, hedging=policy.model.hedging,
-                                     policy_name=policy.name)
+        self._active = self._activate(policy, self.pricer)
+
+    # ---- the plan ------------------------------------------------------------------
+    def _activate(self, policy: RoutingPolicy, pricer: Pricer | None = None) -> _Active:
+        plan = compile_plan(policy, pricer)   # None: a Pricer of this policy's own price overrides
+        runner = AttemptRunner(plan, self.clock)
+        setup = WalkSetup(providers=self.providers, guards=self.guards, runner=runner, clock=self.clock,
+                          rng=self.rng, resilience=policy.model.resilience, hedging=policy.model.hedging,
+                          policy_name=policy.name)
+        return _Active(policy, plan, runner, setup)
+
+    def use_policy(self, policy: RoutingPolicy) -> None:
+        """Route new requests by ``policy``: its plan is compiled, then swapped in whole. A request holds the
+        plan it started with to its end (its chain, settings, rules and prices), so none sees parts of two.
+        Breaker and budget state carry over (they describe the providers, not the policy)."""
+        missing = [name for name in policy.providers if name not in self.providers]
+        if missing:
+            raise TaelioError(f"no provider object for {', '.join(missing)}")
+        self._active = self._activate(policy)
+
+    @property
+    def policy(self) -> RoutingPolicy:
+        return self._active.policy
+
+    @property
+    def plan(self) -> PolicyPlan:
+        return self._active.plan
+
+    @property
+    def runner(self) -> AttemptRunner:
+        return self._active.runner
 
     # ---- selection info ------------------------------------------------------------
     def route(self, tier: str, task: str) -> list[RouteEntry]:
@@ -93,75 +129,84 @@ class Router:
                                   reason=reason, simulated=provider.simulated))
         return out
 
-    def _check_names(self, tier: str, task: str, provider: str | None = None) -> None:
-        if tier not in self.policy.model.tiers:
-            raise InputError(f"unknown tier '{tier}' (tiers: {', '.join(self.policy.tiers)})", field="tier")
-        if task not in self.policy.model.tasks:
-            raise InputError(f"unknown task '{task}' (tasks: {', '.join(self.policy.tasks)})", field="task")
-        if provider is not None and provider not in self.policy.providers:
-            raise InputError(f"unknown provider '{provider}' (providers: {', '.join(self.policy.providers)})",
+    def _check_names(self, tier: str, task: str, provider: str | None = None,
+                     policy: RoutingPolicy | None = None) -> None:
+        policy = policy or self.policy
+        if tier not in policy.model.tiers:
+            raise InputError(f"unknown tier '{tier}' (tiers: {', '.join(policy.tiers)})", field="tier")
+        if task not in policy.model.tasks:
+            raise InputError(f"unknown task '{task}' (tasks: {', '.join(policy.tasks)})", field="task")
+        if provider is not None and provider not in policy.providers:
+            raise InputError(f"unknown provider '{provider}' (providers: {', '.join(policy.providers)})",
                              field="provider")
 
-    def chain_for(self, tier: str, task: str, provider: str | None = None) -> tuple[ChainEntry, ...]:
-        self._check_names(tier, task, provider)
-        chain = self.policy.chain(tier, task)
+    def chain_for(self, tier: str, task: str, provider: str | None = None,
+                  policy: RoutingPolicy | None = None) -> tuple[ChainEntry, ...]:
+        policy = policy or self.policy
+        self._check_names(tier, task, provider, policy)
+        chain = policy.chain(tier, task)
         if provider is None:
             return chain
-        if not self.policy.tier(tier).allow_provider_override:
+        if not policy.tier(tier).allow_provider_override:
             raise InputError(f"tier '{tier}' does not allow choosing a provider", field="provider")
         chosen = tuple(e for e in chain if e.provider == provider)
         if not chosen:
             raise InputError(f"provider '{provider}' is not in the {tier} chain for {task}", field="provider")
         return chosen
 
-    def render(self, task: str, inputs: Inputs, tier: str | None = None) -> ChatRequest:
+    def render(self, task: str, inputs: Inputs, tier: str | None = None,
+               active: _Active | None = None) -> ChatRequest:
+        active = active or self._active
         key = (task, tier, inputs)
-        request = self._rendered.get(key)
+        rendered = active.rendered
+        request = rendered.get(key)
         if request is None:
-            cfg = self.policy.task(task)
+            policy = active.policy
+            cfg = policy.task(task)
             variables = inputs.variables(cfg.needs)
-            settings = self.policy.settings(tier or self.policy.tiers[0], task)
+            settings = policy.settings(tier or policy.tiers[0], task)
             request = ChatRequest(system=cfg.system.format(**variables), user=cfg.user.format(**variables),
                                   settings=settings, task=task, variables=tuple(variables.items()))
-            if len(self._rendered) >= _RENDERED_MAX:
-                self._rendered.clear()
-            self._rendered[key] = request
+            if len(rendered) >= _RENDERED_MAX:
+                rendered.clear()
+            rendered[key] = request
         return request
 
     # ---- execution --------------------------------------------------------------------
     def _context(self, tier: str, task: str, inputs: Inputs, *, provider: str | None, parent_id: str | None,
                  experiment_id: str | None, source: str | None, user_id: str | None,
-                 deadline_s: float | None = None) -> RequestContext:
+                 deadline_s: float | None = None, active: _Active) -> RequestContext:
+        policy = active.policy
         inputs = check_inputs(inputs)
-        chain = self.chain_for(tier, task, provider)
+        chain = self.chain_for(tier, task, provider, policy)
         if deadline_s is not None and not deadline_s > 0:
             raise InputError(f"the deadline must be a positive number of seconds, not {deadline_s!r}",
                              field="deadline")
         reason = None
-        split = self.policy.split(tier, task) if provider is None else None
+        split = policy.split(tier, task) if provider is None else None
         if split is not None:
             arm = split.choose(user_id)
             chain, reason = arm.chain, split.reason(arm)
         ctx = RequestContext(
             request_id=new_id(), parent_id=parent_id, tier=tier, task=task,
-            source=source or self.source, inputs=inputs, request=self.render(task, inputs, tier),
+            source=source or self.source, inputs=inputs, request=self.render(task, inputs, tier, active),
             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
             user_id=user_id, chain=chain, chain_tier=tier,
-            deadline_s=deadline_s or self.policy.model.resilience.deadline_s, routing_reason=reason,
+            deadline_s=deadline_s or policy.model.resilience.deadline_s, routing_reason=reason,
             pinned_provider=provider)
         out = self.guards.reroute(ctx)
         if out is not None:
             use, why = out
-            degraded = self.policy.chain(use, task)
+            degraded = policy.chain(use, task)
             if provider is not None:
                 degraded = tuple(e for e in degraded if e.provider == provider) or degraded
             ctx.chain, ctx.chain_tier, ctx.routing_reason = degraded, use, why
-            ctx.request = self.render(task, inputs, use)
+            ctx.request = self.render(task, inputs, use, active)
         return ctx
 
-    def _walk(self, ctx: RequestContext, *, streaming: bool, exclude: Collection[str] = (),
+    def _walk(self, ctx: RequestContext, active: _Active, *, streaming: bool, exclude: Collection[str] = (),
               continue_on_truncation: bool = False) -> ChainWalk:
-        return ChainWalk(self._walk_setup, ctx, streaming=streaming, exclude=exclude,
+        return ChainWalk(active.setup, ctx, streaming=streaming, exclude=exclude,
                          continue_on_truncation=continue_on_truncation)
 
     def _log(self, result: GenerationResult) -> GenerationResult:
@@ -178,9 +223,10 @@ class Router:
 
         ``deadline_s`` overrides the policy's ``[resilience] deadline_s`` for this request.
         """
-        ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
-                            experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
-        walk = self._walk(ctx, streaming=False, exclude=exclude)
+        active = self._active   # read once: this request's plan, to its end
+        ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id, experiment_id=experiment_id,
+                            source=source, user_id=user_id, deadline_s=deadline_s, active=active)
+        walk = self._walk(ctx, active, streaming=False, exclude=exclude)
         try:
             result = await walk.run()
         except asyncio.CancelledError:  # the caller went away: the walk concluded it as cancelled
@@ -200,9 +246,10 @@ class Router:
         ``continue_on_truncation``, yields a ``Truncated`` marker and goes on
         with the next entry.
         """
-        ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id,
-                            experiment_id=experiment_id, source=source, user_id=user_id, deadline_s=deadline_s)
-        return GenerationStream(self._walk(ctx, streaming=True, exclude=exclude,
+        active = self._active
+        ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id, experiment_id=experiment_id,
+                            source=source, user_id=user_id, deadline_s=deadline_s, active=active)
+        return GenerationStream(self._walk(ctx, active, streaming=True, exclude=exclude,
                                            continue_on_truncation=continue_on_truncation),
                                 request_id=ctx.request_id, sink=self.sink)
 
@@ -238,7 +285,8 @@ class Router:
         provider:model entries. Never raises on provider failure: the result
         says what happened.
         """
-        self._check_names(tier, task)
+        active = self._active
+        self._check_names(tier, task, policy=active.policy)
         for entry in chain:
             if entry.provider not in self.providers:
                 raise InputError(f"unknown provider '{entry.provider}' (providers: {', '.join(self.providers)})",
@@ -247,8 +295,8 @@ class Router:
                              source=source or self.source, inputs=inputs, request=request,
                              started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
                              chain=tuple(chain), chain_tier=tier, routing_reason=routing_reason,
-                             deadline_s=self.policy.model.resilience.deadline_s)
-        return self._log(await self._walk(ctx, streaming=False).run())
+                             deadline_s=active.policy.model.resilience.deadline_s)
+        return self._log(await self._walk(ctx, active, streaming=False).run())
 
     def probe(self, provider: str, task: str, **kw: object) -> GenerationResult:
         return background_loop().run(self.aprobe(provider, task, **kw))  # type: ignore[arg-type]

@@ -1,4 +1,7 @@
-"""Runs the real router over a traffic sample, in virtual time, with simulated providers.
+"""The older sandbox engine: the live async router over a traffic sample, on a virtual-time asyncio loop.
+
+Kept for what the discrete-event engine (``arm``, ``walk``) does not cover yet:
+policies with hedging or live traffic splits, and tests that add their own guards.
 
 ``run_policy`` builds a ``taelio_core.routing.router.Router`` exactly as live does
 (same class, same guards), gives it the simulator (``SimulatedProvider``, as demo mode does), a

@@ -22,7 +22,9 @@ from taelio_core.config.policy_parser import parse_policy
 from taelio_core.errors import InputError
 from taelio_core.sandbox.models import ModelSet, Scenario, apply_scenario
 from taelio_core.sandbox.processes import Cancelled, Report, idle_cores, run_in_processes
-from taelio_core.sandbox.replay import ArmRun, GuardFactory, Progress, SimulationCancelled, run_policy
+from taelio_core.sandbox.arm import as_arm, run_arm
+from taelio_core.sandbox.engine import EngineRun
+from taelio_core.sandbox.replay import ArmRun, GuardFactory, Progress, SimulationCancelled
 from taelio_core.sandbox.results import compare, provider_summary, tier_summary, time_series
 from taelio_core.sandbox.traffic import Traffic
 
@@ -136,7 +138,7 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
         for n, (arm, policy, s) in enumerate(jobs):
             def part(share: float, n: int = n) -> bool | None:
                 return None if progress is None else progress((n + share) / len(jobs))
-            done.append(run_policy(policy, traffic, models, seed=s, progress=part, guards=guards))
+            done.append(run_arm(policy, traffic, models, seed=s, progress=part, guards=guards))
     for (arm, _policy, _seed), run in zip(jobs, done):
         runs[arm].append(run)
     return SimulationReport(run_id=uuid.uuid4().hex[:12], created_at=datetime.now(timezone.utc), policy_a=policy_a,
@@ -145,16 +147,18 @@ def simulate(policy_a: RoutingPolicy, traffic: Traffic, models: ModelSet, *, pol
 
 
 # ---- worker processes -------------------------------------------------------------------------
-def _run_job(report: Report, text: str, source: str, traffic: Traffic, models: ModelSet, seed: int) -> ArmRun:
-    return run_policy(parse_policy(text, source=source), traffic, models, seed=seed, progress=report)
+def _run_job(report: Report, text: str, source: str, traffic: Traffic, models: ModelSet,
+             seed: int) -> ArmRun | EngineRun:
+    return run_arm(parse_policy(text, source=source), traffic, models, seed=seed, progress=report, compact=True)
 
 
 def _run_in_processes(jobs: list[tuple[str, RoutingPolicy, int]], traffic: Traffic, models: ModelSet,
                       workers: int, progress: Progress | None) -> list[ArmRun]:
     """Each (arm, seed) job in its own spawned process; progress is the mean of the jobs' shares."""
     try:
-        return run_in_processes(_run_job, [(pol.text, pol.source, traffic, models, s) for _arm, pol, s in jobs],
+        runs = run_in_processes(_run_job, [(pol.text, pol.source, traffic, models, s) for _arm, pol, s in jobs],
                                 workers=workers, progress=progress)
+        return [as_arm(pol, s, traffic, run) for (_arm, pol, s), run in zip(jobs, runs)]
     except Cancelled as e:
         raise SimulationCancelled(int(e.share * len(traffic)), len(traffic)) from None
 

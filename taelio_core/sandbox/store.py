@@ -1,4 +1,4 @@
-"""Saves sandbox runs to the call log's file, in tables of their own.
+"""Saves sandbox runs to the call log's database, in tables of their own.
 
 A run is stored under its run id with source ``sandbox``: the policies (as
 TOML, so a winner can be exported again later), the traffic and scenario,
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from taelio_core.calllog.base import CallLog
+from taelio_core.calllog.base import CallLog, insert_frame
 from taelio_core.sandbox.simulation import SimulationReport
 
 __all__ = ["list_runs", "load_summaries", "save_report"]
@@ -65,12 +65,9 @@ def save_report(log: CallLog, report: SimulationReport) -> str:
 
     def write(con: Any) -> None:
         con.execute("INSERT INTO sandbox_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", run_row)
-        # Row-at-a-time inserts manage ~700 rows/s; registered frames go in as one batch.
         for table, frame in (("sandbox_summaries", summary_df), ("sandbox_series", series_df),
                              ("sandbox_traces", trace_df)):
-            con.register("_sandbox_batch", frame)
-            con.execute(f"INSERT INTO {table} SELECT * FROM _sandbox_batch")
-            con.unregister("_sandbox_batch")
+            insert_frame(con, table, frame)      # one batch each, on DuckDB or PostgreSQL
 
     log.write(write)
     return report.run_id

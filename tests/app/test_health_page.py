@@ -1,6 +1,7 @@
 """The Health page under AppTest: Test a provider on the model the user picks; the sidebar counts it at once."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,17 @@ def test_the_sidebar_counts_a_request_in_the_run_that_logged_it_in_the_singular(
     next(b for b in at.button if b.label == "Test provider").click().run()
     assert not at.exception
     assert "1 request logged" in _sidebar_status(at)       # not one interaction behind, not "1 requests"
+
+
+def test_with_redis_unreachable_the_page_says_since_when_and_that_hard_budgets_refuse(tmp_path, monkeypatch):
+    from tests.servers import free_port
+    policy = tmp_path / "shared.toml"
+    policy.write_text(TWO_MODELS + "\n[budgets.tier.free]\nmonthly = 5\nhard = true\n")
+    monkeypatch.setenv("TAELIO_POLICY", str(policy))
+    monkeypatch.setenv("DATABASE_URL", str(tmp_path / "shared.duckdb"))
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")      # nothing listens there
+    at = open_page(make_app(), "health")
+    assert not at.exception
+    warning = next(w.value for w in at.warning if "Shared state" in w.value)
+    assert re.match(r"Shared state unavailable since \d\d:\d\d UTC \(Redis at redis://127\.0\.0\.1:\d+/0\)", warning)
+    assert "Calls a hard budget covers are refused until it is back" in warning

@@ -45,10 +45,18 @@ def test_database_url_with_an_unknown_scheme(url: str) -> None:
 
 
 def test_database_url_scheme_error_from_the_cli() -> None:
-    done = taelio("stats", DATABASE_URL="postgresql://db/taelio")
+    done = taelio("stats", DATABASE_URL="mysql://db/taelio")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert "DATABASE_URL" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_unreachable_postgresql_log_is_one_sentence_from_the_cli_without_the_password() -> None:
+    from tests.servers import free_port
+    done = taelio("stats", DATABASE_URL=f"postgresql://taelio:pw-a1@127.0.0.1:{free_port()}/taelio")
+    assert done.returncode == 1 and done.stderr.startswith("taelio: cannot connect to the log postgresql://127.0.0.1:")
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "pw-a1" not in done.stderr and "Traceback" not in done.stderr
 
 
 def test_database_url_picks_the_file(tmp_path: Path) -> None:

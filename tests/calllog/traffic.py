@@ -74,7 +74,7 @@ def finished_results(n: int, *, seed: int = 0, fault_rate: float = 0.2) -> list:
     return out
 
 
-def start_child(db: Path, *args: str) -> subprocess.Popen[str]:
+def start_child(db: Path | str, *args: str) -> subprocess.Popen[str]:
     """Run this file as a logging child process on ``db``; return once it says it is ready."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
@@ -85,7 +85,8 @@ def start_child(db: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def main() -> None:
-    from taelio_core.calllog import DuckDBCallLog
+    from taelio_core.calllog import DuckDBCallLog, PostgresCallLog
+    from taelio_core.calllog.base import CallLog
     from taelio_core.errors import AllProvidersFailed
     from taelio_core.routing.inputs import Inputs
 
@@ -96,9 +97,14 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between requests")
     parser.add_argument("--journal", default="write")
     parser.add_argument("--idle-release", type=float, default=1.0)
+    parser.add_argument("--spool", default="data", help="a PostgreSQL log's journal folder")
     args = parser.parse_args()
-    log = DuckDBCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal,
-                        idle_release=args.idle_release)
+    log: CallLog
+    if args.db.startswith("postgresql://"):
+        log = PostgresCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal, spool=args.spool)
+    else:
+        log = DuckDBCallLog(args.db, flush_interval=args.flush_interval, journal=args.journal,
+                            idle_release=args.idle_release)
     router = faulty_router(log, seed=1)
     tiers = router.policy.tiers
     print("ready", flush=True)
@@ -115,8 +121,8 @@ def main() -> None:
             import time
             time.sleep(args.pause)
     log.close()
-    print(f"done {n} lock_waits={log.lock_waits} commits={log.commits} opens={log.opens} yields={log.yields}",
-          flush=True)
+    print(f"done {n} lock_waits={getattr(log, 'lock_waits', 0)} commits={log.commits} "
+          f"opens={getattr(log, 'opens', 0)} yields={getattr(log, 'yields', 0)}", flush=True)
 
 
 if __name__ == "__main__":

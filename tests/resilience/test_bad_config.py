@@ -31,8 +31,8 @@ def test_a_database_url_that_is_not_an_accepted_form_is_a_config_error_that_name
     assert list(tmp_path.iterdir()) == []                       # nothing created: no ./nonsense, no ./duckdb:
 
 
-def test_postgresql_urls_are_recognised_but_refused_without_echoing_the_password():
-    with pytest.raises(ConfigError, match="PostgreSQL is recognised but not supported yet") as info:
+def test_a_postgresql_url_where_a_duckdb_file_is_needed_is_refused_without_echoing_the_password():
+    with pytest.raises(ConfigError, match="names a PostgreSQL database, and this needs a DuckDB file") as info:
         database_path("postgres://taelio:hunter2secret@db/taelio")
     assert "hunter2secret" not in str(info.value)
 

@@ -138,8 +138,9 @@ def test_negative_or_non_numeric_budgets_cli(tmp_path, table):
 
 
 def test_database_url_with_an_unknown_scheme_core():
-    with pytest.raises(ConfigError, match="DATABASE_URL: PostgreSQL is recognised but not supported yet"):
-        _ = load_settings(env={"DATABASE_URL": "postgresql://u:pw@host/db"}).database_path
+    with pytest.raises(ConfigError, match="DATABASE_URL: unsupported scheme 'mysql': Taelio logs to DuckDB or "
+                                          "PostgreSQL"):
+        _ = load_settings(env={"DATABASE_URL": "mysql://u:pw@host/db"}).database
 
 
 def test_database_url_with_an_unknown_scheme_cli():

@@ -1,6 +1,9 @@
 """Budgets act in virtual time: a tier degrades to another tier's chains at the configured share."""
 from __future__ import annotations
 
+import pytest
+
+from taelio_core.sandbox.arm import run_events
 from taelio_core.sandbox.models import models_from_policy
 from taelio_core.sandbox.replay import run_policy
 from taelio_core.sandbox.traffic import synthetic_traffic
@@ -9,7 +12,8 @@ from tests.sandbox.conftest import current_policy
 DEGRADE = '[[budgets.degrade]]\ntier = "free"\nat_pct = 50\nuse = "pro"\n'
 
 
-def test_free_tier_degrades_when_half_its_budget_is_spent() -> None:
+@pytest.mark.parametrize("run_policy", [run_events, run_policy], ids=["events", "asyncio"])
+def test_free_tier_degrades_when_half_its_budget_is_spent(run_policy) -> None:
     policy = current_policy(extra=DEGRADE)
     text = policy.text.replace("free = 50.0", "free = 1.0")
     from taelio_core.config.policy_parser import parse_policy

@@ -177,8 +177,6 @@ def test_attempt_columns_keep_each_attempt_with_its_error_class_and_unknown_cost
 def _live_stream(latency_s: float, cut: bool, words: int, error: str | None = None) -> tuple[float, str | None,
                                                                                             float | None]:
     """The live simulator's stream in virtual time: (when it ended, how, when its first text came)."""
-    import asyncio
-
     from taelio_core.errors import ProviderError
     from taelio_core.providers.simulated import CURRENT_REQUEST, RequestSpec, SimulatedProvider
     from taelio_core.routing.generation import ChatRequest, GenerationSettings, TextDelta

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from taelio_core.errors import InputError
+from taelio_core.sandbox.arm import run_events
 from taelio_core.sandbox.replay import run_policy
 from taelio_core.sandbox.models import (
     SCENARIOS,
@@ -21,6 +22,9 @@ from taelio_core.sandbox.traffic import synthetic_traffic
 from tests.sandbox.conftest import current_policy
 
 QUIET = {"error_rates": {}}
+# Both engines must show each scenario: the discrete-event one over the decision core, the asyncio one over
+# the live router.
+ENGINES = pytest.mark.parametrize("run_policy", [run_events, run_policy], ids=["events", "asyncio"])
 
 
 def quiet_models(policy) -> ModelSet:
@@ -30,7 +34,8 @@ def quiet_models(policy) -> ModelSet:
                             for ref, m in base.models.items()})
 
 
-def test_openai_down_for_30_minutes_opens_its_breaker_and_recovery_closes_it() -> None:
+@ENGINES
+def test_openai_down_for_30_minutes_opens_its_breaker_and_recovery_closes_it(run_policy) -> None:
     policy = current_policy()
     traffic = synthetic_traffic(requests=6000, tiers=policy.tiers, tasks=policy.tasks, seed=1, duration_s=3 * 3600)
     models = apply_scenario(quiet_models(policy), parse_scenario("openai-down-30m"),
@@ -58,7 +63,8 @@ def test_openai_down_for_30_minutes_opens_its_breaker_and_recovery_closes_it() -
     assert openai.get(1800.0 * 2, 0) < 0.2 * openai.get(0.0)
 
 
-def test_anthropic_limited_to_50_rpm_answers_429_with_retry_after_beyond_it() -> None:
+@ENGINES
+def test_anthropic_limited_to_50_rpm_answers_429_with_retry_after_beyond_it(run_policy) -> None:
     policy = current_policy()
     traffic = synthetic_traffic(requests=3000, tiers=["pro"], tasks=["story"], seed=1, duration_s=600,
                                 mix={("pro", "story"): 1.0})  # 300 rpm, anthropic first
@@ -74,7 +80,8 @@ def test_anthropic_limited_to_50_rpm_answers_429_with_retry_after_beyond_it() ->
     assert (run.requests["status"] == "ok").all()
 
 
-def test_gemini_p95_x4_keeps_the_median_and_quadruples_the_p95() -> None:
+@ENGINES
+def test_gemini_p95_x4_keeps_the_median_and_quadruples_the_p95(run_policy) -> None:
     policy = current_policy()
     base = quiet_models(policy)
     slowed = apply_scenario(base, parse_scenario("gemini-p95-x4"), duration_s=1, policies=[policy])
@@ -89,7 +96,8 @@ def test_gemini_p95_x4_keeps_the_median_and_quadruples_the_p95() -> None:
     assert 0.9 < b.at["gemini-2.5-flash", "p50_ms"] / a.at["gemini-2.5-flash", "p50_ms"] < 1.1
 
 
-def test_a_retired_model_answers_404_and_its_chain_falls_back() -> None:
+@ENGINES
+def test_a_retired_model_answers_404_and_its_chain_falls_back(run_policy) -> None:
     policy = current_policy()
     scenario = parse_scenario("retired:openai:gpt-4.1")
     models = apply_scenario(quiet_models(policy), scenario, duration_s=1, policies=[policy])

@@ -8,6 +8,7 @@ import pytest
 
 from taelio_core.calllog import DuckDBCallLog
 from taelio_core.errors import InputError
+from taelio_core.sandbox.arm import run_events
 from taelio_core.sandbox.models import models_from_policy
 from taelio_core.sandbox.replay import run_policy
 from taelio_core.sandbox.traffic import parse_window, replay_traffic, synthetic_traffic
@@ -37,12 +38,13 @@ def test_replay_keeps_every_logged_request_with_its_tier_mix_and_timing(tmp_path
     text = text.replace("admin = 200.0\n", "")
     from taelio_core.config.policy_parser import parse_policy
     no_admin = parse_policy(text, source="no-admin.toml")
-    run = run_policy(no_admin, traffic, models_from_policy(policy), seed=1)
-    assert len(run.requests) == 240
-    assert run.requests.groupby("tier").size().to_dict() == traffic.tier_counts()
-    rejected = run.requests[run.requests["status"] == "rejected"]
-    assert set(rejected["tier"]) == {"admin"} and len(rejected) == traffic.tier_counts()["admin"]
-    assert "unknown tier 'admin'" in rejected["routing_reason"].iloc[0]
+    for engine in (run_events, run_policy):   # the discrete-event engine and the asyncio one alike
+        run = engine(no_admin, traffic, models_from_policy(policy), seed=1)
+        assert len(run.requests) == 240
+        assert run.requests.groupby("tier").size().to_dict() == traffic.tier_counts()
+        rejected = run.requests[run.requests["status"] == "rejected"]
+        assert set(rejected["tier"]) == {"admin"} and len(rejected) == traffic.tier_counts()["admin"]
+        assert "unknown tier 'admin'" in rejected["routing_reason"].iloc[0]
     log.close()
 
 
