@@ -140,3 +140,19 @@ def test_health_reads_the_newest_breaker_transition_even_when_two_share_a_micros
     states = report.states[(report.states["provider"] == provider) & (report.states["model"] == model)]
     assert states["state"].tolist() == ["closed"]
     log.close()
+
+
+def test_log_totals_count_every_request_and_its_exact_cost(open_log) -> None:
+    from taelio_core.calllog.totals import log_totals
+    results = finished_results(30, seed=12)
+    log = open_log(flush_interval=0.05)
+    for result in results:
+        log.record(result)
+    log.flush(timeout=60)
+    totals = log_totals(log)
+    assert totals.total.requests == 30 and sum(t.requests for t in totals.by_tier) == 30
+    assert totals.total.attempts == sum(len(r.attempts) for r in results)
+    assert totals.total.cost_usd == sum((r.cost_usd for r in results if r.cost_usd is not None), Decimal(0))
+    assert totals.total.p50_latency_ms is not None and {t.name for t in totals.by_provider} <= {
+        a.provider for r in results for a in r.attempts}
+    log.close()
