@@ -92,6 +92,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_ready(url: str, proc: subprocess.Popen, stderr_path: Path, *, timeout_s: float = 90.0,
+                     name: str = "taelio serve") -> None:
+    """Poll ``/readyz`` until it answers 200; the server's stderr in the error if it exits or never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited {proc.returncode}: {stderr_path.read_text(errors='replace')[-4000:]}")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not become ready: {stderr_path.read_text(errors='replace')[-4000:]}")
+
+
 @dataclass(kw_only=True)
 class ApiServer:
     fake: FakeServer | RemoteFake
@@ -121,17 +137,7 @@ class ApiServer:
         return server
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"taelio serve exited {self.proc.returncode}: {self.stderr_path.read_text()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"taelio serve did not become ready: {self.stderr_path.read_text()}")
+        wait_until_ready(self.url, self.proc, self.stderr_path, timeout_s=timeout_s)
 
     def token(self, sub: str = "alice", tier: str = "pro", ttl_s: int = 3600, secret: str = SECRET) -> str:
         return mint_token(AuthSettings(secret=secret), sub=sub, tier=tier, ttl_s=ttl_s)
