@@ -32,15 +32,9 @@ BATCH = 500_000
 
 
 def open_postgres_log(url: str) -> Any:
-    """The PostgreSQL call log for ``url``, its tables and rollup triggers created when missing."""
-    import psycopg
-
-    from tests.analytics.pg_seed import StandInPostgresLog, create_schema
-    try:
-        create_schema(url)
-    except psycopg.errors.DuplicateTable:
-        pass
-    return StandInPostgresLog(url)
+    """The PostgreSQL call log for ``url``: opening it applies the migrations (tables, rollup triggers)."""
+    from taelio_core.calllog.postgres import PostgresCallLog
+    return PostgresCallLog(url, spool=bench_analytics.RESULTS / "pg-spool")
 
 
 def load(duck: Path, url: str) -> tuple[int, float]:

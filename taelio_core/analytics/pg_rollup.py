@@ -27,7 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-__all__ = ["MIGRATION", "build_fine", "install", "rebuild"]
+__all__ = ["MIGRATION", "build_fine", "drop_fine"]
 
 # PostgreSQL has no log2 for floats; log(2, numeric) is exact but costs ~70 us a value (it made a 1M-row load
 # 5x slower). ln(v) / ln(2) is off by a few 1e-14 at powers of two, hence the nudge (checked: 2^-80..2^80 land
@@ -166,29 +166,16 @@ def _keys() -> str:
                      for t, spec in _ROLLUPS.items())
 
 
-# After the rollup tables exist (006 on PostgreSQL): their keys, the raw tables' read indexes, the triggers,
-# and one fold of any rows already there (a database migrated with history in it).
-MIGRATION = ("013_postgres_rollup_triggers", f"""
+# After the rollup tables exist (006, 013 on PostgreSQL): their keys, the triggers, and one fold of any rows
+# already there (a database migrated with history in it). The raw tables' indexes are the call log's
+# (calllog/postgres_schema.py: primary keys, ts). A rollup added later needs a migration of its own that
+# re-creates the functions: this one runs once.
+MIGRATION = ("postgres_rollup_triggers", f"""
 {_keys()}
-CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
-CREATE INDEX IF NOT EXISTS attempts_ts ON attempts (ts);
-CREATE INDEX IF NOT EXISTS attempts_request_id ON attempts (request_id);
 {_functions()}
 {chr(10).join(f"DELETE FROM {t};" for t in _ROLLUPS)}
 {chr(10).join(_upsert(t, spec[2]) for t, spec in _ROLLUPS.items())}
 """)
-
-
-def install(con: Any) -> None:
-    """Apply ``MIGRATION``'s SQL on a psycopg connection (for a schema made outside the migration list)."""
-    con.execute(MIGRATION[1])
-
-
-def rebuild(con: Any) -> None:
-    """Recompute every rollup from the raw rows (inside the caller's transaction)."""
-    for table, spec in _ROLLUPS.items():
-        con.execute(f"DELETE FROM {table}")
-        con.execute(_upsert(table, spec[2]))
 
 
 _FINE_GRAINS = {1: "date_trunc('minute', ts AT TIME ZONE 'UTC')",
@@ -199,6 +186,8 @@ _FINE_GRAINS = {1: "date_trunc('minute', ts AT TIME ZONE 'UTC')",
 def build_fine(con: Any, *, start: datetime, end: datetime, minutes: int = 1) -> list[str]:
     """``rollup.build_fine`` on PostgreSQL: temporary minute-grain twins of the hourly rollups over ``[start, end)``.
 
+    ``con`` is the call log's session (DuckDB-style ``$name`` parameters).
+
     A temporary table shadows the stored one of the same name (``pg_temp`` is searched first), so every query
     written for the rollups reads them unchanged until ``drop_fine``.
     """
@@ -207,7 +196,7 @@ def build_fine(con: Any, *, start: datetime, end: datetime, minutes: int = 1) ->
     for table, (keys, _merge, source, sql) in _ROLLUPS.items():
         if keys[0] != "hour":
             continue
-        rows = f"(SELECT * FROM {source} WHERE ts >= %(lo)s AND ts < %(hi)s)"
+        rows = f"(SELECT * FROM {source} WHERE ts >= $lo AND ts < $hi)"
         con.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
         con.execute(f"CREATE TEMP TABLE {table} AS {sql.format(time=grain, day=_DAY, rows=rows)}",
                     {"lo": start, "hi": end})
