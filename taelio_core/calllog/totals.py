@@ -79,14 +79,15 @@ class LogTotals:
                 "by_tier": [t.as_dict() for t in self.by_tier]}
 
 
-# Request-level figures, grouped by tier (or by nothing for the total). Placeholders: {group}, {where}.
+# Request-level figures, grouped by tier (or by nothing for the total). Placeholders: {group}, {group_by}, {where},
+# and the percentiles {p50}/{p95} in the log's dialect (DuckDB or PostgreSQL).
 _REQUESTS_SQL = """
 SELECT {group} AS name, count(*) AS requests, coalesce(sum(n_attempts), 0) AS attempts,
        avg((status = 'ok')::INT) AS ok_rate, avg((fallback_depth > 0)::INT) AS fallback_rate,
        coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
        coalesce(sum(cost_usd), 0)::VARCHAR AS cost_usd, count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,
-       quantile_cont(latency_ms, 0.5) AS p50, quantile_cont(latency_ms, 0.95) AS p95
-FROM requests WHERE {where} GROUP BY ALL ORDER BY requests DESC, name
+       {p50} AS p50, {p95} AS p95
+FROM requests WHERE {where} {group_by} ORDER BY requests DESC, name
 """
 # Provider figures from attempts. Fell back: a failed attempt the router moved on from (the next
 # attempt is a new entry, not a retry). Latency percentiles are of successful attempts.
@@ -101,9 +102,8 @@ SELECT provider AS name, count(DISTINCT request_id) AS requests, count(*) AS att
        coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
        coalesce(sum(cost_usd), 0)::VARCHAR AS cost_usd,
        count(*) FILTER (WHERE cost_usd IS NULL AND (input_tokens > 0 OR output_tokens > 0)) AS unpriced,
-       quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS p50,
-       quantile_cont(latency_ms, 0.95) FILTER (WHERE status = 'ok') AS p95
-FROM a GROUP BY ALL ORDER BY attempts DESC, name
+       {p50} AS p50, {p95} AS p95
+FROM a GROUP BY provider ORDER BY attempts DESC, name
 """
 
 
@@ -117,13 +117,20 @@ def log_totals(log: CallLog, *, since: datetime | None = None, sources: tuple[st
         clauses.append("source IN (" + ", ".join("?" for _ in sources) + ")")
         params.extend(sources)
     where = " AND ".join(clauses)
-    total_rows = _rows(log, _REQUESTS_SQL.format(group="'total'", where=where), params)
+    from taelio_core.analytics.dialect import DUCKDB, POSTGRES
+    from taelio_core.analytics.pg_reader import is_postgres_log
+    dialect = POSTGRES if is_postgres_log(log) else DUCKDB
+    req = {"p50": dialect.quantile("latency_ms", 0.5), "p95": dialect.quantile("latency_ms", 0.95)}
+    ok = {"p50": dialect.quantile("latency_ms", 0.5, "status = 'ok'"),
+          "p95": dialect.quantile("latency_ms", 0.95, "status = 'ok'")}
+    total_rows = _rows(log, _REQUESTS_SQL.format(group="'total'", group_by="", where=where, **req), params)
     empty = Totals(name="total", requests=0, attempts=0, ok_rate=None, fallback_rate=None, input_tokens=0,
                    output_tokens=0, cost_usd=Decimal(0), unpriced=0, p50_latency_ms=None, p95_latency_ms=None)
     total = total_rows[0] if total_rows and total_rows[0].requests else empty
     return LogTotals(since=since, sources=tuple(sources), total=total,
-                     by_provider=_rows(log, _PROVIDERS_SQL.format(where=where), params),
-                     by_tier=_rows(log, _REQUESTS_SQL.format(group="tier", where=where), params))
+                     by_provider=_rows(log, _PROVIDERS_SQL.format(where=where, **ok), params),
+                     by_tier=_rows(log, _REQUESTS_SQL.format(group="tier", group_by="GROUP BY tier", where=where,
+                                                             **req), params))
 
 
 def _rows(log: CallLog, sql: str, params: list[Any]) -> list[Totals]:

@@ -36,12 +36,18 @@ def _tables(results: list) -> tuple[pa.Table, pa.Table]:
             rows_to_table([a for _, attempts in rows for a in attempts], ATTEMPT_SCHEMA))
 
 
-def test_recorded_requests_and_their_attempts_are_stored_after_a_flush(open_log) -> None:
-    results = finished_results(40, seed=3)
+def _recorded(open_log, results: list) -> CallLog:  # noqa: ANN001
+    """A log of the backend under test holding ``results``, recorded and flushed."""
     log = open_log(flush_interval=0.05)
     for result in results:
         log.record(result)
     log.flush(timeout=60)
+    return log
+
+
+def test_recorded_requests_and_their_attempts_are_stored_after_a_flush(open_log) -> None:
+    results = finished_results(40, seed=3)
+    log = _recorded(open_log, results)
     assert log.count_requests() == 40 and log.writer_status().pending == 0
     counts = log.query("SELECT (SELECT count(*) FROM attempts) AS attempts, "
                        "(SELECT sum(n_attempts) FROM requests) AS expected").iloc[0]
@@ -139,4 +145,17 @@ def test_health_reads_the_newest_breaker_transition_even_when_two_share_a_micros
     assert report.history["to_state"].tolist() == ["closed", "open"]
     states = report.states[(report.states["provider"] == provider) & (report.states["model"] == model)]
     assert states["state"].tolist() == ["closed"]
+    log.close()
+
+
+def test_log_totals_count_every_request_and_its_exact_cost(open_log) -> None:
+    from taelio_core.calllog.totals import log_totals
+    results = finished_results(30, seed=12)
+    log = _recorded(open_log, results)
+    totals = log_totals(log)
+    assert totals.total.requests == 30 and sum(t.requests for t in totals.by_tier) == 30
+    assert totals.total.attempts == sum(len(r.attempts) for r in results)
+    assert totals.total.cost_usd == sum((r.cost_usd for r in results if r.cost_usd is not None), Decimal(0))
+    assert totals.total.p50_latency_ms is not None and {t.name for t in totals.by_provider} <= {
+        a.provider for r in results for a in r.attempts}
     log.close()
