@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import ROOT, Figure, PartContext, child_env, fake_server, percentile, run_standalone  # noqa: E402
 
 KEY = "sk-bench-000000000000"
+PROXY_KEY = "sk-bench-proxy-master-0123456789abcdef"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 MODEL = "gpt-4o-mini"
 POLICY = """
@@ -92,6 +93,14 @@ def taelio_serve(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]
         proc.wait(timeout=60)
 
 
+def serve_env(fake: str, tmp: Path) -> tuple[Path, dict[str, str]]:
+    """The bench policy (one OpenAI entry on the fake server) written in ``tmp``, and ``taelio serve``'s env."""
+    policy = tmp / "bench.toml"
+    policy.write_text(POLICY.format(base_url=fake + "/v1", model=MODEL))
+    return policy, child_env(OPENAI_API_KEY=KEY, JWT_SECRET=SECRET, TAELIO_POLICY=str(policy), TAELIO_MODE="live",
+                             DATABASE_URL=str(tmp / "api.duckdb"))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of process ``pid`` so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -114,8 +123,11 @@ def litellm_proxy(base_url: str, tmp: Path) -> Iterator[str | None]:
         yield None
         return
     config = tmp / "litellm.yaml"
+    # The proxy refuses to start without a master key (it would accept every request): it checks that key as
+    # Taelio checks its JWT, so both sides authenticate every request.
     config.write_text(f"model_list:\n  - model_name: {MODEL}\n    litellm_params:\n      model: openai/{MODEL}\n"
-                      f"      api_base: {base_url}\n      api_key: {KEY}\n")
+                      f"      api_base: {base_url}\n      api_key: {KEY}\n"
+                      f"general_settings:\n  master_key: {PROXY_KEY}\n")
     port = free_port()
     env = {**child_env(), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
     proc = subprocess.Popen([binary, "--config", str(config), "--port", str(port), "--num_workers", "1"],
@@ -170,10 +182,7 @@ async def bench(ctx: PartContext) -> list[Figure]:
     figures: list[Figure] = []
     with fake_server() as fake, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        policy = tmp / "bench.toml"
-        policy.write_text(POLICY.format(base_url=fake + "/v1", model=MODEL))
-        env = child_env(OPENAI_API_KEY=KEY, JWT_SECRET=SECRET, TAELIO_POLICY=str(policy), TAELIO_MODE="live",
-                        DATABASE_URL=str(tmp / "api.duckdb"))
+        policy, env = serve_env(fake, tmp)
         engine = Taelio.open(policy=policy, database=tmp / "router.duckdb",
                              settings=load_settings(env={"OPENAI_API_KEY": KEY, "TAELIO_MODE": "live"}))
         token = mint_token(AuthSettings(secret=SECRET), sub="bench", tier="pro", ttl_s=3600)
@@ -211,7 +220,7 @@ async def bench(ctx: PartContext) -> list[Figure]:
                 if proxy:
                     async def proxy_chat() -> object:
                         response = await client.post(proxy + "/v1/chat/completions", json=CHAT,
-                                                     headers={"Authorization": "Bearer sk-anything"})
+                                                     headers={"Authorization": f"Bearer {PROXY_KEY}"})
                         assert response.status_code == 200, response.text
                         return response
                     contenders["litellm proxy"] = proxy_chat

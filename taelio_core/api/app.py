@@ -25,7 +25,7 @@ from taelio_core.api.auth import AuthSettings
 from taelio_core.api.limits import LimitStore, UserLimits
 from taelio_core.api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
 from taelio_core.api.problems import PROBLEM_JSON, ApiProblem, install_handlers, problem_response
-from taelio_core.api.service import ApiService, get_service
+from taelio_core.api.service import ApiService, service_of
 from taelio_core.wiring import Taelio
 
 __all__ = ["MAX_BODY_BYTES", "app_from_env", "create_app"]
@@ -117,7 +117,10 @@ def create_app(*, auth: AuthSettings, engine: Taelio | None = None, open_engine:
             elif opened.log is not None:
                 await asyncio.to_thread(opened.log.flush)
 
+    # FastAPI's own OpenTelemetry hooks are off: nothing here configures OpenTelemetry (``/metrics`` is the
+    # Prometheus view), and asking whether it is configured costs CPU on every request.
     app = FastAPI(title="Taelio API", version="1", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
                   description="Routes generation requests through each tier's chain of LLM providers, with "
                               "fallback, pricing and a call log. Every endpoint but the operations ones needs "
                               "`Authorization: Bearer <JWT>`; the token's `tier` claim picks the chain. Errors "
@@ -162,7 +165,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def metrics_endpoint(request: Request) -> Response:
     """Prometheus metrics: requests, attempts, fallbacks, errors by type, latency histograms, cost."""
-    return Response(get_service(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(service_of(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 def app_from_env() -> FastAPI:

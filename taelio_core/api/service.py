@@ -13,7 +13,7 @@ import os
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from taelio_core.api.auth import AuthSettings, Caller, Unauthorized, verify_token
+from taelio_core.api.auth import AuthSettings, Caller, TokenCache, Unauthorized
 from taelio_core.api.limits import LimitExceeded, UserLimits
 from taelio_core.api.metrics import ApiMetrics
 from taelio_core.api.problems import ApiProblem, from_taelio_error
@@ -24,7 +24,7 @@ from taelio_core.routing.streams import GenerationStream
 from taelio_core.routing.trace import GenerationResult
 from taelio_core.wiring import Taelio
 
-__all__ = ["ApiService", "SOURCE", "authed", "get_service"]
+__all__ = ["ApiService", "SOURCE", "authed", "get_service", "service_of"]
 
 SOURCE = "api"
 _QUERY_TOKENS = ("access_token", "token", "jwt", "api_key", "authorization")
@@ -35,6 +35,7 @@ class ApiService:
     def __init__(self, engine: Taelio, auth: AuthSettings, *, limits: UserLimits | None = None,
                  metrics: ApiMetrics | None = None, store_user: str | None = None) -> None:
         self.engine, self.auth = engine, auth
+        self.tokens = TokenCache(auth)
         self.limits = limits or UserLimits(engine.policy)
         self.metrics = metrics or ApiMetrics()
         mode = (store_user if store_user is not None else os.environ.get("TAELIO_STORE_USER", "full")).lower()
@@ -75,17 +76,23 @@ class ApiService:
         self.limits.spend_tokens(caller.tier, caller.sub, usage.input_tokens + usage.output_tokens)
 
 
-def get_service(request: Request) -> ApiService:
+def service_of(request: Request) -> ApiService:
+    return request.app.state.service
+
+
+async def get_service(request: Request) -> ApiService:
+    """The endpoints' dependency. Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread,
+    a thread hop on every request."""
     return request.app.state.service
 
 
 async def authed(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
-    service = get_service(request)
+    service = service_of(request)
     if any(name in request.query_params for name in _QUERY_TOKENS):
         raise Unauthorized("A token in the query string is not accepted; send it as 'Authorization: Bearer <token>'.")
     if credentials is None:
         raise Unauthorized("This endpoint needs 'Authorization: Bearer <token>'.")
-    caller = verify_token(service.auth, credentials.credentials)
+    caller = service.tokens.verify(credentials.credentials)
     if caller.tier not in service.engine.policy.model.tiers:
         raise ApiProblem(403, f"The token's tier '{caller.tier}' is not a tier of the policy "
                               f"({', '.join(service.engine.policy.tiers)}).")

@@ -73,6 +73,10 @@ def run_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     sys.stderr.write(f"taelio: serving the API on http://{args.host}:{args.port} (docs at /docs)\n")
     uvicorn.run("taelio_core.api.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, access_log=False, log_level="warning", timeout_graceful_shutdown=GRACEFUL_S,
-                lifespan="on")
+                workers=args.workers, **uvicorn_options())
     return 0
+
+
+def uvicorn_options() -> dict[str, object]:
+    """How ``serve`` runs uvicorn (also what ``benchmarks/profile_api.py`` runs)."""
+    return {"access_log": False, "log_level": "warning", "timeout_graceful_shutdown": GRACEFUL_S, "lifespan": "on"}
