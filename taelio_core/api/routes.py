@@ -119,10 +119,10 @@ def _provider_stats(service: ApiService) -> list[dict[str, object]]:
     since = datetime.now(UTC) - timedelta(hours=1)
 
     def stats(r: rollup.Reader) -> pd.DataFrame:
-        q = r.dialect.quantile
+        d = r.dialect
         return r.query(f"""SELECT provider, count(*) AS attempts,
                                   avg(CASE WHEN status = 'ok' THEN 1.0 ELSE 0.0 END) AS success_rate,
-                                  {q("latency_ms", 0.5)} AS p50_ms, {q("latency_ms", 0.95)} AS p95_ms
+                                  {d.quantile("latency_ms", 0.5)} AS p50_ms, {d.quantile("latency_ms", 0.95)} AS p95_ms
                            FROM attempts WHERE ts >= ? GROUP BY provider ORDER BY provider""", [since])
     frame = rollup.read(log, stats, rollups=False)
     return [{k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
