@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks import (bench_analytics, bench_api, bench_failover, bench_pg_ingest, bench_reads, bench_redis_guards,
                         bench_router, bench_startup, plugged)
-from benchmarks import bench_replicas
+from benchmarks import bench_pg_analytics, bench_replicas
 from benchmarks.harness import RESULTS, ROOT, Figure, PartContext, figures_as_json, machine, versions
 
 # name -> (runner, time budget in seconds: full, quick)
@@ -38,6 +38,7 @@ PARTS: dict[str, tuple[Callable[[PartContext], list[Figure]], float, float]] = {
     "redis": (bench_redis_guards.run, 240, 90),
     "pg-ingest": (bench_pg_ingest.run, 600, 240),
     "replicas": (bench_replicas.run, 900, 300),
+    "pg-analytics": (bench_pg_analytics.run, 1200, 600),
 }
 HEADER = ["part", "measure", "Taelio", "beside it, same run", "target", ""]
 MARK_START, MARK_END = "<!-- part:{} -->", "<!-- /part:{} -->"

@@ -99,7 +99,7 @@ def extra_queries(log) -> dict[str, object]:  # noqa: ANN001
         out["budget_burndown"] = lambda lg, f: analytics.budget_burndown(lg, budgets, f, now=now)
     if hasattr(analytics, "costs_view") and budgets is not None:
         out["page read: costs_view (9 queries)"] = lambda lg, f: analytics.costs_view(lg, f, budgets, now=now)
-        out["page read: health_view (8 queries)"] = analytics.health_view
+        out["page read: health_view (8 queries)"] = lambda lg, f: analytics.health_view(lg, f, now=now)
     newest = log.query("SELECT request_id FROM requests ORDER BY ts DESC LIMIT 1")
     if hasattr(analytics, "request_detail") and len(newest):
         request_id = newest.iloc[0, 0]

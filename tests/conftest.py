@@ -105,7 +105,8 @@ def pg_url(pg_server, request) -> str:
 
 @pytest.fixture
 def redis_url():
-    """A throwaway Redis for this test (the server object is ``redis_url.server`` via ``redis_server``)."""
+    """A throwaway Redis for this test, as its URL; a test that stops and restarts Redis uses
+    ``tests.servers.redis_server()`` itself, for the server object."""
     from tests.servers import redis_server
     with redis_server() as server:
         yield server.url

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -22,6 +24,9 @@ from taelio_core.routing.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS, MAX_PROM
 from taelio_core.routing.inputs import Inputs
 from taelio_core.routing.story_flow import PartStarted, StoryEvent, astream_story, run_story
 from taelio_core.routing.streams import GenerationStream
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["router"]
 
@@ -105,14 +110,21 @@ async def providers_health(service: ApiService = Depends(get_service),
 
 
 def _provider_stats(service: ApiService) -> list[dict[str, object]]:
+    """Attempts, success and latency per provider over the last hour, in SQL both backends run."""
+    from taelio_core.analytics import rollup
     log = service.engine.log
     if log is None:
         return []
     log.flush()
-    frame = log.query("SELECT provider, count(*) AS attempts, avg(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) "
-                      "AS success_rate, quantile_cont(latency_ms, 0.5) AS p50_ms, "
-                      "quantile_cont(latency_ms, 0.95) AS p95_ms FROM attempts "
-                      "WHERE ts >= now() - INTERVAL 1 HOUR GROUP BY provider ORDER BY provider")
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    def stats(r: rollup.Reader) -> pd.DataFrame:
+        d = r.dialect
+        return r.query(f"""SELECT provider, count(*) AS attempts,
+                                  avg(CASE WHEN status = 'ok' THEN 1.0 ELSE 0.0 END) AS success_rate,
+                                  {d.quantile("latency_ms", 0.5)} AS p50_ms, {d.quantile("latency_ms", 0.95)} AS p95_ms
+                           FROM attempts WHERE ts >= ? GROUP BY provider ORDER BY provider""", [since])
+    frame = rollup.read(log, stats, rollups=False)
     return [{k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 

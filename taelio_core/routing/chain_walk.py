@@ -139,8 +139,18 @@ class ChainWalk:
         return self._result
 
     async def run(self) -> GenerationResult:
-        async for _ in self.stream():
-            pass
+        if self._streaming or self._s.hedging.get(self._ctx.chain_tier) is not None:
+            async for _ in self.stream():
+                pass
+        else:
+            try:
+                await self._walk_whole()
+            except asyncio.CancelledError:
+                if self._result is None:
+                    self._conclude_cancelled()
+                raise
+            finally:
+                self._s.guards.release_all(self._ctx)   # nothing stays held, however the walk ended
         assert self._result is not None
         return self._result
 
@@ -215,6 +225,39 @@ class ChainWalk:
                 if wait < 0:   # FALL_BACK (settled above: never STOP here)
                     break
                 await self._s.clock.sleep(wait)
+                retries, wait_ms = retries + 1, wait * 1000.0
+                if not self._admit(entry, provider):
+                    break
+        self._conclude_unanswered()
+
+    async def _walk_whole(self) -> None:
+        """``_walk`` for a whole answer without hedging: the same decisions (the decision core's admit and
+        after_outcome) in one coroutine, with no generator layers; its per-attempt code is the call."""
+        ctx, s, entries = self._ctx, self._s, self._entries
+        while self._index < len(entries):
+            entry = entries[self._index]
+            self._index += 1
+            provider = s.providers[entry.provider]
+            if not self._admit(entry, provider):
+                continue
+            retries, wait_ms = 0, 0.0
+            while True:
+                self._flight = _Flight(entry=entry, provider=provider, start=s.runner.start(), retry=retries,
+                                       wait_ms=wait_ms)
+                attempt = await s.runner.complete(ctx, entry, provider, self._limits(self._remaining()),
+                                                  retry=retries, wait_ms=wait_ms)
+                self._flight = None
+                self._record(attempt)
+                if attempt.ok:
+                    self._conclude("ok", attempt)
+                    return
+                remaining = self._remaining()   # the clock, read once for this decision
+                wait = after_outcome(s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
+                                     retries, remaining, self._limits(remaining).timeout_s,
+                                     self._usable_after() * ctx.request.settings.timeout_s, s.rng.random)
+                if wait < 0:
+                    break
+                await s.clock.sleep(wait)
                 retries, wait_ms = retries + 1, wait * 1000.0
                 if not self._admit(entry, provider):
                     break

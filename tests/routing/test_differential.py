@@ -9,23 +9,13 @@ which side moved.
 """
 from __future__ import annotations
 
-import importlib
 import json
 
-import pytest
-
 from tests.routing.fault_script import run_live
-
-
-def _sandbox_side():
-    try:
-        return importlib.import_module("tests.sandbox.test_sandbox_decisions").run_sandbox
-    except (ImportError, AttributeError) as e:  # the Sandbox side lands separately (issue 15 §2)
-        pytest.skip(f"the discrete-event Sandbox's side is not on this branch yet ({e})")
+from tests.sandbox.test_sandbox_decisions import run_sandbox
 
 
 def test_the_live_router_and_the_sandbox_make_identical_decisions_on_the_fault_script() -> None:
-    run_sandbox = _sandbox_side()
     live = json.loads(json.dumps(run_live()))
     sandbox = json.loads(json.dumps(run_sandbox()))
     assert len(live) == len(sandbox)
