@@ -71,6 +71,17 @@ def busy_cores() -> float:
     return (sum(parts) - parts[3] - parts[4]) / TICKS
 
 
+def limit(machine_busy: float, ours: float) -> str:
+    """Why a second replica does not double the throughput here, from what the run measured."""
+    cores = os.cpu_count() or 1
+    if machine_busy >= 0.9 * cores and ours < 0.8 * cores:
+        return (f"the CPU: all {cores} cores were busy while this run got {ours:.2f} of them (the rest went to "
+                "other work on the machine), and every request costs CPU in the replica, the client and the "
+                "fake provider alike, so more replicas only split the same share")
+    return (f"the CPU: a replica is one Python process (one core at most), and the client, the fake provider, "
+            f"PostgreSQL and Redis share the same {cores} cores")
+
+
 def run(ctx: PartContext) -> list[Figure]:
     from tests.replicas.cluster import Cluster
     from tests.replicas.load import run_load
@@ -143,7 +154,9 @@ def run(ctx: PartContext) -> list[Figure]:
                        f"{statistics.median(cores[n]):.2f}",
             target=">= 1.7x at 2 replicas" if n == 2 else "",
             met=ratio >= 1.7 if n == 2 else None,
-            note=f"median of {len(rates[n])} rounds of {per_round} requests, {n * PER_REPLICA} in flight"))
+            note=f"median of {len(rates[n])} rounds of {per_round} requests, {n * PER_REPLICA} in flight"
+                 + (f"; what limits it: {limit(statistics.median(cores[n]), statistics.median(ours[n]))}"
+                    if n == 2 else "")))
     return figures
 
 
