@@ -42,7 +42,6 @@ LIST_COLUMNS = ("ts", "request_id", "source", "tier", "task", "provider", "model
 # Shown in the list only (not exported): the start of the prompt, and the error in full.
 PROMPT_PREVIEW = 200
 LIST_TEXT = (f"left(prompt, {PROMPT_PREVIEW}) AS prompt", "error")
-STATUSES = ("ok", "failed", "truncated", "rejected")
 # What the search box matches: these columns anywhere, ignoring case. ``provider`` and ``model`` are who
 # served the request; the providers tried before it are in its attempts, not searched here.
 SEARCHED = ("prompt", "output", "error", "provider", "model")
