@@ -37,7 +37,7 @@ from taelio_core.config.pricing import MTOK, Pricer
 from taelio_core.formatting import money
 from taelio_core.guards.budget_store import BudgetStore, InProcessBudgetStore, Key
 from taelio_core.routing.clock import Clock
-from taelio_core.routing.decisions import budget_skip_words
+from taelio_core.routing.decisions import budget_skip_words, degrade_route
 from taelio_core.routing.route_plan import BudgetTable, budget_keys
 from taelio_core.routing.generation import ChatRequest
 from taelio_core.routing.trace import Attempt
@@ -176,17 +176,7 @@ class BudgetGuard:
         """(tier whose chains to use, why) when a degrade rule applies to this request's tier."""
         if ctx.tier not in self._degrade:
             return None
-        for rule in self.budgets.degrade:
-            limit = self.budgets.tier.get(rule.tier)
-            amount = getattr(limit, rule.period) if limit else None
-            if rule.tier != ctx.tier or not amount:
-                continue
-            spent = self.spent("tier", rule.tier, rule.period)
-            pct = float(spent / amount * 100)
-            if pct >= rule.at_pct:
-                return rule.use, (f"{rule.tier} has used {pct:.0f}% of its {rule.period} budget "
-                                  f"({money(spent)} of {money(amount)}): served with the {rule.use} chain")
-        return None
+        return degrade_route(self.budgets, ctx.tier, lambda tier, period: self.spent("tier", tier, period))
 
     def admit(self, ctx: RequestContext, entry: ChainEntry) -> str | None:
         if entry.provider not in self._table.providers and ctx.tier not in self._table.tiers:

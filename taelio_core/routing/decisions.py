@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from taelio_core.formatting import money
 from taelio_core.guards.resilience import BreakerConfig, ResilienceConfig
@@ -39,10 +40,13 @@ from taelio_core.routing.decision_state import (
 )
 from taelio_core.routing.route_plan import BudgetRule, budget_keys
 
+if TYPE_CHECKING:
+    from taelio_core.config.policy_schema import Budgets
+
 __all__ = ["FALL_BACK", "OUT_AUTH", "OUT_CANCELLED", "OUT_FAILED", "OUT_MODEL", "OUT_NEUTRAL", "OUT_OK",
            "REASON_AUTH", "REASON_MODEL", "SKIP_OPEN", "SKIP_TRIAL", "STOP", "Transition", "after_outcome",
            "breaker_admit", "breaker_drop_probe", "breaker_mark", "breaker_outcome", "breaker_record",
-           "breaker_skip_text", "budget_admit", "budget_settle", "budget_skip_text", "budget_skip_words", "deadline_text",
+           "breaker_skip_text", "budget_admit", "degrade_route", "budget_settle", "budget_skip_text", "budget_skip_words", "deadline_text",
            "past_deadline"]
 
 REASON_AUTH, REASON_MODEL = "key rejected", "model retired?"
@@ -229,3 +233,22 @@ def budget_settle(book: BudgetBook, rules: tuple[BudgetRule, ...], hold: object,
     """An attempt ended: its reservation goes, its cost (None: unpriced or not counted) is spent."""
     keys = budget_keys(rules, started_s)[0] if cost is not None else ()
     return book.settle(hold, keys, cost)
+
+
+def degrade_route(budgets: Budgets, tier: str, spent: Callable[[str, str], Decimal]) -> tuple[str, str] | None:
+    """(tier whose chains to use, why) when one of ``budgets``' degrade rules applies to ``tier``, else None.
+
+    ``spent(tier, period)`` is the tier's spend in the current period (the live guard's store, or the
+    Sandbox's budget book): the rule itself is written once, here.
+    """
+    for rule in budgets.degrade:
+        limit = budgets.tier.get(rule.tier)
+        amount = getattr(limit, rule.period) if limit else None
+        if rule.tier != tier or not amount:
+            continue
+        used = spent(rule.tier, rule.period)
+        pct = float(used / amount * 100)
+        if pct >= rule.at_pct:
+            return rule.use, (f"{rule.tier} has used {pct:.0f}% of its {rule.period} budget "
+                              f"({money(used)} of {money(amount)}): served with the {rule.use} chain")
+    return None

@@ -23,10 +23,10 @@ import math
 import random
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from taelio_core.config.policy import RoutingPolicy
 from taelio_core.config.pricing import Pricer
-from taelio_core.formatting import money
 from taelio_core.guards.budgets import estimate_input_tokens
 from taelio_core.guards.resilience import attempt_limits
 from taelio_core.providers.simulated import simulated_text
@@ -50,6 +50,7 @@ from taelio_core.routing.decisions import (
     budget_settle,
     budget_skip_text,
     deadline_text,
+    degrade_route,
 )
 from taelio_core.routing.generation import ChatRequest
 from taelio_core.routing.inputs import Inputs
@@ -154,20 +155,13 @@ class SandboxCore:
 
     # ---- a budget rule that serves a tier with another tier's chains ---------------------------
     def degrade(self, tier: str, now_s: float) -> tuple[str, str] | None:
-        """(tier whose chains to use, why): ``BudgetGuard.reroute``'s rule over the budget book."""
-        for rule in self.budgets.degrade:
-            limit = self.budgets.tier.get(rule.tier)
-            amount = getattr(limit, rule.period) if limit else None
-            if rule.tier != tier or not amount:
-                continue
-            monthly, daily = period_labels(now_s)
-            label = monthly if rule.period == "monthly" else daily
-            spent = to_decimal(self.book.spent.get(("tier", tier, rule.period, label), 0))
-            pct = float(spent / amount * 100)
-            if pct >= rule.at_pct:
-                return rule.use, (f"{rule.tier} has used {pct:.0f}% of its {rule.period} budget "
-                                  f"({money(spent)} of {money(amount)}): served with the {rule.use} chain")
-        return None
+        """(tier whose chains to use, why): the live guard's degrade rule over the budget book."""
+        monthly, daily = period_labels(now_s)
+
+        def spent(tier: str, period: str) -> Decimal:
+            label = monthly if period == "monthly" else daily
+            return to_decimal(self.book.spent.get(("tier", tier, period, label), 0))
+        return degrade_route(self.budgets, tier, spent)
 
 
 class _Try:
