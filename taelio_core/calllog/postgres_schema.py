@@ -55,8 +55,8 @@ def to_postgres(sql: str) -> str:
 def postgres_migrations() -> list[tuple[str, str]]:
     """DuckDB's named migrations in PostgreSQL's dialect, then the ones only PostgreSQL has (rollup triggers)."""
     from taelio_core.analytics import pg_rollup     # analytics imports calllog: not at the top
-    return [(name, POSTGRES_VERSIONS.get(name) or to_postgres(sql)) for name, sql in MIGRATIONS] + [
-        pg_rollup.MIGRATION]
+    return [(name, POSTGRES_VERSIONS.get(name) or to_postgres(sql)) for name, sql in MIGRATIONS] + list(
+        pg_rollup.MIGRATIONS)
 
 
 def migrate(conn: Any, migrations: Sequence[tuple[str, str]] | None = None) -> list[str]:  # noqa: ANN401

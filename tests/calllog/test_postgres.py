@@ -90,8 +90,53 @@ def test_open_call_log_opens_postgresql_from_database_url(pg_url: str, tmp_path:
 
 # ---- schema --------------------------------------------------------------------------------------
 def test_every_migration_has_a_postgresql_version_under_the_same_name_followed_by_postgresqls_own() -> None:
-    from taelio_core.analytics.pg_rollup import MIGRATION
-    assert [name for name, _ in postgres_migrations()] == [name for name, _ in MIGRATIONS] + [MIGRATION[0]]
+    from taelio_core.analytics.pg_rollup import MIGRATIONS as PG_ONLY
+    assert [name for name, _ in postgres_migrations()] == [name for name, _ in MIGRATIONS] + [
+        "postgres_rollup_triggers", "postgres_rollup_fold_hashed"]
+    assert [name for name, _ in PG_ONLY] == ["postgres_rollup_triggers", "postgres_rollup_fold_hashed"]
+
+
+def test_a_log_migrated_before_the_hashed_fold_gets_it_and_two_writers_folding_the_same_hours_sum_exactly(
+        pg_url: str, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
+    from taelio_core.calllog.postgres_copy import copy_tables
+    from taelio_core.calllog.postgres_schema import migrate
+    with psycopg.connect(pg_url, autocommit=True) as conn:     # a database as it was before the new migration
+        migrate(conn, postgres_migrations()[:-1])
+    log = PostgresCallLog(pg_url, spool=tmp_path)
+    source = log.query("SELECT prosrc FROM pg_proc WHERE proname = 'taelio_fold_attempts'")["prosrc"].iloc[0]
+    assert "MATERIALIZED" in source
+    base = finished_results(200, seed=3)
+
+    def batch(k: int) -> tuple:
+        requests, attempts = [], []
+        for i, result in enumerate(base):
+            request, rows = encode(replace(result, request_id=f"w{k}-{i}"))
+            requests.append(request)
+            attempts.extend(rows)
+        return rows_to_table(requests, REQUEST_SCHEMA, store_text=True), rows_to_table(attempts, ATTEMPT_SCHEMA)
+
+    def write(k: int) -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for round_ in range(3):
+                copy_tables(conn, *batch(10 * k + round_))
+
+    writers = [threading.Thread(target=write, args=(k,)) for k in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert log.count_requests() == 6 * len(base)
+    folded = log.query("SELECT sum(requests) AS n, sum(cost_usd) AS cost FROM request_rollup").iloc[0]
+    raw = log.query("SELECT count(*) AS n, sum(cost_usd) AS cost FROM requests").iloc[0]
+    assert folded["n"] == raw["n"] and folded["cost"] == raw["cost"]
+    hist = log.query("SELECT sum(n) AS n FROM latency_histogram WHERE metric = 'latency'")["n"].iloc[0]
+    ok = log.query("SELECT count(*) AS n FROM attempts WHERE status = 'ok' AND latency_ms IS NOT NULL")["n"].iloc[0]
+    tries = log.query("SELECT sum(attempts) AS n FROM attempt_rollup")["n"].iloc[0]
+    assert hist == ok and tries == log.query("SELECT count(*) AS n FROM attempts")["n"].iloc[0]
+    log.close()
 
 
 def test_the_columns_and_their_types_match_duckdbs(pg_url: str, tmp_path: Path) -> None:
