@@ -11,7 +11,9 @@ row that the rollups lack, or the reverse. Folding is an upsert that adds
 counts and sums and takes minima and maxima (unique keys with ``NULLS NOT
 DISTINCT``, PostgreSQL 15), so concurrent batches touching the same hour
 merge instead of conflicting; groups are inserted in key order, so two
-batches lock shared keys in the same order (no deadlock).
+batches lock shared keys in the same order (no deadlock). Since migration
+``postgres_rollup_fold_hashed`` the batch is grouped first (hashed) and only
+the groups are sorted.
 
 A ``DELETE`` recomputes the hours its rows fell in from what remains (sums
 cannot un-take a minimum), and ``TRUNCATE`` empties the rollups. Rows are
