@@ -47,9 +47,15 @@ def test_health_on_postgresql_shows_each_providers_attempts_and_success_rate_as_
         rows = con.execute(
             "SELECT provider, count(*), 100.0 * count(*) FILTER (WHERE status = 'ok') / count(*) "
             "FROM attempts WHERE ts >= %s AND ts < %s GROUP BY provider", [start, end]).fetchall()
+        tiers = con.execute(
+            "SELECT tier, count(*) FILTER (WHERE fallback_depth > 0), count(*) FROM requests "
+            "WHERE ts >= %s AND ts < %s GROUP BY tier", [start, end]).fetchall()
     expected = {provider: (n, round(float(rate), 6)) for provider, n, rate in rows}
     assert len(expected) >= 2 and sum(n for n, _ in expected.values()) > 240     # some requests fell back
     assert shown == expected
+    # Fallback rate per tier: each tier's metric says "F of N requests needed at least one fallback".
+    fallbacks = {m.label: m.help for m in at.metric if m.help and "needed at least one fallback" in m.help}
+    assert fallbacks == {tier: f"{f:,} of {n:,} requests needed at least one fallback" for tier, f, n in tiers}
 
 
 def test_calls_on_postgresql_counts_the_requests_sql_counts_and_opens_a_requests_attempts_in_order(
