@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import make_app, open_page
+from tests.app.test_health_and_calls_on_postgres import pg_traffic  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -71,4 +72,22 @@ def test_a_bad_step_setting_is_named_in_one_sentence_and_the_search_still_runs(s
     assert not at.exception
     assert any("TAELIO_SEARCH_STEP must be a whole number" in w.value for w in at.warning)
     # The default slice (250,000 requests) holds the whole seeded log.
+    assert _caption(at).startswith("Searched the whole filtered range")
+
+
+def test_on_postgresql_the_first_slice_and_search_everything_count_what_sql_counts(pg_url, pg_traffic,  # noqa: F811
+                                                                                    monkeypatch):  # noqa: ANN001
+    import psycopg
+
+    monkeypatch.setenv("TAELIO_SEARCH_STEP", "30")
+    at = open_page(make_app(), "calls")
+    at.text_input(key="calls_search").input("lighthouse").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "in the searched period" in _caption(at) and 0 < _total(at) <= 30
+    at.button(key="calls_search_everything").click().run()
+    filters = at.session_state["filters"]
+    with psycopg.connect(pg_url) as con:
+        expected = con.execute("SELECT count(*) FROM requests WHERE ts >= %s AND ts < %s AND prompt ILIKE %s",
+                               [filters.start_ts, filters.end_ts, "%lighthouse%"]).fetchone()[0]
+    assert expected == 240 and _total(at) == expected
     assert _caption(at).startswith("Searched the whole filtered range")
