@@ -48,8 +48,8 @@ def test_the_first_window_is_the_newest_whole_hours_holding_at_most_a_step_of_re
 def test_the_window_follows_the_traffic_rate_not_a_fixed_number_of_hours(tmp_path: Path):
     # The same log with 30 more requests in the last two hours: the window shrinks to fit the busier hours.
     busy = build_results(now=FIXED_NOW) + build_results(now=FIXED_NOW, n=STEP, days=2 / 24, seed=3)
-    quiet = A.search_window(DuckDBCallLog(seed_log(tmp_path / "quiet.duckdb", now=FIXED_NOW).path),
-                            A.Filters(), step_requests=STEP)
+    with DuckDBCallLog(seed_log(tmp_path / "quiet.duckdb", now=FIXED_NOW).path) as quiet_log:
+        quiet = A.search_window(quiet_log, A.Filters(), step_requests=STEP)
     with DuckDBCallLog(seed_log(tmp_path / "busy.duckdb", busy, now=FIXED_NOW).path) as busy_log:
         window = A.search_window(busy_log, A.Filters(), step_requests=STEP)
         assert window.requests == len(_times(busy_log, since=window.since)) <= STEP
