@@ -8,6 +8,7 @@ import streamlit as st
 from taelio_core import analytics as A
 from ui.empty_state import open_analytics_page
 from ui.cache import cached
+from ui.calls_search import list_caption, render_search_older, search_scope
 from ui.text import code_span, cost_text, escape_markdown
 from ui.trace_view import render_trace, trace_from_detail
 
@@ -31,12 +32,14 @@ statuses = c2.multiselect("Status", ["ok", "failed", "truncated", "rejected"], k
 user = c3.text_input("User", key="calls_user", placeholder="An API user (a token's sub)",
                      help="Requests made through the HTTP API carry the user of their token.")
 page_no = c4.number_input("Page", min_value=1, value=1, step=1, key="calls_page")
+# A search covers the newest slice of the range first (a full one reads every prompt): the caption says which.
+window, scope = search_scope(engine, filters, search, tuple(statuses), user)
 rows, total = cached(engine, A.list_requests, filters, search=search, statuses=tuple(statuses),
-                     limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE, user=user)
+                     limit=PAGE_SIZE, offset=(int(page_no) - 1) * PAGE_SIZE, user=user,
+                     search_since=window.since if window else None)
 pages = max(1, -(-total // PAGE_SIZE))
-st.caption(f"{total:,} matching request{'' if total == 1 else 's'} · page {int(page_no)} of {pages:,} · "
-           "newest first. Select a row to see its attempts and trace."
-           + (f" The search matches {A.SEARCH_MATCHES}." if search.strip() else ""))
+st.caption(list_caption(total=total, page_no=int(page_no), pages=pages, window=window))
+render_search_older(window, scope)
 
 # The table's key names the query it shows: a new search, filter or page starts with nothing selected,
 # so a row number picked in the old result never opens a different request in the new one.
@@ -45,8 +48,9 @@ picked: list[int] = []
 if rows.empty and total:
     st.info(f"Page {int(page_no)} is past the last page ({pages:,}): lower the page number.")
 elif rows.empty:
-    st.info("No request matches this search and filter. Clear the search, pick other statuses, "
-            "or widen the filter in the sidebar.")
+    st.info("No request matches this search and filter" + (" in the searched period" if window and not window.whole
+                                                             else "") +
+            ". Clear the search, pick other statuses, or widen the filter in the sidebar.")
 else:
     # Cost as text, as everywhere else: "–" where a failed request was billed nothing (never "$0" or a
     # grid's "None"), "unpriced" where tokens were used without a known price.

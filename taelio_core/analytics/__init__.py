@@ -8,6 +8,7 @@ bound parameters; pandas only receives the small result. No Streamlit here.
 * ``reliability``: latency percentiles, fallback rate, errors by type, success rate, provider health.
 * ``budget_burn``: month-to-date spend against the policy's budgets, projection, run-out date, alerts.
 * ``calls``: the searchable request list and one request's attempts and trace.
+* ``search_window``: which newest slice of the range a Calls search covers first (sized from the rollup).
 * ``users``: spend and requests per user (the HTTP API's callers).
 * ``views``: all of the Costs page's or the Health page's figures, read on one connection.
 * ``rollup``: the hourly rollups every aggregate reads (exact sums and counts; percentiles within 4.4 %).
@@ -26,6 +27,7 @@ from taelio_core.analytics.calls import (
     requests_by_source,
 )
 from taelio_core.analytics.rollup import QUANTILE_ERROR
+from taelio_core.analytics.search_window import SEARCH_STEP_REQUESTS, SearchWindow, search_window
 from taelio_core.analytics.filters import BUCKETS, SOURCES, Filters, bucket_for
 from taelio_core.analytics.reliability import (
     DOWN_BELOW,
@@ -54,10 +56,10 @@ from taelio_core.analytics.spend import (
 )
 
 __all__ = [
-    "BUCKETS", "DOWN_BELOW", "DOWN_STREAK", "HEALTHY_MIN", "TimeAxis", "choose_bucket", "CostsView", "EXPORT_COLUMNS", "HealthView", "LEVELS", "LIST_COLUMNS", "QUANTILE_ERROR", "SEARCH_MATCHES", "SOURCES", "Filters", "Headline", "RequestDetail",
+    "BUCKETS", "DOWN_BELOW", "DOWN_STREAK", "HEALTHY_MIN", "TimeAxis", "choose_bucket", "CostsView", "EXPORT_COLUMNS", "HealthView", "LEVELS", "LIST_COLUMNS", "QUANTILE_ERROR", "SEARCH_MATCHES", "SEARCH_STEP_REQUESTS", "SOURCES", "SearchWindow", "Filters", "Headline", "RequestDetail",
     "availability_over_time", "bucket_for", "budget_burndown", "budget_status", "cost_by_provider_tier",
     "cost_distribution_by_model", "costs_view", "errors_by_type", "errors_over_time", "fallback_rate",
     "export_requests", "fallback_rate_over_time", "headline", "health_view", "latency_by_provider", "latency_over_time", "list_requests",
-    "month_bounds", "provider_health", "request_detail", "requests_by_source", "spend_by", "success_by_provider", "top_users",
+    "month_bounds", "provider_health", "request_detail", "requests_by_source", "search_window", "spend_by", "success_by_provider", "top_users",
     "usage_over_time",
 ]

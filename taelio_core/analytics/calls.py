@@ -88,9 +88,12 @@ def _search_branches(r: Reader, text: str) -> list[tuple[str, list[Any]]]:
 
 
 def _where(filters: Filters, search: tuple[str, list[Any]] | None, statuses: tuple[str, ...],
-           user: str = "") -> tuple[str, list[Any]]:
+           user: str = "", since: datetime | None = None) -> tuple[str, list[Any]]:
     extra: list[str] = []
     params: list[Any] = []
+    if since is not None:
+        extra.append("ts >= ?")
+        params.append(since)
     if user.strip():
         extra.append("user_id = ?")
         params.append(user.strip())
@@ -110,12 +113,18 @@ _NEWEST = "ORDER BY ts DESC, request_id"
 
 
 def list_requests(log: CallLog | Reader, filters: Filters, *, search: str = "", statuses: tuple[str, ...] = (),
-                  limit: int = 200, offset: int = 0, user: str = "") -> tuple[pd.DataFrame, int]:
-    """The newest matching requests (one page of them) and how many match in all; ``user``: one user's only."""
+                  limit: int = 200, offset: int = 0, user: str = "",
+                  search_since: datetime | None = None) -> tuple[pd.DataFrame, int]:
+    """The newest matching requests (one page of them) and how many match in all; ``user``: one user's only.
+
+    ``search_since``: a search covers only the requests from then on (``search_window`` chooses it); the
+    count is then of the matches in that period. A list without a search ignores it.
+    """
     limit, offset = int(limit), int(offset)
 
     def searched(r: Reader) -> tuple[pd.DataFrame, int]:
-        wheres = [_where(filters, branch, statuses, user) for branch in _search_branches(r, search.strip())]
+        wheres = [_where(filters, branch, statuses, user, search_since)
+                  for branch in _search_branches(r, search.strip())]
         counts = r.query(" UNION ALL ".join(f"SELECT {i} AS branch, count(*) AS n FROM requests {where}"
                                             for i, (where, _) in enumerate(wheres)),
                          [p for _, params in wheres for p in params])

@@ -19,7 +19,8 @@ def open_call_log(settings: Settings, path: str | None = None) -> CallLog:
     target = database_target(path, source="--db") if path else settings.database
     if isinstance(target, PostgresTarget):
         from taelio_core.calllog.postgres import PostgresCallLog   # psycopg: only when PostgreSQL is asked for
-        return PostgresCallLog(target.url, store_text=settings.store_text, journal=settings.journal_mode)
+        return PostgresCallLog(target.url, store_text=settings.store_text, journal=settings.journal_mode,
+                               spool=settings.journal_dir)
     from taelio_core.calllog.duckdb import DuckDBCallLog    # DuckDB, pandas and pyarrow: only when a log is opened
     return DuckDBCallLog(target, store_text=settings.store_text, journal=settings.journal_mode,
                          adopt=settings.adopt_log)

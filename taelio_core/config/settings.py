@@ -144,6 +144,28 @@ class Settings:
             raise ConfigError(f"must be 'write', 'fsync' or 'off', not '{value}'", source="TAELIO_JOURNAL")
         return value
 
+    @property
+    def journal_dir(self) -> Path:
+        """``TAELIO_JOURNAL_DIR``: where a PostgreSQL call log keeps its local crash journal (default ``data``,
+        relative to the working directory). A replica restarted with the same folder replays a killed one's
+        journal, whatever its working directory. Created if missing; refused when it cannot be written."""
+        value = (self.lookup("TAELIO_JOURNAL_DIR") or "").strip()
+        if not value:
+            return Path("data")
+        folder = Path(value).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"'{value}' is a file, not a folder: name a folder for the crash journal",
+                              source="TAELIO_JOURNAL_DIR")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create the crash journal folder '{value}': {e.strerror or e}",
+                              source="TAELIO_JOURNAL_DIR") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"the crash journal folder '{value}' is not writable by this user",
+                              source="TAELIO_JOURNAL_DIR")
+        return folder
+
 
 ACCEPTED_DB_FORMS = ("duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb, "
                      "a path ending in .duckdb, or a postgresql:// URL (user, password, host, port, database)")

@@ -68,6 +68,7 @@ COVERED: dict[str, Any] = {
                                      A.list_requests(log, f, statuses=("failed",), offset=3, limit=10),
                                      A.list_requests(log, f, search="50%_", user="user-2")],
     "requests_by_source": lambda log, f: A.requests_by_source(log),
+    "search_window": lambda log, f: [_windowed_search(log, f, steps) for steps in (0, 1, 2, 3)],
     "request_detail": lambda log, f: [A.request_detail(log, rid) for rid in _some_ids(log) + ["no-such-request"]],
     "export_requests": lambda log, f: pd.read_parquet(io.BytesIO(A.export_requests(log, f, "parquet"))),
     "top_users": lambda log, f: [A.top_users(log, f), A.top_users(log, f, limit=2)],
@@ -86,6 +87,12 @@ def _free_and_instant(result: Any) -> Any:
     attempts = tuple(dataclasses.replace(a, cost_usd=Decimal(0), latency_ms=0.0, ttft_ms=0.0) if a.ok else a
                      for a in result.attempts)
     return dataclasses.replace(result, attempts=attempts)
+
+
+def _windowed_search(log: Any, f: A.Filters, steps: int) -> Any:
+    """A window of ``steps`` slices of 40 requests, and the search in it, as the Calls page runs them."""
+    window = A.search_window(log, f, steps=steps, step_requests=40)
+    return window, A.list_requests(log, f, search="lighthouse", search_since=window.since, limit=20)
 
 
 def _some_ids(log: Any) -> list[str]:

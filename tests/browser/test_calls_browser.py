@@ -24,6 +24,16 @@ def _click_row(page, row: int) -> None:  # noqa: ANN001 - playwright Page
     wait_drawn(page)
 
 
+def _search(page, text: str, shows: str) -> str:  # noqa: ANN001 - playwright Page
+    """Type ``text`` in the search box, wait for ``shows`` on the page; the main area's text."""
+    search = page.get_by_role("textbox", name="Search")
+    search.fill(text)
+    search.press("Enter")
+    page.wait_for_selector(f"text={shows}", timeout=60_000)
+    wait_drawn(page)
+    return page.get_by_test_id("stMain").inner_text()
+
+
 def test_clicking_a_row_opens_its_attempts_trace_prompt_and_output(tmp_path: Path, chromium: str, page,
                                                                     screenshots: Path):
     seeded = seed_log(tmp_path / "calls.duckdb", now=clock_now())
@@ -53,10 +63,23 @@ def test_clicking_a_row_opens_its_attempts_trace_prompt_and_output(tmp_path: Pat
         main = page.get_by_test_id("stMain").inner_text()
         assert f"request {newest[failed].request_id}" in main and "served by nobody" in main
         assert "Every provider failed" in main
-        search = page.get_by_role("textbox", name="Search")
-        search.fill("no request says this")
-        search.press("Enter")
-        page.wait_for_selector("text=No request matches", timeout=60_000)
-        wait_drawn(page)
-        main = page.get_by_test_id("stMain").inner_text()
+        main = _search(page, "no request says this", "No request matches")
         assert "Request detail" not in main and page.get_by_test_id("stException").count() == 0
+
+
+def test_a_search_says_which_period_it_searched_and_search_everything_widens_it(tmp_path: Path, chromium: str, page,
+                                                                               screenshots: Path):
+    seed_log(tmp_path / "calls.duckdb", now=clock_now())
+    env = {"DATABASE_URL": str(tmp_path / "calls.duckdb"), "TAELIO_SEARCH_STEP": "30"}
+    with streamlit_server(env, cwd=tmp_path) as (url, _proc):
+        page.goto(url + "/calls")
+        wait_drawn(page)
+        main = _search(page, "lighthouse", "in the searched period")
+        assert "Searched " in main and "(UTC)" in main and page.get_by_test_id("stException").count() == 0
+        assert page.get_by_role("button", name="Search the ").count() == 1
+        screenshot(page, screenshots / "calls-search-window.png")
+        page.get_by_role("button", name="Search everything").click()
+        page.wait_for_selector("text=Searched the whole filtered range", timeout=60_000)
+        wait_drawn(page)
+        assert page.get_by_role("button", name="Search everything").count() == 0
+        screenshot(page, screenshots / "calls-search-everything.png")

@@ -85,6 +85,7 @@ class Replica:
     port: int
     workdir: Path
     env: dict[str, str]
+    workers: int = 1                 # ``taelio serve --workers N``: N processes behind one port
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -100,7 +101,7 @@ class Replica:
         self.starts += 1
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen([sys.executable, "-m", "taelio_core", "serve", "--port", str(self.port),
-                                          "--workers", "1"], env=self.env, cwd=self.workdir,
+                                          "--workers", str(self.workers)], env=self.env, cwd=self.workdir,
                                          stdout=subprocess.DEVNULL, stderr=stderr)
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
@@ -141,7 +142,7 @@ class Cluster:
 
     @classmethod
     def start(cls, tmp: Path, *, replicas: int, database_url: str, redis: RedisServer | None,
-              extra_env: dict[str, str] | None = None) -> Cluster:
+              extra_env: dict[str, str] | None = None, workers: int = 1) -> Cluster:
         fake = ReplicaFake()
         try:
             policy = tmp / "replicas.toml"
@@ -155,7 +156,8 @@ class Cluster:
             for index in range(replicas):
                 workdir = tmp / f"replica-{index}"
                 workdir.mkdir()
-                members.append(Replica(index=index, port=free_port(), workdir=workdir, env=dict(env)))
+                members.append(Replica(index=index, port=free_port(), workdir=workdir, env=dict(env),
+                                       workers=workers))
             cluster = cls(fake=fake, replicas=members, database_url=database_url, redis=redis, policy_path=policy)
         except BaseException:
             fake.stop()
