@@ -110,3 +110,4 @@ def redis_url():
     from tests.servers import redis_server
     with redis_server() as server:
         yield server.url
+

@@ -16,14 +16,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-__all__ = ["PostgresServer", "RedisServer", "free_port", "postgres_server", "redis_server"]
+__all__ = ["PostgresServer", "RedisServer", "free_port", "postgres_server", "redis_server", "wait_until"]
 
 
 def free_port() -> int:
@@ -147,3 +147,11 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    """Poll ``predicate`` until it holds; fail the test if it has not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the condition did not hold within the time allowed"
+        time.sleep(0.02)

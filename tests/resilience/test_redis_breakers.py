@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,20 +15,9 @@ from taelio_core.guards.resilience import BreakerConfig
 from taelio_core.routing.clock import SystemClock
 from tests.policies import build_policy
 from tests.resilience.redis_support import ctx_for, entry, failed_attempt, ok_attempt, result, worker
-from tests.servers import RedisServer, redis_server
+from tests.servers import wait_until as _wait_until
 
 
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with redis_server() as s:
-        yield s
-
-
-def _wait_until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the condition did not hold within the time allowed"
-        time.sleep(0.02)
 
 
 def _breakers(link: RedisLink, **config: float) -> CircuitBreakers:

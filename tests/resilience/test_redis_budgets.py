@@ -12,34 +12,19 @@ Every process here is a real one (``redis_workers.py``) on a real throwaway Redi
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from decimal import Decimal
 
-import pytest
 import redis
 
 from taelio_core.guards.redis_budgets import RedisBudgetStore
 from taelio_core.guards.redis_link import RedisLink
 from tests.resilience.redis_support import release, result, worker
-from tests.servers import RedisServer, redis_server
+from tests.servers import wait_until as _wait_until
 
-KEY = ("tier", "free", "monthly", "2026-12")
+KEY = ("tier", "free", "monthly", "2026-12")     # fixed-date-ok: period labels passed to the store, no clock
 OTHER = ("provider", "sim", "monthly", "2026-12")
 
 
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    """A throwaway Redis whose ``stop()``/``start()`` make an outage on the same port."""
-    with redis_server() as s:
-        yield s
-
-
-def _wait_until(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "the condition did not hold within the time allowed"
-        time.sleep(0.02)
 
 
 def test_a_reservation_counts_spend_and_every_other_reservation_against_the_hard_cap(redis_url):

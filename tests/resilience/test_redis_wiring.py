@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,17 +22,10 @@ from taelio_core.guards.redis_link import RedisLink
 from taelio_core.routing.inputs import Inputs
 from taelio_core.wiring import Taelio
 from tests.policies import policy_text
-from tests.servers import RedisServer, redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SINCE = re.compile(r"shared state unavailable since \d\d:\d\d UTC")
 SECRET = "test-secret-for-the-redis-tests-0123456789"
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with redis_server() as s:
-        yield s
 
 
 def _policy(tmp_path: Path, *, hard: bool = True) -> Path:

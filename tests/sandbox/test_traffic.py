@@ -53,7 +53,7 @@ def test_replay_of_an_empty_window_says_so(tmp_path) -> None:
     fill_log(db, requests=5, start=START)
     log = DuckDBCallLog(db)
     with pytest.raises(InputError, match="no logged requests from live, api, demo between 2025-01-01"):
-        replay_traffic(log, datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 8, tzinfo=timezone.utc))
+        replay_traffic(log, datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 8, tzinfo=timezone.utc))  # fixed-date-ok: an explicit window over a log seeded at START
     log.close()
 
 
@@ -70,13 +70,13 @@ def test_synthetic_traffic_follows_count_mix_and_duration() -> None:
 
 def test_daily_curve_is_busier_in_the_afternoon_than_at_night() -> None:
     traffic = synthetic_traffic(requests=50_000, tiers=["free"], tasks=["idea"], seed=1, curve="daily",
-                                start=datetime(2026, 1, 1, tzinfo=timezone.utc))
+                                start=datetime(2026, 1, 1, tzinfo=timezone.utc))  # fixed-date-ok: start passed in
     hours = (traffic.arrival_s // 3600).astype(int)
     assert np.sum(hours == 16) > 3 * np.sum(hours == 4)
 
 
 def test_windows_parse_and_bad_ones_name_the_problem() -> None:
-    now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)  # fixed-date-ok: passed as now=; the other windows are absolute
     assert parse_window("7d", now=now) == (now - timedelta(days=7), now)
     assert parse_window("2026-11-01..2026-11-08") == (datetime(2026, 11, 1, tzinfo=timezone.utc),
                                                       datetime(2026, 11, 9, tzinfo=timezone.utc))
