@@ -12,7 +12,10 @@ Reads come from a mirror that the link's thread refreshes every ``poll_s``
 still running, costs no round trip, and a breaker opened by one replica
 makes the others skip that entry within one refresh. Outcomes of attempts
 (``submit``) are written by the link's thread, batched per breaker, so the
-request path never waits for them.
+request path never waits for them. Until they are written, this process reads
+the breaker with them applied (``_ahead``): the replica that saw the failure
+which opens a breaker skips the entry on its very next request, as the
+in-process store does, instead of one pipeline later.
 
 While Redis is down the store works on a per-process copy of the last
 mirror; when Redis is back the mirror is read again and the copy dropped.
@@ -91,6 +94,9 @@ class RedisBreakerStore:
         self._local: InProcessBreakerStore | None = None
         self._sha: str | None = None
         self._pending: list[tuple[str, Callable[[BreakerState], object], Callable[[object], None]]] = []
+        # Outcomes submitted but not yet written, per breaker, and the mirror's state with them applied.
+        self._unsent: dict[str, list[Callable[[BreakerState], object]]] = {}
+        self._ahead: dict[str, BreakerState] = {}
         link.subscribe(on_up=self._back, on_down=self._go_local, on_poll=self._refresh)
         if link.up:
             try:
@@ -106,6 +112,14 @@ class RedisBreakerStore:
         with self._lock:
             if not self.link.up:
                 return self._go_local().update(key, fn)
+            ahead = self._ahead.get(key)
+            if ahead is not None:
+                work = ahead.copy()
+                before = encode(work)
+                result = fn(work)
+                if encode(work) == before:
+                    return result             # decided on what this process knows, nothing to write
+                self._send()                  # write the outcomes it was decided after, then decide again
             version, state = self._mirror.get(key, (0, BreakerState()))
             for _ in range(MAX_TRIES):
                 work = state.copy()
@@ -131,6 +145,11 @@ class RedisBreakerStore:
             then(self.update(key, fn))
             return
         with self._lock:
+            view = self._ahead.get(key) or self._mirror.get(key, (0, BreakerState()))[1]
+            work = view.copy()
+            fn(work)
+            self._ahead[key] = work
+            self._unsent.setdefault(key, []).append(fn)
             self._pending.append((key, fn, then))
             first = len(self._pending) == 1
         if first:
@@ -159,6 +178,9 @@ class RedisBreakerStore:
             try:
                 replies = self.link.run(lambda c: self._cas_many(c, writes))
             except SharedStateDown:
+                with self._lock:
+                    for key, steps in by_key.items():
+                        self._settle(key, [fn for fn, _then in steps])
                 for key, steps in by_key.items():
                     for fn, then in steps:
                         then(self._go_local().update(key, fn))
@@ -168,9 +190,11 @@ class RedisBreakerStore:
                 for (key, (version, work, _text)), reply in zip(writes.items(), replies):
                     if reply == 1:
                         self._mirror[key] = (version + 1, work)
+                        self._settle(key, [fn for fn, _then in by_key[key]])
                     else:
                         self._mirror[key] = decode(reply) if reply else (0, BreakerState())
                         retry[key] = by_key[key]
+                        self._settle(key, [])
             for key, steps in by_key.items():
                 if key not in retry:
                     for (_fn, then), out in zip(steps, results[key]):
@@ -182,14 +206,32 @@ class RedisBreakerStore:
         with self._lock:
             if not self.link.up:
                 return self._go_local().snapshot()
-            return {k: s.copy() for k, (_, s) in self._mirror.items()}
+            states = {k: s.copy() for k, (_, s) in self._mirror.items()}
+            states.update((k, s.copy()) for k, s in self._ahead.items())
+            return states
 
     def is_closed(self, key: str) -> bool:
         local = self._local
         if local is not None and not self.link.up:
             return local.is_closed(key)
+        ahead = self._ahead.get(key)
+        if ahead is not None:
+            return ahead.state == "closed"
         held = self._mirror.get(key)
         return held is None or held[1].state == "closed"
+
+    def _settle(self, key: str, written: list[Callable[[BreakerState], object]]) -> None:
+        """``key``'s mirror changed or ``written`` outcomes reached Redis: re-apply the rest. Under ``_lock``."""
+        left = [fn for fn in self._unsent.get(key, ()) if not any(fn is w for w in written)]
+        if not left:
+            self._unsent.pop(key, None)
+            self._ahead.pop(key, None)
+            return
+        self._unsent[key] = left
+        work = self._mirror.get(key, (0, BreakerState()))[1].copy()
+        for fn in left:
+            fn(work)
+        self._ahead[key] = work
 
     # ---- the link's hooks ----------------------------------------------------------------
     def _cas(self, client: redis.Redis, key: str, version: int, value: str) -> object:
@@ -224,10 +266,14 @@ class RedisBreakerStore:
                 if held is None or held[0] <= version:
                     self._mirror[key] = (version, state)
                     self._raw[key] = text
+                    if key in self._unsent:
+                        self._settle(key, [])
             for key in set(self._mirror) - set(raw):      # Redis lost its data (restarted empty)
                 if self._mirror[key][0] > 0:
                     del self._mirror[key]
                     self._raw.pop(key, None)
+                    if key in self._unsent:
+                        self._settle(key, [])
 
     def _go_local(self) -> InProcessBreakerStore:
         with self._lock:
@@ -244,4 +290,6 @@ class RedisBreakerStore:
             self._mirror.clear()
             self._raw.clear()
             self._refresh(self.link.client)
+            for key in list(self._unsent):
+                self._settle(key, [])
             self._local = None

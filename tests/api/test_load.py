@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -65,8 +66,10 @@ def test_a_thousand_concurrent_requests_with_faults_are_all_answered_and_logged_
     for _, doc in answers:
         assert doc["status"] == "ok" and doc["text"], doc
         assert [a["provider"] for a in doc["attempts"]] in (["gemini"], ["gemini", "openai"]), [(a["provider"], a["error_type"], a["error"], a["latency_ms"]) for a in doc["attempts"]]
-    fell_back = sum(1 for _, doc in answers if len(doc["attempts"]) == 2)
-    assert fell_back == 200, [d["attempts"] for _, d in answers if len(d["attempts"]) != 1][:3]  # one per fault
+    # One fallback per injected fault. On a loaded machine the fake may also answer a request later than the
+    # first-token timeout: that is a fallback too, for a reason of its own, and never an unanswered request.
+    why = Counter(doc["attempts"][0]["error_type"] for _, doc in answers if len(doc["attempts"]) == 2)
+    assert why.pop("unavailable", 0) == 200 and set(why) <= {"timeout"}, why
     ids = [request_id for request_id, _ in answers]
     assert len(set(ids)) == 1000
     api.wait_logged("source = 'api' AND task = 'idea'", None, 1000)

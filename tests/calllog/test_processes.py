@@ -14,6 +14,7 @@ from taelio_core.calllog import DuckDBCallLog
 from taelio_core.errors import CallLogError
 from taelio_core.routing.trace import GenerationResult
 from tests.calllog.traffic import finished_results
+from tests.servers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = ROOT / "tests" / "calllog" / "traffic.py"
@@ -111,14 +112,16 @@ def test_a_lock_held_too_long_is_one_clear_error_and_loses_nothing(tmp_path: Pat
     db = tmp_path / "locked.duckdb"
     log = DuckDBCallLog(db, lock_timeout=0.3)
     results = _results(20)
-    holding = holder(db, 3.0)
+    holding = holder(db, 120.0)                # held until the test lets go, however slow the machine
     for result in results:
         log.record(result)
     with pytest.raises(CallLogError, match=r"stayed locked by another process for 0\.3 s"):
         log.query("SELECT 1")
     with pytest.raises(CallLogError, match="could not be flushed within"):
         log.flush(timeout=0.5)
-    assert log.last_error is not None and "locked" in log.last_error
+    wait_until(lambda: log.last_error is not None and "locked" in log.last_error, timeout=30)  # the writer says why
+    assert log.pending == 20
+    holding.terminate()
     holding.wait(timeout=30)
     log.flush(timeout=30)                      # the rows waited in the queue (and the journal)
     assert log.count_requests() == 20

@@ -160,3 +160,28 @@ def test_rate_limits_count_per_process_while_redis_is_down(server):
             limits.admit("free", "ann")
     finally:
         link.close()
+
+
+def test_the_process_that_sees_the_opening_failure_skips_the_entry_on_its_very_next_request(redis_url):
+    """Outcomes reach Redis on the link's thread; until then this process reads the breaker with them applied."""
+    links = [RedisLink(redis_url), RedisLink(redis_url)]
+    try:
+        one, two = (_breakers(link, consecutive_failures=5) for link in links)
+        for i in range(3):
+            one.observe(ctx_for(f"r{i}"), failed_attempt("a", "m"))
+        assert one.states()["a:m"].consecutive == 3                      # read before it is written
+        links[0].flush()
+        _wait_until(lambda: "a:m" in two.states())
+        assert two.states()["a:m"].consecutive == one.states()["a:m"].consecutive == 3   # written once each
+        for i in range(3, 5):
+            assert one.admit(ctx_for(f"r{i}"), entry("a:m")) is None
+            one.observe(ctx_for(f"r{i}"), failed_attempt("a", "m"))
+        # No flush, no wait: the sixth request on the same process is skipped at once.
+        reason = one.admit(ctx_for("r5"), entry("a:m"))
+        assert reason is not None and "5 failures in a row" in reason
+        links[0].flush()
+        _wait_until(lambda: two.state_of("a:m") == "open")
+        assert two.states()["a:m"].reason == one.states()["a:m"].reason == "5 failures in a row"
+    finally:
+        for link in links:
+            link.close()
