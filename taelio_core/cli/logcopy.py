@@ -43,6 +43,8 @@ def _open(value: str, flag: str, settings: Settings, *, must_exist: bool) -> Cal
             ".duckdb") and not Path(target).exists():      # a new file: named as DATABASE_URL would name it
         raise ConfigError(f"'{value.strip()}' is neither a duckdb:/// URL nor a .duckdb file; accepted forms: "
                           f"{ACCEPTED_DB_FORMS}", source=flag)
+    if must_exist and isinstance(target, PostgresTarget) and not _holds_log(target.url):
+        raise ConfigError(f"there is no call log in {target.shown}", source=flag)
     try:
         if isinstance(target, PostgresTarget):
             return PostgresCallLog(target.url, store_text=True, journal=settings.journal_mode,
@@ -53,6 +55,16 @@ def _open(value: str, flag: str, settings: Settings, *, must_exist: bool) -> Cal
         return DuckDBCallLog(path, store_text=True, journal=settings.journal_mode)
     except CallLogError as e:
         raise ConfigError(str(e), source=flag) from None
+
+
+def _holds_log(url: str) -> bool:
+    """False when the database has no Taelio tables: opening it as a log would create them in a source."""
+    import psycopg
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            return bool(conn.execute("SELECT to_regclass('_migrations') IS NOT NULL").fetchone()[0])
+    except psycopg.Error:
+        return True         # unreachable: the log's own open says why, without the password
 
 
 def run_copy(args: argparse.Namespace) -> int:

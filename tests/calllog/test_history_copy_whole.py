@@ -225,3 +225,16 @@ def test_a_bad_from_or_to_is_one_sentence_naming_the_flag(flags: list[str], said
     assert err.startswith(said) and err.count("\n") == 1, err
     assert "Traceback" not in err and "pw-never-shown" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.duckdb", "one.duckdb"]     # nothing created
+
+
+def test_a_postgresql_database_without_a_log_is_refused_as_a_source_and_left_untouched(
+        pg_url: str, tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    import psycopg
+    monkeypatch.chdir(tmp_path)
+    assert main(["log", "copy", "--from", pg_url, "--to", "back.duckdb"]) == 2
+    shown = pg_url.replace("taelio@", "")
+    assert capsys.readouterr().err == f"taelio: --from: there is no call log in {shown}\n"
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+                            ).fetchone()[0] == 0
+    assert not (tmp_path / "back.duckdb").exists()
