@@ -9,11 +9,15 @@ which skips what it already holds (PostgreSQL: ``ON CONFLICT DO NOTHING`` on
 the primary keys; DuckDB: the anti-join on ``request_id``). So a second run,
 or a run resumed after an interruption, adds nothing twice.
 
+Then every other table that holds history (experiments, votes, judge
+verdicts, input sets, Sandbox runs, breaker events, alerts: the list and its
+keys are ``history_tables.HISTORY_TABLES``), each with its own progress and
+its own key, so it too adds nothing on a second run. The rollups are never
+copied: the destination folds them from the requests and attempts it takes
+(DuckDB after each append; PostgreSQL's triggers in each statement).
+
 Values travel as Arrow columns with the log's exact types (``DECIMAL(18,
-10)`` money stays exact; no float round trip through pandas). Only
-``requests`` and ``attempts`` are copied: the rollups are rebuilt by the
-destination as it takes the rows (DuckDB folds after each append;
-PostgreSQL's triggers fold each statement).
+10)`` money stays exact; no float round trip through pandas).
 """
 from __future__ import annotations
 
@@ -25,12 +29,14 @@ import pyarrow as pa
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA
 from taelio_core.calllog.base import CallLog
+from taelio_core.calllog.history_tables import (HISTORY_TABLES, HistoryTable, append_table, arrow_rows, count_rows,
+                                                read_pages)
 
 if TYPE_CHECKING:
     from taelio_core.calllog.duckdb import DuckDBCallLog
     from taelio_core.calllog.postgres import PostgresCallLog
 
-__all__ = ["BATCH", "CopyProgress", "copy_history", "source_batches"]
+__all__ = ["BATCH", "CopyProgress", "CopyReport", "TableProgress", "copy_history", "copy_log", "source_batches"]
 
 BATCH = 20_000
 _REQUESTS = ", ".join(REQUEST_SCHEMA.names)
@@ -95,21 +101,14 @@ def _postgres_fetch(log: PostgresCallLog) -> Fetch:
             sql, args = (to_psycopg(_FIRST_PAGE, [n]) if after is None
                          else to_psycopg(_PAGE, [after[0], after[0], after[1], n]))
             rows = con.connection.execute(sql, args).fetchall()
-            requests = _table(rows, REQUEST_SCHEMA)
+            requests = arrow_rows(rows, REQUEST_SCHEMA)
             ids = requests["request_id"].to_pylist()
             attempt_rows = con.connection.execute(
                 f"SELECT {_ATTEMPTS} FROM attempts WHERE request_id = ANY(%s) ORDER BY request_id, n",
                 [ids]).fetchall() if ids else []
-            return requests, _table(attempt_rows, ATTEMPT_SCHEMA)
+            return requests, arrow_rows(attempt_rows, ATTEMPT_SCHEMA)
         return log.write(read)
     return fetch
-
-
-def _table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """psycopg rows (Decimal money, aware datetimes, JSON as text) as an Arrow table of ``schema``."""
-    columns = list(zip(*rows)) if rows else [()] * len(schema)
-    return pa.Table.from_arrays([pa.array(list(values), field.type) for field, values in zip(schema, columns)],
-                                schema=schema)
 
 
 def copy_history(source: CallLog, destination: CallLog, *, batch: int = BATCH,
@@ -124,3 +123,55 @@ def copy_history(source: CallLog, destination: CallLog, *, batch: int = BATCH,
                             added=done.added + added, attempts=done.attempts + attempts.num_rows)
         progress(done)
     return done
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableProgress:
+    table: str
+    total: int            # rows in the source's table when its copy began
+    read: int
+    added: int            # of those, new to the destination
+
+    def sentence(self, source: str, destination: str) -> str:
+        skipped = self.read - self.added
+        return (f"{self.table}: {self.read:,} of {self.total:,} rows read from {source}, {self.added:,} added to "
+                f"{destination}" + (f" ({skipped:,} already there)" if skipped else ""))
+
+    def as_dict(self) -> dict[str, int]:
+        return {"total": self.total, "read": self.read, "added": self.added}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CopyReport:
+    requests: CopyProgress
+    tables: tuple[TableProgress, ...]     # every history table, empty ones included
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.requests.as_dict(), "tables": {t.table: t.as_dict() for t in self.tables}}
+
+
+def copy_table(source: CallLog, destination: CallLog, table: HistoryTable, *, batch: int = BATCH,
+               progress: Callable[[TableProgress], None] = lambda p: None) -> TableProgress:
+    """Copy the rows of one history table that ``destination`` lacks, ``batch`` per transaction."""
+    total = count_rows(source, table)
+    done = TableProgress(table=table.name, total=total, read=0, added=0)
+    if total:
+        progress(done)
+    for page in read_pages(source, table, batch):
+        added = append_table(destination, table, page)
+        done = TableProgress(table=table.name, total=max(total, done.read + page.num_rows),
+                             read=done.read + page.num_rows, added=done.added + added)
+        progress(done)
+    return done
+
+
+def copy_log(source: CallLog, destination: CallLog, *, batch: int = BATCH,
+             progress: Callable[[CopyProgress | TableProgress], None] = lambda p: None) -> CopyReport:
+    """The whole history: requests and attempts first (cells point at them), then every history table.
+
+    ``progress`` hears of each batch; a table with no rows is copied silently.
+    """
+    requests = copy_history(source, destination, batch=batch, progress=progress)
+    tables = tuple(copy_table(source, destination, table, batch=batch, progress=progress)
+                   for table in HISTORY_TABLES)
+    return CopyReport(requests=requests, tables=tables)

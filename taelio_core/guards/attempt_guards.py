@@ -41,6 +41,7 @@ class Guards:
         # Only guards that can reroute are asked (BudgetGuard says whether its policy has degrade rules).
         self._rerouters = [g.reroute for g in self._all
                            if getattr(g, "reroute", None) is not None and getattr(g, "reroutes", True)]
+        self.can_reroute = bool(self._rerouters)   # the router skips ``reroute`` when nothing can
 
     def admit(self, ctx: RequestContext, entry: ChainEntry, provider: Provider,
               exclude: Collection[str] = (), *, usable: bool = False) -> str | None:
@@ -85,7 +86,7 @@ class Guards:
             if held.provider == attempt.provider and held.model == attempt.model:
                 del ctx.in_flight[i]
                 break
-        if attempt.ok and attempt.ttft_ms is not None:
+        if attempt.status == "ok" and attempt.ttft_ms is not None:
             ref = f"{attempt.provider}:{attempt.model}"
             self._ttft.setdefault(ref, deque(maxlen=TTFT_SAMPLES)).append(attempt.ttft_ms)
         for guard in self._all:

@@ -239,7 +239,9 @@ class CircuitBreakers:
         if self._submit is not None:
             self._submit(key, step, lambda event: self._emit(key, event))
             return
-        self._emit(key, self.store.update(key, step))
+        event = self.store.update(key, step)
+        if event is not None:
+            self._emit(key, event)
 
     def _emit(self, key: str, event: Transition | None) -> None:
         if event is None or not self.listeners:

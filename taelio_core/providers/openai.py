@@ -140,6 +140,8 @@ class OpenAIProvider(Provider):
                           response_model=response.model or model)
 
     def _check_finish(self, model: str, finish: str | None, text: str, *, refused: bool = False) -> None:
+        if finish and finish not in BLOCKED_FINISH and text.strip():
+            return  # the usual answer: nothing to build
         kw: dict[str, Any] = {"provider": self.name, "model": model, "http_status": 200}
         at = where(self.name, model)
         if finish in BLOCKED_FINISH or (refused and not text.strip()):

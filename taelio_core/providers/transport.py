@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from taelio_core.errors import (
@@ -46,8 +47,12 @@ _MAX_DETAIL = 180
 CONNECT_TIMEOUT_S = 5.0
 
 
+@lru_cache(maxsize=64)
 def sdk_timeout(total_s: float) -> httpx2.Timeout:
-    """The SDK's own timers for one call: ``total_s`` to read the answer, at most ``CONNECT_TIMEOUT_S`` to connect."""
+    """The SDK's own timers for one call: ``total_s`` to read the answer, at most ``CONNECT_TIMEOUT_S`` to connect.
+
+    One object per value (a policy has a handful of timeouts; nothing mutates it): building an ``httpx2.Timeout``
+    costs a dozen Python calls on every request."""
     import httpx2  # loads with the first client, as the SDKs do: commands that only read the policy never pay
 
     return httpx2.Timeout(total_s, connect=min(CONNECT_TIMEOUT_S, total_s))

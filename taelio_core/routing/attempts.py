@@ -78,10 +78,11 @@ class AttemptRunner:
     async def complete(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, limits: AttemptLimits, *,
                        retry: int = 0, hedge: bool = False, wait_ms: float = 0.0,
                        start: AttemptStart | None = None) -> Attempt:
-        """The whole answer in one call."""
-        tags = _Tags(retry=retry, hedge=hedge, wait_ms=wait_ms)
-        await provider.warm()
-        start = start or self.start()
+        """The whole answer in one call. A caller that passes ``start`` has made the provider's client
+        (``Provider.warm``) before taking it; else it is made here, before the attempt's timer starts."""
+        if start is None:
+            await provider.warm()
+            start = self.start()
         try:
             async with asyncio.timeout(limits.timeout_s):
                 completion = await provider.complete(entry.model, ctx.request)
@@ -89,24 +90,29 @@ class AttemptRunner:
                 raise BadResponse("the provider returned an empty completion", provider=entry.provider,
                                   model=entry.model, http_status=200)
         except TimeoutError:
-            return self.failed(ctx, entry, provider, start, _timeout(entry, limits, first_token=False), tags=tags)
-        except ProviderError as error:
-            return self.failed(ctx, entry, provider, start, error, tags=tags)
+            error: ProviderError | UnexpectedError = _timeout(entry, limits, first_token=False)
+        except ProviderError as exc:
+            error = exc
         except Exception as exc:  # noqa: BLE001 - our bug must not take the request down: logged, then fall back
-            return self.failed(ctx, entry, provider, start, _unexpected(exc, entry), tags=tags)
-        latency = (self.clock.monotonic() - start.t0) * 1000.0
-        cost, source = self._price(entry, completion.usage, start.started)
-        return Attempt(
-            n=0, provider=entry.provider, model=entry.model, status="ok", started_at=start.started,
-            latency_ms=latency, ttft_ms=latency, usage=completion.usage, cost_usd=cost,
-            price_source=source, finish_reason=completion.finish_reason,
-            response_model=completion.response_model or entry.model, simulated=provider.simulated,
-            text=completion.text, retry=retry, hedge=hedge, wait_ms=wait_ms)
+            error = _unexpected(exc, entry)
+        else:
+            latency = (self.clock.monotonic() - start.t0) * 1000.0
+            cost, source = self._price(entry, completion.usage, start.started)
+            return Attempt(
+                n=0, provider=entry.provider, model=entry.model, status="ok", started_at=start.started,
+                latency_ms=latency, ttft_ms=latency, usage=completion.usage, cost_usd=cost,
+                price_source=source, finish_reason=completion.finish_reason,
+                response_model=completion.response_model or entry.model, simulated=provider.simulated,
+                text=completion.text, retry=retry, hedge=hedge, wait_ms=wait_ms)
+        tags = _Tags(retry=retry, hedge=hedge, wait_ms=wait_ms)
+        return self.failed(ctx, entry, provider, start, error, tags=tags)
 
     async def as_stream(self, ctx: RequestContext, entry: ChainEntry, provider: Provider, limits: AttemptLimits, *,
                         retry: int = 0, hedge: bool = False, wait_ms: float = 0.0,
                         start: AttemptStart | None = None) -> AsyncIterator[str | Attempt]:
         """``complete`` shaped like ``stream`` (no text, then the attempt), so races treat both alike."""
+        if start is not None:
+            await provider.warm()
         yield await self.complete(ctx, entry, provider, limits, retry=retry, hedge=hedge, wait_ms=wait_ms,
                                   start=start)
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -138,19 +138,16 @@ class ChainWalk:
         """The concluded result: set when the walk ended, cancelled included (a cancelled ``stream`` raises)."""
         return self._result
 
-    async def run(self) -> GenerationResult:
+    def run(self) -> Awaitable[GenerationResult]:
+        """The whole answer. Without streaming or hedging this is the walk's own coroutine, not one wrapping
+        it: each coroutine layer costs a Python call at every resume of the provider's I/O."""
         if self._streaming or self._s.hedging.get(self._ctx.chain_tier) is not None:
-            async for _ in self.stream():
-                pass
-        else:
-            try:
-                await self._walk_whole()
-            except asyncio.CancelledError:
-                if self._result is None:
-                    self._conclude_cancelled()
-                raise
-            finally:
-                self._s.guards.release_all(self._ctx)   # nothing stays held, however the walk ended
+            return self._run_streamed()
+        return self._walk_whole()
+
+    async def _run_streamed(self) -> GenerationResult:
+        async for _ in self.stream():
+            pass
         assert self._result is not None
         return self._result
 
@@ -230,38 +227,55 @@ class ChainWalk:
                     break
         self._conclude_unanswered()
 
-    async def _walk_whole(self) -> None:
+    async def _walk_whole(self) -> GenerationResult:
         """``_walk`` for a whole answer without hedging: the same decisions (the decision core's admit and
-        after_outcome) in one coroutine, with no generator layers; its per-attempt code is the call."""
+        after_outcome) in one coroutine, with no generator layers; its per-attempt code is the call.
+
+        The clock is read once per event: the admission's reading (the time left) also sets the attempt's
+        timers, and the attempt's start is taken once, after the provider's client is made."""
         ctx, s, entries = self._ctx, self._s, self._entries
-        while self._index < len(entries):
-            entry = entries[self._index]
-            self._index += 1
-            provider = s.providers[entry.provider]
-            if not self._admit(entry, provider):
-                continue
-            retries, wait_ms = 0, 0.0
-            while True:
-                self._flight = _Flight(entry=entry, provider=provider, start=s.runner.start(), retry=retries,
-                                       wait_ms=wait_ms)
-                attempt = await s.runner.complete(ctx, entry, provider, self._limits(self._remaining()),
-                                                  retry=retries, wait_ms=wait_ms)
-                self._flight = None
-                self._record(attempt)
-                if attempt.ok:
-                    self._conclude("ok", attempt)
-                    return
-                remaining = self._remaining()   # the clock, read once for this decision
-                wait = after_outcome(s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
-                                     retries, remaining, self._limits(remaining).timeout_s,
-                                     self._usable_after() * ctx.request.settings.timeout_s, s.rng.random)
-                if wait < 0:
-                    break
-                await s.clock.sleep(wait)
-                retries, wait_ms = retries + 1, wait * 1000.0
-                if not self._admit(entry, provider):
-                    break
-        self._conclude_unanswered()
+        try:
+            while self._index < len(entries):
+                entry = entries[self._index]
+                self._index += 1
+                provider = s.providers[entry.provider]
+                remaining = self._admit_at(entry, provider)
+                if remaining is None:
+                    continue
+                retries, wait_ms = 0, 0.0
+                while True:
+                    limits = self._limits(remaining)
+                    await provider.warm()
+                    start = s.runner.start()
+                    self._flight = _Flight(entry=entry, provider=provider, start=start, retry=retries,
+                                           wait_ms=wait_ms)
+                    attempt = await s.runner.complete(ctx, entry, provider, limits, retry=retries, wait_ms=wait_ms,
+                                                      start=start)
+                    self._flight = None
+                    self._record(attempt)
+                    if attempt.status == "ok":
+                        self._conclude("ok", attempt)
+                        return self._result  # type: ignore[return-value]
+                    remaining = self._remaining()   # the clock, read once for this decision
+                    wait = after_outcome(s.resilience, attempt.status, attempt.error_type, attempt.retry_after_s,
+                                         retries, remaining, self._limits(remaining).timeout_s,
+                                         self._usable_after() * ctx.request.settings.timeout_s, s.rng.random)
+                    if wait < 0:
+                        break
+                    await s.clock.sleep(wait)
+                    retries, wait_ms = retries + 1, wait * 1000.0
+                    remaining = self._admit_at(entry, provider)
+                    if remaining is None:
+                        break
+            self._conclude_unanswered()
+            return self._result  # type: ignore[return-value]
+        except asyncio.CancelledError:
+            if self._result is None:
+                self._conclude_cancelled()
+            raise
+        finally:
+            if ctx.in_flight:   # nothing stays held, however the walk ended
+                s.guards.release_all(ctx)
 
     def _conclude_unanswered(self) -> None:
         ctx = self._ctx
@@ -286,15 +300,23 @@ class ChainWalk:
                               entries_left=1 + self._usable_after(), streaming=self._streaming)
 
     def _admit(self, entry: ChainEntry, provider: Provider) -> bool:
+        return self._admit_at(entry, provider) is not None
+
+    def _admit_at(self, entry: ChainEntry, provider: Provider) -> float | None:
+        """The seconds left before the request's deadline when ``entry`` is admitted; None when it is skipped
+        (the reason goes in the trace)."""
         ctx = self._ctx
         reason = self._s.guards.admit(ctx, entry, provider, self._exclude, usable=self._usable[self._index - 1])
-        if reason is None and self._remaining() <= 0:
-            self._s.guards.release(ctx, entry)
-            reason = f"the request's deadline ({ctx.deadline_s:g} s) has passed"
+        remaining = 0.0
+        if reason is None:
+            remaining = self._remaining()
+            if remaining <= 0:
+                self._s.guards.release(ctx, entry)
+                reason = f"the request's deadline ({ctx.deadline_s:g} s) has passed"
         if reason is not None:
             ctx.skipped.append(Skip(provider=entry.provider, model=entry.model, reason=reason))
-            return False
-        return True
+            return None
+        return remaining
 
     def _record(self, attempt: Attempt) -> None:
         ctx = self._ctx

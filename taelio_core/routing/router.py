@@ -22,6 +22,7 @@ import asyncio
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from taelio_core.config.policy import ChainEntry, RoutingPolicy
 from taelio_core.config.pricing import Pricer
@@ -41,21 +42,30 @@ from taelio_core.routing.runtime import background_loop
 from taelio_core.routing.streams import GenerationStream
 from taelio_core.routing.trace import GenerationResult, RouteEntry
 
+if TYPE_CHECKING:
+    from taelio_core.config.traffic_split import TrafficSplit
+
 # CallSink, Guard, RequestContext and GenerationStream live in ``context`` and ``streams``; they are
 # re-exported here because callers think of them as the router's.
 __all__ = ["CallSink", "GenerationStream", "Guard", "Guards", "RequestContext", "Router", "Truncated", "new_id"]
 
 _RENDERED_MAX = 256  # rendered requests kept per plan: a repeated prompt (the sandbox, retries of a form)
+_NO_ANSWER = frozenset({"rejected", "failed"})  # the statuses raise_for_status raises on
 
 
 class _Active:
     """The policy in force and everything compiled from it. Replaced whole by ``use_policy``."""
 
-    __slots__ = ("policy", "plan", "runner", "setup", "rendered")
+    __slots__ = ("policy", "plan", "runner", "setup", "rendered", "prepared", "routes")
 
     def __init__(self, policy: RoutingPolicy, plan: PolicyPlan, runner: AttemptRunner, setup: WalkSetup) -> None:
         self.policy, self.plan, self.runner, self.setup = policy, plan, runner, setup
         self.rendered: dict[tuple[str, str | None, Inputs], ChatRequest] = {}
+        # The inputs as the caller gave them -> (checked, rendered): a repeated request is checked and rendered
+        # once (both are pure functions of the inputs and this plan).
+        self.prepared: dict[tuple[str, str, Inputs], tuple[Inputs, ChatRequest]] = {}
+        # (tier, task) -> (chain, traffic split) for requests that pin no provider; only valid names get here.
+        self.routes: dict[tuple[str, str], tuple[tuple[ChainEntry, ...], TrafficSplit | None]] = {}
 
 
 class Router:
@@ -177,24 +187,40 @@ class Router:
                  experiment_id: str | None, source: str | None, user_id: str | None,
                  deadline_s: float | None = None, active: _Active) -> RequestContext:
         policy = active.policy
-        inputs = check_inputs(inputs)
-        chain = self.chain_for(tier, task, provider, policy)
+        route = active.routes.get((tier, task)) if provider is None else None
+        if route is None:
+            chain = self.chain_for(tier, task, provider, policy)
+            split = policy.split(tier, task) if provider is None else None
+            if provider is None:
+                active.routes[(tier, task)] = (chain, split)
+        else:
+            chain, split = route
+        try:
+            prepared = active.prepared.get((task, tier, inputs))
+        except TypeError:  # an unhashable field (not text): check_inputs names it
+            prepared = None
+        if prepared is None:
+            checked = check_inputs(inputs)
+            prepared = (checked, self.render(task, checked, tier, active))
+            if len(active.prepared) >= _RENDERED_MAX:
+                active.prepared.clear()
+            active.prepared[(task, tier, inputs)] = prepared
+        inputs, request = prepared
         if deadline_s is not None and not deadline_s > 0:
             raise InputError(f"the deadline must be a positive number of seconds, not {deadline_s!r}",
                              field="deadline")
         reason = None
-        split = policy.split(tier, task) if provider is None else None
         if split is not None:
             arm = split.choose(user_id)
             chain, reason = arm.chain, split.reason(arm)
         ctx = RequestContext(
             request_id=new_id(), parent_id=parent_id, tier=tier, task=task,
-            source=source or self.source, inputs=inputs, request=self.render(task, inputs, tier, active),
+            source=source or self.source, inputs=inputs, request=request,
             started_at=self.clock.now(), t0=self.clock.monotonic(), experiment_id=experiment_id,
             user_id=user_id, chain=chain, chain_tier=tier,
             deadline_s=deadline_s or policy.model.resilience.deadline_s, routing_reason=reason,
             pinned_provider=provider)
-        out = self.guards.reroute(ctx)
+        out = self.guards.reroute(ctx) if self.guards.can_reroute else None
         if out is not None:
             use, why = out
             degraded = policy.chain(use, task)
@@ -226,14 +252,16 @@ class Router:
         active = self._active   # read once: this request's plan, to its end
         ctx = self._context(tier, task, inputs, provider=provider, parent_id=parent_id, experiment_id=experiment_id,
                             source=source, user_id=user_id, deadline_s=deadline_s, active=active)
-        walk = self._walk(ctx, active, streaming=False, exclude=exclude)
+        walk = ChainWalk(active.setup, ctx, streaming=False, exclude=exclude)
         try:
             result = await walk.run()
         except asyncio.CancelledError:  # the caller went away: the walk concluded it as cancelled
             if walk.result is not None:
                 self._log(walk.result)
             raise
-        return self._log(result).raise_for_status()
+        if self.sink is not None:
+            self.sink.record(result)
+        return result.raise_for_status() if result.status in _NO_ANSWER else result
 
     def astream(self, tier: str, task: str, inputs: Inputs, *, provider: str | None = None,
                 parent_id: str | None = None, experiment_id: str | None = None, source: str | None = None,
