@@ -29,7 +29,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-__all__ = ["MIGRATION", "MIGRATIONS", "build_fine", "drop_fine"]
+__all__ = ["MIGRATION", "MIGRATIONS", "build_fine", "ROLLUP_TABLES", "drop_fine", "refold_sql"]
 
 # PostgreSQL has no log2 for floats; log(2, numeric) is exact but costs ~70 us a value (it made a 1M-row load
 # 5x slower). ln(v) / ln(2) is off by a few 1e-14 at powers of two, hence the nudge (checked: 2^-80..2^80 land
@@ -179,6 +179,21 @@ def _keys() -> str:
                      for t, spec in _ROLLUPS.items())
 
 
+ROLLUP_TABLES = tuple(_ROLLUPS)
+
+
+def refold_sql(tables: tuple[str, ...] = ROLLUP_TABLES, *, hashed: bool = True) -> str:
+    """Empty the rollup ``tables`` and fold all the raw rows into them again, one ``INSERT ... SELECT`` each.
+
+    For rows that reached the raw tables while the fold triggers were off (a bulk load that disables them
+    and builds the rollups once at the end, far faster than a fold per batch), and for a database migrated
+    with history already in it. Each table's statements stand alone, so separate sessions may refold
+    separate tables at once.
+    """
+    return (chr(10).join(f"DELETE FROM {t};" for t in tables) + chr(10)
+            + chr(10).join(_upsert(t, _ROLLUPS[t][2], hashed=hashed) for t in tables))
+
+
 # After the rollup tables exist (006, 013 on PostgreSQL): their keys, the triggers, and one fold of any rows
 # already there (a database migrated with history in it). The raw tables' indexes are the call log's
 # (calllog/postgres_schema.py: primary keys, ts). A rollup added later needs a migration of its own that
@@ -186,8 +201,7 @@ def _keys() -> str:
 MIGRATION = ("postgres_rollup_triggers", f"""
 {_keys()}
 {_functions()}
-{chr(10).join(f"DELETE FROM {t};" for t in _ROLLUPS)}
-{chr(10).join(_upsert(t, spec[2]) for t, spec in _ROLLUPS.items())}
+{refold_sql(hashed=False)}
 """)
 
 # The same triggers, folding each batch through hash-grouped, key-ordered groups (``_upsert(hashed=True)``):

@@ -313,20 +313,20 @@ def histogram_quantiles(table: str, keys: Sequence[tuple[str, str]], where: str,
     """
     exprs = ", ".join(f"{expr} AS {name}" for expr, name in keys)
     names = ", ".join(name for _, name in keys)
-    picks, finals = [], []
+    ranks, picks, finals = [], [], []
     for i, (alias, q) in enumerate(quantiles.items()):
-        rank = f"({q} * (total - 1))"
-        # rep grows with bin (bins hold disjoint value ranges and rep is clamped into its bin's), so the
-        # smallest bin's rep is min(rep): portable SQL, where arg_min(rep, bin) is DuckDB's alone.
-        picks.append(f"min(rep) FILTER (WHERE before + n > floor({rank})) AS _a{i}, "
-                     f"min(rep) FILTER (WHERE before + n > ceil({rank})) AS _b{i}, "
-                     f"max({rank} - floor({rank})) AS _f{i}")
-        finals.append(f"_a{i} + _f{i} * (_b{i} - _a{i}) AS {alias}")
+        # The rank r = q * (total - 1), once per row. For a whole count ``upto`` (values up to this bin),
+        # upto > floor(r) is upto > r and upto > ceil(r) is upto - 1 >= r: no floor or ceil per row (PostgreSQL
+        # does this arithmetic in numeric; per row it was most of the time of an hourly percentile query).
+        ranks.append(f"{q} * (sum(n) OVER (PARTITION BY {names}) - 1) AS _r{i}")
+        picks.append(f"min(rep) FILTER (WHERE upto > _r{i}) AS _a{i}, "
+                     f"min(rep) FILTER (WHERE upto - 1 >= _r{i}) AS _b{i}, max(_r{i}) AS _r{i}")
+        finals.append(f"_a{i} + (_r{i} - floor(_r{i})) * (_b{i} - _a{i}) AS {alias}")
     return f"""
         WITH h AS (SELECT {exprs}, bin, sum(n) AS n, min(lo) AS lo, max(hi) AS hi
                    FROM {table} {where} GROUP BY {", ".join(str(i + 1) for i in range(len(keys) + 1))}),
-             c AS (SELECT *, sum(n) OVER (PARTITION BY {names} ORDER BY bin ROWS UNBOUNDED PRECEDING) - n AS before,
-                          sum(n) OVER (PARTITION BY {names}) AS total,
+             c AS (SELECT {names}, sum(n) OVER (PARTITION BY {names} ORDER BY bin ROWS UNBOUNDED PRECEDING) AS upto,
+                          {", ".join(ranks)},
                           CASE WHEN bin = {_ZERO_BIN} THEN hi      -- 2^-12500: 0 in DuckDB, an underflow error in PostgreSQL
                                ELSE least(greatest(pow(2::DOUBLE PRECISION, (bin + 0.5) / {BINS_PER_OCTAVE}), lo), hi)
                           END AS rep

@@ -139,12 +139,10 @@ def count_rows(log: CallLog, table: HistoryTable) -> int:
 
 
 def read_pages(log: CallLog, table: HistoryTable, batch: int) -> Iterator[pa.Table]:
-    """``table``'s rows, ``batch`` at a time, in key order (ties cannot reorder between pages)."""
+    """``table``'s rows, ``batch`` at a time, in key order: a key is unique, so no row moves between pages."""
     from taelio_core.calllog.duckdb import DuckDBCallLog
     schema = table_schema(table)
-    order = ", ".join(_key(table) + tuple(n for n in schema.names if n not in _key(table)
-                                           and n not in _shapes()[table.name].json))
-    sql = f"SELECT {', '.join(schema.names)} FROM {table.name} ORDER BY {order} LIMIT ? OFFSET ?"
+    sql = f"SELECT {', '.join(schema.names)} FROM {table.name} ORDER BY {', '.join(_key(table))} LIMIT ? OFFSET ?"
     read = _duckdb_page(log, sql) if isinstance(log, DuckDBCallLog) else _postgres_page(log, sql, schema)  # type: ignore[arg-type]
     offset = 0
     while True:

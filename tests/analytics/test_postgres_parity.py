@@ -80,7 +80,8 @@ COVERED: dict[str, Any] = {
 NOT_READS = {"month_bounds", "bucket_for", "choose_bucket", "choose_step", "budget_rule", "budget_sources",
              "check_bucket", "day_start", "histogram_quantiles", "id_time", "fine_rollups",
              # the rollups' own machinery, per backend (the parity above runs through them)
-             "build_fine", "drop_fine", "refresh", "invalidate", "read", "is_postgres_log", "fold_after_write"}
+             "build_fine", "drop_fine", "refresh", "invalidate", "read", "is_postgres_log", "fold_after_write",
+             "refold_sql"}
 
 
 def _free_and_instant(result: Any) -> Any:
