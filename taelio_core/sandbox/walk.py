@@ -28,7 +28,7 @@ from decimal import Decimal
 from taelio_core.config.policy import RoutingPolicy
 from taelio_core.config.pricing import Pricer
 from taelio_core.guards.budgets import estimate_input_tokens
-from taelio_core.guards.resilience import attempt_limits
+from taelio_core.guards.resilience import attempt_limits, attempt_timeout
 from taelio_core.providers.simulated import simulated_text
 from taelio_core.routing.decision_state import BreakerCell, BudgetBook, to_decimal
 from taelio_core.routing.decisions import (
@@ -237,18 +237,19 @@ class ChainSteps:
         return (DONE,)
 
     def _try(self, now: float) -> tuple:
-        route = self.route
-        own = route.settings.timeout_s  # type: ignore[union-attr]
-        limits = attempt_limits(self.core.resilience, own_timeout_s=own, remaining_s=self.deadline - now,
-                                entries_left=1 + len(self.entries) - self.index, streaming=self.stream)
+        settings = self.route.settings  # type: ignore[union-attr]
+        own = settings.timeout_s
         self.tries.append(_Try(self.current, now, self.retries, self.wait_s))
-        self.limit = limits.timeout_s
-        max_tokens = route.settings.max_tokens  # type: ignore[union-attr]
+        max_tokens = settings.max_tokens
         if self.stream:
+            limits = attempt_limits(self.core.resilience, own_timeout_s=own, remaining_s=self.deadline - now,
+                                    entries_left=1 + len(self.entries) - self.index, streaming=True)
+            self.limit = limits.timeout_s
             words = self.core.words(self.chain_tier, self.task, self.current,
                                     max(1, min(self.output_tokens, max_tokens)))
             return (TRY, self.current, limits.timeout_s, own, max_tokens, limits.first_token_s, words)
-        return (TRY, self.current, limits.timeout_s, own, max_tokens)
+        self.limit = attempt_timeout(self.core.resilience, own, self.deadline - now, 1 + len(self.entries) - self.index)
+        return (TRY, self.current, self.limit, own, max_tokens)
 
     def outcome(self, now: float, seconds: float, error: str | None, retry_after_s: float, input_tokens: int,
                 output_tokens: int, ttft_s: float | None = None) -> None:
@@ -278,10 +279,9 @@ class ChainSteps:
         remaining = self.deadline - now
         usable_after = len(self.entries) - self.index
         own = route.settings.timeout_s  # type: ignore[union-attr]
-        limits = attempt_limits(core.resilience, own_timeout_s=own, remaining_s=remaining,
-                                entries_left=1 + usable_after, streaming=False)
+        timeout = attempt_timeout(core.resilience, own, remaining, 1 + usable_after)
         wait = after_outcome(core.resilience, attempt.status, error, attempt.retry_after, self.retries, remaining,
-                             limits.timeout_s, usable_after * own, lambda: core.jitter(self.i))
+                             timeout, usable_after * own, lambda: core.jitter(self.i))
         if wait < 0:
             self.phase = _NEXT
             return
