@@ -82,7 +82,7 @@ class WalkSetup:
     usable: dict[tuple[ChainEntry, ...], list[bool]] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class _Flight:
     """The attempt in progress, so that a request cancelled under it can record it, with the text it showed."""
 
