@@ -104,10 +104,16 @@ def des_core(policy: RoutingPolicy, policy_b: RoutingPolicy, traffic: Traffic, m
     result["des_core_seeds_cpu_per_request_us"] = round(sum(c for _, c in done) / sum(n for n, _ in done) * 1e6, 2)
     week_traffic = synthetic_traffic(requests=week, tiers=policy.tiers, tasks=policy.tasks, seed=3,
                                      duration_s=7 * 86_400.0, curve="daily")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     report = simulate(policy, week_traffic, models, policy_b=policy_b, workers=2)
     table = report.comparison()
     result["des_core_week_ab_wall_s"] = round(time.perf_counter() - t0, 1)
+    # Where the A/B's time goes: the simulating workers' CPU, and this process's (columns to DataFrames,
+    # the comparison table). Wall far above (workers' CPU / 2 + this) is the machine's load, not the work.
+    workers_cpu = sum(float(r.meta.get("cpu_s", 0.0)) for r in report.a_runs + report.b_runs)
+    result["des_core_week_ab_workers_cpu_s"] = round(workers_cpu, 1)
+    result["des_core_week_ab_parent_cpu_s"] = round(time.process_time() - cpu0, 1)
+    result["des_core_week_cpu_per_request_us"] = round(workers_cpu / (2 * week) * 1e6, 2)
     result["des_core_week_requests"] = week
     result["load_after"] = [round(x, 1) for x in os.getloadavg()]
     result["des_core_week_ab_rows"] = 0 if table is None else len(table)

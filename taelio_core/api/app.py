@@ -6,7 +6,9 @@ it closes the engine, which flushes the call log. ``app_from_env`` is the
 factory ``taelio serve`` hands uvicorn (one per worker process).
 
 Two pieces of plain ASGI middleware sit in front: a body limit (a body over
-64 KiB is answered 413 before anything parses it) and the HTTP metrics.
+64 KiB is answered 413 before anything parses it; the body it read is left in
+the scope, so the generation endpoints do not read it again) and the HTTP
+metrics.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from taelio_core.api import openai_compat, routes
+from taelio_core.api.admission import BODY_SCOPE_KEY, add_body_schemas
 from taelio_core.api.auth import AuthSettings
 from taelio_core.api.limits import LimitStore, UserLimits
 from taelio_core.api.metrics import CONTENT_TYPE_LATEST, ApiMetrics
@@ -57,6 +60,7 @@ class BodyLimit:
                 return await self._too_large(scope, receive, send)
             more = message.get("more_body", False)
         body, replayed = b"".join(chunks), False
+        scope[BODY_SCOPE_KEY] = body
 
         async def replay() -> dict[str, Any]:
             nonlocal replayed
@@ -126,6 +130,7 @@ def create_app(*, auth: AuthSettings, engine: Taelio | None = None, open_engine:
                               "`Authorization: Bearer <JWT>`; the token's `tier` claim picks the chain. Errors "
                               "are `application/problem+json` (RFC 9457), or OpenAI's error shape under `/v1`.")
     install_handlers(app)
+    app.openapi = add_body_schemas(app.openapi, routes.BODIES + openai_compat.BODIES)  # type: ignore[method-assign]
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
     app.get("/healthz", tags=["operations"])(healthz)

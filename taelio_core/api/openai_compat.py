@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from taelio_core.api.admission import admit, authed, documented, read_body
 from taelio_core.api.auth import Caller
 from taelio_core.api.problems import ApiProblem, from_taelio_error
-from taelio_core.api.service import ApiService, authed, get_service
+from taelio_core.api.service import ApiService, get_service, service_of
+from taelio_core.api.sse import MARK, framed
 from taelio_core.errors import AllProvidersFailed
 from taelio_core.routing.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS
 from taelio_core.routing.inputs import Inputs
@@ -72,11 +74,7 @@ class ChatCompletionRequest(BaseModel):
     idea: str | None = Field(default=None, max_length=MAX_IDEA_CHARS)
 
 
-@router.get("/models")
-async def models(service: ApiService = Depends(get_service), caller: Caller = Depends(authed)) -> dict[str, object]:
-    """Each task of the policy as a model id (``taelio/<task>``)."""
-    return {"object": "list", "data": [{"id": MODEL_PREFIX + task, "object": "model", "created": 0,
-                                        "owned_by": "taelio"} for task in service.engine.policy.tasks]}
+BODIES = [ChatCompletionRequest]   # read by the endpoint itself: its schema goes in the OpenAPI by hand
 
 
 def _task_and_inputs(service: ApiService, body: ChatCompletionRequest) -> tuple[str, Inputs]:
@@ -91,10 +89,13 @@ def _task_and_inputs(service: ApiService, body: ChatCompletionRequest) -> tuple[
 
 
 @router.post("/chat/completions", responses={402: {"description": "A hard budget stopped the request"},
-                                             502: {"description": "Every provider failed"}})
-async def chat_completions(body: ChatCompletionRequest, service: ApiService = Depends(get_service),
-                           caller: Caller = Depends(authed)):  # noqa: ANN201
+                                             502: {"description": "Every provider failed"}},
+             openapi_extra=documented(ChatCompletionRequest))
+async def chat_completions(request: Request):  # noqa: ANN201
     """A chat completion from the task named by ``model``, routed through the caller's tier's chain."""
+    service = service_of(request)
+    caller = admit(service, request)
+    body = await read_body(request, ChatCompletionRequest)
     task, inputs = _task_and_inputs(service, body)
     created = int(time.time())
     if body.stream:
@@ -111,6 +112,13 @@ async def chat_completions(body: ChatCompletionRequest, service: ApiService = De
            "usage": _usage(result)}
     return JSONResponse(doc, headers={"x-taelio-request-id": result.request_id,
                                       "x-taelio-provider": f"{result.provider}:{result.model}"})
+
+
+@router.get("/models")
+async def models(service: ApiService = Depends(get_service), caller: Caller = Depends(authed)) -> dict[str, object]:
+    """Each task of the policy as a model id (``taelio/<task>``)."""
+    return {"object": "list", "data": [{"id": MODEL_PREFIX + task, "object": "model", "created": 0,
+                                        "owned_by": "taelio"} for task in service.engine.policy.tasks]}
 
 
 def _usage(result: GenerationResult) -> dict[str, int]:
@@ -133,14 +141,19 @@ async def _chunks(service: ApiService, caller: Caller, stream, model: str, creat
                   include_usage: bool) -> AsyncIterator[bytes]:
     base = {"id": f"chatcmpl-{stream.request_id}", "object": "chat.completion.chunk", "created": created,
             "model": model, "system_fingerprint": None}
-    first = True
+
+    def chunk(delta: dict[str, object]) -> Callable[[str], bytes]:
+        return framed("data: ", {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None,
+                                                      "logprobs": None}]})
+
+    first: Callable[[str], bytes] | None = chunk({"role": "assistant", "content": MARK})
+    rest = chunk({"content": MARK})
     try:
         async for item in stream:
             if isinstance(item, Truncated):
                 continue   # the next provider goes on; the text so far stays (the trace records the cut)
-            delta = {"role": "assistant", "content": item} if first else {"content": item}
-            first = False
-            yield _data({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}]})
+            yield first(item) if first is not None else rest(item)
+            first = None
     except BaseException:
         # A client that went away: the core logged the request as cancelled, with its attempts; count it.
         if stream.result is not None and stream.result.status == "cancelled":

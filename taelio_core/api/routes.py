@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from taelio_core.api.admission import ACCEPT_PARAMETER, admit, authed, documented, path_parameter, read_body
 from taelio_core.api.auth import Caller
 from taelio_core.api.problems import ApiProblem
-from taelio_core.api.service import SOURCE, ApiService, authed, get_service
+from taelio_core.api.service import SOURCE, ApiService, get_service, service_of
 from taelio_core.api.sse import EVENT_STREAM, single_events, story_events, wants_events
 from taelio_core.config.policy import ChainEntry
 from taelio_core.routing.inputs import MAX_FIELD_CHARS, MAX_IDEA_CHARS, MAX_PROMPT_CHARS
@@ -53,8 +54,96 @@ class GenerateBody(StoryBody):
                              description="For a task that builds on another (story): the idea (default: the prompt)")
 
 
+BODIES = [StoryBody, GenerateBody]    # read by the endpoints themselves: their schemas go in the OpenAPI by hand
+
+
 def _inputs(body: StoryBody) -> Inputs:
     return Inputs(prompt=body.prompt, genre=body.genre, tone=body.tone, idea=getattr(body, "idea", None))
+
+
+# The generation endpoints come first: FastAPI tries routes in order, on every request.
+@router.post("/multi-agent/full-story-orchestrated", tags=["generation"], responses=GEN_ERRORS,
+             openapi_extra=documented(StoryBody, parameters=[ACCEPT_PARAMETER]))
+async def full_story(request: Request):  # noqa: ANN201
+    """The orchestrated idea → story for the caller's tier: both texts, who served each, cost, latency, trace.
+
+    With ``Accept: text/event-stream``: ``text`` events labelled by part, ``truncated`` notices, each part's
+    ``trace``, then a ``summary`` with the combined total.
+    """
+    service = service_of(request)
+    caller = admit(service, request)
+    inputs = _inputs(await read_body(request, StoryBody))
+    kw = {"source": SOURCE, "user_id": service.user_id(caller)}
+    if wants_events(request.headers.get("accept")):
+        events = astream_story(service.router, caller.tier, inputs, **kw)
+        first = await anext(events)          # raises a bad input or an unknown flow before any byte is sent
+        return _event_response(_story_stream(service, caller, first, events), first)
+    story = await run_story(service.router, caller.tier, inputs, **kw)
+    for part in story.parts:
+        service.finished(caller, part)
+    doc = story.as_dict()
+    headers = {"x-taelio-request-id": story.parent_id}
+    failed = next((p for p in story.parts if not p.ok), None)
+    if failed is not None and failed.status == "rejected":
+        raise ApiProblem(402, failed.error or "A hard budget stopped the request.", extra={"result": doc})
+    if failed is not None:
+        raise ApiProblem(502, story.error or "Every provider failed.",
+                         extra={"attempts": [a.as_dict() for a in failed.attempts], "result": doc})
+    return JSONResponse(doc, headers=headers)
+
+
+async def _story_stream(service: ApiService, caller: Caller, first: StoryEvent,
+                        events: AsyncIterator[StoryEvent]) -> AsyncIterator[bytes]:
+    """The flow's events as SSE. A client that disconnects cancels this generator: the core concludes and logs
+    the part in flight as ``cancelled`` with its attempts; here it is only counted in the metrics."""
+    current: PartStarted | None = None
+
+    async def tracked() -> AsyncIterator[StoryEvent]:
+        nonlocal current
+        for item in (first,):
+            if isinstance(item, PartStarted):
+                current = item
+            yield item
+        async for item in events:
+            if isinstance(item, PartStarted):
+                current = item
+            yield item
+
+    try:
+        async for chunk in story_events(tracked(), lambda result: service.finished(caller, result)):
+            yield chunk
+    finally:
+        await events.aclose()
+        stream = current.stream if current is not None else None
+        if stream is not None and stream.result is not None and stream.result.status == "cancelled":
+            service.finished(caller, stream.result)
+
+
+@router.post("/generate/{task}", tags=["generation"], responses=GEN_ERRORS, openapi_extra=documented(
+    GenerateBody, parameters=[path_parameter("task", "A task of the policy, e.g. idea"), ACCEPT_PARAMETER]))
+async def generate(request: Request):  # noqa: ANN201
+    """One task of the policy for the caller's tier: the answer, who served it, cost, latency and the trace."""
+    service = service_of(request)
+    caller = admit(service, request)
+    inputs = _inputs(await read_body(request, GenerateBody))
+    task: str = request.path_params["task"]
+    if wants_events(request.headers.get("accept")):
+        stream = service.stream(caller, task, inputs)
+        return _event_response(_single_stream(service, caller, task, stream), None, request_id=stream.request_id)
+    result = await service.generate(caller, task, inputs)
+    return JSONResponse(result.as_dict(), headers=_served_headers(result.request_id, result.provider, result.model))
+
+
+async def _single_stream(service: ApiService, caller: Caller, task: str,
+                         stream: GenerationStream) -> AsyncIterator[bytes]:
+    """One task as SSE. A client that disconnects cancels this generator: the core concludes and logs the
+    request as ``cancelled`` with its attempts; here it is only counted in the metrics."""
+    try:
+        async for chunk in single_events(stream, task, lambda r: service.finished(caller, r)):
+            yield chunk
+    finally:
+        if stream.result is not None and stream.result.status == "cancelled":
+            service.finished(caller, stream.result)
 
 
 @router.get("/providers/available", tags=["providers"], responses=ERRORS)
@@ -126,85 +215,6 @@ def _provider_stats(service: ApiService) -> list[dict[str, object]]:
                            FROM attempts WHERE ts >= ? GROUP BY provider ORDER BY provider""", [since])
     frame = rollup.read(log, stats, rollups=False)
     return [{k: (None if v != v else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-@router.post("/multi-agent/full-story-orchestrated", tags=["generation"], responses=GEN_ERRORS)
-async def full_story(body: StoryBody, request: Request, accept: str | None = Header(default=None),
-                     service: ApiService = Depends(get_service), caller: Caller = Depends(authed)):  # noqa: ANN201
-    """The orchestrated idea → story for the caller's tier: both texts, who served each, cost, latency, trace.
-
-    With ``Accept: text/event-stream``: ``text`` events labelled by part, ``truncated`` notices, each part's
-    ``trace``, then a ``summary`` with the combined total.
-    """
-    inputs = _inputs(body)
-    kw = {"source": SOURCE, "user_id": service.user_id(caller)}
-    if wants_events(accept):
-        events = astream_story(service.router, caller.tier, inputs, **kw)
-        first = await anext(events)          # raises a bad input or an unknown flow before any byte is sent
-        return _event_response(_story_stream(service, caller, first, events), first)
-    story = await run_story(service.router, caller.tier, inputs, **kw)
-    for part in story.parts:
-        service.finished(caller, part)
-    doc = story.as_dict()
-    headers = {"x-taelio-request-id": story.parent_id}
-    failed = next((p for p in story.parts if not p.ok), None)
-    if failed is not None and failed.status == "rejected":
-        raise ApiProblem(402, failed.error or "A hard budget stopped the request.", extra={"result": doc})
-    if failed is not None:
-        raise ApiProblem(502, story.error or "Every provider failed.",
-                         extra={"attempts": [a.as_dict() for a in failed.attempts], "result": doc})
-    return JSONResponse(doc, headers=headers)
-
-
-async def _story_stream(service: ApiService, caller: Caller, first: StoryEvent,
-                        events: AsyncIterator[StoryEvent]) -> AsyncIterator[bytes]:
-    """The flow's events as SSE. A client that disconnects cancels this generator: the core concludes and logs
-    the part in flight as ``cancelled`` with its attempts; here it is only counted in the metrics."""
-    current: PartStarted | None = None
-
-    async def tracked() -> AsyncIterator[StoryEvent]:
-        nonlocal current
-        for item in (first,):
-            if isinstance(item, PartStarted):
-                current = item
-            yield item
-        async for item in events:
-            if isinstance(item, PartStarted):
-                current = item
-            yield item
-
-    try:
-        async for chunk in story_events(tracked(), lambda result: service.finished(caller, result)):
-            yield chunk
-    finally:
-        await events.aclose()
-        stream = current.stream if current is not None else None
-        if stream is not None and stream.result is not None and stream.result.status == "cancelled":
-            service.finished(caller, stream.result)
-
-
-@router.post("/generate/{task}", tags=["generation"], responses=GEN_ERRORS)
-async def generate(task: str, body: GenerateBody, accept: str | None = Header(default=None),
-                   service: ApiService = Depends(get_service), caller: Caller = Depends(authed)):  # noqa: ANN201
-    """One task of the policy for the caller's tier: the answer, who served it, cost, latency and the trace."""
-    inputs = _inputs(body)
-    if wants_events(accept):
-        stream = service.stream(caller, task, inputs)
-        return _event_response(_single_stream(service, caller, task, stream), None, request_id=stream.request_id)
-    result = await service.generate(caller, task, inputs)
-    return JSONResponse(result.as_dict(), headers=_served_headers(result.request_id, result.provider, result.model))
-
-
-async def _single_stream(service: ApiService, caller: Caller, task: str,
-                         stream: GenerationStream) -> AsyncIterator[bytes]:
-    """One task as SSE. A client that disconnects cancels this generator: the core concludes and logs the
-    request as ``cancelled`` with its attempts; here it is only counted in the metrics."""
-    try:
-        async for chunk in single_events(stream, task, lambda r: service.finished(caller, r)):
-            yield chunk
-    finally:
-        if stream.result is not None and stream.result.status == "cancelled":
-            service.finished(caller, stream.result)
 
 
 def _served_headers(request_id: str, provider: str | None, model: str | None) -> dict[str, str]:

@@ -1,22 +1,18 @@
-"""What every endpoint shares: the engine, the auth settings, the limits, the metrics, and who is calling.
+"""What every endpoint shares: the engine, the auth settings, the limits and the metrics.
 
-``authed`` is the dependency every endpoint but the operations ones uses:
-it reads ``Authorization: Bearer <JWT>`` (never a token in the query
-string), checks it, checks the tier against the policy (403 when unknown),
-and counts the request against the caller's per-minute limit (429).
+Who is calling is ``admission``'s part (the token, the tier, the limits).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
 
-from taelio_core.api.auth import AuthSettings, Caller, TokenCache, Unauthorized
-from taelio_core.api.limits import LimitExceeded, UserLimits
+from taelio_core.api.auth import AuthSettings, Caller, TokenCache
+from taelio_core.api.limits import UserLimits
 from taelio_core.api.metrics import ApiMetrics
-from taelio_core.api.problems import ApiProblem, from_taelio_error
+from taelio_core.api.problems import from_taelio_error
 from taelio_core.errors import AllProvidersFailed, BudgetExceeded
 from taelio_core.routing.inputs import Inputs
 from taelio_core.routing.router import Router
@@ -24,11 +20,9 @@ from taelio_core.routing.streams import GenerationStream
 from taelio_core.routing.trace import GenerationResult
 from taelio_core.wiring import Taelio
 
-__all__ = ["ApiService", "SOURCE", "authed", "get_service", "service_of"]
+__all__ = ["ApiService", "SOURCE", "get_service", "service_of"]
 
 SOURCE = "api"
-_QUERY_TOKENS = ("access_token", "token", "jwt", "api_key", "authorization")
-bearer = HTTPBearer(auto_error=False, description="A JWT minted with `taelio token` (HS256, JWT_SECRET).")
 
 
 class ApiService:
@@ -84,21 +78,3 @@ async def get_service(request: Request) -> ApiService:
     """The endpoints' dependency. Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread,
     a thread hop on every request."""
     return request.app.state.service
-
-
-async def authed(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
-    service = service_of(request)
-    if any(name in request.query_params for name in _QUERY_TOKENS):
-        raise Unauthorized("A token in the query string is not accepted; send it as 'Authorization: Bearer <token>'.")
-    if credentials is None:
-        raise Unauthorized("This endpoint needs 'Authorization: Bearer <token>'.")
-    caller = service.tokens.verify(credentials.credentials)
-    if caller.tier not in service.engine.policy.model.tiers:
-        raise ApiProblem(403, f"The token's tier '{caller.tier}' is not a tier of the policy "
-                              f"({', '.join(service.engine.policy.tiers)}).")
-    try:
-        service.limits.admit(caller.tier, caller.sub)
-    except LimitExceeded as e:
-        raise ApiProblem(429, e.detail, headers={"Retry-After": str(e.retry_after_s)}) from None
-    request.state.caller = caller
-    return caller

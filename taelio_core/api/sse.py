@@ -20,9 +20,10 @@ from taelio_core.routing.story_flow import PartFinished, PartText, PartTruncated
 from taelio_core.routing.streams import GenerationStream
 from taelio_core.routing.trace import GenerationResult
 
-__all__ = ["EVENT_STREAM", "single_events", "story_events", "wants_events"]
+__all__ = ["EVENT_STREAM", "MARK", "framed", "single_events", "story_events", "wants_events"]
 
 EVENT_STREAM = "text/event-stream"
+MARK = "\x00"          # the varying member of a ``framed`` document
 
 
 def wants_events(accept: str | None) -> bool:
@@ -31,6 +32,17 @@ def wants_events(accept: str | None) -> bool:
 
 def event(name: str, data: object) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, default=str, separators=(',', ':'))}\n\n".encode()
+
+
+def framed(prefix: str, doc: dict[str, object]) -> Callable[[str], bytes]:
+    """The event ``prefix`` + ``doc`` as a function of the one string member of ``doc`` set to ``MARK``.
+
+    A stream sends one event per text chunk, each the same document but for the text: the bytes around the
+    text are encoded once per stream, and each chunk costs only its own string's encoding (the same bytes as
+    encoding the whole document each time)."""
+    whole = (prefix + json.dumps(doc, separators=(",", ":")) + "\n\n").encode()
+    head, tail = whole.split(json.dumps(MARK).encode())     # exactly one MARK: two pieces, or this raises
+    return lambda text: b"".join((head, json.dumps(text).encode(), tail))
 
 
 def summary_of(result: GenerationResult) -> dict[str, object]:
@@ -43,13 +55,14 @@ def summary_of(result: GenerationResult) -> dict[str, object]:
 
 async def single_events(stream: GenerationStream, task: str,
                         on_result: Callable[[GenerationResult], None]) -> AsyncIterator[bytes]:
+    text = framed("event: text\ndata: ", {"part": task, "text": MARK})
     async for item in stream:
         if isinstance(item, Truncated):
             yield event("truncated", {"part": task, "provider": item.provider, "model": item.model,
                                       "reason": item.reason, "message": f"{item.provider}:{item.model} stopped "
                                                                         f"mid-answer; trying the next provider"})
         else:
-            yield event("text", {"part": task, "text": item})
+            yield text(item)
     result = stream.result
     assert result is not None
     on_result(result)
@@ -59,9 +72,13 @@ async def single_events(stream: GenerationStream, task: str,
 
 async def story_events(events: AsyncIterator[StoryEvent],
                        on_result: Callable[[GenerationResult], None]) -> AsyncIterator[bytes]:
+    texts: dict[str, Callable[[str], bytes]] = {}
     async for item in events:
         if isinstance(item, PartText):
-            yield event("text", {"part": item.task, "text": item.text})
+            text = texts.get(item.task)
+            if text is None:
+                text = texts[item.task] = framed("event: text\ndata: ", {"part": item.task, "text": MARK})
+            yield text(item.text)
         elif isinstance(item, PartTruncated):
             yield event("truncated", {"part": item.task, "provider": item.provider, "model": item.model,
                                       "reason": item.reason, "message": item.sentence})

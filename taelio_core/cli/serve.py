@@ -78,5 +78,16 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def uvicorn_options() -> dict[str, object]:
-    """How ``serve`` runs uvicorn (also what ``benchmarks/profile_api.py`` runs)."""
-    return {"access_log": False, "log_level": "warning", "timeout_graceful_shutdown": GRACEFUL_S, "lifespan": "on"}
+    """How ``serve`` runs uvicorn (also what ``benchmarks/profile_api.py`` runs).
+
+    uvloop and httptools (both in requirements.txt) are named, not left to uvicorn's "auto", so that the
+    choice is visible here; without them it falls back to asyncio's loop and h11, slower but the same API.
+    """
+    return {"access_log": False, "log_level": "warning", "timeout_graceful_shutdown": GRACEFUL_S, "lifespan": "on",
+            "loop": "uvloop" if _installed("uvloop") else "asyncio",
+            "http": "httptools" if _installed("httptools") else "h11"}
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None

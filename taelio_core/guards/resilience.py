@@ -38,6 +38,7 @@ __all__ = [
     "ResilienceConfig",
     "AttemptLimits",
     "attempt_limits",
+    "attempt_timeout",
     "percentile",
 ]
 
@@ -127,11 +128,21 @@ def attempt_limits(cfg: ResilienceConfig, *, own_timeout_s: float, remaining_s: 
     time its fallbacks need: with the defaults (60 s, three entries) each gets
     20 s at most, and one silent entry leaves the next 20 s or more.
     """
-    timeout, cut = own_timeout_s, ""
-    share = remaining_s / max(1, entries_left) if cfg.share_deadline else remaining_s
-    if share < timeout:
-        timeout = share
+    timeout = _share_timeout(cfg, own_timeout_s, remaining_s, entries_left)
+    cut = ""
+    if timeout < own_timeout_s:
         cut = "the request's deadline" if entries_left <= 1 or not cfg.share_deadline else (
             f"its share of the {remaining_s:.3g} s left for {entries_left} entries")
     first = min(cfg.first_token_s, timeout) if streaming else None
     return AttemptLimits(timeout_s=max(0.001, timeout), first_token_s=first, cut=cut)
+
+
+def attempt_timeout(cfg: ResilienceConfig, own_timeout_s: float, remaining_s: float, entries_left: int) -> float:
+    """``attempt_limits(...).timeout_s`` without the rest: the Sandbox asks for it once per simulated try and
+    never shows why an attempt was cut, so it skips building the words and the record."""
+    return max(0.001, _share_timeout(cfg, own_timeout_s, remaining_s, entries_left))
+
+
+def _share_timeout(cfg: ResilienceConfig, own_timeout_s: float, remaining_s: float, entries_left: int) -> float:
+    share = remaining_s / max(1, entries_left) if cfg.share_deadline else remaining_s
+    return share if share < own_timeout_s else own_timeout_s

@@ -69,7 +69,7 @@ class RequestColumns:
         self.reasons = _Names([None])
         self.written = np.zeros(n, dtype=bool)
 
-    def write(self, i: int, *, status: int, entry: int, latency_ms: float, ttft_ms: float, cost_usd: float,
+    def write(self, i: int, status: int, entry: int, latency_ms: float, ttft_ms: float, cost_usd: float,
               unpriced: bool, n_attempts: int, fallback_depth: int, n_skipped: int, input_tokens: int,
               output_tokens: int, reason: str | None = None) -> None:
         self.status[i] = status

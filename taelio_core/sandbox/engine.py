@@ -126,7 +126,8 @@ def run_engine(core: Core, traffic: Traffic, outcomes: ProviderOutcomes, *, samp
     tokens_in, tokens_out = traffic.input_tokens.tolist(), traffic.output_tokens.tolist()
     walks: dict[int, Walk] = {}
     pending: dict[int, tuple] = {}         # request -> the outcome its running attempt will end with
-    tries: dict[int, dict[int, int]] = {}  # request -> entry -> tries so far (the luck's try index)
+    width = len(refs)
+    tries: dict[int, int] = {}             # request * width + entry -> tries so far (the luck's try index)
     attempt, stream = outcomes.attempt, outcomes.stream
     schedule = queue.schedule
     append_attempt = attempts.append
@@ -138,17 +139,13 @@ def run_engine(core: Core, traffic: Traffic, outcomes: ProviderOutcomes, *, samp
         kind = step[0]
         if kind == TRY:
             k, limit = step[1], step[2]
-            per = tries.get(i)
-            if per is None:
-                per = tries[i] = {}
-            t = per.get(k, 0)
-            per[k] = t + 1
+            key = i * width + k
+            t = tries.get(key, 0)
+            tries[key] = t + 1
             out = tokens_out[i]
             if out > step[4]:
                 out = step[4]   # the provider stops at max_tokens
-            seconds, error, retry_after, used_in, used_out, cut = attempt(k, i, t, now, own_timeout_s=step[3],
-                                                                          input_tokens=tokens_in[i],
-                                                                          output_tokens=out)
+            seconds, error, retry_after, used_in, used_out, cut = attempt(k, i, t, now, step[3], tokens_in[i], out)
             ttft = None
             if len(step) > 5:   # a stream: (..., first_token_s, words in the answer)
                 seconds, error, ttft = stream(k, seconds, error, cut, step[6], limit, step[5])
@@ -165,13 +162,12 @@ def run_engine(core: Core, traffic: Traffic, outcomes: ProviderOutcomes, *, samp
 
     def finish(i: int, walk: Walk) -> None:
         del walks[i]
-        tries.pop(i, None)
-        (status, entry, latency_ms, ttft_ms, cost, unpriced, n_attempts, depth, skipped, used_in, used_out,
-         reason) = walk.numbers()
-        write(i, status=_STATUS[status], entry=entry, latency_ms=latency_ms, ttft_ms=ttft_ms, cost_usd=cost,
-              unpriced=unpriced, n_attempts=n_attempts, fallback_depth=depth, n_skipped=skipped,
-              input_tokens=used_in, output_tokens=used_out, reason=reason)
+        numbers = walk.numbers()
+        status = numbers[0]
+        write(i, _STATUS[status], *numbers[1:])
+        base = i * width
         for t_s, k, a_status, error, a_latency, a_cost in walk.attempt_rows():
+            tries.pop(base + k, None)
             append_attempt(i, t_s, k, _STATUS[a_status], error, a_latency, a_cost)
         done[0] += 1
         odd = status != "ok" and unusual.get(status, 0) < UNUSUAL_TRACES

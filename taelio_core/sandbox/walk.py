@@ -28,7 +28,7 @@ from decimal import Decimal
 from taelio_core.config.policy import RoutingPolicy
 from taelio_core.config.pricing import Pricer
 from taelio_core.guards.budgets import estimate_input_tokens
-from taelio_core.guards.resilience import attempt_limits
+from taelio_core.guards.resilience import attempt_limits, attempt_timeout
 from taelio_core.providers.simulated import simulated_text
 from taelio_core.routing.decision_state import BreakerCell, BudgetBook, to_decimal
 from taelio_core.routing.decisions import (
@@ -54,7 +54,7 @@ from taelio_core.routing.decisions import (
 )
 from taelio_core.routing.generation import ChatRequest
 from taelio_core.routing.inputs import Inputs
-from taelio_core.routing.route_plan import PolicyPlan, RoutePlan, compile_plan, period_labels
+from taelio_core.routing.route_plan import PolicyPlan, RoutePlan, budget_keys, compile_plan, period_labels
 from taelio_core.routing.trace import GenerationResult
 from taelio_core.sandbox.engine import DONE, TRY, WAIT
 from taelio_core.sandbox.walk_trace import walk_result
@@ -110,6 +110,7 @@ class SandboxCore:
                                                       task=task, variables=tuple(variables.items()))
         self._estimate = {key: estimate_input_tokens(r) for key, r in self.requests.items()}
         self._rules: dict[tuple[str, int], tuple] = {}
+        self._keys: dict[tuple[str, int, int], tuple] = {}
         self._worst: dict[tuple[int, str, str, int], int | None] = {}
         self.streamed = frozenset(streamed)
         self.text = text
@@ -133,6 +134,16 @@ class SandboxCore:
         found = self._rules.get((tier, k))
         if found is None:
             found = self._rules[(tier, k)] = self.plan.budget_rules(tier, self.plan.entries[k].provider)
+        return found
+
+    def budget_keys(self, tier: str, k: int, at_s: float) -> tuple:
+        """(the rules, ``budget_keys`` of them at ``at_s``) for an attempt of ``tier`` at entry ``k``: the keys
+        name the day and the month, so they are worked out once a day, not twice per attempt."""
+        key = (tier, k, int(at_s // 86_400))
+        found = self._keys.get(key)
+        if found is None:
+            rules = self.rules(tier, k)
+            found = self._keys[key] = (rules, budget_keys(rules, at_s))
         return found
 
     def worst(self, k: int, chain_tier: str, task: str, at_s: float) -> int | None:
@@ -237,18 +248,19 @@ class ChainSteps:
         return (DONE,)
 
     def _try(self, now: float) -> tuple:
-        route = self.route
-        own = route.settings.timeout_s  # type: ignore[union-attr]
-        limits = attempt_limits(self.core.resilience, own_timeout_s=own, remaining_s=self.deadline - now,
-                                entries_left=1 + len(self.entries) - self.index, streaming=self.stream)
+        settings = self.route.settings  # type: ignore[union-attr]
+        own = settings.timeout_s
         self.tries.append(_Try(self.current, now, self.retries, self.wait_s))
-        self.limit = limits.timeout_s
-        max_tokens = route.settings.max_tokens  # type: ignore[union-attr]
+        max_tokens = settings.max_tokens
         if self.stream:
+            limits = attempt_limits(self.core.resilience, own_timeout_s=own, remaining_s=self.deadline - now,
+                                    entries_left=1 + len(self.entries) - self.index, streaming=True)
+            self.limit = limits.timeout_s
             words = self.core.words(self.chain_tier, self.task, self.current,
                                     max(1, min(self.output_tokens, max_tokens)))
             return (TRY, self.current, limits.timeout_s, own, max_tokens, limits.first_token_s, words)
-        return (TRY, self.current, limits.timeout_s, own, max_tokens)
+        self.limit = attempt_timeout(self.core.resilience, own, self.deadline - now, 1 + len(self.entries) - self.index)
+        return (TRY, self.current, self.limit, own, max_tokens)
 
     def outcome(self, now: float, seconds: float, error: str | None, retry_after_s: float, input_tokens: int,
                 output_tokens: int, ttft_s: float | None = None) -> None:
@@ -278,10 +290,9 @@ class ChainSteps:
         remaining = self.deadline - now
         usable_after = len(self.entries) - self.index
         own = route.settings.timeout_s  # type: ignore[union-attr]
-        limits = attempt_limits(core.resilience, own_timeout_s=own, remaining_s=remaining,
-                                entries_left=1 + usable_after, streaming=False)
+        timeout = attempt_timeout(core.resilience, own, remaining, 1 + usable_after)
         wait = after_outcome(core.resilience, attempt.status, error, attempt.retry_after, self.retries, remaining,
-                             limits.timeout_s, usable_after * own, lambda: core.jitter(self.i))
+                             timeout, usable_after * own, lambda: core.jitter(self.i))
         if wait < 0:
             self.phase = _NEXT
             return
@@ -303,11 +314,11 @@ class ChainSteps:
                         breaker_drop_probe(held, self)
                     break
         if reason is None:
-            rules = core.rules(self.tier, k)
+            rules, period_keys = core.budget_keys(self.tier, k, at_s)
             if rules:
                 worst = core.worst(k, self.chain_tier, self.task, at_s)
                 if worst is not None:
-                    denial = budget_admit(core.book, rules, (self, k), worst, at_s)
+                    denial = budget_admit(core.book, rules, (self, k), worst, at_s, period_keys)
                     if denial is not None:
                         reason = budget_skip_text(denial, worst)
                         for cell in core._cell_of[k]:
@@ -345,9 +356,10 @@ class ChainSteps:
                 else:
                     breaker_record(entry_cell, at_s, self, False if outcome == OUT_OK
                                    else (True if outcome == OUT_FAILED else None), core.breakers)
-        rules = core.rules(self.tier, k)
+        started_s = core.epoch + attempt.start
+        rules, period_keys = core.budget_keys(self.tier, k, started_s)
         if rules:
-            budget_settle(core.book, rules, (self, k), attempt.cost, core.epoch + attempt.start)
+            budget_settle(core.book, rules, (self, k), attempt.cost, started_s, period_keys)
 
     # ---- the end -----------------------------------------------------------------------------
     def _conclude(self, status: str, now: float) -> None:

@@ -26,3 +26,9 @@ def test_token_names_a_bad_tier_or_ttl() -> None:
     assert bad_tier.returncode == 2 and "--tier: unknown tier 'gold'" in bad_tier.stderr
     bad_ttl = taelio("token", "--sub", "a", "--tier", "pro", "--ttl", "soon", env={"JWT_SECRET": SECRET})
     assert bad_ttl.returncode == 2 and "--ttl: 'soon' is not a duration" in bad_ttl.stderr
+
+
+def test_serve_runs_uvicorn_on_uvloop_and_httptools_which_requirements_pin() -> None:
+    from taelio_core.cli.serve import uvicorn_options
+    options = uvicorn_options()
+    assert (options["loop"], options["http"]) == ("uvloop", "httptools")

@@ -173,6 +173,22 @@ def test_a_bad_body_is_422_in_one_sentence(api: ApiServer, body: dict, says: str
     assert says in is_problem(response, 422)["detail"]
 
 
+@pytest.mark.parametrize(("content", "content_type", "says"), [
+    (b'{"prompt": "x"', "application/json", "Invalid JSON"), (b"prompt=x", "application/x-www-form-urlencoded",
+                                                             "must be JSON"), (b"", "application/json", "Invalid JSON"),
+], ids=["cut-json", "form", "empty"])
+def test_a_body_that_is_not_json_is_422_in_one_sentence(api: ApiServer, content: bytes, content_type: str,
+                                                        says: str) -> None:
+    for path in ("/generate/idea", "/multi-agent/full-story-orchestrated"):
+        response = httpx.post(api.url + path, content=content, headers={**api.headers(), "Content-Type": content_type})
+        assert says in is_problem(response, 422)["detail"], path
+
+
+def test_a_bad_body_without_a_token_is_401_not_422(api: ApiServer) -> None:
+    response = httpx.post(api.url + "/generate/idea", json={"colour": "red"})
+    is_problem(response, 401)
+
+
 def test_an_unknown_task_is_422(api: ApiServer) -> None:
     response = httpx.post(api.url + "/generate/poem", json=STORY, headers=api.headers())
     assert "unknown task 'poem'" in is_problem(response, 422)["detail"]
@@ -268,6 +284,18 @@ def test_openapi_documents_every_endpoint_and_the_docs_page_is_served(api: ApiSe
                  "/multi-agent/full-story-orchestrated", "/generate/{task}", "/v1/chat/completions", "/v1/models"):
         assert path in doc["paths"], path
     assert "402" in doc["paths"]["/generate/{task}"]["post"]["responses"]
+    schemas = doc["components"]["schemas"]
+    for path, body, field in (("/generate/{task}", "GenerateBody", "idea"),
+                              ("/multi-agent/full-story-orchestrated", "StoryBody", "prompt"),
+                              ("/v1/chat/completions", "ChatCompletionRequest", "messages")):
+        operation = doc["paths"][path]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{body}" and field in schemas[body]["properties"], path
+        assert operation["security"] == [{"HTTPBearer": []}], path
+        assert {"401", "422", "429", "502"} <= set(operation["responses"]), path
+    assert schemas["ChatCompletionRequest"]["properties"]["messages"]["items"]["$ref"] == "#/components/schemas/Message"
+    generate = doc["paths"]["/generate/{task}"]["post"]
+    assert {(p["in"], p["name"]) for p in generate["parameters"]} == {("path", "task"), ("header", "accept")}
     assert "swagger" in httpx.get(api.url + "/docs").text.lower()
 
 
