@@ -208,8 +208,15 @@ MIGRATION = ("postgres_rollup_triggers", f"""
 # the fold of a 7,500-request batch took about as long as its COPY, most of it sorting raw rows.
 FOLD_HASHED = ("postgres_rollup_fold_hashed", _functions(hashed=True))
 
+# The analytics reads' own index on PostgreSQL: a request's detail lists the other requests under its parent
+# (``calls.request_detail``, an idea and the story built on it). Without it that lookup scanned the day around
+# the request through the ``ts`` index: ~760 ms at 10M requests. Partial: most requests have no parent.
+# Built without CONCURRENTLY (migrations run in a transaction): on a large log it holds writes for its build.
+PARENT_INDEX = ("postgres_requests_parent_index",
+                "CREATE INDEX IF NOT EXISTS requests_parent ON requests (parent_id, ts) WHERE parent_id IS NOT NULL;")
+
 # In order, after DuckDB's named migrations (append-only: a change to the triggers is a new entry here).
-MIGRATIONS = [MIGRATION, FOLD_HASHED]
+MIGRATIONS = [MIGRATION, FOLD_HASHED, PARENT_INDEX]
 
 
 _FINE_GRAINS = {1: "date_trunc('minute', ts AT TIME ZONE 'UTC')",

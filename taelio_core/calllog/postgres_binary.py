@@ -2,12 +2,13 @@
 
 Why: the writer used to turn each batch into Arrow columns and then into CSV
 (``postgres_copy.csv_bytes``), and PostgreSQL parsed every timestamp, decimal
-and number back out of that text. Measured on 30k requests (thread and
-backend CPU, so the machine's load does not enter; ``benchmarks/
-bench_pg_ingest.py --profile``): Arrow + CSV cost the writer thread ~15 us of
-CPU a request and the server ~21 us; binary ``COPY`` fed row by row through
-psycopg's C row formatter costs ~6.5 us and ~17 us. Less time in the writer
-thread is also more of the GIL left to ``record()`` on the request path.
+and number back out of that text. Measured on 30k requests by thread and
+backend CPU (which the machine's load barely moves; ``benchmarks/
+bench_pg_ingest.py`` reports the same CPU figures for the whole pipeline):
+Arrow + CSV cost the writer thread ~15 us of CPU a request and the server
+~28 us; binary ``COPY`` fed row by row through psycopg's C row formatter
+~6.5 us and ~23 us. Less time in the writer thread is also more of the GIL
+left to ``record()`` on the request path.
 
 The rows already hold what PostgreSQL's binary format wants: times are
 integer microseconds (since 1970 here, since 2000 there) and money integer

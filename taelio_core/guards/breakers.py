@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from taelio_core.config.policy import ChainEntry
@@ -172,8 +173,8 @@ class CircuitBreakers:
         pkey = self._pkeys.get(attempt.provider) or self._pkey(attempt.provider)
         if outcome == OUT_OK and self._closed is not None and self._closed(pkey, ref) and self.config.enabled:
             # The usual case: a success on closed breakers only joins the entry's window.
-            cfg, now, owner = self.config, self.clock.now().timestamp(), ctx.request_id
-            self._write(ref, lambda s: breaker_record(s, now, owner, False, cfg))
+            self._write(ref, partial(breaker_record, now=self.clock.now().timestamp(), owner=ctx.request_id,
+                                     failed=False, cfg=self.config))
             return
         # A trial on the provider-wide key that got any answer but "key rejected" clears it.
         self._record(pkey, ctx.request_id, failed=None)

@@ -143,17 +143,25 @@ class LoopLocal(Generic[C]):
     def __init__(self, factory: Callable[[], C]) -> None:
         self._factory = factory
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, C] = weakref.WeakKeyDictionary()
+        # The last loop asked for (weakly) and its client: nearly every call comes from the same loop, and a
+        # WeakKeyDictionary lookup is a Python call; twice per request (warm, then the call).
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], C] | None = None
 
     def get(self) -> C:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0]() is loop:
+            return last[1]
         client = self._clients.get(loop)
         if client is None:
             client = self._factory()
             self._clients[loop] = client
+        self._last = (weakref.ref(loop), client)
         return client
 
     def discard(self) -> C | None:
         """Forget (and return, for closing) the running loop's client, if it has one."""
+        self._last = None
         return self._clients.pop(asyncio.get_running_loop(), None)
 
     def all(self) -> list[Any]:

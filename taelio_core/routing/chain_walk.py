@@ -78,11 +78,21 @@ class WalkSetup:
     resilience: ResilienceConfig
     hedging: Mapping[str, HedgeConfig]
     policy_name: str
-    routes: dict[tuple[ChainEntry, ...], tuple[RouteEntry, ...]] = field(default_factory=dict)
-    usable: dict[tuple[ChainEntry, ...], list[bool]] = field(default_factory=dict)
+    chains: dict[tuple[ChainEntry, ...], _ChainFacts] = field(default_factory=dict)
 
 
-@dataclass(kw_only=True)
+class _ChainFacts:
+    """What every walk of one chain shares, found with one hash of the chain per request: which entries could
+    be tried at all (a key, not excluded) and, once a request has used it, the chain as its result shows it."""
+
+    __slots__ = ("usable", "routes")
+
+    def __init__(self, usable: list[bool]) -> None:
+        self.usable = usable
+        self.routes: tuple[RouteEntry, ...] | None = None
+
+
+@dataclass(kw_only=True, slots=True)
 class _Flight:
     """The attempt in progress, so that a request cancelled under it can record it, with the text it showed."""
 
@@ -122,13 +132,15 @@ class ChainWalk:
         self._streaming, self._exclude, self._continue = streaming, exclude, continue_on_truncation
         self._entries = list(ctx.chain)
         # Which entries could be tried at all (a key, not excluded), once per request: the time they need.
-        usable = setup.usable.get(ctx.chain) if not exclude else None
-        if usable is None:
+        facts = setup.chains.get(ctx.chain) if not exclude else None
+        if facts is None:
             providers = setup.providers
-            usable = [e.ref not in exclude and providers[e.provider].availability().available for e in self._entries]
+            facts = _ChainFacts([e.ref not in exclude and providers[e.provider].availability().available
+                                 for e in self._entries])
             if not exclude:
-                setup.usable[ctx.chain] = usable   # a provider's key does not come or go while it runs
-        self._usable = usable
+                setup.chains[ctx.chain] = facts   # a provider's key does not come or go while it runs
+        self._facts = facts
+        self._usable = facts.usable
         self._index = 0
         self._result: GenerationResult | None = None
         self._flight: _Flight | None = None
@@ -401,9 +413,9 @@ class ChainWalk:
     def _route_entries(self) -> tuple[RouteEntry, ...]:
         ctx, providers = self._ctx, self._s.providers
         if not ctx.skipped:  # the usual case: the same entries every time for this chain
-            routes = self._s.routes.get(ctx.chain)
+            routes = self._facts.routes
             if routes is None:
-                routes = self._s.routes[ctx.chain] = tuple(
+                routes = self._facts.routes = tuple(
                     RouteEntry(provider=e.provider, model=e.model, available=True,
                                simulated=providers[e.provider].simulated) for e in ctx.chain)
             return routes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -27,13 +28,13 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Real time."""
+    """Real time.
 
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+    ``now`` and ``monotonic`` are the C functions themselves, not methods wrapping them: the router reads
+    the clock several times per request, and a Python frame per reading was a tenth of its added calls."""
 
-    def monotonic(self) -> float:
-        return time.perf_counter()
+    now = partial(datetime.now, timezone.utc)   # a partial, like a builtin, is not bound to the instance
+    monotonic = staticmethod(time.perf_counter)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

@@ -209,9 +209,12 @@ def after_outcome(cfg: ResilienceConfig, status: str, error_type: str | None, re
 
 # ---- budgets -----------------------------------------------------------------------------
 def budget_admit(book: BudgetBook, rules: tuple[BudgetRule, ...], hold: object, worst: int,
-                 at_s: float) -> Denial | None:
-    """Reserve ``worst`` pico-dollars on every budget in ``rules`` unless a hard one would pass its cap."""
-    keys, caps = budget_keys(rules, at_s)
+                 at_s: float, period_keys: tuple[tuple[Key, ...], dict[Key, int]] | None = None) -> Denial | None:
+    """Reserve ``worst`` pico-dollars on every budget in ``rules`` unless a hard one would pass its cap.
+
+    ``period_keys`` is ``budget_keys(rules, at_s)`` when the caller keeps it (it changes once a day: the
+    Sandbox asks for a million attempts' worth)."""
+    keys, caps = budget_keys(rules, at_s) if period_keys is None else period_keys
     return book.reserve(hold, worst, keys, caps)
 
 
@@ -229,9 +232,14 @@ def budget_skip_words(key: Key, cap: Decimal, used: Decimal, worst: Decimal) -> 
 
 
 def budget_settle(book: BudgetBook, rules: tuple[BudgetRule, ...], hold: object, cost: int | None,
-                  started_s: float) -> dict[Key, int]:
-    """An attempt ended: its reservation goes, its cost (None: unpriced or not counted) is spent."""
-    keys = budget_keys(rules, started_s)[0] if cost is not None else ()
+                  started_s: float, period_keys: tuple[tuple[Key, ...], dict[Key, int]] | None = None
+                  ) -> dict[Key, int]:
+    """An attempt ended: its reservation goes, its cost (None: unpriced or not counted) is spent.
+    ``period_keys``: as for ``budget_admit``, at ``started_s``."""
+    if cost is None:
+        keys: tuple[Key, ...] = ()
+    else:
+        keys = (budget_keys(rules, started_s) if period_keys is None else period_keys)[0]
     return book.settle(hold, keys, cost)
 
 

@@ -54,7 +54,7 @@ from taelio_core.routing.decisions import (
 )
 from taelio_core.routing.generation import ChatRequest
 from taelio_core.routing.inputs import Inputs
-from taelio_core.routing.route_plan import PolicyPlan, RoutePlan, compile_plan, period_labels
+from taelio_core.routing.route_plan import PolicyPlan, RoutePlan, budget_keys, compile_plan, period_labels
 from taelio_core.routing.trace import GenerationResult
 from taelio_core.sandbox.engine import DONE, TRY, WAIT
 from taelio_core.sandbox.walk_trace import walk_result
@@ -110,6 +110,7 @@ class SandboxCore:
                                                       task=task, variables=tuple(variables.items()))
         self._estimate = {key: estimate_input_tokens(r) for key, r in self.requests.items()}
         self._rules: dict[tuple[str, int], tuple] = {}
+        self._keys: dict[tuple[str, int, int], tuple] = {}
         self._worst: dict[tuple[int, str, str, int], int | None] = {}
         self.streamed = frozenset(streamed)
         self.text = text
@@ -133,6 +134,16 @@ class SandboxCore:
         found = self._rules.get((tier, k))
         if found is None:
             found = self._rules[(tier, k)] = self.plan.budget_rules(tier, self.plan.entries[k].provider)
+        return found
+
+    def budget_keys(self, tier: str, k: int, at_s: float) -> tuple:
+        """(the rules, ``budget_keys`` of them at ``at_s``) for an attempt of ``tier`` at entry ``k``: the keys
+        name the day and the month, so they are worked out once a day, not twice per attempt."""
+        key = (tier, k, int(at_s // 86_400))
+        found = self._keys.get(key)
+        if found is None:
+            rules = self.rules(tier, k)
+            found = self._keys[key] = (rules, budget_keys(rules, at_s))
         return found
 
     def worst(self, k: int, chain_tier: str, task: str, at_s: float) -> int | None:
@@ -303,11 +314,11 @@ class ChainSteps:
                         breaker_drop_probe(held, self)
                     break
         if reason is None:
-            rules = core.rules(self.tier, k)
+            rules, period_keys = core.budget_keys(self.tier, k, at_s)
             if rules:
                 worst = core.worst(k, self.chain_tier, self.task, at_s)
                 if worst is not None:
-                    denial = budget_admit(core.book, rules, (self, k), worst, at_s)
+                    denial = budget_admit(core.book, rules, (self, k), worst, at_s, period_keys)
                     if denial is not None:
                         reason = budget_skip_text(denial, worst)
                         for cell in core._cell_of[k]:
@@ -345,9 +356,10 @@ class ChainSteps:
                 else:
                     breaker_record(entry_cell, at_s, self, False if outcome == OUT_OK
                                    else (True if outcome == OUT_FAILED else None), core.breakers)
-        rules = core.rules(self.tier, k)
+        started_s = core.epoch + attempt.start
+        rules, period_keys = core.budget_keys(self.tier, k, started_s)
         if rules:
-            budget_settle(core.book, rules, (self, k), attempt.cost, core.epoch + attempt.start)
+            budget_settle(core.book, rules, (self, k), attempt.cost, started_s, period_keys)
 
     # ---- the end -----------------------------------------------------------------------------
     def _conclude(self, status: str, now: float) -> None:
