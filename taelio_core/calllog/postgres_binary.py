@@ -21,13 +21,17 @@ Text PostgreSQL cannot hold (a NUL, or a lone surrogate from a provider's
 broken escape) fails the ``COPY``; ``sanitized`` then cleans the batch the way
 the Arrow path did (U+FFFD for NUL, ``?`` for a surrogate) and it is sent
 again, so such a request is stored, not set aside. Hashes are computed before
-that, from the text as received.
+that, from the text as received. One trap of the C dumpers: ``int4`` keeps the
+low 32 bits of a larger integer, silently, where Arrow refused it; so
+``write_rows`` checks the INTEGER columns' range first (``_check_int4``, a
+C-level pass per column) and such a request is still set aside.
 """
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
 from functools import cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -45,6 +49,7 @@ _INT8 = struct.Struct("!q")
 _NUMERIC_HEAD = struct.Struct("!hhhh")      # ndigits, weight, sign, dscale
 _NEGATIVE = 0x4000
 _SCALE = 10                                 # the log's DECIMAL(18, 10)
+_INT4_MAX = 2**31 - 1
 
 
 def _pg_type(field: pa.Field) -> str:
@@ -128,12 +133,27 @@ def binary_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return cur
 
 
+def _check_int4(rows: Sequence[Row], schema: pa.Schema, types: list[str]) -> None:
+    """Refuse an INTEGER column's value outside 32 bits: psycopg's C dumper would silently keep its low 32 bits
+    (Arrow refused it, so the request was set aside: it still is). One C-level pass per column, no Python per value.
+    """
+    for i, kind in enumerate(types):
+        if kind != "int4":
+            continue
+        values = list(filter(None, map(itemgetter(i), rows)))     # NULLs and zeros need no check
+        if values and (max(values) > _INT4_MAX or min(values) < -_INT4_MAX - 1):
+            bad = next(v for v in values if not -_INT4_MAX - 1 <= v <= _INT4_MAX)
+            raise OverflowError(f"{schema.names[i]} {bad} does not fit an INTEGER column")
+
+
 def write_rows(cur: psycopg.Cursor[Any], table: str, schema: pa.Schema, rows: Sequence[Row]) -> None:
     """``rows`` (tuples in ``schema``'s column order) into ``table`` through one binary COPY."""
     if not rows:
         return
+    types = [_pg_type(f) for f in schema]
+    _check_int4(rows, schema, types)
     with cur.copy(f"COPY {table} ({', '.join(schema.names)}) FROM STDIN (FORMAT binary)") as copy:
-        copy.set_types([_pg_type(f) for f in schema])
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
