@@ -93,9 +93,11 @@ def test_open_call_log_opens_postgresql_from_database_url(pg_url: str, tmp_path:
 def test_every_migration_has_a_postgresql_version_under_the_same_name_followed_by_postgresqls_own() -> None:
     from taelio_core.analytics.pg_rollup import MIGRATIONS as PG_ONLY
     assert [name for name, _ in postgres_migrations()] == [name for name, _ in MIGRATIONS] + [
-        "postgres_rollup_triggers", "postgres_rollup_fold_hashed", "postgres_requests_parent_index"]
+        "postgres_rollup_triggers", "postgres_rollup_fold_hashed", "postgres_requests_parent_index",
+        "postgres_latency_histogram_hourly_index"]
     assert [name for name, _ in PG_ONLY] == ["postgres_rollup_triggers", "postgres_rollup_fold_hashed",
-                                             "postgres_requests_parent_index"]
+                                             "postgres_requests_parent_index",
+                                             "postgres_latency_histogram_hourly_index"]
 
 
 def test_a_log_migrated_before_the_hashed_fold_gets_it_and_two_writers_folding_the_same_hours_sum_exactly(
