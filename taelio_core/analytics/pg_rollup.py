@@ -208,8 +208,24 @@ MIGRATION = ("postgres_rollup_triggers", f"""
 # the fold of a 7,500-request batch took about as long as its COPY, most of it sorting raw rows.
 FOLD_HASHED = ("postgres_rollup_fold_hashed", _functions(hashed=True))
 
+# The analytics reads' own index on PostgreSQL: a request's detail lists the other requests under its parent
+# (``calls.request_detail``, an idea and the story built on it). Without it that lookup scanned the day around
+# the request through the ``ts`` index: ~760 ms at 10M requests. Partial: most requests have no parent.
+# Built without CONCURRENTLY (migrations run in a transaction): on a large log it holds writes for its build.
+PARENT_INDEX = ("postgres_requests_parent_index",
+                "CREATE INDEX IF NOT EXISTS requests_parent ON requests (parent_id, ts) WHERE parent_id IS NOT NULL;")
+
+# The Health page's hourly latency percentiles over 30 days (``reliability.latency_over_time`` with hourly
+# buckets, grouped by ``date_trunc('hour', hour)``, provider and bin): read in that order from this index, the
+# rows need neither the hash grouping nor the sort before the window sums (~410 -> ~270 ms at 10M requests,
+# load ~6). It covers what the query reads (index-only); the price is that a fold's update of ``n``, ``lo``
+# or ``hi`` can no longer be a HOT update.
+HOURLY_LATENCY_INDEX = ("postgres_latency_histogram_hourly_index", """
+CREATE INDEX IF NOT EXISTS latency_histogram_hourly ON latency_histogram
+    (metric, date_trunc('hour', hour), provider, bin) INCLUDE (hour, n, lo, hi);""")
+
 # In order, after DuckDB's named migrations (append-only: a change to the triggers is a new entry here).
-MIGRATIONS = [MIGRATION, FOLD_HASHED]
+MIGRATIONS = [MIGRATION, FOLD_HASHED, PARENT_INDEX, HOURLY_LATENCY_INDEX]
 
 
 _FINE_GRAINS = {1: "date_trunc('minute', ts AT TIME ZONE 'UTC')",

@@ -2,12 +2,13 @@
 
 Why: the writer used to turn each batch into Arrow columns and then into CSV
 (``postgres_copy.csv_bytes``), and PostgreSQL parsed every timestamp, decimal
-and number back out of that text. Measured on 30k requests (thread and
-backend CPU, so the machine's load does not enter; ``benchmarks/
-bench_pg_ingest.py --profile``): Arrow + CSV cost the writer thread ~15 us of
-CPU a request and the server ~21 us; binary ``COPY`` fed row by row through
-psycopg's C row formatter costs ~6.5 us and ~17 us. Less time in the writer
-thread is also more of the GIL left to ``record()`` on the request path.
+and number back out of that text. Measured on 30k requests by thread and
+backend CPU (which the machine's load barely moves; ``benchmarks/
+bench_pg_ingest.py`` reports the same CPU figures for the whole pipeline):
+Arrow + CSV cost the writer thread ~15 us of CPU a request and the server
+~28 us; binary ``COPY`` fed row by row through psycopg's C row formatter
+~6.5 us and ~23 us. Less time in the writer thread is also more of the GIL
+left to ``record()`` on the request path.
 
 The rows already hold what PostgreSQL's binary format wants: times are
 integer microseconds (since 1970 here, since 2000 there) and money integer
@@ -20,13 +21,17 @@ Text PostgreSQL cannot hold (a NUL, or a lone surrogate from a provider's
 broken escape) fails the ``COPY``; ``sanitized`` then cleans the batch the way
 the Arrow path did (U+FFFD for NUL, ``?`` for a surrogate) and it is sent
 again, so such a request is stored, not set aside. Hashes are computed before
-that, from the text as received.
+that, from the text as received. One trap of the C dumpers: ``int4`` keeps the
+low 32 bits of a larger integer, silently, where Arrow refused it; so
+``write_rows`` checks the INTEGER columns' range first (``_check_int4``, a
+C-level pass per column) and such a request is still set aside.
 """
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
 from functools import cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -44,6 +49,7 @@ _INT8 = struct.Struct("!q")
 _NUMERIC_HEAD = struct.Struct("!hhhh")      # ndigits, weight, sign, dscale
 _NEGATIVE = 0x4000
 _SCALE = 10                                 # the log's DECIMAL(18, 10)
+_INT4_MAX = 2**31 - 1
 
 
 def _pg_type(field: pa.Field) -> str:
@@ -127,12 +133,27 @@ def binary_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return cur
 
 
+def _check_int4(rows: Sequence[Row], schema: pa.Schema, types: list[str]) -> None:
+    """Refuse an INTEGER column's value outside 32 bits: psycopg's C dumper would silently keep its low 32 bits
+    (Arrow refused it, so the request was set aside: it still is). One C-level pass per column, no Python per value.
+    """
+    for i, kind in enumerate(types):
+        if kind != "int4":
+            continue
+        values = list(filter(None, map(itemgetter(i), rows)))     # NULLs and zeros need no check
+        if values and (max(values) > _INT4_MAX or min(values) < -_INT4_MAX - 1):
+            bad = next(v for v in values if not -_INT4_MAX - 1 <= v <= _INT4_MAX)
+            raise OverflowError(f"{schema.names[i]} {bad} does not fit an INTEGER column")
+
+
 def write_rows(cur: psycopg.Cursor[Any], table: str, schema: pa.Schema, rows: Sequence[Row]) -> None:
     """``rows`` (tuples in ``schema``'s column order) into ``table`` through one binary COPY."""
     if not rows:
         return
+    types = [_pg_type(f) for f in schema]
+    _check_int4(rows, schema, types)
     with cur.copy(f"COPY {table} ({', '.join(schema.names)}) FROM STDIN (FORMAT binary)") as copy:
-        copy.set_types([_pg_type(f) for f in schema])
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 

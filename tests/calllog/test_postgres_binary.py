@@ -98,3 +98,32 @@ def test_text_postgresql_cannot_hold_is_stored_cleaned_and_nothing_is_set_aside(
     assert out.loc[nul.request_id, "output"] == "nul \ufffd inside"
     assert tuple(out.loc[surrogate.request_id, ["output", "prompt"]]) == ("broken ? escape", "also ? here")
     log.close()
+
+
+def test_an_integer_column_value_beyond_32_bits_is_set_aside_not_cut_to_its_low_bits(pg_url: str,
+                                                                                      tmp_path: Path) -> None:
+    results = finished_results(6, seed=4)
+    first = results[2].attempts[0]
+    poison = replace(results[2], attempts=(replace(first, http_status=2**32 + 429), *results[2].attempts[1:]))
+    log = PostgresCallLog(pg_url, spool=tmp_path, flush_interval=0.05)
+    for result in (*results[:2], poison, *results[3:]):
+        log.record(result)
+    log.flush(timeout=60)
+    stored = set(log.query("SELECT request_id FROM requests")["request_id"])
+    assert stored == {r.request_id for r in results} - {poison.request_id}
+    assert log.writer_status().rejected == 1 and "http_status" in log.writer_status().last_error
+    assert log.query("SELECT count(*) AS n FROM attempts WHERE http_status = 429 AND request_id = ?",
+                     [poison.request_id])["n"].iloc[0] == 0
+    log.close()
+
+
+def test_a_row_journalled_before_the_later_columns_is_stored_with_their_defaults(pg_url: str, tmp_path: Path) -> None:
+    from taelio_core.calllog.rows import ATTEMPT_COLUMNS
+    PostgresCallLog(pg_url, spool=tmp_path).close()
+    request, attempts = encode(finished_results(1, seed=5)[0])
+    old_request = request[:REQUEST_COLUMNS.index("retries")]           # before migration 012
+    old_attempts = [a[:ATTEMPT_COLUMNS.index("wait_ms")] for a in attempts]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert copy_rows(conn, [old_request], old_attempts, store_text=True, skip_stored=True) == 1
+        assert conn.execute("SELECT retries, pinned_provider FROM requests").fetchone() == (0, None)
+        assert conn.execute("SELECT DISTINCT wait_ms, sent FROM attempts").fetchall() == [(0.0, None)]
