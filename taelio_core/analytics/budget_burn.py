@@ -85,14 +85,16 @@ def budget_spend(log: Log, *, now: datetime, count_simulated: bool = False) -> p
     start, _end = month_bounds(now)
     hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)   # the hour still being written
     sources = budget_sources(count_simulated)
-    rule = _rule(sources)
+    # The rule, alike on both sides: priced, a counted source, not simulated unless a rehearsal says so.
     return rollup.read(log, lambda r: r.query(f"""
         SELECT day, tier, provider, sum(cost)::VARCHAR AS cost
         FROM (SELECT CAST(hour AS DATE) AS day, tier, provider, cost_usd AS cost FROM attempt_rollup
-              WHERE hour >= ? AND hour < ? AND {rule}
+              WHERE hour >= ? AND hour < ? AND cost_usd IS NOT NULL
+                    AND source IN ({', '.join('?' for _ in sources)}) AND (NOT simulated OR ?)
               UNION ALL
               SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE), tier, provider, cost_usd FROM attempts
-              WHERE ts >= ? AND ts <= ? AND {rule}) AS month
+              WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL
+                    AND source IN ({', '.join('?' for _ in sources)}) AND (NOT simulated OR ?)) AS month
         GROUP BY 1, 2, 3 ORDER BY day, tier, provider""",
         [start.replace(tzinfo=None), hour.replace(tzinfo=None), *sources, count_simulated,   # rollup hours: naive UTC
          hour, now, *sources, count_simulated]))
@@ -105,14 +107,9 @@ def budget_spend_from_raw(log: Log, *, now: datetime, count_simulated: bool = Fa
     sources = budget_sources(count_simulated)
     return rollup.read(log, lambda r: r.query(f"""
         SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day, tier, provider, sum(cost_usd)::VARCHAR AS cost
-        FROM attempts WHERE ts >= ? AND ts <= ? AND {_rule(sources)}
+        FROM attempts WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL
+             AND source IN ({', '.join('?' for _ in sources)}) AND (NOT simulated OR ?)
         GROUP BY 1, 2, 3 ORDER BY day, tier, provider""", [start, now, *sources, count_simulated]), rollups=False)
-
-
-def _rule(sources: tuple[str, ...]) -> str:
-    """The rows that count, as SQL over ``attempts`` or ``attempt_rollup`` (parameters: the sources, then
-    ``count_simulated``)."""
-    return f"cost_usd IS NOT NULL AND source IN ({', '.join('?' for _ in sources)}) AND (NOT simulated OR ?)"
 
 
 def _daily(rows: pd.DataFrame, limits: list[tuple[str, str, Decimal, float]]) -> dict[tuple[str, str], dict]:
