@@ -107,6 +107,51 @@ def extra_queries(log) -> dict[str, object]:  # noqa: ANN001
     return out
 
 
+def budget_figures(log, label: str, warm_runs: int) -> list[Figure]:  # noqa: ANN001
+    """The budget queries from the rollup (now) and from the month's raw attempts (before migration
+    ``014_attempt_rollup_simulated``), alternating in one run, at the log's newest row and at the end of the
+    month before it (when the log reaches back that far).
+
+    Times the log holds, not the clock: the raw query's cost grows with the day of the month (every attempt
+    since the 1st), so it is timed early and late in a month.
+    """
+    from datetime import timedelta
+    from unittest import mock
+
+    import taelio_core.analytics as analytics
+    from taelio_core.analytics import budget_burn
+    from taelio_core.config.policy_parser import load_policy
+
+    first, newest = (t.to_pydatetime() for t in log.query("SELECT min(ts) AS a, max(ts) AS b FROM attempts").iloc[0])
+    month_end = budget_burn.month_bounds(newest)[0] - timedelta(microseconds=1)
+    # A rehearsal (``count_simulated``): the bulk log is all demo traffic, which the policy's budgets skip, so only
+    # then do the month's rows count, as live traffic's would (the rows above time the policy's own budgets).
+    budgets = load_policy(None).model.budgets.model_copy(update={"count_simulated": True})
+    figures = []
+    for now in (newest, month_end) if first < month_end else (newest,):
+        start, _ = budget_burn.month_bounds(now)
+        month = int(log.query("SELECT count(*) AS n FROM attempts WHERE ts >= ? AND ts <= ?", [start, now]).iloc[0, 0])
+        for rehearsal in (False, True):             # the bulk log is demo traffic: only a rehearsal counts it
+            assert budget_burn.budget_spend(log, now=now, count_simulated=rehearsal).equals(
+                budget_burn.budget_spend_from_raw(log, now=now, count_simulated=rehearsal))
+        calls = {"budget_spend": lambda now=now: budget_burn.budget_spend(log, now=now, count_simulated=True),
+                 "budget_status": lambda now=now: analytics.budget_status(log, budgets, now=now),
+                 "budget_burndown": lambda now=now: analytics.budget_burndown(log, budgets, now=now)}
+        for name, call in calls.items():
+            rolled, raw = [], []
+            for _ in range(warm_runs + 1):          # the first pair warms both
+                rolled.append(timed_ms(call))
+                with mock.patch.object(budget_burn, "budget_spend", budget_burn.budget_spend_from_raw):
+                    raw.append(timed_ms(call))      # budget_status and burndown call it by this name
+            after, before = statistics.median(rolled[1:]), statistics.median(raw[1:])
+            figures.append(Figure(part="analytics",
+                                  name=f"{name} (rehearsal: demo counts) warm on day {now.day} of the month, {label}",
+                                  value=after, unit="ms",
+                                  baseline=f"raw attempts (before) {before:.0f} ms: {before / after:.1f}x",
+                                  note=f"{month:,} attempts this month up to {now:%Y-%m-%d %H:%M} UTC"))
+    return figures
+
+
 def timed_ms(fn, *args) -> float:  # noqa: ANN001
     t0 = time.perf_counter()
     fn(*args)
@@ -161,6 +206,8 @@ def measure(requests: int, warm_runs: int, ctx: PartContext) -> list[Figure]:
             figures.append(Figure(part="analytics", name=f"{name} warm, {label}", value=warm, unit="ms",
                                   baseline=f"cold {cold:.0f} ms; full scan {base_warm:.0f} ms",
                                   target=target, met=(warm <= TARGET_WARM_MS) if target else None))
+        if ctx.left() > 5:
+            figures += budget_figures(log, label, warm_runs)
         ctx.raw[label] = {"scan_cold_ms": base_cold, "scan_warm_ms": base_warm, "queries": detail,
                           "file_mb": size_mb}
     finally:

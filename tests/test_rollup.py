@@ -110,7 +110,8 @@ def test_rollup_stays_exact_as_more_rows_arrive_in_old_and_new_hours(tmp_path: P
         after = A.headline(log, A.Filters())
         assert after.requests == before.requests + 120
         # One row per group: folding merged the new rows into the groups they belong to.
-        for table, keys in (("attempt_rollup", "hour, source, tier, task, provider, model, status, error_type"),
+        for table, keys in (("attempt_rollup",
+                             "hour, source, tier, task, provider, model, status, error_type, simulated"),
                             ("request_rollup", "hour, source, tier, task, provider, model, status, fell_back"),
                             ("latency_histogram", "hour, source, tier, task, provider, metric, bin")):
             n = log.query(f"SELECT count(*) AS rows, count(DISTINCT ({keys})) AS groups FROM {table}").iloc[0]

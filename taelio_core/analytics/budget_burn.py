@@ -11,8 +11,11 @@ is what the provider will bill, whatever the page shows). From its rows this
 module projects spend to the month's end at the burn rate so far, and says on
 which day the budget runs out at that rate.
 
-It reads the raw ``attempts`` of the month, not the hourly rollup: the rollup
-has no ``simulated`` column, and the rule needs it.
+It reads the month's whole hours from the attempt rollup (``simulated`` is one of
+its keys since migration ``014_attempt_rollup_simulated``: the rule needs it) and
+only the current hour up to ``now`` from the raw ``attempts``, so it costs the
+same on the 2nd of the month as on the 30th and gives exactly what the raw rows
+give (sums of DECIMAL stay exact; the rollups are current inside the read).
 
 Alerts, most severe first: **over** (100 % spent), **projected over** (the
 month-end projection exceeds the limit), **alert** (``alert_pct`` reached).
@@ -32,7 +35,8 @@ from taelio_core.calllog import CallLog
 from taelio_core.calllog.sources import BILLED_SOURCES
 from taelio_core.config.policy_schema import Budgets
 
-__all__ = ["LEVELS", "budget_burndown", "budget_rule", "budget_sources", "budget_spend", "budget_status", "month_bounds"]
+__all__ = ["LEVELS", "budget_burndown", "budget_rule", "budget_sources", "budget_spend", "budget_spend_from_raw",
+           "budget_status", "month_bounds"]
 
 LEVELS = ("ok", "alert", "projected over", "over")
 Log = CallLog | Reader
@@ -79,12 +83,32 @@ def budget_spend(log: Log, *, now: datetime, count_simulated: bool = False) -> p
     Columns ``day`` (date), ``tier``, ``provider``, ``cost`` (exact, as text: ``Decimal(cost)``).
     """
     start, _end = month_bounds(now)
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)   # the hour still being written
+    sources = budget_sources(count_simulated)
+    # The rule, alike on both sides: priced, a counted source, not simulated unless a rehearsal says so.
+    return rollup.read(log, lambda r: r.query(f"""
+        SELECT day, tier, provider, sum(cost)::VARCHAR AS cost
+        FROM (SELECT CAST(hour AS DATE) AS day, tier, provider, cost_usd AS cost FROM attempt_rollup
+              WHERE hour >= ? AND hour < ? AND cost_usd IS NOT NULL
+                    AND source IN ({', '.join('?' for _ in sources)}) AND (NOT simulated OR ?)
+              UNION ALL
+              SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE), tier, provider, cost_usd FROM attempts
+              WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL
+                    AND source IN ({', '.join('?' for _ in sources)}) AND (NOT simulated OR ?)) AS month
+        GROUP BY 1, 2, 3 ORDER BY day, tier, provider""",
+        [start.replace(tzinfo=None), hour.replace(tzinfo=None), *sources, count_simulated,   # rollup hours: naive UTC
+         hour, now, *sources, count_simulated]))
+
+
+def budget_spend_from_raw(log: Log, *, now: datetime, count_simulated: bool = False) -> pd.DataFrame:
+    """``budget_spend`` summed from the month's raw attempts alone: the reference it must equal, and what it cost
+    before the rollup could answer it (the tests and ``benchmarks/bench_analytics.py`` compare the two)."""
+    start, _end = month_bounds(now)
     sources = budget_sources(count_simulated)
     return rollup.read(log, lambda r: r.query(f"""
-        SELECT (ts AT TIME ZONE 'UTC')::DATE AS day, tier, provider, sum(cost_usd)::VARCHAR AS cost
-        FROM attempts
-        WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL AND source IN ({', '.join('?' for _ in sources)})
-              AND (NOT simulated OR ?)
+        SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day, tier, provider, sum(cost_usd)::VARCHAR AS cost
+        FROM attempts WHERE ts >= ? AND ts <= ? AND cost_usd IS NOT NULL
+             AND source IN ({', '.join('?' for _ in sources)}) AND (NOT simulated OR ?)
         GROUP BY 1, 2, 3 ORDER BY day, tier, provider""", [start, now, *sources, count_simulated]), rollups=False)
 
 

@@ -79,13 +79,15 @@ _GROUP = ("hour", "source", "tier", "task", "provider")
 _HIST_MERGE = ("sum(n)::BIGINT AS n", "min(lo) AS lo", "max(hi) AS hi")
 _ROLLUPS: dict[str, tuple[_Rollup, ...]] = {
     "attempts": (
-        _Rollup(table="attempt_rollup", keys=(*_GROUP, "model", "status", "error_type"),
+        # ``simulated`` is a key (migration 014) so that the budget spend, which never counts simulated calls
+        # unless a rehearsal says so, reads this rollup instead of the month's raw attempts.
+        _Rollup(table="attempt_rollup", keys=(*_GROUP, "model", "status", "error_type", "simulated"),
                 merge=("sum(attempts)::BIGINT AS attempts", "sum(first_attempts)::BIGINT AS first_attempts",
                        "sum(priced)::BIGINT AS priced", "sum(unpriced)::BIGINT AS unpriced",
                        "sum(cost_usd) AS cost_usd", "sum(input_tokens)::BIGINT AS input_tokens",
                        "sum(output_tokens)::BIGINT AS output_tokens", "max(last_ts) AS last_ts"),
                 delta=f"""
-            SELECT {_HOUR} AS hour, source, tier, task, provider, model, status, error_type,
+            SELECT {_HOUR} AS hour, source, tier, task, provider, model, status, error_type, simulated,
                    count(*) AS attempts, count(*) FILTER (WHERE n = 1) AS first_attempts,
                    count(cost_usd) AS priced, count(*) FILTER (WHERE {_UNPRICED}) AS unpriced,
                    sum(cost_usd) AS cost_usd, sum(input_tokens)::BIGINT AS input_tokens,

@@ -16,6 +16,9 @@ the rollups current):
   the same crash land each request exactly once (``ON CONFLICT DO NOTHING``).
   So on PostgreSQL 005 keeps the keys and adds what the reads need instead:
   B-tree indexes on ``ts``.
+* ``014_attempt_rollup_simulated`` only adds the column here (there is no
+  ``rowid`` to backfill by): ``pg_rollup.ATTEMPT_SIMULATED`` re-keys the
+  rollup, re-creates the fold triggers and refolds it from the raw rows.
 
 Several processes may open a fresh database at once (replicas starting
 together): ``migrate`` holds ``pg_advisory_lock`` while it reads
@@ -41,6 +44,9 @@ POSTGRES_VERSIONS: dict[str, str] = {
 -- replayed journal or a repeated copy land each request exactly once. The reads want ts indexes instead.
 CREATE INDEX requests_ts ON requests (ts);
 CREATE INDEX attempts_ts ON attempts (ts);
+""",
+    "014_attempt_rollup_simulated": """
+ALTER TABLE attempt_rollup ADD COLUMN simulated BOOLEAN NOT NULL DEFAULT false;
 """,
 }
 

@@ -453,6 +453,24 @@ CREATE TABLE user_rollup (
 );
 UPDATE rollup_watermarks SET rows_done = 9223372036854775807;
 """),
+    ("014_attempt_rollup_simulated", """
+-- Simulated calls never count toward a budget (analytics/budget_burn.py), so the budget spend read the month's
+-- raw attempts: ~290 ms at 10M requests on 2 December, ~15x that at the month's end. With ``simulated`` as a key
+-- of the attempt rollup it reads whole hours from here. The rows already folded (below the watermark) are
+-- grouped again from the raw rows here; the rest are folded by the next read as usual.
+ALTER TABLE attempt_rollup ADD COLUMN simulated BOOLEAN DEFAULT false;
+DELETE FROM attempt_rollup;
+INSERT INTO attempt_rollup BY NAME
+SELECT date_trunc('hour', ts AT TIME ZONE 'UTC') AS hour, source, tier, task, provider, model, status, error_type,
+       simulated, count(*) AS attempts, count(*) FILTER (WHERE n = 1) AS first_attempts,
+       count(cost_usd) AS priced,
+       count(*) FILTER (WHERE cost_usd IS NULL AND (input_tokens > 0 OR output_tokens > 0)) AS unpriced,
+       sum(cost_usd) AS cost_usd, sum(input_tokens)::BIGINT AS input_tokens,
+       sum(output_tokens)::BIGINT AS output_tokens, max(ts) AS last_ts
+FROM attempts
+WHERE rowid < coalesce((SELECT next_rowid FROM rollup_watermarks WHERE source_table = 'attempts'), 0)
+GROUP BY ALL;
+"""),
 ]
 
 

@@ -89,5 +89,10 @@ def uvicorn_options() -> dict[str, object]:
 
 
 def _installed(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
+    """Importable, not merely present: a broken install falls back rather than stopping the server."""
+    import importlib
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

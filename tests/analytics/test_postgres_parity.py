@@ -62,6 +62,8 @@ COVERED: dict[str, Any] = {
     "availability_over_time": lambda log, f: A.availability_over_time(log, f, bucket="week"),
     "provider_health": lambda log, f: A.provider_health(log, CONFIGURED, f, now=NOW),
     "budget_spend": lambda log, f: [budget_burn.budget_spend(log, now=NOW, count_simulated=c) for c in (False, True)],
+    "budget_spend_from_raw": lambda log, f: [budget_burn.budget_spend_from_raw(log, now=NOW, count_simulated=c)
+                                             for c in (False, True)],
     "budget_status": lambda log, f: A.budget_status(log, BUDGETS, f, now=NOW),
     "budget_burndown": lambda log, f: A.budget_burndown(log, BUDGETS, f, now=NOW),
     "list_requests": lambda log, f: [A.list_requests(log, f, limit=25), A.list_requests(log, f, search="LIGHTHOUSE 1"),

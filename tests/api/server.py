@@ -44,7 +44,7 @@ def api_policy_text() -> str:
                "tiny": {"requests_per_minute": 3}, "thrifty": {"tokens_per_day": 5}, "broke": {}},
         routes={t: chains for t in ("free", "pro", "admin", "tiny", "thrifty", "broke")},
         # Generous clocks: a thousand requests at once on a busy 2-core machine must not turn into timeouts.
-        defaults={"timeout_s": 120}, resilience={"max_retries": 0, "deadline_s": 600},
+        defaults={"timeout_s": 120}, resilience={"max_retries": 0, "deadline_s": 600, "first_token_s": 300},
         breakers={"enabled": False},        # faults in the load test must not change later tests' chains
         budgets={"tier": {"broke": {"monthly": 0, "hard": True}}},
         pricing={"gemini:g-1": (1.0, 2.0), "openai:o-1": (3.0, 6.0), "anthropic:a-1": (2.0, 4.0)})

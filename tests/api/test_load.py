@@ -66,10 +66,9 @@ def test_a_thousand_concurrent_requests_with_faults_are_all_answered_and_logged_
     for _, doc in answers:
         assert doc["status"] == "ok" and doc["text"], doc
         assert [a["provider"] for a in doc["attempts"]] in (["gemini"], ["gemini", "openai"]), [(a["provider"], a["error_type"], a["error"], a["latency_ms"]) for a in doc["attempts"]]
-    # One fallback per injected fault. On a loaded machine the fake may also answer a request later than the
-    # first-token timeout: that is a fallback too, for a reason of its own, and never an unanswered request.
+    # One fallback per injected fault, and no other (the policy's clocks are generous: a slow fake is no fault).
     why = Counter(doc["attempts"][0]["error_type"] for _, doc in answers if len(doc["attempts"]) == 2)
-    assert why.pop("unavailable", 0) == 200 and set(why) <= {"timeout"}, why
+    assert why == {"unavailable": 200}, why
     ids = [request_id for request_id, _ in answers]
     assert len(set(ids)) == 1000
     api.wait_logged("source = 'api' AND task = 'idea'", None, 1000)

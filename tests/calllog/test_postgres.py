@@ -93,9 +93,12 @@ def test_open_call_log_opens_postgresql_from_database_url(pg_url: str, tmp_path:
 def test_every_migration_has_a_postgresql_version_under_the_same_name_followed_by_postgresqls_own() -> None:
     from taelio_core.analytics.pg_rollup import MIGRATIONS as PG_ONLY
     assert [name for name, _ in postgres_migrations()] == [name for name, _ in MIGRATIONS] + [
-        "postgres_rollup_triggers", "postgres_rollup_fold_hashed", "postgres_requests_parent_index"]
+        "postgres_rollup_triggers", "postgres_rollup_fold_hashed", "postgres_requests_parent_index",
+        "postgres_latency_histogram_hourly_index", "postgres_attempt_rollup_simulated"]
     assert [name for name, _ in PG_ONLY] == ["postgres_rollup_triggers", "postgres_rollup_fold_hashed",
-                                             "postgres_requests_parent_index"]
+                                             "postgres_requests_parent_index",
+                                             "postgres_latency_histogram_hourly_index",
+                                             "postgres_attempt_rollup_simulated"]
 
 
 def test_a_log_migrated_before_the_hashed_fold_gets_it_and_two_writers_folding_the_same_hours_sum_exactly(
@@ -153,7 +156,7 @@ def test_the_columns_and_their_types_match_duckdbs(pg_url: str, tmp_path: Path) 
              "DECIMAL(38,10)": "numeric(38,10)"}
     sql = ("SELECT table_name, column_name, {t} AS t FROM information_schema.columns "
            "WHERE table_schema = {s} AND table_name IN ('requests', 'attempts', 'experiments', 'sandbox_runs', "
-           "'alerts', 'request_rollup') ORDER BY table_name, ordinal_position")
+           "'alerts', 'request_rollup', 'attempt_rollup') ORDER BY table_name, ordinal_position")
     d = duck.query(sql.format(t="data_type", s="'main'"))
     p = pg.query(sql.format(t="CASE WHEN data_type = 'numeric' THEN 'numeric(' || numeric_precision || ',' "
                               "|| numeric_scale || ')' ELSE data_type END", s="'public'"))

@@ -174,7 +174,10 @@ FRAGMENT_NAMES = {"where", "where_r", "where_a", "recent_where", "last_where", "
                   "c", "pages", "group",
                   # PostgreSQL: the COPY staging insert's constant column lists (calllog/postgres_copy.py) and a
                   # rollup's constant SQL at a grain from a closed set, over a constant sub-select (pg_rollup.py)
-                  "r_cols", "a_cols", "sql", "grain", "rows"}
+                  "r_cols", "a_cols", "sql", "grain", "rows",
+                  # log copy (calllog/history_tables.py): the staging table, a constant prefix + a history table's
+                  # constant name
+                  "staged"}
 
 
 def _is_placeholder_list(value: ast.expr) -> bool:
