@@ -7,7 +7,9 @@ once and the triggers on again (``load``; the schema after is checked to equal t
 product's own write path, with its per-batch folds, is timed by ``bench_pg_ingest``. Then each query that
 ``bench_analytics`` times (every public analytics function taking ``(log, filters)``, plus provider
 health, budgets, request detail and the two page reads) runs on both backends with the default
-filters (all time): ``warm`` is the median of ``--warm`` runs after a first one.
+filters (all time): ``warm`` is the median of ``--warm`` runs after a first one. The budget queries are
+also timed on PostgreSQL early and late in a month beside the raw-attempts query they replaced
+(``bench_analytics.budget_figures``).
 
     PYTHONPATH=. python benchmarks/bench_pg_analytics.py [--sizes 1000000,10000000] [--warm 5] [--url postgresql://...]
 """
@@ -20,6 +22,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,6 +209,9 @@ def measure(requests: int, url: str, warm_runs: int, ctx: PartContext) -> list[F
                                       unit="ms", baseline=f"DuckDB {duck_warm:.0f} ms",
                                       target="" if page else f"<= {TARGET_WARM_MS:g} ms",
                                       met=None if page else warm <= TARGET_WARM_MS))
+            if ctx.left() > 5:      # the budget queries early and late in a month, rollup beside raw attempts
+                figures += [replace(f, part="pg analytics")
+                            for f in bench_analytics.budget_figures(pg, f"PostgreSQL {label}", warm_runs)]
         finally:
             duck.close()
     finally:
