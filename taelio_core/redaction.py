@@ -21,7 +21,7 @@ import re
 import threading
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["MIN_RUN", "redact", "register_secret", "register_url_secrets", "safe_url"]
+__all__ = ["MIN_RUN", "redact", "register_secret", "register_url_secrets", "register_webhook_secrets", "safe_url"]
 
 MIN_RUN = 8
 _KEY_PATTERNS = [
@@ -60,6 +60,26 @@ def register_url_secrets(url: str | None) -> None:
             register_secret(value)
     except ValueError:
         pass
+
+
+def register_webhook_secrets(url: str | None) -> None:
+    """Register what makes a webhook URL a credential: its password, query values and token-like path segments.
+
+    Never the whole URL: every 8-character run of it would be redacted everywhere, so ``https://`` (or
+    ``//127.0.0.1``) in any later message would be blanked. Nor a plain path word such as Slack's
+    ``services``. A segment is token-like when it holds a digit or a capital letter, or is 16 characters or
+    longer (``T0001ABC``, ``B0002XYZ``, the token itself).
+    """
+    if not url:
+        return
+    register_url_secrets(url)
+    try:
+        path = urlsplit(url.strip()).path
+    except ValueError:
+        return
+    for segment in path.split("/"):
+        if len(segment) >= 16 or any(c.isdigit() or c.isupper() for c in segment):
+            register_secret(segment)
 
 
 def safe_url(url: str | None) -> str:

@@ -15,6 +15,7 @@ from taelio_core.config.policy_parser import parse_policy
 from taelio_core.config.settings import Settings
 from taelio_core.errors import ConfigError
 from taelio_core.monitoring.alerts import WEBHOOK_ENV, check_alerts, recent_alerts, webhook_from
+from taelio_core.redaction import redact
 from tests.policies import policy_text
 
 NOW = datetime(2026, 12, 15, 12, 0, tzinfo=UTC)     # passed to the code under test: no dependence on today
@@ -175,3 +176,15 @@ def test_taelio_alerts_check_sends_from_cron_and_list_shows_when(hook, tmp_path,
     assert main([*args, "list"]) == 0
     listed = capsys.readouterr().out
     assert " UTC " in listed and "is used up" in listed and SECRET_PATH not in listed
+
+
+def test_a_webhook_url_is_redacted_by_its_tokens_never_by_its_scheme_host_or_plain_words() -> None:
+    """Registering the whole URL made every 8-character run of it a secret: ``https://`` and ``//127.0.0.1``
+    were then blanked in every later message (a database URL in an error, for one)."""
+    url = "https://hooks.slack.com/services/T0REDACT9/B0REDACT8/wEbHoOkToKeN2026xyz"
+    assert webhook_from(Settings(env={WEBHOOK_ENV: url})) is not None
+    shown = redact(f"POST {url} failed")
+    for token in ("wEbHoOkToKeN2026xyz", "T0REDACT9", "B0REDACT8"):
+        assert token.lower() not in shown.lower(), shown
+    other = "see https://example.org/services/status and postgresql://127.0.0.1:5432/taelio"
+    assert redact(other) == other

@@ -44,7 +44,7 @@ from taelio_core.calllog.base import CallLog
 from taelio_core.config.settings import Settings
 from taelio_core.errors import ConfigError
 from taelio_core.formatting import money
-from taelio_core.redaction import redact, register_secret
+from taelio_core.redaction import redact, register_webhook_secrets
 
 __all__ = ["WEBHOOK_ENV", "Alert", "AlertDelivery", "Webhook", "budget_alerts", "check_alerts",
            "current_alerts", "deliver", "outage_alerts", "recent_alerts", "slack_payload", "webhook_from"]
@@ -156,8 +156,7 @@ def webhook_from(settings: Settings) -> Webhook | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("must be an http(s) URL, e.g. https://hooks.slack.com/services/...", source=WEBHOOK_ENV)
-    register_secret(url)
-    register_secret(parts.path.strip("/"))      # Slack's path is the secret: redacted wherever it appears
+    register_webhook_secrets(url)     # Slack's path holds the secret: redacted wherever it appears
     return Webhook(url=url)
 
 
