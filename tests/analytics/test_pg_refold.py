@@ -2,26 +2,14 @@
 it must leave exactly the rollups the per-batch triggers leave."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 
 from taelio_core.analytics.pg_rollup import ROLLUP_TABLES, refold_sql
 from taelio_core.calllog import PostgresCallLog
-from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
 from taelio_core.calllog.postgres_copy import copy_tables
-from taelio_core.calllog.rows import encode
-from tests.calllog.traffic import finished_results
-
-
-def _batch(results: list, k: int) -> tuple:
-    requests, attempts = [], []
-    for i, result in enumerate(results):
-        request, rows = encode(replace(result, request_id=f"b{k}-{i}"))
-        requests.append(request)
-        attempts.extend(rows)
-    return rows_to_table(requests, REQUEST_SCHEMA, store_text=True), rows_to_table(attempts, ATTEMPT_SCHEMA)
+from tests.calllog.traffic import arrow_batch, finished_results
 
 
 def _rollups(conn: psycopg.Connection) -> dict[str, list[tuple]]:
@@ -36,7 +24,7 @@ def test_rows_loaded_with_the_triggers_off_then_refolded_give_the_rollups_the_tr
     results = finished_results(120, seed=5)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for k in range(3):                              # three batches: the folds merge into the same hours
-            copy_tables(conn, *_batch(results, k))
+            copy_tables(conn, *arrow_batch(results, f"b{k}"))
         by_triggers = _rollups(conn)
         assert sum(len(rows) for rows in by_triggers.values()) > 0
 
@@ -45,7 +33,7 @@ def test_rows_loaded_with_the_triggers_off_then_refolded_give_the_rollups_the_tr
         conn.execute("ALTER TABLE requests DISABLE TRIGGER USER")
         conn.execute("ALTER TABLE attempts DISABLE TRIGGER USER")
         for k in range(3):
-            copy_tables(conn, *_batch(results, k))
+            copy_tables(conn, *arrow_batch(results, f"b{k}"))
         conn.execute("ALTER TABLE requests ENABLE TRIGGER USER")
         conn.execute("ALTER TABLE attempts ENABLE TRIGGER USER")
         assert all(not rows for rows in _rollups(conn).values())   # nothing folded while the triggers were off

@@ -24,7 +24,7 @@ from taelio_core.calllog.schema import MIGRATIONS
 from taelio_core.config.settings import PostgresTarget, database_target, load_settings
 from taelio_core.errors import CallLogError, ConfigError
 from tests.calllog.test_durability import _abandon, kill_after
-from tests.calllog.traffic import finished_results, start_child
+from tests.calllog.traffic import arrow_batch, finished_results, start_child
 
 
 # ---- placeholders (no server) ----------------------------------------------------------------
@@ -103,9 +103,6 @@ def test_every_migration_has_a_postgresql_version_under_the_same_name_followed_b
 
 def test_a_log_migrated_before_the_hashed_fold_gets_it_and_two_writers_folding_the_same_hours_sum_exactly(
         pg_url: str, tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
     from taelio_core.calllog.postgres_copy import copy_tables
     from taelio_core.calllog.postgres_schema import migrate
     with psycopg.connect(pg_url, autocommit=True) as conn:     # a database as it was before the new migration
@@ -116,18 +113,10 @@ def test_a_log_migrated_before_the_hashed_fold_gets_it_and_two_writers_folding_t
     assert "MATERIALIZED" in source
     base = finished_results(200, seed=3)
 
-    def batch(k: int) -> tuple:
-        requests, attempts = [], []
-        for i, result in enumerate(base):
-            request, rows = encode(replace(result, request_id=f"w{k}-{i}"))
-            requests.append(request)
-            attempts.extend(rows)
-        return rows_to_table(requests, REQUEST_SCHEMA, store_text=True), rows_to_table(attempts, ATTEMPT_SCHEMA)
-
     def write(k: int) -> None:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             for round_ in range(3):
-                copy_tables(conn, *batch(10 * k + round_))
+                copy_tables(conn, *arrow_batch(base, f"w{10 * k + round_}"))
 
     writers = [threading.Thread(target=write, args=(k,)) for k in range(2)]
     for writer in writers:

@@ -57,6 +57,21 @@ def faulty_router(sink: CallSink | None, *, fault_rate: float = 0.2, seed: int =
     return Router(policy, providers, sink=sink, source=source)
 
 
+def arrow_batch(results: list, prefix: str) -> tuple:
+    """``results`` as the log's (requests, attempts) Arrow tables, under fresh ids ``<prefix>-<i>``."""
+    from dataclasses import replace
+
+    from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA, rows_to_table
+    from taelio_core.calllog.rows import encode
+
+    requests, attempts = [], []
+    for i, result in enumerate(results):
+        request, rows = encode(replace(result, request_id=f"{prefix}-{i}"))
+        requests.append(request)
+        attempts.extend(rows)
+    return rows_to_table(requests, REQUEST_SCHEMA, store_text=True), rows_to_table(attempts, ATTEMPT_SCHEMA)
+
+
 def finished_results(n: int, *, seed: int = 0, fault_rate: float = 0.2) -> list:
     """``n`` finished requests (ok or failed, with their attempts) from ``faulty_router``, cycling tiers and tasks."""
     from taelio_core.errors import AllProvidersFailed
