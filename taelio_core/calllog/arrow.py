@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taelio_core.calllog.rows import ATTEMPT_COLUMNS, LATER_DEFAULTS, REQUEST_COLUMNS, sha256
+from taelio_core.calllog.rows import ATTEMPT_COLUMNS, LATER_DEFAULTS, REQUEST_COLUMNS, sha256, widened
 
 __all__ = ["ATTEMPT_SCHEMA", "COST_SCALE", "COST_TYPE", "REQUEST_SCHEMA", "TS_TYPE", "complete_text", "conform",
            "decimal_from_units", "hex_ids", "rows_to_table", "strings_from_indices"]
@@ -128,10 +128,7 @@ def rows_to_table(rows: list[tuple[Any, ...]], schema: pa.Schema, *, store_text:
     """
     if not rows:
         return schema.empty_table()
-    width = len(schema.names)
-    if any(len(row) != width for row in rows):  # a row journaled before migration 012: later columns' defaults
-        tail = [LATER_DEFAULTS.get(name) for name in schema.names]
-        rows = [row + tuple(tail[len(row):]) for row in rows]
+    rows = widened(rows, schema.names)   # a row journalled before migration 012: later columns' defaults
     columns = list(zip(*rows))
     if store_text is not None:
         _hash_text(columns, schema.names, store_text)

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from taelio_core.calllog.rows import LATER_DEFAULTS, REQUEST_COLUMNS, sha256
+from taelio_core.calllog.rows import REQUEST_COLUMNS, sha256, widened
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["binary_cursor", "request_rows", "sanitized", "widened", "write_rows"]
+__all__ = ["binary_cursor", "request_rows", "sanitized", "write_rows"]
 
 Row = tuple[Any, ...]
 _PG_EPOCH_US = 946_684_800_000_000          # 2000-01-01 UTC, PostgreSQL's zero, in µs since 1970
@@ -52,21 +52,14 @@ _SCALE = 10                                 # the log's DECIMAL(18, 10)
 _INT4_MAX = 2**31 - 1
 
 
+# Arrow type test -> the PostgreSQL type binary COPY writes; anything else (varchar, JSON) is text: in binary
+# COPY both take the text's UTF-8 bytes.
+_PG_TYPES = ((pa.types.is_timestamp, "timestamptz"), (pa.types.is_decimal, "numeric"), (pa.types.is_boolean, "bool"),
+             (pa.types.is_float64, "float8"), (pa.types.is_int64, "int8"), (pa.types.is_int32, "int4"))
+
+
 def _pg_type(field: pa.Field) -> str:
-    t = field.type
-    if pa.types.is_timestamp(t):
-        return "timestamptz"
-    if pa.types.is_decimal(t):
-        return "numeric"
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_float64(t):
-        return "float8"
-    if pa.types.is_int64(t):
-        return "int8"
-    if pa.types.is_int32(t):
-        return "int4"
-    return "text"          # varchar, and JSON: in binary COPY both take the text's UTF-8 bytes
+    return next((name for matches, name in _PG_TYPES if matches(field.type)), "text")
 
 
 @cache
@@ -158,15 +151,6 @@ def write_rows(cur: psycopg.Cursor[Any], table: str, schema: pa.Schema, rows: Se
             copy.write_row(row)
 
 
-def widened(rows: list[Row], schema: pa.Schema) -> list[Row]:
-    """Rows journalled before a later migration's columns, given those columns' defaults (``LATER_DEFAULTS``)."""
-    width = len(schema.names)
-    if all(len(row) == width for row in rows):
-        return rows
-    tail = tuple(LATER_DEFAULTS.get(name) for name in schema.names)
-    return [row + tail[len(row):] for row in rows]
-
-
 _P_SHA, _PROMPT, _OUTPUT, _O_SHA = (REQUEST_COLUMNS.index(c) for c in ("prompt_sha256", "prompt", "output",
                                                                         "output_sha256"))
 
@@ -175,7 +159,7 @@ def request_rows(rows: list[Row], schema: pa.Schema, *, store_text: bool) -> lis
     """Queued request rows as stored: the text hashes ``record()`` left out filled in, in the writer thread
     (as ``arrow.rows_to_table`` does for DuckDB), and the text dropped when the log keeps hashes only."""
     out = []
-    for row in widened(rows, schema):
+    for row in widened(rows, schema.names):
         p_sha, prompt, output, o_sha = row[_P_SHA:_O_SHA + 1]
         if p_sha is None and prompt is not None:
             p_sha = sha256(prompt)

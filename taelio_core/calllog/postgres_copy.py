@@ -31,7 +31,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from taelio_core.calllog.arrow import ATTEMPT_SCHEMA, REQUEST_SCHEMA
-from taelio_core.calllog.postgres_binary import binary_cursor, request_rows, sanitized, widened, write_rows
+from taelio_core.calllog.postgres_binary import binary_cursor, request_rows, sanitized, write_rows
+from taelio_core.calllog.rows import widened
 
 if TYPE_CHECKING:
     import psycopg
@@ -114,7 +115,7 @@ def copy_rows(conn: psycopg.Connection[Any], requests: list[Row], attempts: list
     """
     import psycopg
     requests = request_rows(requests, REQUEST_SCHEMA, store_text=store_text)
-    attempts = widened(attempts, ATTEMPT_SCHEMA)
+    attempts = widened(attempts, ATTEMPT_SCHEMA.names)
 
     def copy_both(cur: psycopg.Cursor[Any], requests_table: str, attempts_table: str) -> None:
         write_rows(cur, requests_table, REQUEST_SCHEMA, requests)

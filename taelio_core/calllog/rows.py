@@ -23,7 +23,7 @@ from typing import Any
 
 from taelio_core.routing.trace import GenerationResult, RouteEntry, Skip
 
-__all__ = ["ATTEMPT_COLUMNS", "LATER_DEFAULTS", "REQUEST_COLUMNS", "attempt_rows", "encode", "micros", "request_row", "sha256"]
+__all__ = ["ATTEMPT_COLUMNS", "LATER_DEFAULTS", "REQUEST_COLUMNS", "attempt_rows", "encode", "micros", "request_row", "sha256", "widened"]
 
 REQUEST_COLUMNS = [
     "request_id", "parent_id", "ts", "source", "tier", "task", "policy", "status", "provider", "model",
@@ -39,6 +39,17 @@ ATTEMPT_COLUMNS = [
 # Columns added after the first (migration 012): a row written before them (the journal may replay one) or a
 # table built without them gets these values.
 LATER_DEFAULTS: dict[str, Any] = {"retries": 0, "pinned_provider": None, "wait_ms": 0.0, "sent": None}
+
+
+def widened(rows: list[tuple[Any, ...]], names: list[str]) -> list[tuple[Any, ...]]:
+    """Rows journalled before a later migration's columns, given those columns' defaults (``LATER_DEFAULTS``)."""
+    width = len(names)
+    if all(len(row) == width for row in rows):
+        return rows
+    tail = tuple(LATER_DEFAULTS.get(name) for name in names)
+    return [row + tail[len(row):] for row in rows]
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -22,6 +24,17 @@ from tests.servers import wait_until as _wait_until
 
 def _breakers(link: RedisLink, **config: float) -> CircuitBreakers:
     return CircuitBreakers(BreakerConfig(**config), clock=SystemClock(), store=RedisBreakerStore(link))
+
+
+@contextmanager
+def _two_processes(url: str, **config: float) -> Iterator[tuple[list[RedisLink], CircuitBreakers, CircuitBreakers]]:
+    """Two processes' links to one Redis and a breaker set on each (as two replicas have)."""
+    links = [RedisLink(url), RedisLink(url)]
+    try:
+        yield links, _breakers(links[0], **config), _breakers(links[1], **config)
+    finally:
+        for link in links:
+            link.close()
 
 
 def test_a_breaker_state_survives_its_trip_through_redis_with_its_failure_window():
@@ -53,9 +66,7 @@ def test_a_breaker_opened_by_another_process_makes_this_one_skip_the_entry(redis
 
 
 def test_failures_seen_by_two_processes_add_up_in_one_breaker(redis_url):
-    links = [RedisLink(redis_url), RedisLink(redis_url)]
-    try:
-        one, two = (_breakers(link, consecutive_failures=4) for link in links)
+    with _two_processes(redis_url, consecutive_failures=4) as (links, one, two):
         for i in range(2):
             one.observe(ctx_for(f"a{i}"), failed_attempt("a", "m"))
             links[0].flush()
@@ -63,9 +74,6 @@ def test_failures_seen_by_two_processes_add_up_in_one_breaker(redis_url):
             links[1].flush()
         _wait_until(lambda: one.state_of("a:m") == "open")
         assert one.states()["a:m"].reason == "4 failures in a row"
-    finally:
-        for link in links:
-            link.close()
 
 
 def test_after_the_cool_down_exactly_one_of_several_processes_takes_the_trial(redis_url):
@@ -164,9 +172,7 @@ def test_rate_limits_count_per_process_while_redis_is_down(server):
 
 def test_the_process_that_sees_the_opening_failure_skips_the_entry_on_its_very_next_request(redis_url):
     """Outcomes reach Redis on the link's thread; until then this process reads the breaker with them applied."""
-    links = [RedisLink(redis_url), RedisLink(redis_url)]
-    try:
-        one, two = (_breakers(link, consecutive_failures=5) for link in links)
+    with _two_processes(redis_url, consecutive_failures=5) as (links, one, two):
         for i in range(3):
             one.observe(ctx_for(f"r{i}"), failed_attempt("a", "m"))
         assert one.states()["a:m"].consecutive == 3                      # read before it is written
@@ -182,6 +188,3 @@ def test_the_process_that_sees_the_opening_failure_skips_the_entry_on_its_very_n
         links[0].flush()
         _wait_until(lambda: two.state_of("a:m") == "open")
         assert two.states()["a:m"].reason == one.states()["a:m"].reason == "5 failures in a row"
-    finally:
-        for link in links:
-            link.close()

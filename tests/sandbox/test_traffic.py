@@ -78,9 +78,11 @@ def test_daily_curve_is_busier_in_the_afternoon_than_at_night() -> None:
 def test_windows_parse_and_bad_ones_name_the_problem() -> None:
     now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)  # fixed-date-ok: passed as now=; the other windows are absolute
     assert parse_window("7d", now=now) == (now - timedelta(days=7), now)
-    assert parse_window("2026-11-01..2026-11-08") == (datetime(2026, 11, 1, tzinfo=timezone.utc),
-                                                      datetime(2026, 11, 9, tzinfo=timezone.utc))
+    # An absolute window never reads the clock; ``now`` is passed all the same, so none could be met.
+    assert parse_window("2026-11-01..2026-11-08", now=now) == (  # fixed-date-ok: absolute window, now= injected
+        datetime(2026, 11, 1, tzinfo=timezone.utc),  # fixed-date-ok: the window's own start
+        datetime(2026, 11, 9, tzinfo=timezone.utc))  # fixed-date-ok: the window's own end (the day after)
     with pytest.raises(InputError, match="not a window like 7d"):
-        parse_window("last week")
+        parse_window("last week", now=now)
     with pytest.raises(InputError, match="ends before it starts"):
-        parse_window("2026-11-08..2026-11-01")
+        parse_window("2026-11-08..2026-11-01", now=now)  # fixed-date-ok: absolute window, now= injected
